@@ -1,0 +1,274 @@
+// distcache — byte-bounded, sharded LRU cache with per-entry expiry.
+#ifndef DISTCACHE_CACHE_LRU_CACHE_HPP
+#define DISTCACHE_CACHE_LRU_CACHE_HPP
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <distcache/clock.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace distcache::detail {
+
+/// A key with its precomputed hash, so that the hash tables never hash a key
+/// a second time.
+struct hashed_key {
+  std::string_view text;
+  std::uint64_t hash;
+};
+
+/// A byte-bounded LRU cache of decoded values, split into shards by the key's
+/// hash so that concurrent operations on different keys rarely share a lock.
+///
+/// It is not templated on the value type: values are type-erased read-only
+/// handles (shared_ptr<const void>) and the caller states how many bytes each
+/// one holds. Every entry is charged `charge(key, value_bytes)`: the key, the
+/// value bytes and a fixed per-entry overhead (hash node, list links, control
+/// block, allocator headers). The sum of charges in a shard never exceeds the
+/// shard's budget, max_bytes / shards, which is also the largest value it
+/// accepts.
+///
+/// Expired entries are never returned: a lookup that finds one erases it.
+///
+/// Thread safety: every member function may be called concurrently.
+/// Invariant: no lock is held while user code runs (values are destroyed
+/// outside the shard lock when an eviction releases the last handle).
+class lru_cache {
+ public:
+  /// Bytes charged per entry on top of its key and value bytes.
+  static constexpr std::size_t entry_overhead = 160;
+
+  /// Bytes an entry of this key and value size is charged.
+  static constexpr std::size_t charge(std::size_t key_bytes, std::size_t value_bytes) noexcept {
+    return entry_overhead + key_bytes + value_bytes;
+  }
+
+  /// The shard count used for a budget when none is configured: a power of
+  /// two up to 16, keeping every shard at least 256 KiB.
+  static std::size_t default_shards(std::int64_t max_bytes) noexcept {
+    std::size_t n = 1;
+    while (n < 16 && max_bytes / static_cast<std::int64_t>(n * 2) >= (256 << 10)) n *= 2;
+    return n;
+  }
+
+  /// A cache of at most `max_bytes` over `shards` shards (rounded up to a power
+  /// of two, at least 1). `clock` may be null: the steady clock is used.
+  lru_cache(std::int64_t max_bytes, std::size_t shards, const clock_source* clock)
+      : clock_(clock) {
+    std::size_t n = 1;
+    while (n < std::max<std::size_t>(shards, 1)) n *= 2;
+    mask_ = n - 1;
+    shard_budget_ = std::max<std::int64_t>(max_bytes, 0) / static_cast<std::int64_t>(n);
+    shards_ = std::make_unique<shard[]>(n);  // NOLINT(modernize-avoid-c-arrays)
+    shard_count_ = n;
+  }
+
+  /// The value of `key`, or null when absent or expired. A hit makes the
+  /// entry the most recently used of its shard.
+  [[nodiscard]] std::shared_ptr<const void> get(hashed_key key) {
+    shard& s = shard_for(key.hash);
+    std::shared_ptr<const void> doomed;  // released after unlocking
+    std::lock_guard lock(s.mutex);
+    auto it = s.map.find(key);
+    if (it == s.map.end()) return nullptr;
+    node& n = *it;
+    if (n.second.expires_at != never_expires && now() >= n.second.expires_at) {
+      doomed = std::move(n.second.value);
+      s.erase(it);
+      return nullptr;
+    }
+    s.touch(&n);
+    return n.second.value;
+  }
+
+  /// Stores `value` under `key`, replacing any previous value, evicting least
+  /// recently used entries of the shard until it fits. Returns false, storing
+  /// nothing and leaving any previous value in place, when the entry alone is
+  /// larger than the shard budget.
+  bool put(hashed_key key, std::shared_ptr<const void> value, std::size_t value_bytes,
+           time_point expires_at) {
+    const auto cost = static_cast<std::int64_t>(charge(key.text.size(), value_bytes));
+    if (cost > shard_budget_) return false;
+    shard& s = shard_for(key.hash);
+    std::vector<std::shared_ptr<const void>> released;  // destroyed after unlocking
+    std::lock_guard lock(s.mutex);
+    auto it = s.map.find(key);
+    if (it != s.map.end()) {
+      node& n = *it;
+      released.push_back(std::exchange(n.second.value, std::move(value)));
+      s.bytes += cost - n.second.cost;
+      n.second.cost = cost;
+      n.second.expires_at = expires_at;
+      s.touch(&n);
+    } else {
+      auto [pos, inserted] = s.map.try_emplace(
+          stored_key{std::string(key.text), key.hash},
+          entry{std::move(value), expires_at, cost, nullptr, nullptr});
+      (void)inserted;
+      s.bytes += cost;
+      s.link_front(&*pos);
+    }
+    while (s.bytes > shard_budget_ && s.tail != nullptr) {
+      node* victim = s.tail;
+      released.push_back(std::move(victim->second.value));
+      s.erase(s.map.find(hashed_key{victim->first.text, victim->first.hash}));
+      ++s.evictions;
+    }
+    return true;
+  }
+
+  /// Removes `key`; returns true when an entry was removed.
+  bool remove(hashed_key key) {
+    shard& s = shard_for(key.hash);
+    std::shared_ptr<const void> doomed;
+    std::lock_guard lock(s.mutex);
+    auto it = s.map.find(key);
+    if (it == s.map.end()) return false;
+    doomed = std::move(it->second.value);
+    s.erase(it);
+    return true;
+  }
+
+  /// Removes every entry.
+  void clear() {
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      shard& s = shards_[i];
+      map_type doomed;
+      {
+        std::lock_guard lock(s.mutex);
+        doomed.swap(s.map);
+        s.head = s.tail = nullptr;
+        s.bytes = 0;
+      }
+    }
+  }
+
+  /// Bytes charged by the entries held now.
+  [[nodiscard]] std::int64_t bytes() const {
+    std::int64_t total = 0;
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      std::lock_guard lock(shards_[i].mutex);
+      total += shards_[i].bytes;
+    }
+    return total;
+  }
+
+  /// Number of entries held now (expired ones not yet looked up included).
+  [[nodiscard]] std::size_t size() const {
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      std::lock_guard lock(shards_[i].mutex);
+      total += shards_[i].map.size();
+    }
+    return total;
+  }
+
+  /// Entries evicted to make room since construction.
+  [[nodiscard]] std::uint64_t evictions() const {
+    std::uint64_t total = 0;
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      std::lock_guard lock(shards_[i].mutex);
+      total += shards_[i].evictions;
+    }
+    return total;
+  }
+
+  /// The largest charge one entry may have (the shard budget).
+  [[nodiscard]] std::int64_t shard_budget() const noexcept { return shard_budget_; }
+  /// The number of shards.
+  [[nodiscard]] std::size_t shards() const noexcept { return shard_count_; }
+  /// The largest sum of charges a shard ever holds is shard_budget(); this is
+  /// the largest any shard holds now (tests check the invariant with it).
+  [[nodiscard]] std::int64_t largest_shard_bytes() const {
+    std::int64_t m = 0;
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      std::lock_guard lock(shards_[i].mutex);
+      m = std::max(m, shards_[i].bytes);
+    }
+    return m;
+  }
+
+ private:
+  struct stored_key {
+    std::string text;
+    std::uint64_t hash;
+  };
+  struct entry;
+  using node = std::pair<const stored_key, entry>;
+  struct entry {
+    std::shared_ptr<const void> value;
+    time_point expires_at;
+    std::int64_t cost;
+    node* prev;  // towards the most recently used
+    node* next;  // towards the least recently used
+  };
+  struct key_hash {
+    using is_transparent = void;
+    std::size_t operator()(const stored_key& k) const noexcept { return k.hash; }
+    std::size_t operator()(const hashed_key& k) const noexcept { return k.hash; }
+  };
+  struct key_equal {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      return a.hash == b.hash && std::string_view(a.text) == std::string_view(b.text);
+    }
+  };
+  using map_type = std::unordered_map<stored_key, entry, key_hash, key_equal>;
+
+  // Aligned so two shards' locks never share a cache line.
+  struct alignas(64) shard {
+    mutable std::mutex mutex;
+    map_type map;
+    node* head = nullptr;  // most recently used
+    node* tail = nullptr;  // least recently used
+    std::int64_t bytes = 0;
+    std::uint64_t evictions = 0;
+
+    void unlink(node* n) noexcept {
+      entry& e = n->second;
+      (e.prev != nullptr ? e.prev->second.next : head) = e.next;
+      (e.next != nullptr ? e.next->second.prev : tail) = e.prev;
+      e.prev = e.next = nullptr;
+    }
+    void link_front(node* n) noexcept {
+      n->second.prev = nullptr;
+      n->second.next = head;
+      if (head != nullptr) head->second.prev = n;
+      head = n;
+      if (tail == nullptr) tail = n;
+    }
+    void touch(node* n) noexcept {
+      if (head == n) return;
+      unlink(n);
+      link_front(n);
+    }
+    void erase(map_type::iterator it) noexcept {
+      unlink(&*it);
+      bytes -= it->second.cost;
+      map.erase(it);
+    }
+  };
+
+  shard& shard_for(std::uint64_t hash) noexcept {
+    // The high bits pick the shard; the hash table uses the low bits.
+    return shards_[(hash >> 48) & mask_];
+  }
+  time_point now() const noexcept { return clock_ != nullptr ? clock_->now() : clock_type::now(); }
+
+  const clock_source* clock_;
+  std::unique_ptr<shard[]> shards_;  // NOLINT(modernize-avoid-c-arrays)
+  std::size_t shard_count_ = 1;
+  std::size_t mask_ = 0;
+  std::int64_t shard_budget_ = 0;
+};
+
+}  // namespace distcache::detail
+
+#endif  // DISTCACHE_CACHE_LRU_CACHE_HPP

@@ -1,0 +1,151 @@
+// distcache — singleflight: concurrent misses on one key share one load.
+#ifndef DISTCACHE_CACHE_SINGLEFLIGHT_HPP
+#define DISTCACHE_CACHE_SINGLEFLIGHT_HPP
+
+#include <algorithm>
+#include <array>
+#include <functional>
+#include <cstddef>
+#include <cstdint>
+#include <distcache/cache/lru_cache.hpp>
+#include <distcache/error.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace distcache::detail {
+
+/// One caller waiting for a load. complete() is called exactly once: by the
+/// load when it finishes, or by whoever abandons the waiter first (its timeout
+/// or its cancellation), never both, because both first remove the waiter from
+/// its flight under the flight's lock.
+class waiter {
+ public:
+  waiter() = default;
+  waiter(const waiter&) = delete;
+  waiter& operator=(const waiter&) = delete;
+  virtual ~waiter() = default;
+  /// Delivers the outcome. Runs on the thread that finished the load or
+  /// abandoned the waiter; implementations hand off to the caller's executor.
+  virtual void complete(error_code ec, std::shared_ptr<const void> value) = 0;
+};
+
+/// Groups concurrent loads of one key into one flight.
+///
+/// The first caller of join() for a key becomes the leader and starts the load;
+/// later callers only wait. finish() publishes the outcome (through a callback
+/// run under the flight's lock, so that a put() or remove() of the same key
+/// that invalidated the flight in the meantime can never be overwritten by the
+/// older loaded value) and then completes every waiter outside any lock.
+///
+/// Thread safety: every member function may be called concurrently.
+class singleflight {
+ public:
+  /// Adds `w` to the flight of `key`, creating it if needed. Returns true when
+  /// the caller is the leader and must start the load.
+  bool join(hashed_key key, std::shared_ptr<waiter> w) {
+    shard& s = shard_for(key.hash);
+    std::lock_guard lock(s.mutex);
+    auto [it, created] = s.flights.try_emplace(std::string(key.text));
+    it->second.waiters.push_back(std::move(w));
+    return created;
+  }
+
+  /// Removes `w` from the flight of `key`. Returns true when it was still
+  /// waiting (the caller must then complete it); false when the load already
+  /// took it. The load itself runs on, for the other waiters.
+  bool abandon(hashed_key key, const waiter* w) {
+    shard& s = shard_for(key.hash);
+    std::lock_guard lock(s.mutex);
+    auto it = s.flights.find(key.text);
+    if (it == s.flights.end()) return false;
+    auto& ws = it->second.waiters;
+    auto pos = std::find_if(ws.begin(), ws.end(), [w](const auto& p) { return p.get() == w; });
+    if (pos == ws.end()) return false;
+    ws.erase(pos);
+    return true;
+  }
+
+  /// Marks the flight of `key`, if any, so that its outcome is not published:
+  /// a newer put() or remove() of the key happened while it loaded.
+  void invalidate(hashed_key key) {
+    shard& s = shard_for(key.hash);
+    std::lock_guard lock(s.mutex);
+    auto it = s.flights.find(key.text);
+    if (it != s.flights.end()) it->second.invalidated = true;
+  }
+
+  /// Ends the flight of `key`: runs `publish()` under the lock unless the
+  /// flight was invalidated (publish returns the error to deliver instead of
+  /// `ec`, e.g. when the value does not fit), then completes every waiter with
+  /// the outcome. Returns the number of waiters completed.
+  template <class Publish>
+  std::size_t finish(hashed_key key, error_code ec, const std::shared_ptr<const void>& value,
+                     Publish&& publish) {
+    std::vector<std::shared_ptr<waiter>> waiters;
+    {
+      shard& s = shard_for(key.hash);
+      std::lock_guard lock(s.mutex);
+      auto it = s.flights.find(key.text);
+      if (it == s.flights.end()) return 0;
+      if (!ec && !it->second.invalidated) ec = std::forward<Publish>(publish)();
+      waiters = std::move(it->second.waiters);
+      s.flights.erase(it);
+    }
+    for (auto& w : waiters) w->complete(ec, ec ? nullptr : value);
+    return waiters.size();
+  }
+
+  /// Ends every flight at once: each waiter completes with `ec` and the loads
+  /// that still run publish nothing (used by stop()).
+  void abandon_all(error_code ec) {
+    std::vector<std::shared_ptr<waiter>> waiters;
+    for (auto& s : shards_) {
+      std::lock_guard lock(s.mutex);
+      for (auto& [key, f] : s.flights) {
+        for (auto& w : f.waiters) waiters.push_back(std::move(w));
+      }
+      s.flights.clear();
+    }
+    for (auto& w : waiters) w->complete(ec, nullptr);
+  }
+
+  /// Number of flights in progress (for tests and stats).
+  [[nodiscard]] std::size_t in_flight() const {
+    std::size_t n = 0;
+    for (const auto& s : shards_) {
+      std::lock_guard lock(s.mutex);
+      n += s.flights.size();
+    }
+    return n;
+  }
+
+ private:
+  struct flight {
+    std::vector<std::shared_ptr<waiter>> waiters;
+    bool invalidated = false;
+  };
+  struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  struct alignas(64) shard {
+    mutable std::mutex mutex;
+    std::unordered_map<std::string, flight, string_hash, std::equal_to<>> flights;
+  };
+  static constexpr std::size_t shard_count = 16;
+
+  shard& shard_for(std::uint64_t hash) noexcept { return shards_[(hash >> 48) % shard_count]; }
+
+  std::array<shard, shard_count> shards_;
+};
+
+}  // namespace distcache::detail
+
+#endif  // DISTCACHE_CACHE_SINGLEFLIGHT_HPP

@@ -1,0 +1,70 @@
+// distcache — per-keyspace statistics.
+#ifndef DISTCACHE_CACHE_STATS_HPP
+#define DISTCACHE_CACHE_STATS_HPP
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace distcache {
+
+/// A snapshot of one keyspace's counters. Counters are cumulative over the
+/// engine's life (they survive update_keyspace and delete_keyspace); the byte
+/// and item figures describe the caches now. The meanings follow groupcache's.
+struct keyspace_stats {
+  std::uint64_t gets = 0;                  ///< get requests, hits and misses, incl. each key of get_many
+  std::uint64_t cache_hits = 0;            ///< gets answered from the main or hot cache
+  std::uint64_t peer_loads = 0;            ///< misses answered by the owning peer
+  std::uint64_t peer_errors = 0;           ///< requests to a peer that failed
+  std::uint64_t loads = 0;                 ///< misses (gets - cache_hits)
+  std::uint64_t loads_deduped = 0;         ///< loads after singleflight: one per shared flight
+  std::uint64_t local_loads = 0;           ///< data-source calls that returned a value
+  std::uint64_t local_load_errs = 0;       ///< data-source calls that failed (not_found excluded)
+  std::uint64_t remove_keys_requests = 0;  ///< remove and remove_many calls received
+  std::uint64_t removed_keys = 0;          ///< keys that were present and removed
+  std::int64_t main_cache_bytes = 0;       ///< bytes charged in the main cache now
+  std::int64_t hot_cache_bytes = 0;        ///< bytes charged in the hot cache now
+  std::size_t main_cache_items = 0;        ///< entries in the main cache now
+  std::size_t hot_cache_items = 0;         ///< entries in the hot cache now
+  std::uint64_t evictions = 0;             ///< entries evicted for room, main and hot, current definition
+};
+
+namespace detail {
+
+/// A counter incremented from many threads without sharing a cache line:
+/// each thread adds to its own stripe; load() sums the stripes.
+class striped_counter {
+ public:
+  void add(std::uint64_t n = 1) noexcept {
+    cells_[stripe()].value.fetch_add(n, std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::uint64_t load() const noexcept {
+    std::uint64_t sum = 0;
+    for (const auto& c : cells_) sum += c.value.load(std::memory_order_relaxed);
+    return sum;
+  }
+
+ private:
+  static constexpr std::size_t stripes = 8;
+  struct alignas(64) cell {
+    std::atomic<std::uint64_t> value{0};
+  };
+  static std::size_t stripe() noexcept {
+    static std::atomic<std::size_t> next{0};
+    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % stripes;
+    return mine;
+  }
+  std::array<cell, stripes> cells_{};
+};
+
+/// The live counters of one keyspace.
+struct keyspace_counters {
+  striped_counter gets, cache_hits, peer_loads, peer_errors, loads, loads_deduped, local_loads,
+      local_load_errs, remove_keys_requests, removed_keys;
+};
+
+}  // namespace detail
+}  // namespace distcache
+
+#endif  // DISTCACHE_CACHE_STATS_HPP

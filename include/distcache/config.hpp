@@ -1,0 +1,177 @@
+// distcache — engine and keyspace configuration, and its validation.
+#ifndef DISTCACHE_CONFIG_HPP
+#define DISTCACHE_CONFIG_HPP
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <distcache/clock.hpp>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace distcache {
+
+/// Severity of a log line.
+enum class log_level { debug, info, warning, error };
+
+/// Receives the engine's log lines. Called from any engine thread; must be
+/// thread-safe and must not call back into the engine's blocking API.
+using logger = std::function<void(log_level, std::string_view)>;
+
+/// The default logger: warnings and errors to std::cerr, one line each.
+inline void log_to_stderr(log_level level, std::string_view line) {
+  if (level < log_level::warning) return;
+  std::cerr << (level == log_level::error ? "distcache error: " : "distcache warning: ") << line
+            << '\n';
+}
+
+/// Per-keyspace settings that override the keyspace definition or the engine
+/// defaults. Every field is optional; an absent field keeps the default.
+struct keyspace_options {
+  /// Byte budget of the main cache (default: the keyspace's max_bytes). > 0.
+  std::optional<std::int64_t> max_bytes;
+  /// Byte budget of the hot cache, which holds keys owned by other nodes
+  /// (default: max_bytes / 8). >= 0; 0 disables the hot cache.
+  std::optional<std::int64_t> hot_max_bytes;
+  /// Number of shards of each cache, rounded up to a power of two (default:
+  /// up to 16, keeping shards at least 256 KiB). 1..256.
+  std::optional<std::size_t> shards;
+  /// TTL of values whose expiry neither put() nor expires_at() gives
+  /// (default: the engine's default_ttl). >= 0; 0 means no expiry.
+  std::optional<duration> default_ttl;
+  /// How long a get() waits for a load (default: the engine's). > 0.
+  std::optional<duration> read_timeout;
+  /// How long a put()/remove() may take (default: the engine's). > 0.
+  std::optional<duration> write_timeout;
+  /// Keys loaded in the background when the engine starts and after
+  /// update_keyspace() (default: none). Each must be a valid key.
+  std::optional<std::vector<std::string>> warm_keys;
+};
+
+/// Engine configuration. Validated by the engine's constructor, which throws
+/// config_error naming the field and the value.
+struct config {
+  /// Threads running the engine's io_context; 0 means
+  /// std::thread::hardware_concurrency(). 0..1024.
+  std::size_t threads = 0;
+  /// Threads of the blocking pool that runs data-source fetches; 0 means 8.
+  /// 0..1024.
+  std::size_t fetch_threads = 0;
+  /// Default time a get() waits for a load. > 0.
+  duration read_timeout = std::chrono::seconds(5);
+  /// Default time a write (put, remove) may take. > 0.
+  duration write_timeout = std::chrono::seconds(5);
+  /// Default TTL of values that get no expiry otherwise; 0 means no expiry.
+  /// >= 0.
+  duration default_ttl = duration::zero();
+  /// Longest key accepted, in bytes. 1..65536.
+  std::size_t max_key_bytes = 1024;
+  /// Per-keyspace overrides, by keyspace name. Every name must be one of the
+  /// engine's keyspaces.
+  std::map<std::string, keyspace_options, std::less<>> keyspaces;
+  /// The clock expiry is measured against; null means the steady clock.
+  std::shared_ptr<const clock_source> clock;
+  /// Where log lines go; empty means log_to_stderr.
+  logger log;
+};
+
+namespace detail {
+
+inline std::string format_duration(duration d) {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  if (ns % 1'000'000'000 == 0) return std::to_string(ns / 1'000'000'000) + "s";
+  if (ns % 1'000'000 == 0) return std::to_string(ns / 1'000'000) + "ms";
+  if (ns % 1'000 == 0) return std::to_string(ns / 1'000) + "us";
+  return std::to_string(ns) + "ns";
+}
+
+/// The settings of one keyspace after overrides are applied.
+struct resolved_keyspace {
+  std::int64_t max_bytes = 0;
+  std::int64_t hot_max_bytes = 0;
+  std::size_t shards = 0;  // 0: derived from max_bytes
+  duration default_ttl{};
+  duration read_timeout{};
+  duration write_timeout{};
+  std::vector<std::string> warm_keys;
+};
+
+/// Checks the engine-wide fields; returns an empty string or a message naming
+/// the field and the value.
+inline std::string validate_engine(const config& c) {
+  if (c.threads > 1024) return "config.threads: must be at most 1024, got " + std::to_string(c.threads);
+  if (c.fetch_threads > 1024)
+    return "config.fetch_threads: must be at most 1024, got " + std::to_string(c.fetch_threads);
+  if (c.read_timeout <= duration::zero())
+    return "config.read_timeout: must be > 0, got " + format_duration(c.read_timeout);
+  if (c.write_timeout <= duration::zero())
+    return "config.write_timeout: must be > 0, got " + format_duration(c.write_timeout);
+  if (c.default_ttl < duration::zero())
+    return "config.default_ttl: must be >= 0, got " + format_duration(c.default_ttl);
+  if (c.max_key_bytes < 1 || c.max_key_bytes > 65536)
+    return "config.max_key_bytes: must be between 1 and 65536, got " +
+           std::to_string(c.max_key_bytes);
+  return {};
+}
+
+/// Applies the overrides of keyspace `name` (whose definition says
+/// `def_max_bytes`) and validates the result. On error returns false and sets
+/// `why` to a message naming the keyspace, the field and the value.
+inline bool resolve_keyspace(const config& c, std::string_view name, std::int64_t def_max_bytes,
+                             resolved_keyspace& out, std::string& why) {
+  keyspace_options o;
+  if (auto it = c.keyspaces.find(name); it != c.keyspaces.end()) o = it->second;
+  const std::string field = "keyspace '" + std::string(name) + "': ";
+  out.max_bytes = o.max_bytes.value_or(def_max_bytes);
+  if (out.max_bytes <= 0) {
+    why = field + (o.max_bytes ? "options.max_bytes" : "max_bytes") + ": must be > 0, got " +
+          std::to_string(out.max_bytes);
+    return false;
+  }
+  out.hot_max_bytes = o.hot_max_bytes.value_or(out.max_bytes / 8);
+  if (out.hot_max_bytes < 0) {
+    why = field + "options.hot_max_bytes: must be >= 0, got " + std::to_string(out.hot_max_bytes);
+    return false;
+  }
+  out.shards = o.shards.value_or(0);
+  if (o.shards && (*o.shards < 1 || *o.shards > 256)) {
+    why = field + "options.shards: must be between 1 and 256, got " + std::to_string(*o.shards);
+    return false;
+  }
+  out.default_ttl = o.default_ttl.value_or(c.default_ttl);
+  if (out.default_ttl < duration::zero()) {
+    why = field + "options.default_ttl: must be >= 0, got " + format_duration(out.default_ttl);
+    return false;
+  }
+  out.read_timeout = o.read_timeout.value_or(c.read_timeout);
+  if (out.read_timeout <= duration::zero()) {
+    why = field + "options.read_timeout: must be > 0, got " + format_duration(out.read_timeout);
+    return false;
+  }
+  out.write_timeout = o.write_timeout.value_or(c.write_timeout);
+  if (out.write_timeout <= duration::zero()) {
+    why = field + "options.write_timeout: must be > 0, got " + format_duration(out.write_timeout);
+    return false;
+  }
+  out.warm_keys = o.warm_keys.value_or(std::vector<std::string>{});
+  for (const auto& k : out.warm_keys) {
+    if (k.empty() || k.size() > c.max_key_bytes) {
+      why = field + "options.warm_keys: invalid key '" + k.substr(0, 64) +
+            "' (empty or longer than max_key_bytes)";
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace detail
+
+}  // namespace distcache
+
+#endif  // DISTCACHE_CONFIG_HPP

@@ -209,9 +209,9 @@ class basic_engine {
       counters.cache_hits.add();
       return std::static_pointer_cast<const value_type_of<K>>(std::move(v));
     }
-    counters.loads.add();
     auto w = std::make_shared<detail::sync_waiter>(ioc_.get_executor(), std::string(key), h);
     join_load<I>(**rt, w);
+    counters.loads.add();  // after joining: `loads` callers are all in a flight
     auto [ec, value] = w->wait();
     if (ec) return ec;
     return std::static_pointer_cast<const value_type_of<K>>(std::move(value));
@@ -609,12 +609,14 @@ class basic_engine {
       return post_result(std::move(handler), error_code{},
                          std::static_pointer_cast<const V>(std::move(v)));
     }
-    counters.loads.add();
     auto w = std::make_shared<detail::async_waiter<V, Handler>>(ioc_.get_executor(),
                                                                 std::move(key), h,
                                                                 std::move(handler));
-    join_load<I>(**rt, w);
+    // Connected before joining: once joined, the load may complete (and take
+    // the handler) on another thread at any moment.
     w->connect_cancellation((*rt)->flights);
+    join_load<I>(**rt, w);
+    counters.loads.add();  // after joining: `loads` callers are all in a flight
   }
 
   template <std::size_t I, class Handler>

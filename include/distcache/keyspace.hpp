@@ -99,10 +99,15 @@ struct keyspace_serializer<K> {
   using type = typename K::serializer;
 };
 
+// `name` must be a static data member of type std::string_view ...
 template <class K>
-concept has_static_name = requires {
-  { K::name } -> std::convertible_to<std::string_view>;
-  typename std::integral_constant<std::size_t, std::string_view{K::name}.size()>;
+concept has_static_string_view_name = requires {
+  { &K::name } -> std::convertible_to<const std::string_view*>;
+};
+// ... and a constant expression (checked only once the first part holds).
+template <class K>
+concept has_static_name = has_static_string_view_name<K> && requires {
+  typename std::integral_constant<std::size_t, K::name.size()>;
 };
 }  // namespace detail
 

@@ -102,7 +102,8 @@ class async_waiter final : public timed_waiter {
         work_(net::get_associated_executor(handler_, ex)) {}
 
   /// Connects the handler's cancellation slot, if any, to abandoning this
-  /// waiter. Call after joining the flight.
+  /// waiter. Call before joining the flight: afterwards the handler may
+  /// already be on its way to completion.
   void connect_cancellation(singleflight& flights) {
     auto slot = net::get_associated_cancellation_slot(handler_);
     if (!slot.is_connected()) return;

@@ -1,0 +1,140 @@
+#include <distcache/cache/lru_cache.hpp>
+//
+#include <doctest/doctest.h>
+
+#include <distcache/detail/hash.hpp>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/manual_clock.hpp"
+
+using distcache::detail::hashed_key;
+using distcache::detail::lru_cache;
+
+namespace {
+struct key_holder {
+  std::string text;
+  std::uint64_t hash;
+  explicit key_holder(std::string t) : text(std::move(t)), hash(distcache::detail::hash_key(text)) {}
+  operator hashed_key() const { return {text, hash}; }  // NOLINT
+};
+std::shared_ptr<const void> val(std::string s) {
+  return std::make_shared<const std::string>(std::move(s));
+}
+std::string str(const std::shared_ptr<const void>& p) {
+  return p ? *std::static_pointer_cast<const std::string>(p) : std::string("<miss>");
+}
+}  // namespace
+
+TEST_CASE("lru returns stored values and misses absent keys") {
+  lru_cache c(1 << 20, 1, nullptr);
+  CHECK(c.put(key_holder("a"), val("1"), 1, distcache::never_expires));
+  CHECK(str(c.get(key_holder("a"))) == "1");
+  CHECK(c.get(key_holder("b")) == nullptr);
+  CHECK(c.put(key_holder("a"), val("2"), 1, distcache::never_expires));
+  CHECK(str(c.get(key_holder("a"))) == "2");
+  CHECK(c.size() == 1);
+  CHECK(c.remove(key_holder("a")));
+  CHECK(!c.remove(key_holder("a")));
+  CHECK(c.get(key_holder("a")) == nullptr);
+  CHECK(c.bytes() == 0);
+}
+
+TEST_CASE("lru evicts the least recently used entry when over budget") {
+  const auto per = static_cast<std::int64_t>(lru_cache::charge(1, 10));
+  lru_cache c(per * 3, 1, nullptr);  // room for exactly three entries
+  for (const char* k : {"a", "b", "c"}) c.put(key_holder(k), val(k), 10, distcache::never_expires);
+  CHECK(c.get(key_holder("a")) != nullptr);  // a is now the most recently used
+  c.put(key_holder("d"), val("d"), 10, distcache::never_expires);
+  CHECK(c.get(key_holder("b")) == nullptr);  // b was the least recently used
+  CHECK(c.get(key_holder("a")) != nullptr);
+  CHECK(c.get(key_holder("c")) != nullptr);
+  CHECK(c.get(key_holder("d")) != nullptr);
+  CHECK(c.evictions() == 1);
+  CHECK(c.bytes() == per * 3);
+}
+
+TEST_CASE("lru charges key, value and overhead, and rejects an entry larger than a shard") {
+  lru_cache c(1000, 1, nullptr);
+  c.put(key_holder("abc"), val("x"), 100, distcache::never_expires);
+  CHECK(c.bytes() == static_cast<std::int64_t>(lru_cache::entry_overhead + 3 + 100));
+  CHECK(!c.put(key_holder("big"), val("x"), 1000, distcache::never_expires));
+  CHECK(c.get(key_holder("big")) == nullptr);
+  CHECK(c.size() == 1);
+  // A rejected replacement leaves the previous value in place.
+  CHECK(!c.put(key_holder("abc"), val("y"), 5000, distcache::never_expires));
+  CHECK(str(c.get(key_holder("abc"))) == "x");
+}
+
+TEST_CASE("lru never exceeds its byte budget under random puts of random sizes") {
+  const std::int64_t budget = 64 << 10;
+  lru_cache c(budget, 4, nullptr);
+  std::mt19937 rng(7);
+  for (int i = 0; i < 20000; ++i) {
+    const std::string k = "k" + std::to_string(rng() % 3000);
+    const std::size_t size = rng() % 3000;
+    c.put(key_holder(k), val("v"), size, distcache::never_expires);
+    if (i % 97 == 0) c.remove(key_holder("k" + std::to_string(rng() % 3000)));
+    REQUIRE(c.largest_shard_bytes() <= c.shard_budget());
+    REQUIRE(c.bytes() <= budget);
+  }
+  CHECK(c.evictions() > 0);
+}
+
+TEST_CASE("lru never returns an expired entry (manual clock)") {
+  distcache::test::manual_clock clock;
+  lru_cache c(1 << 20, 2, &clock);
+  c.put(key_holder("a"), val("1"), 1, clock.now() + std::chrono::seconds(10));
+  c.put(key_holder("b"), val("2"), 1, distcache::never_expires);
+  clock.advance(std::chrono::seconds(9));
+  CHECK(str(c.get(key_holder("a"))) == "1");
+  clock.advance(std::chrono::seconds(1));
+  CHECK(c.get(key_holder("a")) == nullptr);  // expiry is inclusive
+  CHECK(c.size() == 1);                      // the expired entry was erased
+  clock.advance(std::chrono::hours(24 * 365));
+  CHECK(str(c.get(key_holder("b"))) == "2");
+}
+
+TEST_CASE("lru shard count is a power of two and the default keeps shards >= 256 KiB") {
+  CHECK(lru_cache(1 << 20, 3, nullptr).shards() == 4);
+  CHECK(lru_cache::default_shards(1 << 20) == 4);
+  CHECK(lru_cache::default_shards(100) == 1);
+  CHECK(lru_cache::default_shards(std::int64_t{1} << 30) == 16);
+}
+
+TEST_CASE("lru clear drops everything") {
+  lru_cache c(1 << 20, 4, nullptr);
+  for (int i = 0; i < 100; ++i) c.put(key_holder(std::to_string(i)), val("v"), 1, distcache::never_expires);
+  CHECK(c.size() == 100);
+  c.clear();
+  CHECK(c.size() == 0);
+  CHECK(c.bytes() == 0);
+  CHECK(c.get(key_holder("5")) == nullptr);
+}
+
+TEST_CASE("lru stays consistent under concurrent gets, puts and removes") {
+  lru_cache c(32 << 10, 4, nullptr);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&c, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < 20000; ++i) {
+        const key_holder k("k" + std::to_string(rng() % 500));
+        switch (rng() % 3) {
+          case 0: c.put(k, val(k.text), rng() % 500, distcache::never_expires); break;
+          case 1: {
+            auto v = c.get(k);
+            if (v) REQUIRE(str(v) == k.text);
+            break;
+          }
+          default: c.remove(k);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(c.largest_shard_bytes() <= c.shard_budget());
+}

@@ -1,0 +1,107 @@
+#include <distcache/config.hpp>
+//
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "support/keyspaces.hpp"
+
+using distcache::config;
+using distcache::config_error;
+using distcache::test::lengths;
+using distcache::test::test_engine;
+using distcache::test::users;
+using namespace std::chrono_literals;
+
+namespace {
+// The what() of the config_error the engine constructor throws, or "" when
+// it accepts the configuration.
+std::string rejection(const config& c, users u = {}, lengths l = {}) {
+  try {
+    test_engine e{c, std::move(u), std::move(l)};
+    return {};
+  } catch (const config_error& e) {
+    CHECK(e.code() == distcache::errc::invalid_config);
+    return e.what();
+  }
+}
+bool mentions(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+}  // namespace
+
+TEST_CASE("a default configuration is valid") { CHECK(rejection(config{}).empty()); }
+
+TEST_CASE("engine-level fields are validated and the error names field and value") {
+  config c;
+  c.read_timeout = 0s;
+  CHECK(mentions(rejection(c), "config.read_timeout: must be > 0, got 0s"));
+  c = {};
+  c.write_timeout = -5ms;
+  CHECK(mentions(rejection(c), "config.write_timeout: must be > 0, got -5ms"));
+  c = {};
+  c.default_ttl = -1s;
+  CHECK(mentions(rejection(c), "config.default_ttl: must be >= 0, got -1s"));
+  c = {};
+  c.max_key_bytes = 0;
+  CHECK(mentions(rejection(c), "config.max_key_bytes"));
+  c.max_key_bytes = 70000;
+  CHECK(mentions(rejection(c), "70000"));
+  c = {};
+  c.threads = 5000;
+  CHECK(mentions(rejection(c), "config.threads"));
+  c = {};
+  c.fetch_threads = 5000;
+  CHECK(mentions(rejection(c), "config.fetch_threads"));
+}
+
+TEST_CASE("overrides for a keyspace the engine does not hold are rejected by name") {
+  config c;
+  c.keyspaces["orders"].max_bytes = 10;
+  CHECK(mentions(rejection(c), "'orders' is not one of this engine's keyspaces"));
+}
+
+TEST_CASE("per-keyspace overrides are validated and name the keyspace, field and value") {
+  config c;
+  c.keyspaces["users"].max_bytes = 0;
+  CHECK(mentions(rejection(c), "keyspace 'users': options.max_bytes: must be > 0, got 0"));
+  c = {};
+  c.keyspaces["lengths"].read_timeout = -1s;
+  CHECK(mentions(rejection(c), "keyspace 'lengths': options.read_timeout: must be > 0, got -1s"));
+  c = {};
+  c.keyspaces["users"].write_timeout = 0s;
+  CHECK(mentions(rejection(c), "keyspace 'users': options.write_timeout"));
+  c = {};
+  c.keyspaces["users"].default_ttl = -2s;
+  CHECK(mentions(rejection(c), "keyspace 'users': options.default_ttl: must be >= 0, got -2s"));
+  c = {};
+  c.keyspaces["users"].hot_max_bytes = -1;
+  CHECK(mentions(rejection(c), "keyspace 'users': options.hot_max_bytes"));
+  c = {};
+  c.keyspaces["users"].shards = 1000;
+  CHECK(mentions(rejection(c), "keyspace 'users': options.shards"));
+  c = {};
+  c.keyspaces["users"].warm_keys = std::vector<std::string>{"ok", ""};
+  CHECK(mentions(rejection(c), "keyspace 'users': options.warm_keys"));
+}
+
+TEST_CASE("a keyspace definition with a non-positive budget is rejected") {
+  users u;
+  u.max_bytes = -1;
+  CHECK(mentions(rejection(config{}, u), "keyspace 'users': max_bytes: must be > 0, got -1"));
+}
+
+TEST_CASE("an override replaces the keyspace's own budget") {
+  users u;
+  u.max_bytes = 0;  // invalid alone, but overridden
+  config c;
+  c.keyspaces["users"].max_bytes = 1 << 20;
+  CHECK(rejection(c, u).empty());
+}
+
+TEST_CASE("durations in messages use the largest exact unit") {
+  CHECK(distcache::detail::format_duration(1500ms) == "1500ms");
+  CHECK(distcache::detail::format_duration(2s) == "2s");
+  CHECK(distcache::detail::format_duration(3us) == "3us");
+  CHECK(distcache::detail::format_duration(7ns) == "7ns");
+}

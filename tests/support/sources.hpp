@@ -1,0 +1,79 @@
+// Data sources for tests: counting, failing, throwing and blocking on command.
+#ifndef DISTCACHE_TESTS_SUPPORT_SOURCES_HPP
+#define DISTCACHE_TESTS_SUPPORT_SOURCES_HPP
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <distcache/keyspace.hpp>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace distcache::test {
+
+/// Shared state of a scripted source: what it holds and how it behaves now.
+struct source_state {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::map<std::string, std::string, std::less<>> data;
+  std::atomic<int> calls{0};
+  std::atomic<int> in_flight{0};
+  bool fail = false;      // return data_source_failed
+  bool do_throw = false;  // throw std::runtime_error
+  bool gate_closed = false;  // fetch blocks until open_gate()
+
+  void set(std::string key, std::string value) {
+    std::lock_guard lock(mutex);
+    data[std::move(key)] = std::move(value);
+  }
+  void close_gate() {
+    std::lock_guard lock(mutex);
+    gate_closed = true;
+  }
+  void open_gate() {
+    {
+      std::lock_guard lock(mutex);
+      gate_closed = false;
+    }
+    cv.notify_all();
+  }
+};
+
+/// A data source of std::string values whose behaviour a test scripts.
+struct scripted_source {
+  std::shared_ptr<source_state> state = std::make_shared<source_state>();
+
+  fetch_result<std::string> fetch(std::string_view key) {
+    state->calls.fetch_add(1);
+    state->in_flight.fetch_add(1);
+    std::unique_lock lock(state->mutex);
+    // Bounded: a test that forgets to open the gate fails instead of hanging.
+    state->cv.wait_for(lock, std::chrono::seconds(20), [&] { return !state->gate_closed; });
+    state->in_flight.fetch_sub(1);
+    if (state->do_throw) throw std::runtime_error("database exploded");
+    if (state->fail) return make_error_code(errc::data_source_failed);
+    auto it = state->data.find(key);
+    if (it == state->data.end()) return not_found;
+    return it->second;
+  }
+};
+
+/// Waits until `pred()` holds or `timeout` passes; returns pred().
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return pred();
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+}  // namespace distcache::test
+
+#endif  // DISTCACHE_TESTS_SUPPORT_SOURCES_HPP

@@ -457,7 +457,7 @@ class basic_engine {
                   "distcache: this keyspace type is not one of this engine's keyspaces; add it to "
                   "the engine's template arguments");
     std::size_t i = 0;
-    ((std::is_same_v<K, KeySpaces> ? false : (++i, true)) && ...);
+    (void)((std::is_same_v<K, KeySpaces> ? false : (++i, true)) && ...);
     return found ? i : 0;
   }
 

@@ -1,0 +1,67 @@
+# Install a configured distcache build tree into a fresh prefix, then build
+# and run tests/install/consumer against it with find_package(distcache).
+#
+#   cmake -DBUILD_DIR=<distcache build> -DWORK_DIR=<scratch dir>
+#         -DCONSUMER_DIR=<tests/install/consumer> [-DCONFIG=<cfg>]
+#         [-DGENERATOR=<gen>] [-DCXX_COMPILER=<c++>] [-DCXX_LAUNCHER=<a>|<b>]
+#         -P run.cmake
+
+cmake_minimum_required(VERSION 3.25)
+
+foreach(var BUILD_DIR WORK_DIR CONSUMER_DIR)
+  if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
+    message(FATAL_ERROR "run.cmake: -D${var}=... is required")
+  endif()
+endforeach()
+
+set(_prefix "${WORK_DIR}/prefix")
+set(_build "${WORK_DIR}/build")
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+
+function(_dc_run step)
+  string(JOIN " " _cmdline ${ARGN})
+  message(STATUS "[${step}] ${_cmdline}")
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE _result)
+  if(NOT _result EQUAL 0)
+    message(FATAL_ERROR "install_consumer: step '${step}' failed (${_result}): ${_cmdline}")
+  endif()
+endfunction()
+
+set(_config_args)
+if(CONFIG)
+  set(_config_args --config "${CONFIG}")
+endif()
+
+_dc_run(install "${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${_prefix}" ${_config_args})
+
+if(NOT EXISTS "${_prefix}/include/distcache/distcache.hpp")
+  message(FATAL_ERROR "install_consumer: ${_prefix}/include/distcache/distcache.hpp was not installed")
+endif()
+
+set(_configure "${CMAKE_COMMAND}" -S "${CONSUMER_DIR}" -B "${_build}"
+  "-DCMAKE_PREFIX_PATH=${_prefix}"
+  -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
+if(GENERATOR)
+  list(APPEND _configure -G "${GENERATOR}")
+endif()
+if(CXX_COMPILER)
+  list(APPEND _configure "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}")
+endif()
+# A single-program launcher (ccache) is passed on; a multi-word one is
+# dropped because it cannot travel through one -D argument here.
+if(CXX_LAUNCHER AND NOT CXX_LAUNCHER MATCHES "\\|")
+  list(APPEND _configure "-DCMAKE_CXX_COMPILER_LAUNCHER=${CXX_LAUNCHER}")
+endif()
+if(CONFIG)
+  list(APPEND _configure "-DCMAKE_BUILD_TYPE=${CONFIG}")
+endif()
+_dc_run(configure ${_configure})
+_dc_run(build "${CMAKE_COMMAND}" --build "${_build}" ${_config_args})
+
+set(_exe "${_build}/consumer")
+if(CONFIG AND EXISTS "${_build}/${CONFIG}/consumer")
+  set(_exe "${_build}/${CONFIG}/consumer")
+endif()
+_dc_run(run "${_exe}")
+message(STATUS "install_consumer: installed package found, built and ran")

@@ -54,6 +54,40 @@ struct keyspace_options {
   std::optional<std::vector<std::string>> warm_keys;
 };
 
+/// How a node joins and watches its cluster. Used only when `enabled`.
+struct cluster_options {
+  /// Serve peers over HTTP and use the discovery provider. false (default):
+  /// a single node with no listening socket.
+  bool enabled = false;
+  /// Address the peer server binds to. A numeric IPv4 or IPv6 address.
+  std::string bind_address = "127.0.0.1";
+  /// Port of the peer server; 0 lets the OS choose (see the engine's
+  /// self_name()).
+  std::uint16_t port = 0;
+  /// Address other nodes reach this one at; empty means bind_address.
+  std::string advertise_address;
+  /// Points per node on the hash ring. 1..4096. The default keeps the
+  /// busiest of 3, 5 or 10 nodes under 1.15x the mean load (docs/performance.md).
+  std::size_t virtual_nodes = 512;
+  /// Longest time start() waits for minimum_peers_quorum. > 0.
+  duration bootstrap_timeout = std::chrono::seconds(10);
+  /// Pause between two discovery rounds while joining. > 0.
+  duration join_retry_interval = std::chrono::milliseconds(200);
+  /// Most discovery rounds start() makes while joining. >= 1.
+  int max_join_attempts = 50;
+  /// Nodes (this one included) that must answer before start() succeeds;
+  /// fewer gives errc::cluster_quorum. >= 1.
+  std::size_t minimum_peers_quorum = 1;
+  /// Pause between two discovery rounds once running. > 0.
+  duration discovery_interval = std::chrono::seconds(5);
+  /// Pause between two health probes of every known peer. > 0.
+  duration probe_interval = std::chrono::milliseconds(500);
+  /// Failed requests or probes in a row after which a peer leaves the ring. >= 1.
+  int failure_threshold = 2;
+  /// Timeout of a health probe and of connecting to a peer. > 0.
+  duration peer_timeout = std::chrono::seconds(1);
+};
+
 /// Engine configuration. Validated by the engine's constructor, which throws
 /// config_error naming the field and the value.
 struct config {
@@ -79,6 +113,8 @@ struct config {
   std::shared_ptr<const clock_source> clock;
   /// Where log lines go; empty means log_to_stderr.
   logger log;
+  /// Cluster membership and the peer server.
+  cluster_options cluster;
 };
 
 namespace detail {
@@ -117,6 +153,34 @@ inline std::string validate_engine(const config& c) {
   if (c.max_key_bytes < 1 || c.max_key_bytes > 65536)
     return "config.max_key_bytes: must be between 1 and 65536, got " +
            std::to_string(c.max_key_bytes);
+  const auto& k = c.cluster;
+  if (k.enabled) {
+    if (k.bind_address.empty()) return "config.cluster.bind_address: must not be empty";
+    if (k.virtual_nodes < 1 || k.virtual_nodes > 4096)
+      return "config.cluster.virtual_nodes: must be between 1 and 4096, got " +
+             std::to_string(k.virtual_nodes);
+    if (k.bootstrap_timeout <= duration::zero())
+      return "config.cluster.bootstrap_timeout: must be > 0, got " +
+             format_duration(k.bootstrap_timeout);
+    if (k.join_retry_interval <= duration::zero())
+      return "config.cluster.join_retry_interval: must be > 0, got " +
+             format_duration(k.join_retry_interval);
+    if (k.max_join_attempts < 1)
+      return "config.cluster.max_join_attempts: must be >= 1, got " +
+             std::to_string(k.max_join_attempts);
+    if (k.minimum_peers_quorum < 1)
+      return "config.cluster.minimum_peers_quorum: must be >= 1, got 0";
+    if (k.discovery_interval <= duration::zero())
+      return "config.cluster.discovery_interval: must be > 0, got " +
+             format_duration(k.discovery_interval);
+    if (k.probe_interval <= duration::zero())
+      return "config.cluster.probe_interval: must be > 0, got " + format_duration(k.probe_interval);
+    if (k.failure_threshold < 1)
+      return "config.cluster.failure_threshold: must be >= 1, got " +
+             std::to_string(k.failure_threshold);
+    if (k.peer_timeout <= duration::zero())
+      return "config.cluster.peer_timeout: must be > 0, got " + format_duration(k.peer_timeout);
+  }
   return {};
 }
 

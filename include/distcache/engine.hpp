@@ -226,8 +226,8 @@ class basic_engine {
                  CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
     using V = value_type_of<K>;
     return net::async_initiate<CompletionToken, void(error_code, value_ptr<V>)>(
-        [this](auto handler, std::string key) {
-          start_get<index_of<K>()>(std::move(key), std::move(handler));
+        [self = this](auto handler, std::string key) {
+          self->template start_get<index_of<K>()>(std::move(key), std::move(handler));
         },
         token, std::string(key));
   }
@@ -254,8 +254,8 @@ class basic_engine {
     std::vector<std::string> owned;
     for (const auto& k : keys) owned.emplace_back(std::string_view(k));
     return net::async_initiate<CompletionToken, void(error_code, list)>(
-        [this](auto handler, std::vector<std::string> keys) {
-          start_get_many<index_of<K>()>(std::move(keys), std::move(handler));
+        [self = this](auto handler, std::vector<std::string> keys) {
+          self->template start_get_many<index_of<K>()>(std::move(keys), std::move(handler));
         },
         token, std::move(owned));
   }
@@ -676,7 +676,10 @@ class basic_engine {
   result<void> do_put_many(Range& entries, duration ttl) {
     using V = value_type_of<keyspace_at<I>>;
     if (auto ec = check_state()) return ec;
-    if (ttl < duration::zero()) return make_error_code(errc::invalid_config);
+    if (ttl < duration::zero()) {
+      cfg_.log(log_level::warning, "put: ttl must be >= 0, got " + detail::format_duration(ttl));
+      return make_error_code(errc::invalid_config);
+    }
     auto* rt = std::get<I>(slots_).current.load(std::memory_order_acquire);
     if (rt == nullptr) return make_error_code(errc::keyspace_not_found);
     struct staged {

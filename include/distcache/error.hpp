@@ -81,7 +81,7 @@ class error_category_impl final : public boost::system::error_category {
         return "the data source's circuit breaker is open after repeated failures; the source "
                "was not called";
       case errc::data_source_failed:
-        return "the data source failed (it returned an error or threw an exception)";
+        return "the data source failed (it threw an exception or reported a failure)";
       case errc::timeout:
         return "the operation did not complete within its timeout";
       case errc::cluster_quorum:
@@ -93,7 +93,8 @@ class error_category_impl final : public boost::system::error_category {
       case errc::peer_unavailable:
         return "the peer owning the key did not answer correctly";
       case errc::invalid_config:
-        return "the configuration is invalid; the log names the field and value";
+        return "the configuration or argument is invalid (the error text or the log names the "
+               "field and value)";
       case errc::not_started:
         return "the engine is not started; call start() first";
       case errc::stopped:

@@ -49,7 +49,7 @@ class fetch_result {
   }
   /// The value. Precondition: has_value().
   [[nodiscard]] T& value() & noexcept { return std::get<0>(state_); }
-  /// The value's own expiry; nullopt-like never_expires when it has none.
+  /// The value's own expiry; time_point::min() when it has none (see has_expiry()).
   [[nodiscard]] time_point expires_at() const noexcept { return expires_at_; }
   /// True when the source gave the value an expiry of its own.
   [[nodiscard]] bool has_expiry() const noexcept { return expires_at_ != time_point::min(); }

@@ -121,3 +121,13 @@ TEST_CASE("abandon_all completes every waiter of every flight") {
   // A load finishing afterwards finds no flight and completes nobody.
   CHECK(sf.finish(key("x"), {}, nullptr, [] { return distcache::error_code{}; }) == 0);
 }
+
+TEST_CASE("a join after abandon_all completes at once with the same error") {
+  singleflight sf;
+  sf.abandon_all(distcache::make_error_code(errc::stopped));
+  auto late = std::make_shared<recording_waiter>();
+  CHECK(!sf.join(key("k"), late));  // never the leader: nothing must load
+  CHECK(late->completions == 1);
+  CHECK(late->ec == errc::stopped);
+  CHECK(sf.in_flight() == 0);
+}

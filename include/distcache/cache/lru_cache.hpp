@@ -71,8 +71,10 @@ class lru_cache {
   }
 
   /// The value of `key`, or null when absent or expired. A hit makes the
-  /// entry the most recently used of its shard.
-  [[nodiscard]] std::shared_ptr<const void> get(hashed_key key) {
+  /// entry the most recently used of its shard; `expires_at`, when given,
+  /// receives the entry's expiry.
+  [[nodiscard]] std::shared_ptr<const void> get(hashed_key key,
+                                                time_point* expires_at = nullptr) {
     shard& s = shard_for(key.hash);
     std::shared_ptr<const void> doomed;  // released after unlocking
     std::lock_guard lock(s.mutex);
@@ -85,6 +87,7 @@ class lru_cache {
       return nullptr;
     }
     s.touch(&n);
+    if (expires_at != nullptr) *expires_at = n.second.expires_at;
     return n.second.value;
   }
 

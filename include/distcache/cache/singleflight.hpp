@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <distcache/cache/lru_cache.hpp>
+#include <distcache/clock.hpp>
 #include <distcache/error.hpp>
 #include <memory>
 #include <mutex>
@@ -32,6 +33,9 @@ class waiter {
   /// Delivers the outcome. Runs on the thread that finished the load or
   /// abandoned the waiter; implementations hand off to the caller's executor.
   virtual void complete(error_code ec, std::shared_ptr<const void> value) = 0;
+  /// The loaded value's expiry, set by the flight before complete() (peers
+  /// are sent the remaining time).
+  time_point expires_at = never_expires;
 };
 
 /// Groups concurrent loads of one key into one flight.
@@ -47,12 +51,20 @@ class singleflight {
  public:
   /// Adds `w` to the flight of `key`, creating it if needed. Returns true when
   /// the caller is the leader and must start the load.
+  /// After abandon_all() the singleflight is closed: join() then completes
+  /// `w` at once with the error abandon_all() was given and returns false.
   bool join(hashed_key key, std::shared_ptr<waiter> w) {
     shard& s = shard_for(key.hash);
-    std::lock_guard lock(s.mutex);
-    auto [it, created] = s.flights.try_emplace(std::string(key.text));
-    it->second.waiters.push_back(std::move(w));
-    return created;
+    {
+      std::lock_guard lock(s.mutex);
+      if (!s.closed) {
+        auto [it, created] = s.flights.try_emplace(std::string(key.text));
+        it->second.waiters.push_back(std::move(w));
+        return created;
+      }
+    }
+    w->complete(closed_with_, nullptr);
+    return false;
   }
 
   /// Removes `w` from the flight of `key`. Returns true when it was still
@@ -85,7 +97,7 @@ class singleflight {
   /// the outcome. Returns the number of waiters completed.
   template <class Publish>
   std::size_t finish(hashed_key key, error_code ec, const std::shared_ptr<const void>& value,
-                     Publish&& publish) {
+                     Publish&& publish, time_point expires_at = never_expires) {
     std::vector<std::shared_ptr<waiter>> waiters;
     {
       shard& s = shard_for(key.hash);
@@ -96,16 +108,22 @@ class singleflight {
       waiters = std::move(it->second.waiters);
       s.flights.erase(it);
     }
-    for (auto& w : waiters) w->complete(ec, ec ? nullptr : value);
+    for (auto& w : waiters) {
+      w->expires_at = expires_at;
+      w->complete(ec, ec ? nullptr : value);
+    }
     return waiters.size();
   }
 
-  /// Ends every flight at once: each waiter completes with `ec` and the loads
-  /// that still run publish nothing (used by stop()).
+  /// Ends every flight at once and closes the singleflight: each waiter
+  /// completes with `ec`, loads that still run publish nothing, and later
+  /// joins fail with `ec` (used by stop()).
   void abandon_all(error_code ec) {
     std::vector<std::shared_ptr<waiter>> waiters;
+    closed_with_ = ec;  // written before any shard is closed, read after
     for (auto& s : shards_) {
       std::lock_guard lock(s.mutex);
+      s.closed = true;
       for (auto& [key, f] : s.flights) {
         for (auto& w : f.waiters) waiters.push_back(std::move(w));
       }
@@ -138,12 +156,14 @@ class singleflight {
   struct alignas(64) shard {
     mutable std::mutex mutex;
     std::unordered_map<std::string, flight, string_hash, std::equal_to<>> flights;
+    bool closed = false;
   };
   static constexpr std::size_t shard_count = 16;
 
   shard& shard_for(std::uint64_t hash) noexcept { return shards_[(hash >> 48) % shard_count]; }
 
   std::array<shard, shard_count> shards_;
+  error_code closed_with_;
 };
 
 }  // namespace distcache::detail

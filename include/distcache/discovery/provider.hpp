@@ -1,0 +1,92 @@
+// distcache — the discovery_provider concept and the providers built in.
+#ifndef DISTCACHE_DISCOVERY_PROVIDER_HPP
+#define DISTCACHE_DISCOVERY_PROVIDER_HPP
+
+#include <concepts>
+#include <distcache/error.hpp>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace distcache {
+
+/// A discovery provider tells a node which other nodes exist.
+///
+/// A model provides, each returning result<void> unless stated:
+/// - `initialize()`: connects to whatever backs it (a DNS server, NATS, the
+///   Kubernetes API); called once by start();
+/// - `register_node(const std::string& self)`: announces this node, named
+///   "host:port" (its peer address);
+/// - `deregister_node(const std::string& self)`: withdraws it; called by stop();
+/// - `discover_peers() -> result<std::vector<std::string>>`: the peer
+///   addresses known now ("host:port"); may include this node, which the
+///   engine ignores;
+/// - `close()`: releases resources; called last.
+/// The engine calls these on its blocking pool, never on a network thread, so
+/// they may block (a DNS query); discover_peers() is called periodically.
+/// Why: membership is the engine's job; a provider only answers "who is
+/// there", which keeps custom providers a few lines long.
+template <class D>
+concept discovery_provider = requires(D& d, const std::string& self) {
+  { d.initialize() } -> std::same_as<result<void>>;
+  { d.register_node(self) } -> std::same_as<result<void>>;
+  { d.deregister_node(self) } -> std::same_as<result<void>>;
+  { d.discover_peers() } -> std::same_as<result<std::vector<std::string>>>;
+  d.close();
+};
+
+namespace discovery {
+
+/// The provider of a node that runs alone: it knows no peers.
+struct standalone {
+  result<void> initialize() { return {}; }
+  result<void> register_node(const std::string& /*self*/) { return {}; }
+  result<void> deregister_node(const std::string& /*self*/) { return {}; }
+  result<std::vector<std::string>> discover_peers() { return std::vector<std::string>{}; }
+  void close() {}
+};
+
+/// A fixed list of peer addresses ("host:port"), typically every node of the
+/// cluster including this one. Thread-safe; set_peers() replaces the list at
+/// runtime (the engine sees it at its next discovery round).
+class static_peers {
+ public:
+  static_peers() = default;
+  explicit static_peers(std::vector<std::string> peers) : peers_(std::move(peers)) {}
+  static_peers(const static_peers& other) : peers_(other.peers()) {}
+  static_peers& operator=(const static_peers& other) {
+    if (this != &other) set_peers(other.peers());
+    return *this;
+  }
+  ~static_peers() = default;
+
+  result<void> initialize() { return {}; }
+  result<void> register_node(const std::string& /*self*/) { return {}; }
+  result<void> deregister_node(const std::string& /*self*/) { return {}; }
+  result<std::vector<std::string>> discover_peers() { return peers(); }
+  void close() {}
+
+  /// Replaces the list.
+  void set_peers(std::vector<std::string> peers) {
+    std::lock_guard lock(mutex_);
+    peers_ = std::move(peers);
+  }
+  /// The list now.
+  [[nodiscard]] std::vector<std::string> peers() const {
+    std::lock_guard lock(mutex_);
+    return peers_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> peers_;
+};
+
+static_assert(discovery_provider<standalone>);
+static_assert(discovery_provider<static_peers>);
+
+}  // namespace discovery
+}  // namespace distcache
+
+#endif  // DISTCACHE_DISCOVERY_PROVIDER_HPP

@@ -1,0 +1,188 @@
+// distcache — a bulkhead: a limit on concurrent data-source calls, with a
+// FIFO queue of the calls waiting for a slot.
+#ifndef DISTCACHE_PROTECTION_BULKHEAD_HPP
+#define DISTCACHE_PROTECTION_BULKHEAD_HPP
+
+#include <cassert>
+#include <concepts>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace distcache::protection {
+
+namespace detail {
+
+/// What a bulkhead job must be: callable with no arguments, and movable into
+/// the queue.
+template <class T>
+concept job_callable = std::move_constructible<T> && std::invocable<T&>;
+
+/// A type-erased, move-only `void()` callable: std::function would require
+/// the completion handlers that jobs capture to be copyable.
+class job {
+ public:
+  job() = default;
+  /// Holds `f`. The tag keeps this constructor apart from the move
+  /// constructor.
+  template <class Callable>
+  job(std::in_place_t /*tag*/, Callable f)
+      : impl_(std::make_unique<model<Callable>>(std::move(f))) {}
+
+  void operator()() { impl_->call(); }
+
+ private:
+  struct callable {
+    callable() = default;
+    callable(const callable&) = delete;
+    callable& operator=(const callable&) = delete;
+    virtual ~callable() = default;
+    virtual void call() = 0;
+  };
+  template <class Callable>
+  struct model final : callable {
+    explicit model(Callable fn) : f(std::move(fn)) {}
+    void call() override { f(); }
+    Callable f;
+  };
+  std::unique_ptr<callable> impl_;
+};
+
+}  // namespace detail
+
+/// Limits how many jobs run at once; jobs beyond the limit wait in a FIFO
+/// queue and start, in submission order, as running jobs release their slot.
+///
+/// A job is started by calling it. It counts as running from then until its
+/// owner calls release(), exactly once per started job, when the work the
+/// job began has finished. A job may finish inside its own call (calling
+/// release() there) or later on any thread.
+///
+/// Jobs run on the thread of the submit() or release() that starts them,
+/// never under the bulkhead's lock. A job that a job starts on the same
+/// thread (by calling submit() or release() inside its call) runs after it
+/// returns, not inside it, so a long queue of jobs that finish at once does
+/// not grow the stack.
+///
+/// Thread safety: every member function may be called concurrently.
+class bulkhead {
+ public:
+  /// A bulkhead running at most `limit` jobs at once; 0 means no limit.
+  explicit bulkhead(std::size_t limit) noexcept : limit_(limit) {}
+
+  bulkhead(const bulkhead&) = delete;
+  bulkhead& operator=(const bulkhead&) = delete;
+
+  /// Starts `start` now when fewer than limit() jobs are running, counting it
+  /// as running; otherwise queues it behind the jobs already waiting.
+  /// `start` may be move-only (std::function<void()> works too).
+  ///
+  /// `start` should not throw. If it does, its slot is released and the
+  /// exception propagates out of the outermost submit() or release() on this
+  /// thread, after the other jobs it started have run.
+  template <detail::job_callable Start>
+  void submit(Start start) {
+    detail::job j(std::in_place, std::move(start));
+    {
+      std::lock_guard lock(mutex_);
+      if (limit_ != 0 && running_ >= limit_) {
+        queue_.push_back(std::move(j));
+        return;
+      }
+      ++running_;
+    }
+    run(std::move(j));
+  }
+
+  /// One running job finished: hands its slot to the oldest queued job and
+  /// starts it, or frees the slot when none is queued. Must be called exactly
+  /// once per started job.
+  void release() {
+    if (auto next = take_next()) run(std::move(*next));
+  }
+
+  /// Jobs running now (started, not yet released).
+  [[nodiscard]] std::size_t running() const {
+    std::lock_guard lock(mutex_);
+    return running_;
+  }
+  /// Jobs waiting for a slot.
+  [[nodiscard]] std::size_t queued() const {
+    std::lock_guard lock(mutex_);
+    return queue_.size();
+  }
+  /// The most jobs run at once; 0 means no limit.
+  [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
+
+ private:
+  // The jobs that the outermost run() of this bulkhead on this thread will
+  // start after the current one returns.
+  struct trampoline {
+    const bulkhead* owner;
+    std::deque<detail::job>* pending;
+  };
+  static trampoline& current() noexcept {
+    thread_local trampoline t{nullptr, nullptr};
+    return t;
+  }
+
+  // Passes the slot of a finished job to the next queued job (returned, to be
+  // run by the caller outside the lock) or frees it.
+  std::optional<detail::job> take_next() {
+    std::lock_guard lock(mutex_);
+    assert(running_ > 0 && "bulkhead::release() called more often than jobs started");
+    if (queue_.empty()) {
+      if (running_ > 0) --running_;
+      return std::nullopt;
+    }
+    std::optional<detail::job> next(std::move(queue_.front()));
+    queue_.pop_front();
+    return next;
+  }
+
+  // Starts `j`, which already holds a slot. Inside a job of this bulkhead on
+  // this thread, only appends it to that run's list.
+  void run(detail::job j) {
+    trampoline& t = current();
+    if (t.owner == this) {
+      t.pending->push_back(std::move(j));
+      return;
+    }
+    std::deque<detail::job> pending;
+    struct restore {
+      trampoline& slot;
+      trampoline saved;
+      ~restore() { slot = saved; }
+    } guard{t, t};
+    t = {this, &pending};
+    std::exception_ptr failure;
+    pending.push_back(std::move(j));
+    while (!pending.empty()) {
+      detail::job next = std::move(pending.front());
+      pending.pop_front();
+      try {
+        next();
+      } catch (...) {
+        if (!failure) failure = std::current_exception();
+        // The job did not start its work, so nobody else will release it.
+        if (auto after = take_next()) pending.push_back(std::move(*after));
+      }
+    }
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  const std::size_t limit_;
+  mutable std::mutex mutex_;
+  // Invariant: queue_ is empty unless limit_ != 0 and running_ == limit_.
+  std::size_t running_ = 0;
+  std::deque<detail::job> queue_;
+};
+
+}  // namespace distcache::protection
+
+#endif  // DISTCACHE_PROTECTION_BULKHEAD_HPP

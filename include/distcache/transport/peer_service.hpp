@@ -1,0 +1,76 @@
+// distcache — peer_service: what the HTTP server asks of the node behind it.
+#ifndef DISTCACHE_TRANSPORT_PEER_SERVICE_HPP
+#define DISTCACHE_TRANSPORT_PEER_SERVICE_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <distcache/error.hpp>
+#include <distcache/transport/wire.hpp>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace distcache::transport {
+
+/// Who sent a peer request: the DC-From and DC-Ring-Version headers.
+struct request_info {
+  /// The sending node's name (DC-From); never empty.
+  std::string_view from;
+  /// The sender's ring version (DC-Ring-Version); 0 when absent.
+  std::uint64_t ring_version = 0;
+};
+
+/// The operations the HTTP server performs for its peers; the engine
+/// implements it. Every request that reaches it came from a peer (it carries
+/// DC-From), so an implementation answers locally and never forwards it.
+///
+/// Thread safety: members are called concurrently from the server's
+/// io_context threads. None may block for long: get() completes
+/// asynchronously; set(), remove() and invalidate() touch the local caches
+/// only. No member may throw; an exception that escapes becomes a 500 reply
+/// and a log line.
+///
+/// Lifetime: the service must outlive the server's sessions (see
+/// http_server::stop() and http_server::wait_idle()), including any get()
+/// whose `done` is still pending.
+class peer_service {
+ public:
+  peer_service() = default;
+  peer_service(const peer_service&) = delete;
+  peer_service& operator=(const peer_service&) = delete;
+  virtual ~peer_service() = default;
+
+  /// True when `keyspace` is configured on this node. Requests for other
+  /// keyspaces get 404 with DC-Error: keyspace_not_found.
+  [[nodiscard]] virtual bool has_keyspace(std::string_view keyspace) const = 0;
+
+  /// Called once per keyspace request, before the operation itself, with the
+  /// sender's headers (for example to notice a newer ring). The views are
+  /// valid during the call only. The default does nothing.
+  virtual void on_peer_request(const request_info& /*info*/) {}
+
+  /// Looks up (and on a miss loads, as owner) `keys` of `keyspace`. Calls
+  /// `done` exactly once, on any thread (also inline, from within get()),
+  /// with one item per key in key order. Keys are non-empty and within
+  /// max_key_bytes; there are at most max_batch of them.
+  virtual void get(std::string_view keyspace, std::vector<std::string> keys,
+                   std::function<void(std::vector<reply_item>)> done) = 0;
+
+  /// Stores `value` under `key` in this node's main cache with remaining TTL
+  /// `ttl_ms` (-1: never expires). A non-zero result is sent back to the
+  /// sender as 422 with DC-Error naming the errc (codes of other categories
+  /// become 500).
+  virtual distcache::error_code set(std::string_view keyspace, std::string key, std::string value,
+                                    std::int64_t ttl_ms) = 0;
+
+  /// Removes `keys` from this node's caches; returns how many were present.
+  virtual std::size_t remove(std::string_view keyspace, const std::vector<std::string>& keys) = 0;
+
+  /// Drops `keys` from this node's caches (after a put on another node).
+  virtual void invalidate(std::string_view keyspace, const std::vector<std::string>& keys) = 0;
+};
+
+}  // namespace distcache::transport
+
+#endif  // DISTCACHE_TRANSPORT_PEER_SERVICE_HPP

@@ -6,6 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <distcache/clock.hpp>
+#include <distcache/detail/format.hpp>
+#include <distcache/protection/circuit_breaker.hpp>
+#include <distcache/protection/token_bucket.hpp>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -52,6 +55,12 @@ struct keyspace_options {
   /// Keys loaded in the background when the engine starts and after
   /// update_keyspace() (default: none). Each must be a valid key.
   std::optional<std::vector<std::string>> warm_keys;
+  /// Replaces the engine's rate_limiter for this keyspace.
+  std::optional<protection::rate_limit> rate_limiter;
+  /// Replaces the engine's circuit_breaker for this keyspace.
+  std::optional<protection::circuit_breaker_options> circuit_breaker;
+  /// Replaces the engine's max_concurrent_fetches for this keyspace.
+  std::optional<std::size_t> max_concurrent_fetches;
 };
 
 /// How a node joins and watches its cluster. Used only when `enabled`.
@@ -115,17 +124,18 @@ struct config {
   logger log;
   /// Cluster membership and the peer server.
   cluster_options cluster;
+  /// Rate limit of every keyspace's data-source calls (default: none).
+  /// Needs the protection::token_bucket RateLimiter policy.
+  std::optional<protection::rate_limit> rate_limiter;
+  /// Circuit breaker of every keyspace's data source (default: none).
+  /// Needs the protection::circuit_breaker CircuitBreaker policy.
+  std::optional<protection::circuit_breaker_options> circuit_breaker;
+  /// Most data-source calls in flight per keyspace; 0 means unlimited.
+  /// Beyond it, loads wait up to the read timeout in arrival order.
+  std::size_t max_concurrent_fetches = 0;
 };
 
 namespace detail {
-
-inline std::string format_duration(duration d) {
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-  if (ns % 1'000'000'000 == 0) return std::to_string(ns / 1'000'000'000) + "s";
-  if (ns % 1'000'000 == 0) return std::to_string(ns / 1'000'000) + "ms";
-  if (ns % 1'000 == 0) return std::to_string(ns / 1'000) + "us";
-  return std::to_string(ns) + "ns";
-}
 
 /// The settings of one keyspace after overrides are applied.
 struct resolved_keyspace {
@@ -136,6 +146,9 @@ struct resolved_keyspace {
   duration read_timeout{};
   duration write_timeout{};
   std::vector<std::string> warm_keys;
+  std::optional<protection::rate_limit> rate_limiter;
+  std::optional<protection::circuit_breaker_options> circuit_breaker;
+  std::size_t max_concurrent_fetches = 0;
 };
 
 /// Checks the engine-wide fields; returns an empty string or a message naming
@@ -223,6 +236,24 @@ inline bool resolve_keyspace(const config& c, std::string_view name, std::int64_
     why = field + "options.write_timeout: must be > 0, got " + format_duration(out.write_timeout);
     return false;
   }
+  out.rate_limiter = o.rate_limiter ? o.rate_limiter : c.rate_limiter;
+  if (out.rate_limiter) {
+    const std::string prefix = o.rate_limiter ? field + "options.rate_limiter" : "config.rate_limiter";
+    if (auto bad = protection::validate(*out.rate_limiter, prefix); !bad.empty()) {
+      why = bad;
+      return false;
+    }
+  }
+  out.circuit_breaker = o.circuit_breaker ? o.circuit_breaker : c.circuit_breaker;
+  if (out.circuit_breaker) {
+    const std::string prefix =
+        o.circuit_breaker ? field + "options.circuit_breaker" : "config.circuit_breaker";
+    if (auto bad = protection::validate(*out.circuit_breaker, prefix); !bad.empty()) {
+      why = bad;
+      return false;
+    }
+  }
+  out.max_concurrent_fetches = o.max_concurrent_fetches.value_or(c.max_concurrent_fetches);
   out.warm_keys = o.warm_keys.value_or(std::vector<std::string>{});
   for (const auto& k : out.warm_keys) {
     if (k.empty() || k.size() > c.max_key_bytes) {

@@ -11,21 +11,29 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/system_executor.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <boost/asio/use_future.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_future.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <distcache/cache/stats.hpp>
 #include <distcache/clock.hpp>
+#include <distcache/cluster/membership.hpp>
 #include <distcache/cluster/ring.hpp>
 #include <distcache/config.hpp>
+#include <distcache/discovery/provider.hpp>
 #include <distcache/detail/hash.hpp>
 #include <distcache/detail/keyspace_runtime.hpp>
 #include <distcache/detail/waiters.hpp>
 #include <distcache/error.hpp>
 #include <distcache/keyspace.hpp>
 #include <distcache/policies.hpp>
+#include <distcache/transport/http.hpp>
+#include <chrono>
 #include <exception>
+#include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -102,9 +110,21 @@ class basic_engine {
   template <class K>
   using value_type_of = typename K::value_type;
 
-  /// Builds an engine. Throws config_error when `cfg` or a keyspace
-  /// definition is invalid; its what() names the keyspace, field and value.
-  explicit basic_engine(config cfg, KeySpaces... defs) : cfg_(std::move(cfg)) {
+  /// The discovery provider type (Policies::discovery_type).
+  using discovery_type = typename Policies::discovery_type;
+  /// The transport policy type (Policies::transport_type).
+  using transport_type = typename Policies::transport_type;
+
+  /// Builds an engine with a default-constructed discovery provider. Throws
+  /// config_error when `cfg` or a keyspace definition is invalid; its what()
+  /// names the keyspace, field and value.
+  explicit basic_engine(config cfg, KeySpaces... defs)
+      : basic_engine(std::move(cfg), discovery_type{}, std::move(defs)...) {}
+
+  /// Builds an engine that finds its peers through `discovery` (used when
+  /// cfg.cluster.enabled).
+  basic_engine(config cfg, discovery_type discovery, KeySpaces... defs)
+      : cfg_(std::move(cfg)), discovery_(std::move(discovery)) {
     if (auto why = detail::validate_engine(cfg_); !why.empty()) throw config_error(why);
     for (const auto& [name, options] : cfg_.keyspaces) {
       (void)options;
@@ -114,6 +134,7 @@ class basic_engine {
       }
     }
     if (!cfg_.log) cfg_.log = log_to_stderr;
+    check_protection_policies();
     std::string why;
     auto install = [&]<std::size_t I>(std::integral_constant<std::size_t, I>, auto& def) {
       auto rt = make_runtime<I>(std::move(def), why);
@@ -123,7 +144,8 @@ class basic_engine {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (install(std::integral_constant<std::size_t, I>{}, defs), ...);
     }(std::index_sequence_for<KeySpaces...>{});
-    ring_ = std::make_shared<const ring>(std::vector<std::string>{self_name_}, 1, 1);
+    members_ = std::make_unique<detail::membership>(self_name_, cfg_.cluster.virtual_nodes,
+                                                    cfg_.cluster.failure_threshold);
   }
 
   basic_engine(const basic_engine&) = delete;
@@ -132,9 +154,16 @@ class basic_engine {
   /// Stops the engine (see stop()).
   ~basic_engine() { (void)stop(); }
 
-  /// Starts the engine's threads and loads the warm keys in the background.
-  /// Errors: errc::stopped after stop(); starting twice is a no-op.
+  /// Starts the engine's threads; in a cluster also the peer server,
+  /// discovery and membership: start() returns once at least
+  /// cluster.minimum_peers_quorum nodes (this one included) answer, or fails
+  /// with errc::cluster_quorum after max_join_attempts rounds or
+  /// bootstrap_timeout, having released everything it started (start() may be
+  /// called again). Loads the warm keys in the background.
+  /// Errors: stopped after stop(), cluster_quorum, the server's bind error,
+  /// blocking_call_on_engine_thread. Starting twice is a no-op.
   result<void> start() {
+    if (auto ec = check_blocking_call()) return ec;
     std::lock_guard lock(lifecycle_);
     const int s = state_.load();
     if (s == running) return {};
@@ -142,6 +171,7 @@ class basic_engine {
     const std::size_t fetch_threads = cfg_.fetch_threads != 0 ? cfg_.fetch_threads : 8;
     std::size_t threads = cfg_.threads;
     if (threads == 0) threads = std::max(1U, std::thread::hardware_concurrency());
+    ioc_.restart();
     pool_ = std::make_unique<net::thread_pool>(fetch_threads);
     work_.emplace(ioc_.get_executor());
     for (std::size_t i = 0; i < threads; ++i) {
@@ -150,7 +180,17 @@ class basic_engine {
         ioc_.run();
       });
     }
+    if (cfg_.cluster.enabled) {
+      if (auto ec = start_cluster()) {
+        shutdown_threads();
+        return ec;
+      }
+    }
     state_.store(running);
+    if (cfg_.cluster.enabled) {
+      schedule_probe();
+      schedule_discovery();
+    }
     for_each_slot([&]<std::size_t I>(std::integral_constant<std::size_t, I>) { warm<I>(); });
     return {};
   }
@@ -173,16 +213,43 @@ class basic_engine {
     std::lock_guard lock(lifecycle_);
     int expected = running;
     if (!state_.compare_exchange_strong(expected, stopped)) return {};
+    if (cfg_.cluster.enabled) stop_cluster();
     for_each_slot([&]<std::size_t I>(std::integral_constant<std::size_t, I>) {
       auto& slot = std::get<I>(slots_);
       std::lock_guard slot_lock(slot.mutex);
       for (auto& rt : slot.runtimes) rt->flights.abandon_all(make_error_code(errc::stopped));
     });
-    pool_->join();
-    work_.reset();
-    for (auto& t : threads_) t.join();
-    threads_.clear();
+    shutdown_threads();
     return {};
+  }
+
+  /// This node's name, "host:port": its peer address in a cluster (known
+  /// after start() when cluster.port is 0), "self" otherwise.
+  [[nodiscard]] std::string self_name() const {
+    std::lock_guard lock(lifecycle_);
+    return self_name_;
+  }
+
+  /// The peers in the ring now (this node excluded).
+  [[nodiscard]] std::vector<std::string> cluster_peers() const { return members()->alive_peers(); }
+
+  /// The node that owns `key` now ("host:port", or self_name()).
+  [[nodiscard]] std::string owner_of(std::string_view key) const {
+    auto r = members()->current();
+    const auto i = r->owner_index(detail::hash_key(key));
+    return r->nodes()[i];
+  }
+
+  /// The version of the ring now (a hash of its member list).
+  [[nodiscard]] std::uint64_t ring_version() const { return members()->current()->version(); }
+
+  /// Calls `on_event` for every membership change (peer joined or left), in
+  /// order, on the engine's blocking pool: a slow subscriber delays only its
+  /// own later events, never the engine. Subscribe before start() to see the
+  /// peers found while joining.
+  void subscribe(std::function<void(const peer_event&)> on_event) {
+    std::lock_guard lock(subscribers_mutex_);
+    subscribers_.push_back(std::make_shared<subscriber>(std::move(on_event)));
   }
 
   /// The executor of the engine's io_context.
@@ -264,35 +331,41 @@ class basic_engine {
 
   /// Stores `value` under `key`, replacing any cached value, with expiry
   /// `ttl` when > 0, else K::expires_at(key) when declared, else the
-  /// keyspace's default TTL. A load of the key in flight does not overwrite
-  /// it afterwards. Errors: invalid_key, keyspace_not_found, value_too_large,
-  /// not_started, stopped, blocking_call_on_engine_thread, invalid_config
-  /// (negative ttl).
+  /// keyspace's default TTL. In a cluster the value is stored on the key's
+  /// owner and every other node drops the key from its caches. A load of the
+  /// key in flight does not overwrite it afterwards. Errors: invalid_key,
+  /// keyspace_not_found, value_too_large, invalid_config (negative ttl),
+  /// peer_unavailable (the owner did not take it), not_started, stopped,
+  /// blocking_call_on_engine_thread.
   template <class K>
   result<void> put(std::string_view key, value_type_of<K> value, duration ttl = duration::zero()) {
     if (auto ec = check_blocking_call()) return ec;
-    return do_put<index_of<K>()>(key, std::move(value), ttl);
+    std::vector<std::pair<std::string, value_type_of<K>>> one;
+    one.emplace_back(std::string(key), std::move(value));
+    return wait_op([&](auto done) { put_op<index_of<K>()>(std::move(one), ttl, std::move(done)); });
   }
 
   /// Asynchronous put(); completes with `void(error_code)`.
   template <class K, class CompletionToken = net::default_completion_token_t<executor_type>>
   auto async_put(std::string_view key, value_type_of<K> value, duration ttl = duration::zero(),
                  CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
-    return complete_now<void(error_code)>(
-        std::forward<CompletionToken>(token),
-        [this, key = std::string(key), value = std::move(value), ttl]() mutable {
-          return std::make_tuple(
-              to_error(do_put<index_of<K>()>(key, std::move(value), ttl)));
-        });
+    std::vector<std::pair<std::string, value_type_of<K>>> one;
+    one.emplace_back(std::string(key), std::move(value));
+    return initiate_op(std::forward<CompletionToken>(token),
+                       [this, one = std::move(one), ttl](auto done) mutable {
+                         put_op<index_of<K>()>(std::move(one), ttl, std::move(done));
+                       });
   }
 
-  /// Stores every (key, value) pair of `entries` (a range of pairs) with the
-  /// same expiry rules as put(). All keys and sizes are checked first: on
-  /// invalid_key or value_too_large nothing is stored.
+  /// Stores every (key, value) pair of `entries` (a range of pairs; copied)
+  /// with the same expiry rules as put(). All keys and sizes are checked
+  /// first: on invalid_key or value_too_large nothing is stored.
   template <class K, class Range>
   result<void> put_many(const Range& entries, duration ttl = duration::zero()) {
     if (auto ec = check_blocking_call()) return ec;
-    return do_put_many<index_of<K>(), false>(entries, ttl);
+    auto owned = copy_entries<K>(entries);
+    return wait_op(
+        [&](auto done) { put_op<index_of<K>()>(std::move(owned), ttl, std::move(done)); });
   }
 
   /// Asynchronous put_many(); `entries` is copied; completes with
@@ -301,44 +374,44 @@ class basic_engine {
             class CompletionToken = net::default_completion_token_t<executor_type>>
   auto async_put_many(const Range& entries, duration ttl = duration::zero(),
                       CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
-    std::vector<std::pair<std::string, value_type_of<K>>> owned;
-    for (const auto& [k, v] : entries) owned.emplace_back(std::string_view(k), v);
-    return complete_now<void(error_code)>(
-        std::forward<CompletionToken>(token), [this, owned = std::move(owned), ttl]() mutable {
-          return std::make_tuple(to_error(do_put_many<index_of<K>(), true>(owned, ttl)));
-        });
+    return initiate_op(std::forward<CompletionToken>(token),
+                       [this, owned = copy_entries<K>(entries), ttl](auto done) mutable {
+                         put_op<index_of<K>()>(std::move(owned), ttl, std::move(done));
+                       });
   }
 
   // ---------------------------------------------------------------- remove
 
-  /// Removes `key` from keyspace K's caches; a load of it in flight does not
-  /// bring it back. Removing an absent key succeeds. Errors: invalid_key,
-  /// keyspace_not_found, not_started, stopped, blocking_call_on_engine_thread.
+  /// Removes `key` from keyspace K's caches, on every node of a cluster; a
+  /// load of it in flight does not bring it back. Removing an absent key
+  /// succeeds. Errors: invalid_key, keyspace_not_found, peer_unavailable (a
+  /// node in the ring did not confirm), not_started, stopped,
+  /// blocking_call_on_engine_thread.
   template <class K>
   result<void> remove(std::string_view key) {
     if (auto ec = check_blocking_call()) return ec;
-    const std::string_view one[] = {key};  // NOLINT
-    return do_remove_many<index_of<K>()>(one);
+    return wait_op([&](auto done) {
+      remove_op<index_of<K>()>(std::vector<std::string>{std::string(key)}, std::move(done));
+    });
   }
 
   /// Asynchronous remove(); completes with `void(error_code)`.
   template <class K, class CompletionToken = net::default_completion_token_t<executor_type>>
   auto async_remove(std::string_view key,
                     CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
-    return complete_now<void(error_code)>(std::forward<CompletionToken>(token),
-                                          [this, key = std::string(key)] {
-                                            const std::string_view one[] = {key};  // NOLINT
-                                            return std::make_tuple(
-                                                to_error(do_remove_many<index_of<K>()>(one)));
-                                          });
+    return initiate_op(std::forward<CompletionToken>(token),
+                       [this, keys = std::vector<std::string>{std::string(key)}](auto done) mutable {
+                         remove_op<index_of<K>()>(std::move(keys), std::move(done));
+                       });
   }
 
-  /// Removes every key of `keys`. All keys are checked first: on invalid_key
-  /// nothing is removed.
+  /// Removes every key of `keys`, one request per node. All keys are checked
+  /// first: on invalid_key nothing is removed.
   template <class K, class Range>
   result<void> remove_many(const Range& keys) {
     if (auto ec = check_blocking_call()) return ec;
-    return do_remove_many<index_of<K>()>(keys);
+    return wait_op(
+        [&](auto done) { remove_op<index_of<K>()>(copy_keys(keys), std::move(done)); });
   }
 
   /// Asynchronous remove_many(); completes with `void(error_code)`.
@@ -346,13 +419,10 @@ class basic_engine {
             class CompletionToken = net::default_completion_token_t<executor_type>>
   auto async_remove_many(const Range& keys, CompletionToken&& token =
                                                 net::default_completion_token_t<executor_type>()) {
-    std::vector<std::string> owned;
-    for (const auto& k : keys) owned.emplace_back(std::string_view(k));
-    return complete_now<void(error_code)>(std::forward<CompletionToken>(token),
-                                          [this, owned = std::move(owned)] {
-                                            return std::make_tuple(
-                                                to_error(do_remove_many<index_of<K>()>(owned)));
-                                          });
+    return initiate_op(std::forward<CompletionToken>(token),
+                       [this, owned = copy_keys(keys)](auto done) mutable {
+                         remove_op<index_of<K>()>(std::move(owned), std::move(done));
+                       });
   }
 
   // ---------------------------------------------------------------- keyspaces
@@ -463,12 +533,39 @@ class basic_engine {
 
   template <std::size_t I>
   using keyspace_at = std::tuple_element_t<I, std::tuple<KeySpaces...>>;
+  using guards_type = detail::source_guards<typename Policies::rate_limiter_type,
+                                            typename Policies::circuit_breaker_type>;
   template <std::size_t I>
-  using runtime_at = detail::keyspace_runtime<keyspace_at<I>>;
+  using runtime_at = detail::keyspace_runtime<keyspace_at<I>, guards_type>;
 
   template <std::size_t I>
   static constexpr std::string_view name_of() {
     return keyspace_at<I>::name;
+  }
+
+  /// A configured limiter or breaker needs a policy that implements it;
+  /// silently ignoring the setting would leave the source unprotected.
+  void check_protection_policies() const {
+    bool wants_limiter = cfg_.rate_limiter.has_value();
+    bool wants_breaker = cfg_.circuit_breaker.has_value();
+    for (const auto& [name, o] : cfg_.keyspaces) {
+      wants_limiter = wants_limiter || o.rate_limiter.has_value();
+      wants_breaker = wants_breaker || o.circuit_breaker.has_value();
+    }
+    if (wants_limiter &&
+        std::is_same_v<typename Policies::rate_limiter_type, protection::no_rate_limiter>) {
+      throw config_error(
+          "config.rate_limiter: set, but the engine's RateLimiter policy is "
+          "protection::no_rate_limiter; build the engine with policies<..., "
+          "protection::token_bucket>");
+    }
+    if (wants_breaker &&
+        std::is_same_v<typename Policies::circuit_breaker_type, protection::no_circuit_breaker>) {
+      throw config_error(
+          "config.circuit_breaker: set, but the engine's CircuitBreaker policy is "
+          "protection::no_circuit_breaker; build the engine with policies<..., "
+          "protection::circuit_breaker>");
+    }
   }
 
   static bool is_keyspace_name(std::string_view name) {
@@ -546,14 +643,152 @@ class basic_engine {
     if (rt.flights.join(w->key(), w)) start_load<I>(rt, std::string(w->key().text), w->key().hash);
   }
 
-  /// Runs the data source for one flight on the blocking pool and publishes
-  /// the outcome. The owner is asked of the ring; with one node it is always
-  /// this node, and remote owners arrive with the cluster transport.
+  /// Loads one flight's key: from its owner when that is another node (a
+  /// request from a peer never reaches here with a remote owner: peers are
+  /// answered by load_locally), else from the data source.
   template <std::size_t I>
   void start_load(runtime_at<I>& rt, std::string key, std::uint64_t hash) {
+    std::get<I>(slots_).counters.loads_deduped.add();
+    if (cfg_.cluster.enabled) {
+      auto r = members()->current();
+      const std::string& owner = r->nodes()[r->owner_index(hash)];
+      if (owner != self_name_) {
+        remote_load<I>(rt, std::move(key), hash, owner, r->version());
+        return;
+      }
+    }
+    load_locally<I>(rt, std::move(key), hash);
+  }
+
+  /// Asks `owner` for the key; the value enters the hot cache. A peer that
+  /// fails (transport error, timeout, garbage) counts in peer_errors, is
+  /// suspected, and the key is loaded locally so the caller still gets it.
+  template <std::size_t I>
+  void remote_load(runtime_at<I>& rt, std::string key, std::uint64_t hash, const std::string& owner,
+                   std::uint64_t version) {
+    auto keys = std::vector<std::string>{key};
+    client_->get(
+        owner, name_of<I>(), std::move(keys), version, rt.opts.read_timeout,
+        [this, rt = rt.shared_from_this(), key = std::move(key), hash, owner](
+            error_code ec, std::vector<transport::reply_item> items) mutable {
+          auto& counters = std::get<I>(slots_).counters;
+          if (!ec && items.size() == 1) {
+            if (accept_remote<I>(*rt, key, hash, items[0])) {
+              counters.peer_loads.add();
+              publish(members()->on_success(owner));
+              return;
+            }
+            ec = make_error_code(errc::peer_unavailable);
+          }
+          counters.peer_errors.add();
+          publish(members()->on_failure(owner));
+          cfg_.log(log_level::warning, "keyspace '" + std::string(name_of<I>()) + "': peer " +
+                                           owner + " failed (" + ec.message() +
+                                           "); loading locally");
+          load_locally<I>(*rt, std::move(key), hash);
+        });
+  }
+
+  /// Ends the flight of `key` with a peer's reply item. Returns false (and
+  /// leaves the flight alone) when the item's value does not decode.
+  template <std::size_t I>
+  bool accept_remote(runtime_at<I>& rt, const std::string& key, std::uint64_t hash,
+                     transport::reply_item& item) {
+    using V = value_type_of<keyspace_at<I>>;
+    const detail::hashed_key hk{key, hash};
+    if (item.status == transport::reply_item::kind::not_found) {
+      rt.flights.finish(hk, make_error_code(errc::not_found), nullptr,
+                        [] { return error_code{}; });
+      return true;
+    }
+    if (item.status == transport::reply_item::kind::error) {
+      rt.flights.finish(hk, make_error_code(item.error), nullptr, [] { return error_code{}; });
+      return true;
+    }
+    auto decoded = keyspace_serializer_t<keyspace_at<I>>{}.deserialize(item.value);
+    if (!decoded) return false;
+    const time_point expires = from_ttl_ms(item.ttl_ms);
+    const std::size_t bytes = detail::value_bytes(rt.def, *decoded);
+    auto value = std::make_shared<const V>(std::move(*decoded));
+    rt.flights.finish(
+        hk, {}, value,
+        [&]() -> error_code {
+          if (rt.retired.load(std::memory_order_acquire)) return {};
+          if (expires != never_expires && expires <= now()) return {};
+          // A value too large for the hot cache is still handed out.
+          (void)rt.hot.put(hk, value, bytes, expires);
+          return {};
+        },
+        expires);
+    return true;
+  }
+
+  /// Loads one flight's key from the data source, through the protection:
+  /// circuit breaker, then rate limiter (waiting up to its wait_timeout on a
+  /// timer, never on a network thread), then the concurrency limit (queued up
+  /// to the read timeout), then fetch on the blocking pool.
+  template <std::size_t I>
+  void load_locally(runtime_at<I>& rt, std::string key, std::uint64_t hash) {
+    auto& g = rt.guards;
+    if (g.breaker && !g.breaker->allow()) {
+      rt.flights.finish({key, hash}, make_error_code(errc::data_source_circuit_open), nullptr,
+                        [] { return error_code{}; });
+      return;
+    }
+    const duration wait = g.limiter && rt.opts.rate_limiter ? rt.opts.rate_limiter->wait_timeout
+                                                            : duration::zero();
+    acquire_token<I>(&rt, std::move(key), hash, now() + wait,
+                     clock_type::now() + wait + rt.opts.read_timeout);
+  }
+
+  /// Takes a rate-limiter token, waiting for one until `deadline` (on the
+  /// configured clock; `real_deadline` bounds the wait should that clock stand
+  /// still), then enters the concurrency limit.
+  template <std::size_t I>
+  void acquire_token(runtime_at<I>* rt, std::string key, std::uint64_t hash, time_point deadline,
+                     clock_type::time_point real_deadline) {
+    auto& g = rt->guards;
+    if (g.limiter) {
+      const duration wait = g.limiter->try_acquire();
+      if (wait > duration::zero()) {
+        if (now() + wait > deadline || clock_type::now() >= real_deadline) {
+          g.rate_limited.add();
+          if (g.breaker) g.breaker->on_neutral();
+          rt->flights.finish({key, hash}, make_error_code(errc::data_source_rate_limited), nullptr,
+                             [] { return error_code{}; });
+          return;
+        }
+        // Re-check at least every 10 ms, so a clock that jumps (a manual
+        // clock in tests, a suspended VM) is noticed promptly.
+        auto timer = std::make_shared<net::steady_timer>(
+            ioc_, std::min<duration>(wait, std::chrono::milliseconds(10)));
+        timer->async_wait([this, timer, rt, key = std::move(key), hash, deadline,
+                           real_deadline](error_code ec) mutable {
+          if (ec || state_.load() != running) return;  // stop() ended the waiters
+          acquire_token<I>(rt, std::move(key), hash, deadline, real_deadline);
+        });
+        return;
+      }
+    }
+    g.fetches.submit([this, rt, key = std::move(key), hash, queued_at = clock_type::now()]() mutable {
+      if (clock_type::now() - queued_at > rt->opts.read_timeout) {
+        // Waited longer than any caller would: do not call the source.
+        rt->guards.fetches.release();
+        if (rt->guards.breaker) rt->guards.breaker->on_neutral();
+        rt->flights.finish({key, hash}, make_error_code(errc::timeout), nullptr,
+                           [] { return error_code{}; });
+        return;
+      }
+      fetch_on_pool<I>(*rt, std::move(key), hash);
+    });
+  }
+
+  /// Calls the data source on the blocking pool, records the outcome in the
+  /// circuit breaker, leaves the concurrency limit and publishes the value
+  /// into the main cache.
+  template <std::size_t I>
+  void fetch_on_pool(runtime_at<I>& rt, std::string key, std::uint64_t hash) {
     auto& counters = std::get<I>(slots_).counters;
-    counters.loads_deduped.add();
-    (void)ring_->owner_index(hash);  // always this node for now
     net::post(*pool_, [this, rt = rt.shared_from_this(), key = std::move(key), hash, &counters] {
       using V = value_type_of<keyspace_at<I>>;
       const void* previous = std::exchange(detail::current_engine, this);
@@ -585,14 +820,25 @@ class basic_engine {
                                          "': data source threw a non-standard exception");
       }
       detail::current_engine = previous;
-      rt->flights.finish({key, hash}, ec, value, [&]() -> error_code {
-        if (rt->retired.load(std::memory_order_acquire)) return {};
-        if (expires != never_expires && expires <= now()) return {};  // already expired
-        if (!rt->main.put({key, hash}, value, bytes, expires)) {
-          return make_error_code(errc::value_too_large);
+      if (rt->guards.breaker) {
+        if (!ec || ec == errc::not_found) {
+          rt->guards.breaker->on_success();  // the source answered
+        } else {
+          rt->guards.breaker->on_failure();
         }
-        return {};
-      });
+      }
+      rt->guards.fetches.release();
+      rt->flights.finish(
+          {key, hash}, ec, value,
+          [&]() -> error_code {
+            if (rt->retired.load(std::memory_order_acquire)) return {};
+            if (expires != never_expires && expires <= now()) return {};  // already expired
+            if (!rt->main.put({key, hash}, value, bytes, expires)) {
+              return make_error_code(errc::value_too_large);
+            }
+            return {};
+          },
+          expires);
     });
   }
 
@@ -624,12 +870,13 @@ class basic_engine {
     using V = value_type_of<keyspace_at<I>>;
     using list = std::vector<result<value_ptr<V>>>;
     if (auto ec = check_state()) return post_result(std::move(handler), ec, list{});
-    if (std::get<I>(slots_).current.load(std::memory_order_acquire) == nullptr) {
+    auto* rt = std::get<I>(slots_).current.load(std::memory_order_acquire);
+    if (rt == nullptr) {
       return post_result(std::move(handler), make_error_code(errc::keyspace_not_found), list{});
     }
     if (keys.empty()) return post_result(std::move(handler), error_code{}, list{});
-    // Each key is an independent get; the last to finish completes the call.
-    struct gather {
+    // Each key completes one slot; the last to finish completes the call.
+    struct gather : std::enable_shared_from_this<gather> {
       gather(std::size_t n, Handler h, executor_type ex)
           : results(n, result<value_ptr<V>>(make_error_code(errc::timeout))),
             remaining(n),
@@ -641,93 +888,248 @@ class basic_engine {
       Handler handler;
       executor_type engine_ex;
       net::executor_work_guard<net::associated_executor_t<Handler, executor_type>> work;
+      void set(std::size_t i, error_code ec, value_ptr<V> v) {
+        if (ec) {
+          results[i] = ec;
+        } else {
+          results[i] = std::move(v);
+        }
+        if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          auto ex = net::get_associated_executor(handler, engine_ex);
+          net::dispatch(ex, [self = this->shared_from_this()] {
+            auto h = std::move(self->handler);
+            self->work.reset();
+            std::move(h)(error_code{}, std::move(self->results));
+          });
+        }
+      }
     };
     auto g = std::make_shared<gather>(keys.size(), std::move(handler), ioc_.get_executor());
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-      start_get<I>(std::move(keys[i]),
-                   net::bind_executor(ioc_.get_executor(), [g, i](error_code ec, value_ptr<V> v) {
-                     if (ec) {
-                       g->results[i] = ec;
-                     } else {
-                       g->results[i] = std::move(v);
-                     }
-                     if (g->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-                       auto ex = net::get_associated_executor(g->handler, g->engine_ex);
-                       net::dispatch(ex, [g] {
-                         auto h = std::move(g->handler);
-                         g->work.reset();
-                         std::move(h)(error_code{}, std::move(g->results));
-                       });
-                     }
-                   }));
+    auto one = [this, g](std::size_t i, std::string key) {
+      start_get<I>(std::move(key), net::bind_executor(ioc_.get_executor(),
+                                                      [g, i](error_code ec, value_ptr<V> v) {
+                                                        g->set(i, ec, std::move(v));
+                                                      }));
+    };
+    if (!cfg_.cluster.enabled) {
+      for (std::size_t i = 0; i < keys.size(); ++i) one(i, std::move(keys[i]));
+      return;
     }
+    // Cached keys and keys this node owns go the single-key way; the misses
+    // owned by each other node go in one batched request to that node.
+    auto r = members()->current();
+    std::map<std::string, std::vector<std::size_t>> by_owner;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      const std::string_view k = keys[i];
+      if (check_key(k)) {
+        one(i, std::move(keys[i]));
+        continue;
+      }
+      const std::uint64_t h = detail::hash_key(k);
+      const std::string& owner = r->nodes()[r->owner_index(h)];
+      if (owner == self_name_ || lookup(*rt, {k, h}) != nullptr) {
+        one(i, std::move(keys[i]));
+      } else {
+        by_owner[owner].push_back(i);
+      }
+    }
+    for (auto& [owner, indexes] : by_owner) {
+      std::vector<std::string> batch;
+      batch.reserve(indexes.size());
+      for (auto i : indexes) batch.push_back(keys[i]);
+      auto& counters = std::get<I>(slots_).counters;
+      counters.gets.add(indexes.size());
+      counters.loads.add(indexes.size());
+      auto request_keys = batch;  // the callback keeps `batch`; argument order is unspecified
+      client_->get(
+          owner, name_of<I>(), std::move(request_keys), r->version(), rt->opts.read_timeout,
+          [this, g, one, owner, indexes = std::move(indexes), batch = std::move(batch),
+           rt = rt->shared_from_this()](error_code ec,
+                                        std::vector<transport::reply_item> items) mutable {
+            auto& counters = std::get<I>(slots_).counters;
+            if (ec || items.size() != batch.size()) {
+              // The owner failed: each key goes the single-key way, which
+              // falls back to a local load.
+              counters.peer_errors.add();
+              publish(members()->on_failure(owner));
+              for (std::size_t j = 0; j < indexes.size(); ++j) one(indexes[j], std::move(batch[j]));
+              return;
+            }
+            publish(members()->on_success(owner));
+            for (std::size_t j = 0; j < indexes.size(); ++j) {
+              auto& item = items[j];
+              counters.peer_loads.add();
+              if (item.status == transport::reply_item::kind::not_found) {
+                g->set(indexes[j], make_error_code(errc::not_found), nullptr);
+              } else if (item.status == transport::reply_item::kind::error) {
+                g->set(indexes[j], make_error_code(item.error), nullptr);
+              } else if (auto v = keyspace_serializer_t<keyspace_at<I>>{}.deserialize(item.value)) {
+                const time_point expires = from_ttl_ms(item.ttl_ms);
+                const std::size_t bytes = detail::value_bytes(rt->def, *v);
+                auto value = std::make_shared<const V>(std::move(*v));
+                const std::string& k = batch[j];
+                if (expires == never_expires || expires > now()) {
+                  (void)rt->hot.put({k, detail::hash_key(k)}, value, bytes, expires);
+                }
+                g->set(indexes[j], {}, std::move(value));
+              } else {
+                counters.peer_errors.add();
+                one(indexes[j], std::move(batch[j]));
+              }
+            }
+          });
+    }
+  }
+
+  /// A staged entry of a put: validated, decoded once, and its charge known.
+  template <class V>
+  struct staged_entry {
+    std::string key;
+    std::uint64_t hash;
+    std::shared_ptr<const V> value;
+    std::size_t bytes;
+  };
+
+  /// Validates and stores `entries`: on this node when it owns a key (or
+  /// runs alone), else on the owner; then every other node in the ring drops
+  /// the keys. Calls `done` exactly once.
+  template <std::size_t I>
+  void put_op(std::vector<std::pair<std::string, value_type_of<keyspace_at<I>>>> entries,
+              duration ttl, std::function<void(error_code)> done) {
+    using V = value_type_of<keyspace_at<I>>;
+    if (auto ec = check_state()) return done(ec);
+    if (ttl < duration::zero()) {
+      cfg_.log(log_level::warning, "put: ttl must be >= 0, got " + detail::format_duration(ttl));
+      return done(make_error_code(errc::invalid_config));
+    }
+    auto* rt = std::get<I>(slots_).current.load(std::memory_order_acquire);
+    if (rt == nullptr) return done(make_error_code(errc::keyspace_not_found));
+    std::vector<staged_entry<V>> batch;
+    batch.reserve(entries.size());
+    for (auto& [key, value] : entries) {
+      if (auto ec = check_key(key)) return done(ec);
+      const std::size_t bytes = detail::value_bytes(rt->def, value);
+      if (static_cast<std::int64_t>(detail::lru_cache::charge(key.size(), bytes)) >
+          rt->main.shard_budget()) {
+        return done(make_error_code(errc::value_too_large));
+      }
+      const std::uint64_t h = detail::hash_key(key);
+      batch.push_back({std::move(key), h, std::make_shared<const V>(std::move(value)), bytes});
+    }
+    if (!cfg_.cluster.enabled) {
+      for (auto& e : batch) store_locally<I>(*rt, e, expiry_for<I>(*rt, e.key, ttl));
+      return done({});
+    }
+    auto r = members()->current();
+    auto peers = members()->alive_peers();
+    auto fan = detail::make_fan_in(done);
+    std::map<std::string, std::vector<std::string>> invalidations;
+    for (auto& e : batch) {
+      const std::string& owner = r->nodes()[r->owner_index(e.hash)];
+      const time_point expires = expiry_for<I>(*rt, e.key, ttl);
+      for (const auto& p : peers) {
+        if (p != owner) invalidations[p].push_back(e.key);
+      }
+      if (owner == self_name_) {
+        store_locally<I>(*rt, e, expires);
+        continue;
+      }
+      drop_locally(*rt, {e.key, e.hash});
+      std::string bytes;
+      keyspace_serializer_t<keyspace_at<I>>{}.serialize(*e.value, bytes);
+      fan->add();
+      client_->set(owner, name_of<I>(), e.key, std::move(bytes), to_ttl_ms(expires), r->version(),
+                   rt->opts.write_timeout, [this, fan, owner](error_code ec) {
+                     if (ec) {
+                       std::get<I>(slots_).counters.peer_errors.add();
+                       publish(members()->on_failure(owner));
+                       fan->fail(ec == errc::value_too_large || ec == errc::malformed_value
+                                     ? ec
+                                     : make_error_code(errc::peer_unavailable));
+                     }
+                     fan->finish_one();
+                   });
+    }
+    for (auto& [peer, keys] : invalidations) {
+      fan->add();
+      client_->invalidate(peer, name_of<I>(), std::move(keys), r->version(),
+                          rt->opts.write_timeout, [this, fan, peer](error_code ec) {
+                            if (ec) {
+                              // The put landed; a node that missed the
+                              // invalidation may serve its hot copy until it
+                              // expires or is evicted. Logged, not failed.
+                              cfg_.log(log_level::warning, "invalidate on " + peer +
+                                                               " failed: " + ec.message());
+                              publish(members()->on_failure(peer));
+                            }
+                            fan->finish_one();
+                          });
+    }
+    fan->finish_one();  // the initial reference
   }
 
   template <std::size_t I>
-  result<void> do_put(std::string_view key, value_type_of<keyspace_at<I>> value, duration ttl) {
-    std::pair<std::string_view, value_type_of<keyspace_at<I>>> one[] = {  // NOLINT
-        {key, std::move(value)}};
-    return do_put_many<I, true>(one, ttl);
+  void store_locally(runtime_at<I>& rt, const staged_entry<value_type_of<keyspace_at<I>>>& e,
+                     time_point expires) {
+    const detail::hashed_key hk{e.key, e.hash};
+    rt.flights.invalidate(hk);
+    rt.hot.remove(hk);
+    rt.main.put(hk, e.value, e.bytes, expires);
   }
 
-  /// Stores a range of (key, value) pairs; `Move` says whether the values
-  /// may be moved from (the caller's range is left alone otherwise).
-  template <std::size_t I, bool Move, class Range>
-  result<void> do_put_many(Range& entries, duration ttl) {
-    using V = value_type_of<keyspace_at<I>>;
-    if (auto ec = check_state()) return ec;
-    if (ttl < duration::zero()) {
-      cfg_.log(log_level::warning, "put: ttl must be >= 0, got " + detail::format_duration(ttl));
-      return make_error_code(errc::invalid_config);
-    }
-    auto* rt = std::get<I>(slots_).current.load(std::memory_order_acquire);
-    if (rt == nullptr) return make_error_code(errc::keyspace_not_found);
-    struct staged {
-      std::string_view key;
-      std::uint64_t hash;
-      std::shared_ptr<const V> value;
-      std::size_t bytes;
-    };
-    std::vector<staged> batch;
-    for (auto&& [key, value] : entries) {
-      const std::string_view k(key);
-      if (auto ec = check_key(k)) return ec;
-      const std::size_t bytes = detail::value_bytes(rt->def, value);
-      if (static_cast<std::int64_t>(detail::lru_cache::charge(k.size(), bytes)) >
-          rt->main.shard_budget()) {
-        return make_error_code(errc::value_too_large);
-      }
-      auto ptr = Move ? std::make_shared<const V>(std::move(value)) : std::make_shared<const V>(value);
-      batch.push_back({k, detail::hash_key(k), std::move(ptr), bytes});
-    }
-    for (auto& e : batch) {
-      const detail::hashed_key hk{e.key, e.hash};
-      rt->flights.invalidate(hk);
-      rt->hot.remove(hk);
-      rt->main.put(hk, std::move(e.value), e.bytes, expiry_for<I>(*rt, e.key, ttl));
-    }
-    return {};
+  template <class Runtime>
+  static void drop_locally(Runtime& rt, detail::hashed_key hk) {
+    rt.flights.invalidate(hk);
+    rt.main.remove(hk);
+    rt.hot.remove(hk);
   }
 
-  template <std::size_t I, class Range>
-  result<void> do_remove_many(const Range& keys) {
-    if (auto ec = check_state()) return ec;
+  /// Removes `keys` here and, in a cluster, on every node in the ring (one
+  /// request each). Calls `done` exactly once.
+  template <std::size_t I>
+  void remove_op(std::vector<std::string> keys, std::function<void(error_code)> done) {
+    if (auto ec = check_state()) return done(ec);
     auto& slot = std::get<I>(slots_);
     auto* rt = slot.current.load(std::memory_order_acquire);
-    if (rt == nullptr) return make_error_code(errc::keyspace_not_found);
+    if (rt == nullptr) return done(make_error_code(errc::keyspace_not_found));
     for (const auto& k : keys) {
-      if (auto ec = check_key(std::string_view(k))) return ec;
+      if (auto ec = check_key(k)) return done(ec);
     }
-    slot.counters.remove_keys_requests.add();
+    remove_here<I>(*rt, keys);
+    if (!cfg_.cluster.enabled) return done({});
+    auto fan = detail::make_fan_in(done);
+    const auto version = members()->current()->version();
+    for (const auto& peer : members()->alive_peers()) {
+      fan->add();
+      client_->remove(peer, name_of<I>(), keys, version, rt->opts.write_timeout,
+                      [this, fan, peer](error_code ec, std::size_t /*removed*/) {
+                        if (ec) {
+                          std::get<I>(slots_).counters.peer_errors.add();
+                          publish(members()->on_failure(peer));
+                          fan->fail(make_error_code(errc::peer_unavailable));
+                        }
+                        fan->finish_one();
+                      });
+    }
+    fan->finish_one();
+  }
+
+  /// Removes `keys` from this node's caches and counts the request.
+  template <std::size_t I, class Keys>
+  std::size_t remove_here(runtime_at<I>& rt, const Keys& keys) {
+    auto& counters = std::get<I>(slots_).counters;
+    counters.remove_keys_requests.add();
+    std::size_t removed = 0;
     for (const auto& k : keys) {
       const std::string_view key(k);
       const detail::hashed_key hk{key, detail::hash_key(key)};
-      rt->flights.invalidate(hk);
-      const bool in_main = rt->main.remove(hk);
-      const bool in_hot = rt->hot.remove(hk);
-      if (in_main || in_hot) slot.counters.removed_keys.add();
+      rt.flights.invalidate(hk);
+      const bool in_main = rt.main.remove(hk);
+      const bool in_hot = rt.hot.remove(hk);
+      if (in_main || in_hot) ++removed;
     }
-    return {};
+    counters.removed_keys.add(removed);
+    return removed;
   }
 
   template <class Range>
@@ -787,6 +1189,424 @@ class basic_engine {
     }
   }
 
+  // ---------------------------------------------------------------- cluster
+
+  struct subscriber {
+    explicit subscriber(std::function<void(const peer_event&)> f) : on_event(std::move(f)) {}
+    std::function<void(const peer_event&)> on_event;
+    std::optional<net::strand<net::thread_pool::executor_type>> strand;
+  };
+
+  [[nodiscard]] detail::membership* members() const noexcept { return members_.get(); }
+
+  static time_point from_ttl_ms_at(std::int64_t ttl_ms, time_point at) {
+    if (ttl_ms < 0) return never_expires;
+    return at + std::chrono::milliseconds(ttl_ms);
+  }
+  time_point from_ttl_ms(std::int64_t ttl_ms) const { return from_ttl_ms_at(ttl_ms, now()); }
+  std::int64_t to_ttl_ms(time_point expires) const {
+    if (expires == never_expires) return -1;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(expires - now());
+    return std::max<std::int64_t>(0, left.count());
+  }
+
+  /// Delivers membership events to every subscriber, in order per
+  /// subscriber, on the blocking pool.
+  void publish(const std::vector<peer_event>& events) {
+    if (events.empty()) return;
+    for (const auto& e : events) {
+      cfg_.log(log_level::info, std::string("peer ") + e.peer +
+                                    (e.kind == peer_event_kind::joined ? " joined" : " left") +
+                                    " the ring");
+    }
+    std::lock_guard lock(subscribers_mutex_);
+    if (!pool_) return;
+    for (auto& s : subscribers_) {
+      if (!s->strand) s->strand.emplace(net::make_strand(pool_->get_executor()));
+      net::post(*s->strand, [s, events] {
+        for (const auto& e : events) s->on_event(e);
+      });
+    }
+  }
+
+  /// Starts the server, joins the cluster and waits for the quorum. On
+  /// failure everything started here is released.
+  error_code start_cluster() {
+    const auto& k = cfg_.cluster;
+    transport::server_options so;
+    so.bind_address = k.bind_address;
+    so.port = k.port;
+    so.read_timeout = cfg_.read_timeout;
+    so.limits.max_key_bytes = cfg_.max_key_bytes;
+    server_ = std::make_unique<typename transport_type::server_type>(ioc_, peer_adapter_, so,
+                                                                     cfg_.log);
+    if (auto r = server_->start(); !r) {
+      server_.reset();
+      return r.error();
+    }
+    {
+      const std::string host = k.advertise_address.empty() ? k.bind_address : k.advertise_address;
+      const bool v6 = host.find(':') != std::string::npos;
+      self_name_ = (v6 ? "[" + host + "]" : host) + ":" + std::to_string(server_->port());
+    }
+    members_ = std::make_unique<detail::membership>(self_name_, k.virtual_nodes,
+                                                    k.failure_threshold);
+    transport::client_options co;
+    co.self_name = self_name_;
+    co.connect_timeout = k.peer_timeout;
+    co.limits.max_key_bytes = cfg_.max_key_bytes;
+    client_ = std::make_unique<typename transport_type::client_type>(ioc_, co, cfg_.log);
+    error_code ec;
+    if (auto r = discovery_.initialize(); !r) ec = r.error();
+    if (!ec) {
+      if (auto r = discovery_.register_node(self_name_); !r) ec = r.error();
+    }
+    if (!ec) ec = bootstrap();
+    if (ec) {
+      cfg_.log(log_level::error, "start: cannot join the cluster: " + ec.message());
+      (void)discovery_.deregister_node(self_name_);
+      discovery_.close();
+      teardown_transport();
+      return ec;
+    }
+    return {};
+  }
+
+  /// Discovery rounds until minimum_peers_quorum nodes answer.
+  error_code bootstrap() {
+    const auto& k = cfg_.cluster;
+    const auto deadline = clock_type::now() + k.bootstrap_timeout;
+    for (int attempt = 1;; ++attempt) {
+      if (auto peers = discovery_.discover_peers()) {
+        publish(members()->on_discovered(*peers));
+      } else {
+        cfg_.log(log_level::warning, "discovery failed: " + peers.error().message());
+      }
+      probe_all_and_wait(std::min<duration>(k.peer_timeout, deadline - clock_type::now()));
+      const std::size_t have = 1 + members()->alive_peers().size();
+      if (have >= k.minimum_peers_quorum) return {};
+      if (attempt >= k.max_join_attempts || clock_type::now() >= deadline) {
+        cfg_.log(log_level::error, "start: " + std::to_string(have) + " of the " +
+                                       std::to_string(k.minimum_peers_quorum) +
+                                       " nodes of minimum_peers_quorum answer after " +
+                                       std::to_string(attempt) + " discovery rounds");
+        return make_error_code(errc::cluster_quorum);
+      }
+      // Bounded by the bootstrap deadline; start() is a blocking call.
+      std::this_thread::sleep_for(
+          std::min<duration>(k.join_retry_interval, deadline - clock_type::now()));
+    }
+  }
+
+  /// Probes every known peer once and waits for the answers (bootstrap).
+  void probe_all_and_wait(duration limit) {
+    auto peers = members()->known_peers();
+    if (peers.empty() || limit <= duration::zero()) return;
+    auto left = std::make_shared<std::atomic<std::size_t>>(peers.size());
+    auto done = std::make_shared<std::promise<void>>();
+    auto finished = done->get_future();
+    for (const auto& p : peers) {
+      client_->health(p, limit, [this, p, left, done](error_code ec) {
+        publish(ec ? members()->on_failure(p) : members()->on_success(p));
+        if (left->fetch_sub(1) == 1) done->set_value();
+      });
+    }
+    finished.wait_for(limit + std::chrono::milliseconds(100));
+  }
+
+  void schedule_probe() {
+    probe_timer_.emplace(cluster_strand_);
+    arm_probe();
+  }
+  void arm_probe() {
+    probe_timer_->expires_after(cfg_.cluster.probe_interval);
+    probe_timer_->async_wait([this](error_code ec) {
+      if (ec || state_.load() != running) return;
+      for (const auto& p : members()->known_peers()) {
+        client_->health(p, cfg_.cluster.peer_timeout, [this, p](error_code e) {
+          publish(e ? members()->on_failure(p) : members()->on_success(p));
+        });
+      }
+      arm_probe();
+    });
+  }
+
+  void schedule_discovery() {
+    discovery_timer_.emplace(cluster_strand_);
+    arm_discovery();
+  }
+  void arm_discovery() {
+    discovery_timer_->expires_after(cfg_.cluster.discovery_interval);
+    discovery_timer_->async_wait([this](error_code ec) {
+      if (ec || state_.load() != running) return;
+      // The provider may block: ask it on the pool, then re-arm on the strand.
+      net::post(*pool_, [this] {
+        auto peers = discovery_.discover_peers();
+        if (peers) {
+          publish(members()->on_discovered(*peers));
+        } else {
+          cfg_.log(log_level::warning, "discovery failed: " + peers.error().message());
+        }
+        net::post(cluster_strand_, [this] {
+          if (state_.load() == running) arm_discovery();
+        });
+      });
+    });
+  }
+
+  void stop_cluster() {
+    // Timers live on the strand: cancel them there, and wait for it.
+    std::promise<void> cancelled;
+    net::post(cluster_strand_, [&] {
+      if (probe_timer_) probe_timer_->cancel();
+      if (discovery_timer_) discovery_timer_->cancel();
+      cancelled.set_value();
+    });
+    cancelled.get_future().wait();
+    (void)discovery_.deregister_node(self_name_);
+    discovery_.close();
+    teardown_transport();
+  }
+
+  void teardown_transport() {
+    if (server_) server_->stop();
+    if (client_) client_->close();
+  }
+
+  /// Joins the blocking pool and the io_context threads. Server and client
+  /// objects are destroyed here, after their last handler ran.
+  void shutdown_threads() {
+    if (pool_) pool_->join();
+    work_.reset();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    probe_timer_.reset();
+    discovery_timer_.reset();
+    server_.reset();
+    client_.reset();
+    {
+      std::lock_guard lock(subscribers_mutex_);
+      for (auto& s : subscribers_) s->strand.reset();
+      pool_.reset();
+    }
+  }
+
+  // ---------------------------------------------------------------- peer_service
+
+  /// Answers the peer server's requests with this engine's caches.
+  class peer_adapter final : public transport::peer_service {
+   public:
+    explicit peer_adapter(basic_engine& e) : e_(e) {}
+    bool has_keyspace(std::string_view name) const override { return e_.peer_has_keyspace(name); }
+    void get(std::string_view keyspace, std::vector<std::string> keys,
+             std::function<void(std::vector<transport::reply_item>)> done) override {
+      e_.peer_get(keyspace, std::move(keys), std::move(done));
+    }
+    error_code set(std::string_view keyspace, std::string key, std::string value,
+                   std::int64_t ttl_ms) override {
+      return e_.peer_set(keyspace, std::move(key), std::move(value), ttl_ms);
+    }
+    std::size_t remove(std::string_view keyspace, const std::vector<std::string>& keys) override {
+      return e_.peer_remove(keyspace, keys);
+    }
+    void invalidate(std::string_view keyspace, const std::vector<std::string>& keys) override {
+      e_.peer_invalidate(keyspace, keys);
+    }
+
+   private:
+    basic_engine& e_;
+  };
+
+  bool peer_has_keyspace(std::string_view name) const {
+    bool live = false;
+    for_each_slot([&]<std::size_t I>(std::integral_constant<std::size_t, I>) {
+      if (name_of<I>() == name) {
+        live = std::get<I>(slots_).current.load(std::memory_order_acquire) != nullptr;
+      }
+    });
+    return live;
+  }
+
+  void peer_get(std::string_view keyspace, std::vector<std::string> keys,
+                std::function<void(std::vector<transport::reply_item>)> done) {
+    bool found = false;
+    for_each_slot([&]<std::size_t I>(std::integral_constant<std::size_t, I>) {
+      if (!found && name_of<I>() == keyspace) {
+        found = true;
+        serve_get<I>(std::move(keys), std::move(done));
+      }
+    });
+    if (!found) {
+      std::vector<transport::reply_item> items(keys.size());
+      for (auto& it : items) {
+        it.status = transport::reply_item::kind::error;
+        it.error = errc::keyspace_not_found;
+      }
+      done(std::move(items));
+    }
+  }
+
+  error_code peer_set(std::string_view keyspace, std::string key, std::string value,
+                      std::int64_t ttl_ms) {
+    error_code result = make_error_code(errc::keyspace_not_found);
+    for_each_slot([&]<std::size_t I>(std::integral_constant<std::size_t, I>) {
+      if (name_of<I>() != keyspace) return;
+      using V = value_type_of<keyspace_at<I>>;
+      auto* rt = std::get<I>(slots_).current.load(std::memory_order_acquire);
+      if (rt == nullptr || check_state()) return;
+      if (auto ec = check_key(key)) {
+        result = ec;
+        return;
+      }
+      auto decoded = keyspace_serializer_t<keyspace_at<I>>{}.deserialize(value);
+      if (!decoded) {
+        result = make_error_code(errc::malformed_value);
+        return;
+      }
+      const std::size_t bytes = detail::value_bytes(rt->def, *decoded);
+      if (static_cast<std::int64_t>(detail::lru_cache::charge(key.size(), bytes)) >
+          rt->main.shard_budget()) {
+        result = make_error_code(errc::value_too_large);
+        return;
+      }
+      const std::uint64_t h = detail::hash_key(key);
+      staged_entry<V> e{std::move(key), h, std::make_shared<const V>(std::move(*decoded)), bytes};
+      store_locally<I>(*rt, e, from_ttl_ms(ttl_ms));
+      result = {};
+    });
+    return result;
+  }
+
+  std::size_t peer_remove(std::string_view keyspace, const std::vector<std::string>& keys) {
+    std::size_t removed = 0;
+    for_each_slot([&]<std::size_t I>(std::integral_constant<std::size_t, I>) {
+      if (name_of<I>() != keyspace) return;
+      if (auto* rt = std::get<I>(slots_).current.load(std::memory_order_acquire)) {
+        removed = remove_here<I>(*rt, keys);
+      }
+    });
+    return removed;
+  }
+
+  void peer_invalidate(std::string_view keyspace, const std::vector<std::string>& keys) {
+    for_each_slot([&]<std::size_t I>(std::integral_constant<std::size_t, I>) {
+      if (name_of<I>() != keyspace) return;
+      if (auto* rt = std::get<I>(slots_).current.load(std::memory_order_acquire)) {
+        for (const auto& k : keys) drop_locally(*rt, {k, detail::hash_key(k)});
+      }
+    });
+  }
+
+  /// Answers a peer's get as the owner: from the caches, else one local load
+  /// per key shared with every other caller (never forwarded).
+  template <std::size_t I>
+  void serve_get(std::vector<std::string> keys,
+                 std::function<void(std::vector<transport::reply_item>)> done) {
+    using V = value_type_of<keyspace_at<I>>;
+    struct gather {
+      std::vector<transport::reply_item> items;
+      std::atomic<std::size_t> remaining;
+      std::function<void(std::vector<transport::reply_item>)> done;
+      void finish_one() {
+        if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) done(std::move(items));
+      }
+    };
+    auto g = std::make_shared<gather>();
+    g->items.resize(keys.size());
+    g->remaining.store(keys.size() + 1);
+    g->done = std::move(done);
+    auto make_item = [this](error_code ec, const std::shared_ptr<const void>& v,
+                            time_point expires) {
+      transport::reply_item item;
+      if (ec == errc::not_found) {
+        item.status = transport::reply_item::kind::not_found;
+      } else if (ec) {
+        item.status = transport::reply_item::kind::error;
+        item.error = ec.category() == error_category() ? static_cast<errc>(ec.value())
+                                                        : errc::data_source_failed;
+      } else {
+        item.status = transport::reply_item::kind::value;
+        keyspace_serializer_t<keyspace_at<I>>{}.serialize(*std::static_pointer_cast<const V>(v),
+                                                            item.value);
+        item.ttl_ms = to_ttl_ms(expires);
+      }
+      return item;
+    };
+    auto* rt = std::get<I>(slots_).current.load(std::memory_order_acquire);
+    auto& counters = std::get<I>(slots_).counters;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (auto ec = check_state(); ec || rt == nullptr) {
+        g->items[i] = make_item(ec ? ec : make_error_code(errc::keyspace_not_found), nullptr, {});
+        g->finish_one();
+        continue;
+      }
+      counters.gets.add();
+      const std::uint64_t h = detail::hash_key(keys[i]);
+      time_point expires = never_expires;
+      auto v = rt->main.get({keys[i], h}, &expires);
+      if (!v) v = rt->hot.get({keys[i], h}, &expires);
+      if (v) {
+        counters.cache_hits.add();
+        g->items[i] = make_item({}, v, expires);
+        g->finish_one();
+        continue;
+      }
+      auto w = std::make_shared<detail::callback_waiter>(
+          ioc_.get_executor(), keys[i], h,
+          [g, i, make_item](error_code ec, std::shared_ptr<const void> value, time_point exp) {
+            g->items[i] = make_item(ec, value, exp);
+            g->finish_one();
+          });
+      w->arm(rt->flights, rt->opts.read_timeout);
+      if (rt->flights.join(w->key(), w)) {
+        counters.loads_deduped.add();
+        load_locally<I>(*rt, keys[i], h);
+      }
+      counters.loads.add();
+    }
+    g->finish_one();
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  /// Runs `op(done)` and blocks until it calls done(ec).
+  template <class Op>
+  static result<void> wait_op(Op&& op) {
+    auto p = std::make_shared<std::promise<error_code>>();
+    auto f = p->get_future();
+    op(std::function<void(error_code)>([p](error_code ec) { p->set_value(ec); }));
+    const error_code ec = f.get();
+    if (ec) return ec;
+    return {};
+  }
+
+  /// An async operation with signature void(error_code) whose work is
+  /// `op(done)`; the handler runs through post_result().
+  template <class CompletionToken, class Op>
+  auto initiate_op(CompletionToken&& token, Op op) {
+    return net::async_initiate<CompletionToken, void(error_code)>(
+        [this](auto handler, Op op) {
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          op(std::function<void(error_code)>(
+              [this, h](error_code ec) { post_result(std::move(*h), ec); }));
+        },
+        token, std::move(op));
+  }
+
+  template <class K, class Range>
+  static std::vector<std::pair<std::string, value_type_of<K>>> copy_entries(const Range& entries) {
+    std::vector<std::pair<std::string, value_type_of<K>>> owned;
+    for (const auto& [k, v] : entries) owned.emplace_back(std::string(std::string_view(k)), v);
+    return owned;
+  }
+
+  template <class Range>
+  static std::vector<std::string> copy_keys(const Range& keys) {
+    std::vector<std::string> owned;
+    for (const auto& k : keys) owned.emplace_back(std::string_view(k));
+    return owned;
+  }
+
   template <std::size_t I>
   keyspace_stats stats_of() const {
     const auto& slot = std::get<I>(slots_);
@@ -808,6 +1628,14 @@ class basic_engine {
       s.main_cache_items = rt->main.size();
       s.hot_cache_items = rt->hot.size();
       s.evictions = rt->main.evictions() + rt->hot.evictions();
+      s.rate_limited = rt->guards.rate_limited.load();
+      if (rt->guards.breaker) {
+        s.circuit_state = rt->guards.breaker->state();
+        s.circuit_last_change = rt->guards.breaker->last_change();
+        s.circuit_rejected = rt->guards.breaker->rejected();
+      }
+      s.fetches_in_flight = rt->guards.fetches.running();
+      s.fetches_queued = rt->guards.fetches.queued();
     }
     return s;
   }
@@ -855,12 +1683,21 @@ class basic_engine {
   }
 
   config cfg_;
+  discovery_type discovery_;
   std::string self_name_ = "self";
-  std::shared_ptr<const ring> ring_;
-  std::tuple<detail::keyspace_slot<KeySpaces>...> slots_;
+  std::unique_ptr<detail::membership> members_;
+  std::tuple<detail::keyspace_slot<KeySpaces, guards_type>...> slots_;
   std::atomic<int> state_{created};
-  std::mutex lifecycle_;
+  mutable std::mutex lifecycle_;
   net::io_context ioc_;
+  net::strand<executor_type> cluster_strand_{ioc_.get_executor()};
+  std::optional<net::steady_timer> probe_timer_;
+  std::optional<net::steady_timer> discovery_timer_;
+  std::unique_ptr<typename transport_type::server_type> server_;
+  std::unique_ptr<typename transport_type::client_type> client_;
+  std::mutex subscribers_mutex_;
+  std::vector<std::shared_ptr<subscriber>> subscribers_;
+  peer_adapter peer_adapter_{*this};
   std::optional<net::executor_work_guard<executor_type>> work_;
   std::vector<std::thread> threads_;
   std::unique_ptr<net::thread_pool> pool_;

@@ -2,20 +2,50 @@
 #ifndef DISTCACHE_POLICIES_HPP
 #define DISTCACHE_POLICIES_HPP
 
+#include <distcache/discovery/provider.hpp>
+#include <distcache/protection/protection.hpp>
+#include <distcache/transport/http.hpp>
+
 namespace distcache {
 
-/// The compile-time policies of an engine: transport, discovery, protection
-/// (rate limiter, circuit breaker) and telemetry.
+/// The compile-time policies of an engine.
 ///
-/// This release runs a single node, so the bundle has no parameters yet: the
-/// owner of every key is this node (asked of a one-node ring), and data-source
-/// calls are unprotected. Later releases add the policy parameters in this
-/// order, each with a default, so `engine<...>` and `basic_engine<policies<>,
-/// ...>` stay valid spellings.
-template <class... Policies>
+/// - `Discovery` (a discovery_provider): who the peers are. Default
+///   discovery::standalone (no peers); discovery::static_peers takes a list.
+/// - `Transport` (a transport_policy): how nodes talk. Default
+///   transport::http (Boost.Beast, HTTP/1.1, protocol v1 of docs/protocol.md).
+///
+/// - `RateLimiter` (a protection::rate_limiter_policy): default
+///   protection::no_rate_limiter; protection::token_bucket limits data-source
+///   calls per second as configured (config.rate_limiter).
+/// - `CircuitBreaker` (a protection::circuit_breaker_policy): default
+///   protection::no_circuit_breaker; protection::circuit_breaker stops calling
+///   a failing source as configured (config.circuit_breaker).
+///
+/// A later release adds the telemetry policy after these, with a default, so
+/// existing spellings stay valid.
+template <class Discovery = discovery::standalone, class Transport = transport::http,
+          class RateLimiter = protection::no_rate_limiter,
+          class CircuitBreaker = protection::no_circuit_breaker>
 struct policies {
-  static_assert(sizeof...(Policies) == 0,
-                "distcache: this release has no transport, discovery or protection policies yet");
+  static_assert(discovery_provider<Discovery>,
+                "distcache: the Discovery policy must model distcache::discovery_provider "
+                "(initialize, register_node, deregister_node, discover_peers, close)");
+  static_assert(transport::transport_policy<Transport>,
+                "distcache: the Transport policy must model distcache::transport::transport_policy");
+  static_assert(protection::rate_limiter_policy<RateLimiter>,
+                "distcache: the RateLimiter policy must model protection::rate_limiter_policy");
+  static_assert(protection::circuit_breaker_policy<CircuitBreaker>,
+                "distcache: the CircuitBreaker policy must model "
+                "protection::circuit_breaker_policy");
+  /// The rate limiter type.
+  using rate_limiter_type = RateLimiter;
+  /// The circuit breaker type.
+  using circuit_breaker_type = CircuitBreaker;
+  /// The discovery provider type.
+  using discovery_type = Discovery;
+  /// The transport policy type.
+  using transport_type = Transport;
 };
 
 /// The policies `engine<...>` uses.

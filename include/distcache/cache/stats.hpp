@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <distcache/clock.hpp>
+#include <distcache/protection/circuit_breaker.hpp>
 
 namespace distcache {
 
@@ -28,6 +30,13 @@ struct keyspace_stats {
   std::size_t main_cache_items = 0;        ///< entries in the main cache now
   std::size_t hot_cache_items = 0;         ///< entries in the hot cache now
   std::uint64_t evictions = 0;             ///< entries evicted for room, main and hot, current definition
+  // Protection of the current definition's data source (protection.md).
+  std::uint64_t rate_limited = 0;                          ///< loads refused by the rate limiter
+  protection::breaker_state circuit_state = protection::breaker_state::closed;  ///< breaker state
+  time_point circuit_last_change{};                         ///< when the breaker last changed state
+  std::uint64_t circuit_rejected = 0;                       ///< loads the open breaker refused
+  std::size_t fetches_in_flight = 0;                        ///< data-source calls running now
+  std::size_t fetches_queued = 0;                           ///< loads waiting for the concurrency limit
 };
 
 namespace detail {

@@ -10,6 +10,8 @@
 #include <distcache/cache/stats.hpp>
 #include <distcache/config.hpp>
 #include <distcache/keyspace.hpp>
+#include <distcache/protection/bulkhead.hpp>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,11 +49,12 @@ std::size_t value_bytes(const K& def, const typename K::value_type& v) {
 /// update_keyspace() replaces the whole runtime, so a load that started under
 /// the old definition publishes into the old (retired, cleared) caches and
 /// can never bring an old value back.
-template <class K>
-struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime<K>> {
+template <class K, class Guards>
+struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime<K, Guards>> {
   keyspace_runtime(K d, resolved_keyspace o, const clock_source* clock)
       : def(std::move(d)),
         opts(std::move(o)),
+        guards(opts, clock),
         main(opts.max_bytes,
              opts.shards != 0 ? opts.shards : lru_cache::default_shards(opts.max_bytes), clock),
         hot(opts.hot_max_bytes,
@@ -60,6 +63,7 @@ struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime<K>> {
 
   K def;  // source.fetch() runs concurrently on the blocking pool
   const resolved_keyspace opts;
+  Guards guards;   // rate limiter, circuit breaker, concurrency limit of the source
   lru_cache main;  // keys this node owns
   lru_cache hot;   // keys other nodes own, copied here because they are read often
   singleflight flights;
@@ -67,21 +71,36 @@ struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime<K>> {
 };
 
 /// Everything the engine keeps for keyspace K across its definitions.
-template <class K>
+/// The protection around one keyspace definition's data source. An absent
+/// setting means no limiter (or breaker) at all, whatever the policy type.
+template <class RateLimiter, class CircuitBreaker>
+struct source_guards {
+  source_guards(const resolved_keyspace& o, const clock_source* clock)
+      : fetches(o.max_concurrent_fetches) {
+    if (o.rate_limiter) limiter.emplace(*o.rate_limiter, clock);
+    if (o.circuit_breaker) breaker.emplace(*o.circuit_breaker, clock);
+  }
+  std::optional<RateLimiter> limiter;
+  std::optional<CircuitBreaker> breaker;
+  protection::bulkhead fetches;
+  striped_counter rate_limited;  // calls refused or timed out by the limiter
+};
+
+template <class K, class Guards>
 struct keyspace_slot {
   /// The live definition; null when the keyspace is deleted. Readers load it
   /// without a lock; runtimes are never destroyed before the engine, so a
   /// reader's pointer stays valid.
-  std::atomic<keyspace_runtime<K>*> current{nullptr};
+  std::atomic<keyspace_runtime<K, Guards>*> current{nullptr};
   std::mutex mutex;  // serializes update and delete
-  std::vector<std::shared_ptr<keyspace_runtime<K>>> runtimes;  // live and retired
+  std::vector<std::shared_ptr<keyspace_runtime<K, Guards>>> runtimes;  // live and retired
   keyspace_counters counters;
 
   /// Makes `next` the live definition (null deletes); clears the previous
   /// one's caches. Returns false when deleting an already deleted keyspace.
-  bool replace(std::shared_ptr<keyspace_runtime<K>> next) {
+  bool replace(std::shared_ptr<keyspace_runtime<K, Guards>> next) {
     std::lock_guard lock(mutex);
-    keyspace_runtime<K>* prev = current.load(std::memory_order_acquire);
+    keyspace_runtime<K, Guards>* prev = current.load(std::memory_order_acquire);
     if (next == nullptr && prev == nullptr) return false;
     current.store(next.get(), std::memory_order_release);
     if (next) runtimes.push_back(std::move(next));

@@ -9,7 +9,9 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <distcache/cache/singleflight.hpp>
 #include <distcache/error.hpp>
 #include <memory>
@@ -132,6 +134,57 @@ class async_waiter final : public timed_waiter {
   Handler handler_;
   net::executor_work_guard<handler_executor> work_;
 };
+
+/// A waiter that calls a function with the outcome and the value's expiry
+/// (used to answer peers). The function runs on the thread that completes.
+class callback_waiter final : public timed_waiter {
+ public:
+  using callback = std::function<void(error_code, std::shared_ptr<const void>, time_point)>;
+  callback_waiter(net::io_context::executor_type ex, std::string key, std::uint64_t hash,
+                  callback fn)
+      : timed_waiter(ex, std::move(key), hash), fn_(std::move(fn)) {}
+
+  void complete(error_code ec, std::shared_ptr<const void> value) override {
+    cancel_timer();
+    auto fn = std::move(fn_);
+    fn(ec, std::move(value), expires_at);
+  }
+
+ private:
+  callback fn_;
+};
+
+/// Joins the outcomes of several parallel requests: add() one per request,
+/// finish_one() when each ends (plus one for the initiator), fail() to record
+/// an error; `done` runs once, with the first error, after the last finish.
+class fan_in {
+ public:
+  explicit fan_in(std::function<void(error_code)> done) : done_(std::move(done)) {}
+  void add() noexcept { pending_.fetch_add(1, std::memory_order_relaxed); }
+  void fail(error_code ec) {
+    std::lock_guard lock(mutex_);
+    if (!first_) first_ = ec;
+  }
+  void finish_one() {
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    error_code ec;
+    {
+      std::lock_guard lock(mutex_);
+      ec = first_;
+    }
+    done_(ec);
+  }
+
+ private:
+  std::atomic<std::size_t> pending_{1};
+  std::mutex mutex_;
+  error_code first_;
+  std::function<void(error_code)> done_;
+};
+
+inline std::shared_ptr<fan_in> make_fan_in(std::function<void(error_code)> done) {
+  return std::make_shared<fan_in>(std::move(done));
+}
 
 }  // namespace distcache::detail
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 #include <distcache/clock.hpp>
-#include <distcache/config.hpp>
+#include <distcache/detail/format.hpp>
 #include <distcache/error.hpp>
 #include <mutex>
 #include <string>

@@ -9,7 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <distcache/clock.hpp>
-#include <distcache/config.hpp>
+#include <distcache/detail/format.hpp>
 #include <distcache/error.hpp>
 #include <limits>
 #include <mutex>

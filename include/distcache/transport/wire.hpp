@@ -8,6 +8,7 @@
 #ifndef DISTCACHE_TRANSPORT_WIRE_HPP
 #define DISTCACHE_TRANSPORT_WIRE_HPP
 
+#include <algorithm>
 #include <array>
 #include <boost/system/error_category.hpp>
 #include <charconv>
@@ -88,7 +89,9 @@ enum class wire_errc {
   wrong_count,
 };
 
-namespace detail {
+}  // namespace distcache::transport
+
+namespace distcache::detail {
 
 class wire_category_impl final : public boost::system::error_category {
  public:
@@ -101,33 +104,35 @@ class wire_category_impl final : public boost::system::error_category {
 
  private:
   static const char* describe(int ev) noexcept {
-    switch (static_cast<wire_errc>(ev)) {
-      case wire_errc::truncated:
+    switch (static_cast<transport::wire_errc>(ev)) {
+      case transport::wire_errc::truncated:
         return "the body ends inside a field (truncated)";
-      case wire_errc::trailing_bytes:
+      case transport::wire_errc::trailing_bytes:
         return "unexpected bytes after the last field of the body";
-      case wire_errc::empty_key:
+      case transport::wire_errc::empty_key:
         return "a key is empty";
-      case wire_errc::key_too_long:
+      case transport::wire_errc::key_too_long:
         return "a key is longer than max_key_bytes";
-      case wire_errc::value_too_large:
+      case transport::wire_errc::value_too_large:
         return "a value is longer than max_value_bytes";
-      case wire_errc::batch_too_large:
+      case transport::wire_errc::batch_too_large:
         return "more entries than max_batch";
-      case wire_errc::bad_status:
+      case transport::wire_errc::bad_status:
         return "a reply item's status byte is not 0, 1 or 2";
-      case wire_errc::bad_ttl:
+      case transport::wire_errc::bad_ttl:
         return "a ttl is negative and not -1";
-      case wire_errc::bad_error_code:
+      case transport::wire_errc::bad_error_code:
         return "an error reply item carries error code 0";
-      case wire_errc::wrong_count:
+      case transport::wire_errc::wrong_count:
         return "the number of keys or items is not the expected one";
     }
     return "unknown wire error";
   }
 };
 
-}  // namespace detail
+}  // namespace distcache::detail
+
+namespace distcache::transport {
 
 /// The category of every wire_errc value ("distcache.wire").
 inline const boost::system::error_category& wire_category() noexcept {
@@ -195,30 +200,32 @@ struct set_body_view {
   std::int64_t ttl_ms = -1;
 };
 
-namespace detail {
+}  // namespace distcache::transport
 
-inline void put_u8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
+namespace distcache::detail {
 
-inline void put_u16(std::string& out, std::uint16_t v) {
+inline void wire_put_u8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
+
+inline void wire_put_u16(std::string& out, std::uint16_t v) {
   const std::array<char, 2> b{static_cast<char>(v >> 8), static_cast<char>(v)};
   out.append(b.data(), b.size());
 }
 
-inline void put_u32(std::string& out, std::uint32_t v) {
+inline void wire_put_u32(std::string& out, std::uint32_t v) {
   const std::array<char, 4> b{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
                               static_cast<char>(v >> 8), static_cast<char>(v)};
   out.append(b.data(), b.size());
 }
 
-inline void put_i64(std::string& out, std::int64_t s) {
+inline void wire_put_i64(std::string& out, std::int64_t s) {
   const auto v = static_cast<std::uint64_t>(s);
   std::array<char, 8> b{};
   for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (56 - 8 * i));  // NOLINT
   out.append(b.data(), b.size());
 }
 
-inline void put_bytes(std::string& out, std::string_view bytes) {
-  put_u32(out, static_cast<std::uint32_t>(bytes.size()));
+inline void wire_put_bytes(std::string& out, std::string_view bytes) {
+  wire_put_u32(out, static_cast<std::uint32_t>(bytes.size()));
   out.append(bytes);
 }
 
@@ -273,64 +280,64 @@ class wire_reader {
 };
 
 /// Reads a u32-length-prefixed key and checks it against the limits.
-inline error_code read_key(wire_reader& r, const wire_limits& limits, std::string_view& key) {
+inline error_code wire_read_key(wire_reader& r, const transport::wire_limits& limits, std::string_view& key) {
   std::uint32_t len = 0;
-  if (!r.u32(len)) return wire_errc::truncated;
-  if (len == 0) return wire_errc::empty_key;
-  if (len > limits.max_key_bytes) return wire_errc::key_too_long;
-  if (!r.bytes(len, key)) return wire_errc::truncated;
+  if (!r.u32(len)) return transport::wire_errc::truncated;
+  if (len == 0) return transport::wire_errc::empty_key;
+  if (len > limits.max_key_bytes) return transport::wire_errc::key_too_long;
+  if (!r.bytes(len, key)) return transport::wire_errc::truncated;
   return {};
 }
 
 /// Reads one reply item (status byte and what follows it).
-inline error_code read_reply_item(wire_reader& r, const wire_limits& limits, reply_item& item) {
+inline error_code wire_read_reply_item(wire_reader& r, const transport::wire_limits& limits, transport::reply_item& item) {
   std::uint8_t status = 0;
-  if (!r.u8(status)) return wire_errc::truncated;
+  if (!r.u8(status)) return transport::wire_errc::truncated;
   switch (status) {
     case 0: {
       std::int64_t ttl = 0;
       std::uint32_t len = 0;
       std::string_view bytes;
-      if (!r.i64(ttl)) return wire_errc::truncated;
-      if (ttl < -1) return wire_errc::bad_ttl;
-      if (!r.u32(len)) return wire_errc::truncated;
-      if (len > limits.max_value_bytes) return wire_errc::value_too_large;
-      if (!r.bytes(len, bytes)) return wire_errc::truncated;
-      item.status = reply_item::kind::value;
+      if (!r.i64(ttl)) return transport::wire_errc::truncated;
+      if (ttl < -1) return transport::wire_errc::bad_ttl;
+      if (!r.u32(len)) return transport::wire_errc::truncated;
+      if (len > limits.max_value_bytes) return transport::wire_errc::value_too_large;
+      if (!r.bytes(len, bytes)) return transport::wire_errc::truncated;
+      item.status = transport::reply_item::kind::value;
       item.ttl_ms = ttl;
       item.value.assign(bytes);
       item.error = {};
       return {};
     }
     case 1:
-      item.status = reply_item::kind::not_found;
+      item.status = transport::reply_item::kind::not_found;
       item.value.clear();
       item.ttl_ms = -1;
       item.error = {};
       return {};
     case 2: {
       std::uint16_t code = 0;
-      if (!r.u16(code)) return wire_errc::truncated;
-      if (code == 0) return wire_errc::bad_error_code;
-      item.status = reply_item::kind::error;
+      if (!r.u16(code)) return transport::wire_errc::truncated;
+      if (code == 0) return transport::wire_errc::bad_error_code;
+      item.status = transport::reply_item::kind::error;
       item.value.clear();
       item.ttl_ms = -1;
       item.error = static_cast<distcache::errc>(code);
       return {};
     }
     default:
-      return wire_errc::bad_status;
+      return transport::wire_errc::bad_status;
   }
 }
 
 /// The encoded size of a reply item.
-inline std::size_t reply_item_size(const reply_item& item) noexcept {
+inline std::size_t reply_item_size(const transport::reply_item& item) noexcept {
   switch (item.status) {
-    case reply_item::kind::value:
+    case transport::reply_item::kind::value:
       return 1 + 8 + 4 + item.value.size();
-    case reply_item::kind::error:
+    case transport::reply_item::kind::error:
       return 1 + 2;
-    case reply_item::kind::not_found:
+    case transport::reply_item::kind::not_found:
       break;
   }
   return 1;
@@ -338,28 +345,28 @@ inline std::size_t reply_item_size(const reply_item& item) noexcept {
 
 /// Appends everything of a reply item except the value bytes themselves (for
 /// writes that send the value from its own buffer).
-inline void put_reply_item_head(std::string& out, const reply_item& item) {
+inline void wire_put_reply_item_head(std::string& out, const transport::reply_item& item) {
   switch (item.status) {
-    case reply_item::kind::value:
-      put_u8(out, 0);
+    case transport::reply_item::kind::value:
+      wire_put_u8(out, 0);
       // A TTL below -1 is meaningless; send "already expired" rather than a
       // body the receiver rejects.
-      put_i64(out, item.ttl_ms < -1 ? 0 : item.ttl_ms);
-      put_u32(out, static_cast<std::uint32_t>(item.value.size()));
+      wire_put_i64(out, item.ttl_ms < -1 ? 0 : item.ttl_ms);
+      wire_put_u32(out, static_cast<std::uint32_t>(item.value.size()));
       return;
-    case reply_item::kind::not_found:
-      put_u8(out, 1);
+    case transport::reply_item::kind::not_found:
+      wire_put_u8(out, 1);
       return;
-    case reply_item::kind::error:
-      put_u8(out, 2);
-      put_u16(out, static_cast<std::uint16_t>(item.error));
+    case transport::reply_item::kind::error:
+      wire_put_u8(out, 2);
+      wire_put_u16(out, static_cast<std::uint16_t>(item.error));
       return;
   }
-  put_u8(out, 1);
+  wire_put_u8(out, 1);
 }
 
 /// Parses a decimal u64 header value (digits only, no sign, no spaces).
-inline std::optional<std::uint64_t> parse_u64(std::string_view s) noexcept {
+inline std::optional<std::uint64_t> parse_decimal_u64(std::string_view s) noexcept {
   if (s.empty() || s.size() > 20) return std::nullopt;
   std::uint64_t v = 0;
   const auto* end = s.data() + s.size();
@@ -369,14 +376,14 @@ inline std::optional<std::uint64_t> parse_u64(std::string_view s) noexcept {
 }
 
 /// Appends the decimal form of `v`.
-inline void append_decimal(std::string& out, std::uint64_t v) {
+inline void append_decimal_u64(std::string& out, std::uint64_t v) {
   std::array<char, 24> b{};
   auto [p, ec] = std::to_chars(b.data(), b.data() + b.size(), v);
   (void)ec;  // 24 digits always suffice for a u64
   out.append(b.data(), static_cast<std::size_t>(p - b.data()));
 }
 
-inline bool is_unreserved(char c) noexcept {
+inline bool is_uri_unreserved(char c) noexcept {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_' || c == '~';
 }
@@ -386,7 +393,7 @@ inline bool is_unreserved(char c) noexcept {
 inline void append_path_segment(std::string& out, std::string_view s) {
   constexpr std::string_view hex = "0123456789ABCDEF";
   for (char c : s) {
-    if (is_unreserved(c)) {
+    if (is_uri_unreserved(c)) {
       out.push_back(c);
     } else {
       const auto u = static_cast<unsigned char>(c);
@@ -397,7 +404,7 @@ inline void append_path_segment(std::string& out, std::string_view s) {
   }
 }
 
-inline int hex_value(char c) noexcept {
+inline int percent_hex_value(char c) noexcept {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
@@ -414,13 +421,30 @@ inline bool decode_path_segment(std::string_view s, std::string& out) {
       continue;
     }
     if (i + 2 >= s.size()) return false;
-    const int hi = hex_value(s[i + 1]);
-    const int lo = hex_value(s[i + 2]);
+    const int hi = percent_hex_value(s[i + 1]);
+    const int lo = percent_hex_value(s[i + 2]);
     if (hi < 0 || lo < 0) return false;
     out.push_back(static_cast<char>((hi << 4) | lo));
     i += 2;
   }
   return true;
+}
+
+/// Protocol v1 paths.
+inline constexpr std::string_view dc_api_prefix = "/_distcache/v1/";
+inline constexpr std::string_view dc_health_path = "/_distcache/v1/health";
+inline constexpr std::string_view dc_keyspace_prefix = "/_distcache/v1/ks/";
+
+/// A log line must not carry control bytes or unbounded text from the wire.
+inline std::string printable_for_log(std::string_view s, std::size_t max = 120) {
+  std::string out;
+  out.reserve(std::min(s.size(), max) + 3);
+  for (std::size_t i = 0; i < s.size() && i < max; ++i) {
+    const char c = s[i];
+    out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  }
+  if (s.size() > max) out += "...";
+  return out;
 }
 
 /// The protocol names of distcache::errc values (the DC-Error header).
@@ -457,7 +481,9 @@ inline std::optional<distcache::errc> errc_from_name(std::string_view name) noex
   return std::nullopt;
 }
 
-}  // namespace detail
+}  // namespace distcache::detail
+
+namespace distcache::transport {
 
 /// A range whose elements convert to std::string_view (std::string,
 /// std::string_view, const char*).
@@ -473,8 +499,8 @@ void encode_key_list(std::string& out, const Keys& keys) {
   std::size_t size = 4;
   for (std::string_view k : keys) size += 4 + k.size();
   out.reserve(out.size() + size);
-  detail::put_u32(out, static_cast<std::uint32_t>(std::ranges::size(keys)));
-  for (std::string_view k : keys) detail::put_bytes(out, k);
+  detail::wire_put_u32(out, static_cast<std::uint32_t>(std::ranges::size(keys)));
+  for (std::string_view k : keys) detail::wire_put_bytes(out, k);
 }
 
 /// Decodes a whole body as a key list into `keys` (replacing its contents).
@@ -487,13 +513,13 @@ inline error_code decode_key_list(std::string_view body, const wire_limits& limi
   std::uint32_t count = 0;
   if (!r.u32(count)) return wire_errc::truncated;
   if (count > limits.max_batch) return wire_errc::batch_too_large;
-  // Each key takes at least 5 bytes; a count the body cannot hold is
+  // Each key takes at least 4 bytes; a count the body cannot hold is
   // reported before anything is reserved for it.
-  if (r.remaining() / 5 < count) return wire_errc::truncated;
+  if (r.remaining() / 4 < count) return wire_errc::truncated;
   keys.reserve(count);
   for (std::uint32_t i = 0; i < count; ++i) {
     std::string_view key;
-    if (auto ec = detail::read_key(r, limits, key)) return ec;
+    if (auto ec = detail::wire_read_key(r, limits, key)) return ec;
     keys.emplace_back(key);
   }
   if (!r.done()) return wire_errc::trailing_bytes;
@@ -503,7 +529,7 @@ inline error_code decode_key_list(std::string_view body, const wire_limits& limi
 /// Appends one reply item: u8 status; for a value i64 ttl_ms, u32 length and
 /// bytes; for an error u16 errc value.
 inline void encode_reply_item(std::string& out, const reply_item& item) {
-  detail::put_reply_item_head(out, item);
+  detail::wire_put_reply_item_head(out, item);
   if (item.status == reply_item::kind::value) out.append(item.value);
 }
 
@@ -517,7 +543,7 @@ inline void encode_get_reply(std::string& out, const reply_item& item) {
 inline error_code decode_get_reply(std::string_view body, const wire_limits& limits,
                                    reply_item& item) {
   detail::wire_reader r(body);
-  if (auto ec = detail::read_reply_item(r, limits, item)) return ec;
+  if (auto ec = detail::wire_read_reply_item(r, limits, item)) return ec;
   if (!r.done()) return wire_errc::trailing_bytes;
   return {};
 }
@@ -527,7 +553,7 @@ inline void encode_get_many_reply(std::string& out, std::span<const reply_item> 
   std::size_t size = 4;
   for (const auto& item : items) size += detail::reply_item_size(item);
   out.reserve(out.size() + size);
-  detail::put_u32(out, static_cast<std::uint32_t>(items.size()));
+  detail::wire_put_u32(out, static_cast<std::uint32_t>(items.size()));
   for (const auto& item : items) encode_reply_item(out, item);
 }
 
@@ -543,7 +569,7 @@ inline error_code decode_get_many_reply(std::string_view body, const wire_limits
   if (r.remaining() < count) return wire_errc::truncated;  // >= 1 byte per item
   items.resize(count);
   for (auto& item : items)
-    if (auto ec = detail::read_reply_item(r, limits, item)) return ec;
+    if (auto ec = detail::wire_read_reply_item(r, limits, item)) return ec;
   if (!r.done()) return wire_errc::trailing_bytes;
   return {};
 }
@@ -554,9 +580,9 @@ inline error_code decode_get_many_reply(std::string_view body, const wire_limits
 inline void encode_set_body_head(std::string& out, std::string_view key, std::int64_t ttl_ms,
                                  std::size_t value_size) {
   out.reserve(out.size() + 4 + key.size() + 8 + 4);
-  detail::put_bytes(out, key);
-  detail::put_i64(out, ttl_ms);
-  detail::put_u32(out, static_cast<std::uint32_t>(value_size));
+  detail::wire_put_bytes(out, key);
+  detail::wire_put_i64(out, ttl_ms);
+  detail::wire_put_u32(out, static_cast<std::uint32_t>(value_size));
 }
 
 /// Appends a set body: u32 key length, key, i64 ttl_ms (-1: no expiry,
@@ -575,7 +601,7 @@ inline error_code decode_set_body(std::string_view body, const wire_limits& limi
                                   set_body_view& out) {
   detail::wire_reader r(body);
   std::string_view key;
-  if (auto ec = detail::read_key(r, limits, key)) return ec;
+  if (auto ec = detail::wire_read_key(r, limits, key)) return ec;
   std::int64_t ttl = 0;
   if (!r.i64(ttl)) return wire_errc::truncated;
   if (ttl < -1) return wire_errc::bad_ttl;

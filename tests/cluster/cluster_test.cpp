@@ -1,0 +1,323 @@
+// Three engines in one process on 127.0.0.1 with OS-chosen ports, finding
+// each other through a discovery provider written here.
+#include <distcache/engine.hpp>
+//
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <boost/asio/use_future.hpp>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/sources.hpp"
+
+using distcache::config;
+using distcache::errc;
+using distcache::test::eventually;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A custom discovery provider: nodes register in a shared in-memory
+/// registry and discover each other through it. It is all a provider needs
+/// to be (the concept is enough).
+struct registry {
+  std::mutex mutex;
+  std::set<std::string> nodes;
+};
+class registry_discovery {
+ public:
+  registry_discovery() = default;
+  explicit registry_discovery(std::shared_ptr<registry> r) : r_(std::move(r)) {}
+  distcache::result<void> initialize() { return {}; }
+  distcache::result<void> register_node(const std::string& self) {
+    std::lock_guard lock(r_->mutex);
+    r_->nodes.insert(self);
+    return {};
+  }
+  distcache::result<void> deregister_node(const std::string& self) {
+    std::lock_guard lock(r_->mutex);
+    r_->nodes.erase(self);
+    return {};
+  }
+  distcache::result<std::vector<std::string>> discover_peers() {
+    std::lock_guard lock(r_->mutex);
+    return std::vector<std::string>(r_->nodes.begin(), r_->nodes.end());
+  }
+  void close() {}
+
+ private:
+  std::shared_ptr<registry> r_ = std::make_shared<registry>();
+};
+static_assert(distcache::discovery_provider<registry_discovery>);
+
+struct users {
+  static constexpr std::string_view name = "users";
+  using value_type = std::string;
+  std::int64_t max_bytes = 1 << 20;
+  distcache::test::scripted_source source;
+};
+
+using node_engine = distcache::basic_engine<distcache::policies<registry_discovery>, users>;
+
+config node_config() {
+  config c;
+  c.threads = 1;
+  c.fetch_threads = 4;
+  c.cluster.enabled = true;
+  c.cluster.bind_address = "127.0.0.1";
+  c.cluster.port = 0;
+  c.cluster.probe_interval = 50ms;
+  c.cluster.discovery_interval = 50ms;
+  c.cluster.peer_timeout = 500ms;
+  c.cluster.failure_threshold = 2;
+  c.cluster.join_retry_interval = 10ms;
+  return c;
+}
+
+/// Three started nodes sharing one "database" (the scripted source state).
+struct cluster3 {
+  std::shared_ptr<registry> reg = std::make_shared<registry>();
+  std::shared_ptr<distcache::test::source_state> db =
+      std::make_shared<distcache::test::source_state>();
+  std::vector<std::unique_ptr<node_engine>> nodes;
+
+  explicit cluster3(config c = node_config()) {
+    for (int i = 0; i < 3; ++i) {
+      users u;
+      u.source.state = db;
+      nodes.push_back(std::make_unique<node_engine>(c, registry_discovery(reg), u));
+      REQUIRE(nodes.back()->start());
+    }
+    // Every node sees the two others, and all agree on the ring.
+    REQUIRE(eventually([&] {
+      for (auto& n : nodes) {
+        if (n->cluster_peers().size() != 2) return false;
+      }
+      return nodes[0]->ring_version() == nodes[1]->ring_version() &&
+             nodes[1]->ring_version() == nodes[2]->ring_version();
+    }));
+  }
+  node_engine& owner_node(std::string_view key) {
+    const std::string owner = nodes[0]->owner_of(key);
+    for (auto& n : nodes) {
+      if (n->self_name() == owner) return *n;
+    }
+    FAIL("no node owns " << key);
+    return *nodes[0];
+  }
+  node_engine& non_owner(std::string_view key, int which = 0) {
+    const std::string owner = nodes[0]->owner_of(key);
+    for (auto& n : nodes) {
+      if (n->self_name() != owner && which-- == 0) return *n;
+    }
+    return *nodes[0];
+  }
+};
+
+}  // namespace
+
+TEST_CASE("every key is owned by exactly one node, and all nodes agree") {
+  cluster3 c;
+  std::map<std::string, int> per_owner;
+  for (int i = 0; i < 300; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    const std::string owner = c.nodes[0]->owner_of(key);
+    CHECK(c.nodes[1]->owner_of(key) == owner);
+    CHECK(c.nodes[2]->owner_of(key) == owner);
+    ++per_owner[owner];
+  }
+  CHECK(per_owner.size() == 3);  // keys spread over all three
+}
+
+TEST_CASE("a get on a non-owner loads once on the owner and fills its hot cache") {
+  cluster3 c;
+  c.db->set("user:1", "Ada");
+  auto& reader = c.non_owner("user:1");
+  auto v = reader.get<users>("user:1");
+  REQUIRE(v.has_value());
+  CHECK(**v == "Ada");
+  CHECK(c.db->calls == 1);
+  CHECK(reader.stats<users>().peer_loads == 1);
+  CHECK(reader.stats<users>().hot_cache_items == 1);
+  CHECK(c.owner_node("user:1").stats<users>().main_cache_items == 1);
+  // Read again anywhere: no new source call.
+  for (auto& n : c.nodes) CHECK(**n->get<users>("user:1") == "Ada");
+  CHECK(c.db->calls == 1);
+}
+
+TEST_CASE("a put on one node is read on another; other nodes drop their copies") {
+  cluster3 c;
+  c.db->set("user:2", "old");
+  // Every node caches the old value (owner: main, others: hot).
+  for (auto& n : c.nodes) CHECK(**n->get<users>("user:2") == "old");
+  auto& writer = c.non_owner("user:2", 0);
+  auto& reader = c.non_owner("user:2", 1);
+  REQUIRE(writer.put<users>("user:2", "new"));
+  CHECK(**reader.get<users>("user:2") == "new");
+  CHECK(**writer.get<users>("user:2") == "new");
+  CHECK(**c.owner_node("user:2").get<users>("user:2") == "new");
+  CHECK(c.db->calls == 1);
+}
+
+TEST_CASE("a remove on one node is seen on every node") {
+  cluster3 c;
+  c.db->set("user:3", "v1");
+  for (auto& n : c.nodes) CHECK(**n->get<users>("user:3") == "v1");
+  c.db->set("user:3", "v2");
+  REQUIRE(c.nodes[2]->remove<users>("user:3"));
+  for (auto& n : c.nodes) CHECK(**n->get<users>("user:3") == "v2");
+  std::uint64_t requests = 0;
+  for (auto& n : c.nodes) requests += n->stats<users>().remove_keys_requests;
+  CHECK(requests == 3);  // counted on every receiving node
+}
+
+TEST_CASE("100 concurrent gets of one missing key over 3 nodes make one source call") {
+  cluster3 c;
+  c.db->set("hot", "value");
+  c.db->close_gate();
+  auto& owner = c.owner_node("hot");
+  std::vector<std::thread> callers;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 100; ++i) {
+    callers.emplace_back([&, i] {
+      auto r = c.nodes[i % 3]->get<users>("hot");
+      if (r && **r == "value") ok.fetch_add(1);
+    });
+  }
+  // Hold the load until every caller waits in a flight, and both other
+  // nodes' requests have joined the owner's flight.
+  CHECK(eventually([&] {
+    std::uint64_t loads = 0;
+    for (auto& n : c.nodes) loads += n->stats<users>().loads;
+    return loads == 100 + 2;
+  }));
+  (void)owner;
+  c.db->open_gate();
+  for (auto& t : callers) t.join();
+  CHECK(ok == 100);
+  CHECK(c.db->calls == 1);
+}
+
+TEST_CASE("get_many over 3 nodes answers in order with one request per owner") {
+  cluster3 c;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 30; ++i) {
+    keys.push_back("m" + std::to_string(i));
+    if (i != 7) c.db->set(keys.back(), "v" + std::to_string(i));
+  }
+  auto r = c.nodes[0]->get_many<users>(keys);
+  REQUIRE(r.has_value());
+  REQUIRE(r->size() == keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (i == 7) {
+      CHECK((*r)[i].error() == errc::not_found);
+    } else {
+      REQUIRE((*r)[i].has_value());
+      CHECK(**(*r)[i] == "v" + std::to_string(i));
+    }
+  }
+  CHECK(c.db->calls == 30);
+  CHECK(c.nodes[0]->stats<users>().peer_errors == 0);
+}
+
+TEST_CASE("a node that stops leaves the ring and no read fails meanwhile") {
+  cluster3 c;
+  for (int i = 0; i < 50; ++i) c.db->set("s" + std::to_string(i), "v");
+  const std::string gone = c.nodes[2]->self_name();
+  // Stop without deregistering first: the others must notice by themselves.
+  REQUIRE(c.nodes[2]->stop());
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 50; ++i) {
+      auto v = c.nodes[round % 2]->get<users>("s" + std::to_string(i));
+      REQUIRE(v.has_value());
+    }
+  }
+  CHECK(eventually([&] {
+    return c.nodes[0]->cluster_peers().size() == 1 && c.nodes[1]->cluster_peers().size() == 1;
+  }));
+  CHECK(c.nodes[0]->owner_of("anything") != gone);
+}
+
+TEST_CASE("membership events reach subscribers") {
+  auto reg = std::make_shared<registry>();
+  std::mutex m;
+  std::vector<distcache::peer_event> seen;
+  users u;
+  node_engine a(node_config(), registry_discovery(reg), u);
+  a.subscribe([&](const distcache::peer_event& e) {
+    std::lock_guard lock(m);
+    seen.push_back(e);
+  });
+  REQUIRE(a.start());
+  node_engine b(node_config(), registry_discovery(reg), u);
+  REQUIRE(b.start());
+  const std::string bname = b.self_name();
+  CHECK(eventually([&] {
+    std::lock_guard lock(m);
+    return !seen.empty();
+  }));
+  {
+    std::lock_guard lock(m);
+    CHECK(seen[0].kind == distcache::peer_event_kind::joined);
+    CHECK(seen[0].peer == bname);
+  }
+  REQUIRE(b.stop());
+  CHECK(eventually([&] {
+    std::lock_guard lock(m);
+    return seen.size() >= 2 && seen.back().kind == distcache::peer_event_kind::left;
+  }));
+}
+
+TEST_CASE("start fails with cluster_quorum when too few nodes answer, and cleans up") {
+  config c = node_config();
+  c.cluster.minimum_peers_quorum = 3;
+  c.cluster.max_join_attempts = 3;
+  c.cluster.bootstrap_timeout = 2s;
+  node_engine lonely(c, registry_discovery(), users{});
+  CHECK(lonely.start().error() == errc::cluster_quorum);
+  CHECK(lonely.get<users>("k").error() == errc::not_started);
+  CHECK(lonely.start().error() == errc::cluster_quorum);  // a retry starts from clean state
+}
+
+TEST_CASE("static_peers: nodes listed up front find each other") {
+  // Ports chosen by the OS, then released and given to the nodes.
+  std::vector<std::uint16_t> ports;
+  {
+    boost::asio::io_context ioc;
+    std::vector<boost::asio::ip::tcp::acceptor> held;
+    for (int i = 0; i < 2; ++i) {
+      held.emplace_back(ioc, boost::asio::ip::tcp::endpoint(
+                                 boost::asio::ip::make_address("127.0.0.1"), 0));
+      ports.push_back(held.back().local_endpoint().port());
+    }
+  }
+  std::vector<std::string> list;
+  for (auto p : ports) list.push_back("127.0.0.1:" + std::to_string(p));
+  using static_engine =
+      distcache::basic_engine<distcache::policies<distcache::discovery::static_peers>, users>;
+  std::vector<std::unique_ptr<static_engine>> nodes;
+  auto db = std::make_shared<distcache::test::source_state>();
+  db->set("k", "v");
+  for (auto p : ports) {
+    config c = node_config();
+    c.cluster.port = p;
+    c.cluster.minimum_peers_quorum = 1;
+    users u;
+    u.source.state = db;
+    nodes.push_back(
+        std::make_unique<static_engine>(c, distcache::discovery::static_peers(list), u));
+    REQUIRE(nodes.back()->start());
+  }
+  CHECK(eventually([&] {
+    return nodes[0]->cluster_peers().size() == 1 && nodes[1]->cluster_peers().size() == 1;
+  }));
+  CHECK(**nodes[0]->get<users>("k") == "v");
+  CHECK(**nodes[1]->get<users>("k") == "v");
+  CHECK(db->calls == 1);
+}

@@ -23,6 +23,7 @@ struct source_state {
   std::map<std::string, std::string, std::less<>> data;
   std::atomic<int> calls{0};
   std::atomic<int> in_flight{0};
+  std::atomic<int> max_in_flight{0};
   bool fail = false;      // return data_source_failed
   bool do_throw = false;  // throw std::runtime_error
   bool gate_closed = false;  // fetch blocks until open_gate()
@@ -50,7 +51,10 @@ struct scripted_source {
 
   fetch_result<std::string> fetch(std::string_view key) {
     state->calls.fetch_add(1);
-    state->in_flight.fetch_add(1);
+    const int now_in = state->in_flight.fetch_add(1) + 1;
+    for (int seen = state->max_in_flight.load(); now_in > seen &&
+                                                 !state->max_in_flight.compare_exchange_weak(seen, now_in);) {
+    }
     std::unique_lock lock(state->mutex);
     // Bounded: a test that forgets to open the gate fails instead of hanging.
     state->cv.wait_for(lock, std::chrono::seconds(20), [&] { return !state->gate_closed; });

@@ -668,7 +668,7 @@ class basic_engine {
                    std::uint64_t version) {
     auto keys = std::vector<std::string>{key};
     client_->get(
-        owner, name_of<I>(), std::move(keys), version, rt.opts.read_timeout,
+        owner, name_of<I>(), std::move(keys), version, peer_read_timeout(rt),
         [this, rt = rt.shared_from_this(), key = std::move(key), hash, owner](
             error_code ec, std::vector<transport::reply_item> items) mutable {
           auto& counters = std::get<I>(slots_).counters;
@@ -687,6 +687,14 @@ class basic_engine {
                                            "); loading locally");
           load_locally<I>(*rt, std::move(key), hash);
         });
+  }
+
+  /// How long a get waits for the owner: min(cluster.peer_timeout, half the
+  /// read timeout), so that a local load after a peer failure still fits in
+  /// the caller's read timeout.
+  template <class Runtime>
+  duration peer_read_timeout(const Runtime& rt) const {
+    return std::min<duration>(cfg_.cluster.peer_timeout, rt.opts.read_timeout / 2);
   }
 
   /// Ends the flight of `key` with a peer's reply item. Returns false (and
@@ -942,7 +950,7 @@ class basic_engine {
       counters.loads.add(indexes.size());
       auto request_keys = batch;  // the callback keeps `batch`; argument order is unspecified
       client_->get(
-          owner, name_of<I>(), std::move(request_keys), r->version(), rt->opts.read_timeout,
+          owner, name_of<I>(), std::move(request_keys), r->version(), peer_read_timeout(*rt),
           [this, g, one, owner, indexes = std::move(indexes), batch = std::move(batch),
            rt = rt->shared_from_this()](error_code ec,
                                         std::vector<transport::reply_item> items) mutable {

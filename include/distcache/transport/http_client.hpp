@@ -67,9 +67,11 @@ struct http_response_data {
   std::string body;
   std::string dc_error;
   std::optional<std::uint64_t> dc_removed;
+  std::uint64_t content_length = 0;  // 0 also when unknown
 
   void reset() {
     status = 0;
+    content_length = 0;
     body.clear();
     dc_error.clear();
     dc_removed.reset();
@@ -110,7 +112,10 @@ class http_response_parser final : public boost::beast::http::basic_parser<false
   void on_header_impl(error_code& /*ec*/) override {}
   void on_body_init_impl(const boost::optional<std::uint64_t>& length,
                          error_code& /*ec*/) override {
-    if (length) data_.body.reserve(static_cast<std::size_t>(*length));  // <= body_limit
+    if (length) {
+      data_.content_length = *length;
+      data_.body.reserve(static_cast<std::size_t>(*length));  // <= body_limit
+    }
   }
   std::size_t on_body_impl(string_view body, error_code& /*ec*/) override {
     data_.body.append(body.data(), body.size());
@@ -369,9 +374,10 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   [[nodiscard]] std::size_t read_size() const {
     // Large bodies are read in large pieces; small replies keep the
     // per-connection buffer small.
-    if (parser_ && parser_->is_header_done()) {
-      if (auto left = parser_->content_length_remaining())
-        return static_cast<std::size_t>(std::clamp<std::uint64_t>(*left, read_chunk, 1 << 20));
+    const std::uint64_t have = response_.body.size();
+    if (response_.content_length > have) {
+      return static_cast<std::size_t>(
+          std::clamp<std::uint64_t>(response_.content_length - have, read_chunk, 1 << 20));
     }
     return read_chunk;
   }

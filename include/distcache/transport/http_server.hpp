@@ -301,7 +301,12 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
     st_->write_log(level, "distcache transport: " + text);
   }
 
-  void set_deadline(duration d) { deadline_ = clock_type::now() + d; }
+  void set_deadline(duration d) {
+    deadline_ = clock_type::now() + d;
+    // Only a deadline shorter than read_timeout can fall before the
+    // watchdog's next wake-up (see watchdog()); wake it to re-arm.
+    if (deadline_ < timer_expiry_) timer_.cancel();
+  }
 
   void close_socket() {
     error_code ignored;
@@ -320,8 +325,10 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
         self->close_socket();
         co_return;
       }
-      self->timer_.expires_at(self->deadline_ - now > tick ? now + tick : self->deadline_);
+      self->timer_expiry_ = self->deadline_ - now > tick ? now + tick : self->deadline_;
+      self->timer_.expires_at(self->timer_expiry_);
       co_await self->timer_.async_wait(tuple_awaitable);
+      self->timer_expiry_ = time_point::min();
     }
   }
 
@@ -709,6 +716,7 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
   std::string_view value_;  // points into items_ while a get reply is written
   std::string remote_;
   time_point deadline_ = time_point::max();
+  time_point timer_expiry_ = time_point::min();  // when the watchdog wakes next
   bool waiting_ = false;
   bool timed_out_ = false;
   bool ended_ = false;

@@ -4,11 +4,11 @@
 
 #include <atomic>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <future>
@@ -221,8 +221,8 @@ TEST_CASE("expiry: put ttl, keyspace default ttl and engine default ttl (manual 
   fixture f(c);
   f.src->set("a", "from-source");
   REQUIRE(f.e->put<users>("p", "short", 2s));
-  REQUIRE(f.e->get<users>("a"));        // loaded: keyspace default 10s
-  REQUIRE(f.e->get<lengths>("xyz"));    // loaded: engine default 100s
+  REQUIRE(f.e->get<users>("a"));      // loaded: keyspace default 10s
+  REQUIRE(f.e->get<lengths>("xyz"));  // loaded: engine default 100s
   f.clock->advance(2s);
   CHECK(f.e->get<users>("p").error() == errc::not_found);  // expired, source has no "p"
   f.clock->advance(7s);
@@ -564,7 +564,8 @@ TEST_CASE("async forms work with use_future") {
   f.e->async_put<users>("p", "pv", 0s, net::use_future).get();
   std::vector<std::pair<std::string, std::string>> entries{{"m1", "1"}, {"m2", "2"}};
   f.e->async_put_many<users>(entries, 0s, net::use_future).get();
-  auto many = f.e->async_get_many<users>(std::vector<std::string>{"m1", "m2", "p"}, net::use_future).get();
+  auto many =
+      f.e->async_get_many<users>(std::vector<std::string>{"m1", "m2", "p"}, net::use_future).get();
   CHECK(*many[2].value() == "pv");
   f.e->async_remove<users>("p", net::use_future).get();
   f.e->async_remove_many<users>(std::vector<std::string>{"m1"}, net::use_future).get();

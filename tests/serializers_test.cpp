@@ -109,5 +109,6 @@ TEST_CASE("default serializers are deduced from the value type") {
   CHECK(std::is_same_v<distcache::default_serializer_t<user>, distcache::json_serializer<user>>);
   // Trivially-copyable types take the trivial serializer even when they also
   // convert to JSON; a keyspace names json_serializer to choose otherwise.
-  CHECK(std::is_same_v<distcache::default_serializer_t<money>, distcache::trivial_serializer<money>>);
+  CHECK(
+      std::is_same_v<distcache::default_serializer_t<money>, distcache::trivial_serializer<money>>);
 }

@@ -77,9 +77,9 @@ int main() {
   auto show = [&](const char* step, const std::string& key) {
     const auto t0 = std::chrono::steady_clock::now();
     auto r = cache.get<prices>(key);
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                        std::chrono::steady_clock::now() - t0)
-                        .count();
+    const auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     std::printf("%-22s get %-8s -> %-34s %6lld us  source calls: %d  breaker: %s\n", step,
                 key.c_str(), r ? (**r).c_str() : r.error().message().substr(0, 34).c_str(),
                 static_cast<long long>(us), state->calls.load(),
@@ -118,11 +118,11 @@ int main() {
   check(cache.stats<prices>().circuit_state == distcache::protection::breaker_state::closed,
         "the breaker closes again");
   const auto s = cache.stats<prices>();
-  std::printf("\nstats: loads %llu, local_loads %llu, local_load_errs %llu, circuit_rejected %llu\n",
-              static_cast<unsigned long long>(s.loads),
-              static_cast<unsigned long long>(s.local_loads),
-              static_cast<unsigned long long>(s.local_load_errs),
-              static_cast<unsigned long long>(s.circuit_rejected));
+  std::printf(
+      "\nstats: loads %llu, local_loads %llu, local_load_errs %llu, circuit_rejected %llu\n",
+      static_cast<unsigned long long>(s.loads), static_cast<unsigned long long>(s.local_loads),
+      static_cast<unsigned long long>(s.local_load_errs),
+      static_cast<unsigned long long>(s.circuit_rejected));
   (void)cache.stop();
   std::printf(failures == 0 ? "\nall checks passed\n" : "\n%d checks FAILED\n", failures);
   return failures == 0 ? 0 : 1;

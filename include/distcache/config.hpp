@@ -154,7 +154,8 @@ struct resolved_keyspace {
 /// Checks the engine-wide fields; returns an empty string or a message naming
 /// the field and the value.
 inline std::string validate_engine(const config& c) {
-  if (c.threads > 1024) return "config.threads: must be at most 1024, got " + std::to_string(c.threads);
+  if (c.threads > 1024)
+    return "config.threads: must be at most 1024, got " + std::to_string(c.threads);
   if (c.fetch_threads > 1024)
     return "config.fetch_threads: must be at most 1024, got " + std::to_string(c.fetch_threads);
   if (c.read_timeout <= duration::zero())
@@ -238,7 +239,8 @@ inline bool resolve_keyspace(const config& c, std::string_view name, std::int64_
   }
   out.rate_limiter = o.rate_limiter ? o.rate_limiter : c.rate_limiter;
   if (out.rate_limiter) {
-    const std::string prefix = o.rate_limiter ? field + "options.rate_limiter" : "config.rate_limiter";
+    const std::string prefix =
+        o.rate_limiter ? field + "options.rate_limiter" : "config.rate_limiter";
     if (auto bad = protection::validate(*out.rate_limiter, prefix); !bad.empty()) {
       why = bad;
       return false;

@@ -6,15 +6,16 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/system_executor.hpp>
-#include <boost/asio/thread_pool.hpp>
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/system_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <distcache/cache/stats.hpp>
@@ -22,15 +23,14 @@
 #include <distcache/cluster/membership.hpp>
 #include <distcache/cluster/ring.hpp>
 #include <distcache/config.hpp>
-#include <distcache/discovery/provider.hpp>
 #include <distcache/detail/hash.hpp>
 #include <distcache/detail/keyspace_runtime.hpp>
 #include <distcache/detail/waiters.hpp>
+#include <distcache/discovery/provider.hpp>
 #include <distcache/error.hpp>
 #include <distcache/keyspace.hpp>
 #include <distcache/policies.hpp>
 #include <distcache/transport/http.hpp>
-#include <chrono>
 #include <exception>
 #include <functional>
 #include <future>
@@ -143,7 +143,8 @@ class basic_engine {
     };
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (install(std::integral_constant<std::size_t, I>{}, defs), ...);
-    }(std::index_sequence_for<KeySpaces...>{});
+    }
+    (std::index_sequence_for<KeySpaces...>{});
     members_ = std::make_unique<detail::membership>(self_name_, cfg_.cluster.virtual_nodes,
                                                     cfg_.cluster.failure_threshold);
   }
@@ -209,7 +210,8 @@ class basic_engine {
   /// pending handlers on the engine's executor run, and the threads end.
   /// Stopping twice, or before start(), is a no-op that returns success.
   result<void> stop() {
-    if (detail::current_engine == this) return make_error_code(errc::blocking_call_on_engine_thread);
+    if (detail::current_engine == this)
+      return make_error_code(errc::blocking_call_on_engine_thread);
     std::lock_guard lock(lifecycle_);
     int expected = running;
     if (!state_.compare_exchange_strong(expected, stopped)) return {};
@@ -314,8 +316,8 @@ class basic_engine {
   /// `void(error_code, std::vector<result<value_ptr<value_type_of<K>>>>)`.
   template <class K, class Range,
             class CompletionToken = net::default_completion_token_t<executor_type>>
-  auto async_get_many(const Range& keys, CompletionToken&& token =
-                                              net::default_completion_token_t<executor_type>()) {
+  auto async_get_many(const Range& keys,
+                      CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
     using V = value_type_of<K>;
     using list = std::vector<result<value_ptr<V>>>;
     std::vector<std::string> owned;
@@ -399,10 +401,11 @@ class basic_engine {
   template <class K, class CompletionToken = net::default_completion_token_t<executor_type>>
   auto async_remove(std::string_view key,
                     CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
-    return initiate_op(std::forward<CompletionToken>(token),
-                       [this, keys = std::vector<std::string>{std::string(key)}](auto done) mutable {
-                         remove_op<index_of<K>()>(std::move(keys), std::move(done));
-                       });
+    return initiate_op(
+        std::forward<CompletionToken>(token),
+        [this, keys = std::vector<std::string>{std::string(key)}](auto done) mutable {
+          remove_op<index_of<K>()>(std::move(keys), std::move(done));
+        });
   }
 
   /// Removes every key of `keys`, one request per node. All keys are checked
@@ -410,8 +413,7 @@ class basic_engine {
   template <class K, class Range>
   result<void> remove_many(const Range& keys) {
     if (auto ec = check_blocking_call()) return ec;
-    return wait_op(
-        [&](auto done) { remove_op<index_of<K>()>(copy_keys(keys), std::move(done)); });
+    return wait_op([&](auto done) { remove_op<index_of<K>()>(copy_keys(keys), std::move(done)); });
   }
 
   /// Asynchronous remove_many(); completes with `void(error_code)`.
@@ -439,14 +441,14 @@ class basic_engine {
 
   /// Asynchronous delete_keyspace(); completes with `void(error_code)`.
   template <class CompletionToken = net::default_completion_token_t<executor_type>>
-  auto async_delete_keyspace(std::string_view name, CompletionToken&& token =
-                                                        net::default_completion_token_t<executor_type>()) {
-    return complete_now<void(error_code)>(std::forward<CompletionToken>(token),
-                                          [this, name = std::string(name)] {
-                                            const std::string_view one[] = {name};  // NOLINT
-                                            return std::make_tuple(
-                                                to_error(do_delete_keyspaces(one)));
-                                          });
+  auto async_delete_keyspace(
+      std::string_view name,
+      CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
+    return complete_now<void(error_code)>(
+        std::forward<CompletionToken>(token), [this, name = std::string(name)] {
+          const std::string_view one[] = {name};  // NOLINT
+          return std::make_tuple(to_error(do_delete_keyspaces(one)));
+        });
   }
 
   /// Deletes every keyspace named in `names`. All names are checked first:
@@ -459,13 +461,15 @@ class basic_engine {
 
   /// Asynchronous delete_keyspaces(); completes with `void(error_code)`.
   template <class Range, class CompletionToken = net::default_completion_token_t<executor_type>>
-  auto async_delete_keyspaces(const Range& names, CompletionToken&& token =
-                                                      net::default_completion_token_t<executor_type>()) {
+  auto async_delete_keyspaces(
+      const Range& names,
+      CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
     std::vector<std::string> owned;
     for (const auto& n : names) owned.emplace_back(std::string_view(n));
     return complete_now<void(error_code)>(
-        std::forward<CompletionToken>(token),
-        [this, owned = std::move(owned)] { return std::make_tuple(to_error(do_delete_keyspaces(owned))); });
+        std::forward<CompletionToken>(token), [this, owned = std::move(owned)] {
+          return std::make_tuple(to_error(do_delete_keyspaces(owned)));
+        });
   }
 
   /// Replaces the definition of keyspace K (data source, budget, expiry) at
@@ -482,8 +486,8 @@ class basic_engine {
 
   /// Asynchronous update_keyspace(); completes with `void(error_code)`.
   template <class K, class CompletionToken = net::default_completion_token_t<executor_type>>
-  auto async_update_keyspace(K def, CompletionToken&& token =
-                                        net::default_completion_token_t<executor_type>()) {
+  auto async_update_keyspace(
+      K def, CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
     return complete_now<void(error_code)>(
         std::forward<CompletionToken>(token), [this, def = std::move(def)]() mutable {
           return std::make_tuple(to_error(do_update<index_of<K>()>(std::move(def))));
@@ -576,7 +580,8 @@ class basic_engine {
   void for_each_slot(F&& f) const {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (f(std::integral_constant<std::size_t, I>{}), ...);
-    }(std::index_sequence_for<KeySpaces...>{});
+    }
+    (std::index_sequence_for<KeySpaces...>{});
   }
 
   template <std::size_t I>
@@ -590,7 +595,8 @@ class basic_engine {
   }
 
   error_code check_blocking_call() const noexcept {
-    if (detail::current_engine == this) return make_error_code(errc::blocking_call_on_engine_thread);
+    if (detail::current_engine == this)
+      return make_error_code(errc::blocking_call_on_engine_thread);
     return {};
   }
 
@@ -667,26 +673,25 @@ class basic_engine {
   void remote_load(runtime_at<I>& rt, std::string key, std::uint64_t hash, const std::string& owner,
                    std::uint64_t version) {
     auto keys = std::vector<std::string>{key};
-    client_->get(
-        owner, name_of<I>(), std::move(keys), version, peer_read_timeout(rt),
-        [this, rt = rt.shared_from_this(), key = std::move(key), hash, owner](
-            error_code ec, std::vector<transport::reply_item> items) mutable {
-          auto& counters = std::get<I>(slots_).counters;
-          if (!ec && items.size() == 1) {
-            if (accept_remote<I>(*rt, key, hash, items[0])) {
-              counters.peer_loads.add();
-              publish(members()->on_success(owner));
-              return;
-            }
-            ec = make_error_code(errc::peer_unavailable);
-          }
-          counters.peer_errors.add();
-          publish(members()->on_failure(owner));
-          cfg_.log(log_level::warning, "keyspace '" + std::string(name_of<I>()) + "': peer " +
-                                           owner + " failed (" + ec.message() +
-                                           "); loading locally");
-          load_locally<I>(*rt, std::move(key), hash);
-        });
+    client_->get(owner, name_of<I>(), std::move(keys), version, peer_read_timeout(rt),
+                 [this, rt = rt.shared_from_this(), key = std::move(key), hash, owner](
+                     error_code ec, std::vector<transport::reply_item> items) mutable {
+                   auto& counters = std::get<I>(slots_).counters;
+                   if (!ec && items.size() == 1) {
+                     if (accept_remote<I>(*rt, key, hash, items[0])) {
+                       counters.peer_loads.add();
+                       publish(members()->on_success(owner));
+                       return;
+                     }
+                     ec = make_error_code(errc::peer_unavailable);
+                   }
+                   counters.peer_errors.add();
+                   publish(members()->on_failure(owner));
+                   cfg_.log(log_level::warning, "keyspace '" + std::string(name_of<I>()) +
+                                                    "': peer " + owner + " failed (" +
+                                                    ec.message() + "); loading locally");
+                   load_locally<I>(*rt, std::move(key), hash);
+                 });
   }
 
   /// How long a get waits for the owner: min(cluster.peer_timeout, half the
@@ -705,8 +710,7 @@ class basic_engine {
     using V = value_type_of<keyspace_at<I>>;
     const detail::hashed_key hk{key, hash};
     if (item.status == transport::reply_item::kind::not_found) {
-      rt.flights.finish(hk, make_error_code(errc::not_found), nullptr,
-                        [] { return error_code{}; });
+      rt.flights.finish(hk, make_error_code(errc::not_found), nullptr, [] { return error_code{}; });
       return true;
     }
     if (item.status == transport::reply_item::kind::error) {
@@ -743,8 +747,8 @@ class basic_engine {
                         [] { return error_code{}; });
       return;
     }
-    const duration wait = g.limiter && rt.opts.rate_limiter ? rt.opts.rate_limiter->wait_timeout
-                                                            : duration::zero();
+    const duration wait =
+        g.limiter && rt.opts.rate_limiter ? rt.opts.rate_limiter->wait_timeout : duration::zero();
     acquire_token<I>(&rt, std::move(key), hash, now() + wait,
                      clock_type::now() + wait + rt.opts.read_timeout);
   }
@@ -778,17 +782,18 @@ class basic_engine {
         return;
       }
     }
-    g.fetches.submit([this, rt, key = std::move(key), hash, queued_at = clock_type::now()]() mutable {
-      if (clock_type::now() - queued_at > rt->opts.read_timeout) {
-        // Waited longer than any caller would: do not call the source.
-        rt->guards.fetches.release();
-        if (rt->guards.breaker) rt->guards.breaker->on_neutral();
-        rt->flights.finish({key, hash}, make_error_code(errc::timeout), nullptr,
-                           [] { return error_code{}; });
-        return;
-      }
-      fetch_on_pool<I>(*rt, std::move(key), hash);
-    });
+    g.fetches.submit(
+        [this, rt, key = std::move(key), hash, queued_at = clock_type::now()]() mutable {
+          if (clock_type::now() - queued_at > rt->opts.read_timeout) {
+            // Waited longer than any caller would: do not call the source.
+            rt->guards.fetches.release();
+            if (rt->guards.breaker) rt->guards.breaker->on_neutral();
+            rt->flights.finish({key, hash}, make_error_code(errc::timeout), nullptr,
+                               [] { return error_code{}; });
+            return;
+          }
+          fetch_on_pool<I>(*rt, std::move(key), hash);
+        });
   }
 
   /// Calls the data source on the blocking pool, records the outcome in the
@@ -863,9 +868,8 @@ class basic_engine {
       return post_result(std::move(handler), error_code{},
                          std::static_pointer_cast<const V>(std::move(v)));
     }
-    auto w = std::make_shared<detail::async_waiter<V, Handler>>(ioc_.get_executor(),
-                                                                std::move(key), h,
-                                                                std::move(handler));
+    auto w = std::make_shared<detail::async_waiter<V, Handler>>(ioc_.get_executor(), std::move(key),
+                                                                h, std::move(handler));
     // Connected before joining: once joined, the load may complete (and take
     // the handler) on another thread at any moment.
     w->connect_cancellation((*rt)->flights);
@@ -914,10 +918,10 @@ class basic_engine {
     };
     auto g = std::make_shared<gather>(keys.size(), std::move(handler), ioc_.get_executor());
     auto one = [this, g](std::size_t i, std::string key) {
-      start_get<I>(std::move(key), net::bind_executor(ioc_.get_executor(),
-                                                      [g, i](error_code ec, value_ptr<V> v) {
-                                                        g->set(i, ec, std::move(v));
-                                                      }));
+      start_get<I>(std::move(key),
+                   net::bind_executor(ioc_.get_executor(), [g, i](error_code ec, value_ptr<V> v) {
+                     g->set(i, ec, std::move(v));
+                   }));
     };
     if (!cfg_.cluster.enabled) {
       for (std::size_t i = 0; i < keys.size(); ++i) one(i, std::move(keys[i]));
@@ -1060,14 +1064,14 @@ class basic_engine {
     }
     for (auto& [peer, keys] : invalidations) {
       fan->add();
-      client_->invalidate(peer, name_of<I>(), std::move(keys), r->version(),
-                          rt->opts.write_timeout, [this, fan, peer](error_code ec) {
+      client_->invalidate(peer, name_of<I>(), std::move(keys), r->version(), rt->opts.write_timeout,
+                          [this, fan, peer](error_code ec) {
                             if (ec) {
                               // The put landed; a node that missed the
                               // invalidation may serve its hot copy until it
                               // expires or is evicted. Logged, not failed.
-                              cfg_.log(log_level::warning, "invalidate on " + peer +
-                                                               " failed: " + ec.message());
+                              cfg_.log(log_level::warning,
+                                       "invalidate on " + peer + " failed: " + ec.message());
                               publish(members()->on_failure(peer));
                             }
                             fan->finish_one();
@@ -1151,7 +1155,8 @@ class basic_engine {
         }
       });
       if (!live) {
-        cfg_.log(log_level::warning, "delete_keyspace: '" + std::string(std::string_view(n).substr(0, 128)) +
+        cfg_.log(log_level::warning, "delete_keyspace: '" +
+                                         std::string(std::string_view(n).substr(0, 128)) +
                                          "' is not a live keyspace of this engine");
         return make_error_code(errc::keyspace_not_found);
       }
@@ -1184,16 +1189,13 @@ class basic_engine {
     auto* rt = std::get<I>(slots_).current.load(std::memory_order_acquire);
     if (rt == nullptr) return;
     for (const auto& key : rt->opts.warm_keys) {
-      start_get<I>(key, net::bind_executor(ioc_.get_executor(),
-                                           [this, key](error_code ec, const auto&) {
-                                             if (ec && ec != errc::stopped) {
-                                               cfg_.log(log_level::warning,
-                                                        "keyspace '" +
-                                                            std::string(name_of<I>()) +
-                                                            "': warm key '" + key +
-                                                            "' failed: " + ec.message());
-                                             }
-                                           }));
+      start_get<I>(
+          key, net::bind_executor(ioc_.get_executor(), [this, key](error_code ec, const auto&) {
+            if (ec && ec != errc::stopped) {
+              cfg_.log(log_level::warning, "keyspace '" + std::string(name_of<I>()) +
+                                               "': warm key '" + key + "' failed: " + ec.message());
+            }
+          }));
     }
   }
 
@@ -1246,8 +1248,8 @@ class basic_engine {
     so.port = k.port;
     so.read_timeout = cfg_.read_timeout;
     so.limits.max_key_bytes = cfg_.max_key_bytes;
-    server_ = std::make_unique<typename transport_type::server_type>(ioc_, peer_adapter_, so,
-                                                                     cfg_.log);
+    server_ =
+        std::make_unique<typename transport_type::server_type>(ioc_, peer_adapter_, so, cfg_.log);
     if (auto r = server_->start(); !r) {
       server_.reset();
       return r.error();
@@ -1257,8 +1259,8 @@ class basic_engine {
       const bool v6 = host.find(':') != std::string::npos;
       self_name_ = (v6 ? "[" + host + "]" : host) + ":" + std::to_string(server_->port());
     }
-    members_ = std::make_unique<detail::membership>(self_name_, k.virtual_nodes,
-                                                    k.failure_threshold);
+    members_ =
+        std::make_unique<detail::membership>(self_name_, k.virtual_nodes, k.failure_threshold);
     transport::client_options co;
     co.self_name = self_name_;
     co.connect_timeout = k.peer_timeout;
@@ -1531,11 +1533,11 @@ class basic_engine {
       } else if (ec) {
         item.status = transport::reply_item::kind::error;
         item.error = ec.category() == error_category() ? static_cast<errc>(ec.value())
-                                                        : errc::data_source_failed;
+                                                       : errc::data_source_failed;
       } else {
         item.status = transport::reply_item::kind::value;
         keyspace_serializer_t<keyspace_at<I>>{}.serialize(*std::static_pointer_cast<const V>(v),
-                                                            item.value);
+                                                          item.value);
         item.ttl_ms = to_ttl_ms(expires);
       }
       return item;

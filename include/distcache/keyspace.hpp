@@ -70,10 +70,10 @@ class fetch_result {
 /// untrusted.
 template <class S, class T>
 concept serializer_for = std::default_initializable<S> &&
-                         requires(const S& s, const T& v, std::string& out, std::string_view in) {
-                           s.serialize(v, out);
-                           { s.deserialize(in) } -> std::same_as<result<T>>;
-                         };
+    requires(const S& s, const T& v, std::string& out, std::string_view in) {
+  s.serialize(v, out);
+  { s.deserialize(in) } -> std::same_as<result<T>>;
+};
 
 /// A data source loads the value of a key on a cache miss.
 ///
@@ -94,7 +94,7 @@ struct keyspace_serializer {
   using type = default_serializer_t<typename K::value_type>;
 };
 template <class K>
-  requires requires { typename K::serializer; }
+requires requires { typename K::serializer; }
 struct keyspace_serializer<K> {
   using type = typename K::serializer;
 };
@@ -131,13 +131,13 @@ using keyspace_serializer_t = typename detail::keyspace_serializer<K>::type;
 /// Why: everything the engine needs to know about a kind of value is in one
 /// type, so `get<users>` is checked and dispatched at compile time.
 template <class K>
-concept keyspace = std::move_constructible<K> && detail::has_static_name<K> &&
-                   requires { typename K::value_type; } &&
-                   requires(const K& k) {
-                     { k.max_bytes } -> std::convertible_to<std::int64_t>;
-                   } &&
-                   data_source<decltype(std::declval<K&>().source), typename K::value_type> &&
-                   serializer_for<keyspace_serializer_t<K>, typename K::value_type>;
+concept keyspace = std::move_constructible<K> && detail::has_static_name<K> && requires {
+  typename K::value_type;
+} && requires(const K& k) {
+  { k.max_bytes } -> std::convertible_to<std::int64_t>;
+} && data_source<decltype(std::declval<K&>().source), typename K::value_type> &&
+    serializer_for < keyspace_serializer_t<K>,
+typename K::value_type > ;
 
 /// True when keyspace K declares `expires_at(key)`.
 template <class K>
@@ -152,12 +152,15 @@ template <class K>
 constexpr bool check_keyspace() {
   static_assert(detail::has_static_name<K>,
                 "distcache: a keyspace needs `static constexpr std::string_view name = \"...\";`");
-  static_assert(requires { typename K::value_type; },
-                "distcache: a keyspace needs `using value_type = ...;`");
+  static_assert(
+      requires { typename K::value_type; },
+      "distcache: a keyspace needs `using value_type = ...;`");
   if constexpr (requires { typename K::value_type; }) {
-    static_assert(requires(const K& k) {
-      { k.max_bytes } -> std::convertible_to<std::int64_t>;
-    }, "distcache: a keyspace needs a `std::int64_t max_bytes` member (its byte budget)");
+    static_assert(
+        requires(const K& k) {
+          { k.max_bytes } -> std::convertible_to<std::int64_t>;
+        },
+        "distcache: a keyspace needs a `std::int64_t max_bytes` member (its byte budget)");
     static_assert(
         data_source<decltype(std::declval<K&>().source), typename K::value_type>,
         "distcache: a keyspace needs a `source` member with `fetch(std::string_view)` returning "
@@ -166,8 +169,9 @@ constexpr bool check_keyspace() {
                   "distcache: no serializer can be deduced for this keyspace's value_type; declare "
                   "`using serializer = ...;` (or describe the type with BOOST_DESCRIBE_STRUCT)");
     if constexpr (!std::is_void_v<keyspace_serializer_t<K>>) {
-      static_assert(serializer_for<keyspace_serializer_t<K>, typename K::value_type>,
-                    "distcache: the keyspace's serializer does not model serializer_for<value_type>");
+      static_assert(
+          serializer_for<keyspace_serializer_t<K>, typename K::value_type>,
+          "distcache: the keyspace's serializer does not model serializer_for<value_type>");
     }
   }
   return keyspace<K>;

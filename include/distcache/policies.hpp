@@ -31,8 +31,9 @@ struct policies {
   static_assert(discovery_provider<Discovery>,
                 "distcache: the Discovery policy must model distcache::discovery_provider "
                 "(initialize, register_node, deregister_node, discover_peers, close)");
-  static_assert(transport::transport_policy<Transport>,
-                "distcache: the Transport policy must model distcache::transport::transport_policy");
+  static_assert(
+      transport::transport_policy<Transport>,
+      "distcache: the Transport policy must model distcache::transport::transport_policy");
   static_assert(protection::rate_limiter_policy<RateLimiter>,
                 "distcache: the RateLimiter policy must model protection::rate_limiter_policy");
   static_assert(protection::circuit_breaker_policy<CircuitBreaker>,

@@ -47,8 +47,7 @@ struct string_serializer {
 /// pointers): the object representation, in this machine's byte order.
 /// Decoding checks the length, so truncated or extended input is an error.
 template <class T>
-  requires(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>)
-struct trivial_serializer {
+requires(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>) struct trivial_serializer {
   /// Appends the sizeof(T) bytes of `v` to `out`.
   static void serialize(const T& v, std::string& out) {
     const auto* p = reinterpret_cast<const char*>(&v);  // NOLINT: object representation
@@ -100,15 +99,13 @@ struct default_serializer<bytes> {
   using type = bytes_serializer;
 };
 template <class T>
-  requires(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>)
-struct default_serializer<T> {
+requires(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>) struct default_serializer<T> {
   using type = trivial_serializer<T>;
 };
 template <class T>
-  requires(!std::is_trivially_copyable_v<T> &&
-           (boost::describe::has_describe_members<T>::value ||
-            boost::json::has_value_from<T>::value))
-struct default_serializer<T> {
+requires(!std::is_trivially_copyable_v<T> &&
+         (boost::describe::has_describe_members<T>::value ||
+          boost::json::has_value_from<T>::value)) struct default_serializer<T> {
   using type = json_serializer<T>;
 };
 

@@ -18,7 +18,8 @@ namespace {
 struct key_holder {
   std::string text;
   std::uint64_t hash;
-  explicit key_holder(std::string t) : text(std::move(t)), hash(distcache::detail::hash_key(text)) {}
+  explicit key_holder(std::string t)
+      : text(std::move(t)), hash(distcache::detail::hash_key(text)) {}
   operator hashed_key() const { return {text, hash}; }  // NOLINT
 };
 std::shared_ptr<const void> val(std::string s) {
@@ -107,7 +108,8 @@ TEST_CASE("lru shard count is a power of two and the default keeps shards >= 256
 
 TEST_CASE("lru clear drops everything") {
   lru_cache c(1 << 20, 4, nullptr);
-  for (int i = 0; i < 100; ++i) c.put(key_holder(std::to_string(i)), val("v"), 1, distcache::never_expires);
+  for (int i = 0; i < 100; ++i)
+    c.put(key_holder(std::to_string(i)), val("v"), 1, distcache::never_expires);
   CHECK(c.size() == 100);
   c.clear();
   CHECK(c.size() == 0);
@@ -124,13 +126,16 @@ TEST_CASE("lru stays consistent under concurrent gets, puts and removes") {
       for (int i = 0; i < 20000; ++i) {
         const key_holder k("k" + std::to_string(rng() % 500));
         switch (rng() % 3) {
-          case 0: c.put(k, val(k.text), rng() % 500, distcache::never_expires); break;
+          case 0:
+            c.put(k, val(k.text), rng() % 500, distcache::never_expires);
+            break;
           case 1: {
             auto v = c.get(k);
             if (v) REQUIRE(str(v) == k.text);
             break;
           }
-          default: c.remove(k);
+          default:
+            c.remove(k);
         }
       }
     });

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+using distcache::errc;
 using distcache::detail::hashed_key;
 using distcache::detail::singleflight;
-using distcache::errc;
 
 namespace {
 struct recording_waiter final : distcache::detail::waiter {

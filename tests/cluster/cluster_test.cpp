@@ -292,8 +292,8 @@ TEST_CASE("static_peers: nodes listed up front find each other") {
     boost::asio::io_context ioc;
     std::vector<boost::asio::ip::tcp::acceptor> held;
     for (int i = 0; i < 2; ++i) {
-      held.emplace_back(ioc, boost::asio::ip::tcp::endpoint(
-                                 boost::asio::ip::make_address("127.0.0.1"), 0));
+      held.emplace_back(
+          ioc, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
       ports.push_back(held.back().local_endpoint().port());
     }
   }

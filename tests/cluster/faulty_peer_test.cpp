@@ -60,31 +60,31 @@ class fake_peer {
   }
   void read(const std::shared_ptr<net::ip::tcp::socket>& sock,
             const std::shared_ptr<net::streambuf>& buf) {
-    net::async_read_until(*sock, *buf, "\r\n\r\n", [this, sock, buf](boost::system::error_code ec,
-                                                                     std::size_t n) {
-      if (ec) return;
-      std::string head(static_cast<const char*>(buf->data().data()), n);
-      buf->consume(n);
-      // Skip a body, if any (small test bodies arrive with the headers).
-      const auto cl = head.find("Content-Length: ");
-      if (cl != std::string::npos) {
-        const std::size_t len = std::stoul(head.substr(cl + 16));
-        buf->consume(std::min(len, buf->size()));
-      }
-      std::string reply;
-      if (head.rfind("GET /_distcache/v1/health", 0) == 0) {
-        reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-      } else {
-        ++requests;
-        if (mode_ == behaviour::silent) return;  // never answers, keeps the socket
-        reply = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n\xff\x01garbg";
-      }
-      net::async_write(*sock, net::buffer(*std::make_shared<std::string>(reply)),
-                       [this, sock, buf, keep = std::make_shared<std::string>(reply)](
-                           boost::system::error_code e, std::size_t) {
-                         if (!e) read(sock, buf);
-                       });
-    });
+    net::async_read_until(
+        *sock, *buf, "\r\n\r\n", [this, sock, buf](boost::system::error_code ec, std::size_t n) {
+          if (ec) return;
+          std::string head(static_cast<const char*>(buf->data().data()), n);
+          buf->consume(n);
+          // Skip a body, if any (small test bodies arrive with the headers).
+          const auto cl = head.find("Content-Length: ");
+          if (cl != std::string::npos) {
+            const std::size_t len = std::stoul(head.substr(cl + 16));
+            buf->consume(std::min(len, buf->size()));
+          }
+          std::string reply;
+          if (head.rfind("GET /_distcache/v1/health", 0) == 0) {
+            reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+          } else {
+            ++requests;
+            if (mode_ == behaviour::silent) return;  // never answers, keeps the socket
+            reply = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n\xff\x01garbg";
+          }
+          net::async_write(*sock, net::buffer(*std::make_shared<std::string>(reply)),
+                           [this, sock, buf, keep = std::make_shared<std::string>(reply)](
+                               boost::system::error_code e, std::size_t) {
+                             if (!e) read(sock, buf);
+                           });
+        });
   }
 
   behaviour mode_;

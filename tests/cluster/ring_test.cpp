@@ -93,9 +93,9 @@ TEST_CASE("membership admits answering peers, drops failing ones, and versions t
   ev = m.on_failure("p:2");
   REQUIRE(ev.size() == 1);
   CHECK(ev[0].kind == distcache::peer_event_kind::left);
-  CHECK(m.current()->version() == v0);  // same members, same version
+  CHECK(m.current()->version() == v0);     // same members, same version
   CHECK(m.on_success("p:2").size() == 1);  // back when it answers again
-  ev = m.on_discovered({"q:3"});  // p:2 is no longer listed
+  ev = m.on_discovered({"q:3"});           // p:2 is no longer listed
   REQUIRE(ev.size() == 1);
   CHECK(ev[0].kind == distcache::peer_event_kind::left);
   CHECK(m.known_peers() == std::vector<std::string>{"q:3"});

@@ -151,7 +151,8 @@ static_assert(std::is_same_v<distcache::keyspace_serializer_t<described>,
                              distcache::json_serializer<person>>);
 static_assert(std::is_same_v<distcache::keyspace_serializer_t<trivially>,
                              distcache::trivial_serializer<int>>);
-static_assert(std::is_same_v<distcache::keyspace_serializer_t<named_serializer>, opaque_serializer>);
+static_assert(
+    std::is_same_v<distcache::keyspace_serializer_t<named_serializer>, opaque_serializer>);
 static_assert(std::is_void_v<distcache::default_serializer_t<opaque>>);
 static_assert(std::is_void_v<distcache::default_serializer_t<int*>>);
 

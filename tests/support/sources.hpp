@@ -24,8 +24,8 @@ struct source_state {
   std::atomic<int> calls{0};
   std::atomic<int> in_flight{0};
   std::atomic<int> max_in_flight{0};
-  bool fail = false;      // return data_source_failed
-  bool do_throw = false;  // throw std::runtime_error
+  bool fail = false;         // return data_source_failed
+  bool do_throw = false;     // throw std::runtime_error
   bool gate_closed = false;  // fetch blocks until open_gate()
 
   void set(std::string key, std::string value) {
@@ -52,8 +52,8 @@ struct scripted_source {
   fetch_result<std::string> fetch(std::string_view key) {
     state->calls.fetch_add(1);
     const int now_in = state->in_flight.fetch_add(1) + 1;
-    for (int seen = state->max_in_flight.load(); now_in > seen &&
-                                                 !state->max_in_flight.compare_exchange_weak(seen, now_in);) {
+    for (int seen = state->max_in_flight.load();
+         now_in > seen && !state->max_in_flight.compare_exchange_weak(seen, now_in);) {
     }
     std::unique_lock lock(state->mutex);
     // Bounded: a test that forgets to open the gate fails instead of hanging.

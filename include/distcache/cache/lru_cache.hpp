@@ -60,8 +60,7 @@ class lru_cache {
 
   /// A cache of at most `max_bytes` over `shards` shards (rounded up to a power
   /// of two, at least 1). `clock` may be null: the steady clock is used.
-  lru_cache(std::int64_t max_bytes, std::size_t shards, const clock_source* clock)
-      : clock_(clock) {
+  lru_cache(std::int64_t max_bytes, std::size_t shards, const clock_source* clock) : clock_(clock) {
     std::size_t n = 1;
     while (n < std::max<std::size_t>(shards, 1)) n *= 2;
     mask_ = n - 1;
@@ -73,8 +72,7 @@ class lru_cache {
   /// The value of `key`, or null when absent or expired. A hit makes the
   /// entry the most recently used of its shard; `expires_at`, when given,
   /// receives the entry's expiry.
-  [[nodiscard]] std::shared_ptr<const void> get(hashed_key key,
-                                                time_point* expires_at = nullptr) {
+  [[nodiscard]] std::shared_ptr<const void> get(hashed_key key, time_point* expires_at = nullptr) {
     shard& s = shard_for(key.hash);
     std::shared_ptr<const void> doomed;  // released after unlocking
     std::lock_guard lock(s.mutex);
@@ -111,9 +109,9 @@ class lru_cache {
       n.second.expires_at = expires_at;
       s.touch(&n);
     } else {
-      auto [pos, inserted] = s.map.try_emplace(
-          stored_key{std::string(key.text), key.hash},
-          entry{std::move(value), expires_at, cost, nullptr, nullptr});
+      auto [pos, inserted] =
+          s.map.try_emplace(stored_key{std::string(key.text), key.hash},
+                            entry{std::move(value), expires_at, cost, nullptr, nullptr});
       (void)inserted;
       s.bytes += cost;
       s.link_front(&*pos);

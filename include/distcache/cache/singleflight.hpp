@@ -4,12 +4,12 @@
 
 #include <algorithm>
 #include <array>
-#include <functional>
 #include <cstddef>
 #include <cstdint>
 #include <distcache/cache/lru_cache.hpp>
 #include <distcache/clock.hpp>
 #include <distcache/error.hpp>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>

@@ -27,7 +27,7 @@ enum class peer_event_kind {
 /// A membership change, delivered to subscribers.
 struct peer_event {
   peer_event_kind kind;
-  std::string peer;           ///< "host:port"
+  std::string peer;            ///< "host:port"
   std::uint64_t ring_version;  ///< the version of the ring after the change
 };
 

@@ -11,9 +11,9 @@
 #include <distcache/config.hpp>
 #include <distcache/keyspace.hpp>
 #include <distcache/protection/bulkhead.hpp>
-#include <optional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -29,7 +29,9 @@ namespace distcache::detail {
 template <class K>
 std::size_t value_bytes(const K& def, const typename K::value_type& v) {
   using V = typename K::value_type;
-  if constexpr (requires { { def.value_bytes(v) } -> std::convertible_to<std::size_t>; }) {
+  if constexpr (requires {
+                  { def.value_bytes(v) } -> std::convertible_to<std::size_t>;
+                }) {
     return sizeof(V) + def.value_bytes(v);
   } else if constexpr (std::is_same_v<V, std::string>) {
     // Short strings live inside the object (small-string optimisation).
@@ -58,8 +60,8 @@ struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime<K, Guard
         main(opts.max_bytes,
              opts.shards != 0 ? opts.shards : lru_cache::default_shards(opts.max_bytes), clock),
         hot(opts.hot_max_bytes,
-            opts.shards != 0 ? opts.shards : lru_cache::default_shards(opts.hot_max_bytes),
-            clock) {}
+            opts.shards != 0 ? opts.shards : lru_cache::default_shards(opts.hot_max_bytes), clock) {
+  }
 
   K def;  // source.fetch() runs concurrently on the blocking pool
   const resolved_keyspace opts;

@@ -2,6 +2,7 @@
 #ifndef DISTCACHE_DETAIL_WAITERS_HPP
 #define DISTCACHE_DETAIL_WAITERS_HPP
 
+#include <atomic>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -9,11 +10,10 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <atomic>
 #include <condition_variable>
-#include <functional>
 #include <distcache/cache/singleflight.hpp>
 #include <distcache/error.hpp>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,9 +48,7 @@ class timed_waiter : public waiter, public std::enable_shared_from_this<timed_wa
   [[nodiscard]] hashed_key key() const noexcept { return {key_, hash_}; }
 
  protected:
-  void cancel_timer() noexcept {
-    timer_.cancel();
-  }
+  void cancel_timer() noexcept { timer_.cancel(); }
 
  private:
   net::steady_timer timer_;
@@ -94,8 +92,7 @@ class sync_waiter final : public timed_waiter {
 template <class V, class Handler>
 class async_waiter final : public timed_waiter {
  public:
-  using handler_executor =
-      net::associated_executor_t<Handler, net::io_context::executor_type>;
+  using handler_executor = net::associated_executor_t<Handler, net::io_context::executor_type>;
 
   async_waiter(net::io_context::executor_type ex, std::string key, std::uint64_t hash,
                Handler handler)

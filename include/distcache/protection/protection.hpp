@@ -40,9 +40,9 @@ namespace distcache::protection {
 /// the policy only answers "now, or in how long".
 template <class R>
 concept rate_limiter_policy = std::constructible_from<R, const rate_limit&, const clock_source*> &&
-                              requires(R& r) {
-                                { r.try_acquire() } -> std::same_as<duration>;
-                              };
+    requires(R& r) {
+  { r.try_acquire() } -> std::same_as<duration>;
+};
 
 /// A circuit breaker policy stops calling a failing data source.
 ///
@@ -55,14 +55,14 @@ template <class B>
 concept circuit_breaker_policy =
     std::constructible_from<B, const circuit_breaker_options&, const clock_source*> &&
     requires(B& b, const B& cb) {
-      { b.allow() } -> std::same_as<bool>;
-      b.on_success();
-      b.on_failure();
-      b.on_neutral();
-      { cb.state() } -> std::same_as<breaker_state>;
-      { cb.last_change() } -> std::convertible_to<time_point>;
-      { cb.rejected() } -> std::convertible_to<std::uint64_t>;
-    };
+  { b.allow() } -> std::same_as<bool>;
+  b.on_success();
+  b.on_failure();
+  b.on_neutral();
+  { cb.state() } -> std::same_as<breaker_state>;
+  { cb.last_change() } -> std::convertible_to<time_point>;
+  { cb.rejected() } -> std::convertible_to<std::uint64_t>;
+};
 
 static_assert(rate_limiter_policy<token_bucket>);
 static_assert(rate_limiter_policy<no_rate_limiter>);

@@ -22,17 +22,18 @@ namespace distcache::transport {
 /// written once against these, and a test or an alternative wire (a
 /// different framing, an in-process loopback) plugs in without touching it.
 template <class T>
-concept transport_policy =
-    requires { typename T::server_type; typename T::client_type; } &&
-    std::constructible_from<typename T::server_type, boost::asio::io_context&, peer_service&,
-                            server_options, logger> &&
+concept transport_policy = requires {
+  typename T::server_type;
+  typename T::client_type;
+}
+&&std::constructible_from<typename T::server_type, boost::asio::io_context&, peer_service&,
+                          server_options, logger>&&
     std::constructible_from<typename T::client_type, boost::asio::io_context&, client_options,
-                            logger> &&
-    requires(typename T::server_type& s) {
-      { s.start() } -> std::same_as<result<void>>;
-      s.stop();
-      { s.port() } -> std::convertible_to<std::uint16_t>;
-    };
+                            logger>&& requires(typename T::server_type& s) {
+  { s.start() } -> std::same_as<result<void>>;
+  s.stop();
+  { s.port() } -> std::convertible_to<std::uint16_t>;
+};
 
 /// HTTP/1.1 over TCP with Boost.Beast: protocol v1 (docs/protocol.md).
 struct http {

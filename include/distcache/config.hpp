@@ -39,8 +39,9 @@ inline void log_to_stderr(log_level level, std::string_view line) {
 struct keyspace_options {
   /// Byte budget of the main cache (default: the keyspace's max_bytes). > 0.
   std::optional<std::int64_t> max_bytes;
-  /// Byte budget of the hot cache, which holds keys owned by other nodes
-  /// (default: max_bytes / 8). >= 0; 0 disables the hot cache.
+  /// Byte budget of the hot cache, which holds copies of values received
+  /// from the nodes that own them (default: max_bytes / 8). >= 0; 0
+  /// disables the hot cache.
   std::optional<std::int64_t> hot_max_bytes;
   /// Number of shards of each cache, rounded up to a power of two (default:
   /// up to 16, keeping shards at least 256 KiB). 1..256.
@@ -167,6 +168,17 @@ inline std::string validate_engine(const config& c) {
   if (c.max_key_bytes < 1 || c.max_key_bytes > 65536)
     return "config.max_key_bytes: must be between 1 and 65536, got " +
            std::to_string(c.max_key_bytes);
+  if (c.rate_limiter) {
+    if (auto bad = protection::validate(*c.rate_limiter, "config.rate_limiter"); !bad.empty()) {
+      return bad;
+    }
+  }
+  if (c.circuit_breaker) {
+    if (auto bad = protection::validate(*c.circuit_breaker, "config.circuit_breaker");
+        !bad.empty()) {
+      return bad;
+    }
+  }
   const auto& k = c.cluster;
   if (k.enabled) {
     if (k.bind_address.empty()) return "config.cluster.bind_address: must not be empty";

@@ -246,8 +246,10 @@ class basic_engine {
   [[nodiscard]] std::uint64_t ring_version() const { return members()->current()->version(); }
 
   /// Calls `on_event` for every membership change (peer joined or left), in
-  /// order, on the engine's blocking pool: a slow subscriber delays only its
-  /// own later events, never the engine. Subscribe before start() to see the
+  /// order, on the engine's blocking pool, one event at a time per
+  /// subscriber: a slow subscriber delays its own later events and holds one
+  /// fetch thread, never a network thread. Blocking engine calls are refused
+  /// inside it, as in a data source. Subscribe before start() to see the
   /// peers found while joining.
   void subscribe(std::function<void(const peer_event&)> on_event) {
     std::lock_guard lock(subscribers_mutex_);
@@ -354,8 +356,8 @@ class basic_engine {
     std::vector<std::pair<std::string, value_type_of<K>>> one;
     one.emplace_back(std::string(key), std::move(value));
     return initiate_op(std::forward<CompletionToken>(token),
-                       [this, one = std::move(one), ttl](auto done) mutable {
-                         put_op<index_of<K>()>(std::move(one), ttl, std::move(done));
+                       [self = this, one = std::move(one), ttl](auto done) mutable {
+                         self->template put_op<index_of<K>()>(std::move(one), ttl, std::move(done));
                        });
   }
 
@@ -377,8 +379,9 @@ class basic_engine {
   auto async_put_many(const Range& entries, duration ttl = duration::zero(),
                       CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
     return initiate_op(std::forward<CompletionToken>(token),
-                       [this, owned = copy_entries<K>(entries), ttl](auto done) mutable {
-                         put_op<index_of<K>()>(std::move(owned), ttl, std::move(done));
+                       [self = this, owned = copy_entries<K>(entries), ttl](auto done) mutable {
+                         self->template put_op<index_of<K>()>(std::move(owned), ttl,
+                                                              std::move(done));
                        });
   }
 
@@ -403,8 +406,8 @@ class basic_engine {
                     CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
     return initiate_op(
         std::forward<CompletionToken>(token),
-        [this, keys = std::vector<std::string>{std::string(key)}](auto done) mutable {
-          remove_op<index_of<K>()>(std::move(keys), std::move(done));
+        [self = this, keys = std::vector<std::string>{std::string(key)}](auto done) mutable {
+          self->template remove_op<index_of<K>()>(std::move(keys), std::move(done));
         });
   }
 
@@ -422,8 +425,8 @@ class basic_engine {
   auto async_remove_many(const Range& keys, CompletionToken&& token =
                                                 net::default_completion_token_t<executor_type>()) {
     return initiate_op(std::forward<CompletionToken>(token),
-                       [this, owned = copy_keys(keys)](auto done) mutable {
-                         remove_op<index_of<K>()>(std::move(owned), std::move(done));
+                       [self = this, owned = copy_keys(keys)](auto done) mutable {
+                         self->template remove_op<index_of<K>()>(std::move(owned), std::move(done));
                        });
   }
 
@@ -644,18 +647,21 @@ class basic_engine {
 
   /// Joins (or starts) the flight of w's key and arms w's deadline.
   template <std::size_t I>
-  void join_load(runtime_at<I>& rt, const std::shared_ptr<detail::timed_waiter>& w) {
+  void join_load(runtime_at<I>& rt, const std::shared_ptr<detail::timed_waiter>& w,
+                 bool local_only = false) {
     w->arm(rt.flights, rt.opts.read_timeout);
-    if (rt.flights.join(w->key(), w)) start_load<I>(rt, std::string(w->key().text), w->key().hash);
+    if (rt.flights.join(w->key(), w)) {
+      start_load<I>(rt, std::string(w->key().text), w->key().hash, local_only);
+    }
   }
 
   /// Loads one flight's key: from its owner when that is another node (a
   /// request from a peer never reaches here with a remote owner: peers are
   /// answered by load_locally), else from the data source.
   template <std::size_t I>
-  void start_load(runtime_at<I>& rt, std::string key, std::uint64_t hash) {
+  void start_load(runtime_at<I>& rt, std::string key, std::uint64_t hash, bool local_only = false) {
     std::get<I>(slots_).counters.loads_deduped.add();
-    if (cfg_.cluster.enabled) {
+    if (cfg_.cluster.enabled && !local_only) {
       auto r = members()->current();
       const std::string& owner = r->nodes()[r->owner_index(hash)];
       if (owner != self_name_) {
@@ -677,21 +683,38 @@ class basic_engine {
                  [this, rt = rt.shared_from_this(), key = std::move(key), hash, owner](
                      error_code ec, std::vector<transport::reply_item> items) mutable {
                    auto& counters = std::get<I>(slots_).counters;
+                   bool alive = false;  // it answered, but cannot serve this key now
                    if (!ec && items.size() == 1) {
                      if (accept_remote<I>(*rt, key, hash, items[0])) {
-                       counters.peer_loads.add();
                        publish(members()->on_success(owner));
                        return;
                      }
-                     ec = make_error_code(errc::peer_unavailable);
+                     alive = peer_not_serving(items[0]);
+                     ec = alive ? make_error_code(items[0].error)
+                                : make_error_code(errc::peer_unavailable);
                    }
+                   alive = alive || peer_not_serving(ec);
                    counters.peer_errors.add();
-                   publish(members()->on_failure(owner));
+                   // A peer that answers "not serving" is alive: it stays in
+                   // the ring (it may serve other keyspaces, or soon start).
+                   if (!alive) publish(members()->on_failure(owner));
                    cfg_.log(log_level::warning, "keyspace '" + std::string(name_of<I>()) +
                                                     "': peer " + owner + " failed (" +
                                                     ec.message() + "); loading locally");
                    load_locally<I>(*rt, std::move(key), hash);
                  });
+  }
+
+  /// True when a peer's answer says it cannot serve now (it is still
+  /// joining, stopping, or lacks the keyspace): treated like a peer failure,
+  /// so the key is loaded locally instead of failing the caller.
+  static bool peer_not_serving(const transport::reply_item& item) noexcept {
+    return item.status == transport::reply_item::kind::error &&
+           peer_not_serving(make_error_code(item.error));
+  }
+  static bool peer_not_serving(const error_code& ec) noexcept {
+    return ec == errc::not_started || ec == errc::stopped || ec == errc::keyspace_not_found ||
+           ec == errc::blocking_call_on_engine_thread;
   }
 
   /// How long a get waits for the owner: min(cluster.peer_timeout, half the
@@ -709,11 +732,15 @@ class basic_engine {
                      transport::reply_item& item) {
     using V = value_type_of<keyspace_at<I>>;
     const detail::hashed_key hk{key, hash};
+    if (peer_not_serving(item)) return false;
+    auto& counters = std::get<I>(slots_).counters;
     if (item.status == transport::reply_item::kind::not_found) {
+      counters.peer_loads.add();  // counted before the waiters wake
       rt.flights.finish(hk, make_error_code(errc::not_found), nullptr, [] { return error_code{}; });
       return true;
     }
     if (item.status == transport::reply_item::kind::error) {
+      counters.peer_loads.add();
       rt.flights.finish(hk, make_error_code(item.error), nullptr, [] { return error_code{}; });
       return true;
     }
@@ -722,6 +749,7 @@ class basic_engine {
     const time_point expires = from_ttl_ms(item.ttl_ms);
     const std::size_t bytes = detail::value_bytes(rt.def, *decoded);
     auto value = std::make_shared<const V>(std::move(*decoded));
+    counters.peer_loads.add();
     rt.flights.finish(
         hk, {}, value,
         [&]() -> error_code {
@@ -855,8 +883,10 @@ class basic_engine {
     });
   }
 
+  /// `local_only`: the owner already failed for this key (get_many's batch),
+  /// so a miss loads here instead of asking it again.
   template <std::size_t I, class Handler>
-  void start_get(std::string key, Handler handler) {
+  void start_get(std::string key, Handler handler, bool local_only = false) {
     using V = value_type_of<keyspace_at<I>>;
     auto rt = runtime_for<I>(key);
     if (!rt) return post_result(std::move(handler), rt.error(), value_ptr<V>{});
@@ -873,7 +903,7 @@ class basic_engine {
     // Connected before joining: once joined, the load may complete (and take
     // the handler) on another thread at any moment.
     w->connect_cancellation((*rt)->flights);
-    join_load<I>(**rt, w);
+    join_load<I>(**rt, w, local_only);
     counters.loads.add();  // after joining: `loads` callers are all in a flight
   }
 
@@ -917,11 +947,12 @@ class basic_engine {
       }
     };
     auto g = std::make_shared<gather>(keys.size(), std::move(handler), ioc_.get_executor());
-    auto one = [this, g](std::size_t i, std::string key) {
+    auto one = [this, g](std::size_t i, std::string key, bool local_only = false) {
       start_get<I>(std::move(key),
-                   net::bind_executor(ioc_.get_executor(), [g, i](error_code ec, value_ptr<V> v) {
-                     g->set(i, ec, std::move(v));
-                   }));
+                   net::bind_executor(
+                       ioc_.get_executor(),
+                       [g, i](error_code ec, value_ptr<V> v) { g->set(i, ec, std::move(v)); }),
+                   local_only);
     };
     if (!cfg_.cluster.enabled) {
       for (std::size_t i = 0; i < keys.size(); ++i) one(i, std::move(keys[i]));
@@ -945,7 +976,10 @@ class basic_engine {
         by_owner[owner].push_back(i);
       }
     }
-    for (auto& [owner, indexes] : by_owner) {
+    // Named copies, not structured bindings: lambdas capture them (Clang 14).
+    for (auto& entry : by_owner) {
+      const std::string owner = entry.first;
+      std::vector<std::size_t> indexes = std::move(entry.second);
       std::vector<std::string> batch;
       batch.reserve(indexes.size());
       for (auto i : indexes) batch.push_back(keys[i]);
@@ -964,16 +998,24 @@ class basic_engine {
               // falls back to a local load.
               counters.peer_errors.add();
               publish(members()->on_failure(owner));
-              for (std::size_t j = 0; j < indexes.size(); ++j) one(indexes[j], std::move(batch[j]));
+              for (std::size_t j = 0; j < indexes.size(); ++j) {
+                one(indexes[j], std::move(batch[j]), true);
+              }
               return;
             }
             publish(members()->on_success(owner));
             for (std::size_t j = 0; j < indexes.size(); ++j) {
               auto& item = items[j];
-              counters.peer_loads.add();
+              if (peer_not_serving(item)) {
+                counters.peer_errors.add();
+                one(indexes[j], std::move(batch[j]), true);
+                continue;
+              }
               if (item.status == transport::reply_item::kind::not_found) {
+                counters.peer_loads.add();
                 g->set(indexes[j], make_error_code(errc::not_found), nullptr);
               } else if (item.status == transport::reply_item::kind::error) {
+                counters.peer_loads.add();
                 g->set(indexes[j], make_error_code(item.error), nullptr);
               } else if (auto v = keyspace_serializer_t<keyspace_at<I>>{}.deserialize(item.value)) {
                 const time_point expires = from_ttl_ms(item.ttl_ms);
@@ -983,10 +1025,11 @@ class basic_engine {
                 if (expires == never_expires || expires > now()) {
                   (void)rt->hot.put({k, detail::hash_key(k)}, value, bytes, expires);
                 }
+                counters.peer_loads.add();
                 g->set(indexes[j], {}, std::move(value));
               } else {
                 counters.peer_errors.add();
-                one(indexes[j], std::move(batch[j]));
+                one(indexes[j], std::move(batch[j]), true);
               }
             }
           });
@@ -1062,7 +1105,9 @@ class basic_engine {
                      fan->finish_one();
                    });
     }
-    for (auto& [peer, keys] : invalidations) {
+    for (auto& entry : invalidations) {
+      const std::string peer = entry.first;
+      std::vector<std::string> keys = std::move(entry.second);
       fan->add();
       client_->invalidate(peer, name_of<I>(), std::move(keys), r->version(), rt->opts.write_timeout,
                           [this, fan, peer](error_code ec) {
@@ -1233,8 +1278,10 @@ class basic_engine {
     if (!pool_) return;
     for (auto& s : subscribers_) {
       if (!s->strand) s->strand.emplace(net::make_strand(pool_->get_executor()));
-      net::post(*s->strand, [s, events] {
+      net::post(*s->strand, [this, s, events] {
+        const void* previous = std::exchange(detail::current_engine, this);
         for (const auto& e : events) s->on_event(e);
+        detail::current_engine = previous;
       });
     }
   }
@@ -1259,8 +1306,7 @@ class basic_engine {
       const bool v6 = host.find(':') != std::string::npos;
       self_name_ = (v6 ? "[" + host + "]" : host) + ":" + std::to_string(server_->port());
     }
-    members_ =
-        std::make_unique<detail::membership>(self_name_, k.virtual_nodes, k.failure_threshold);
+    members_->reset(self_name_);
     transport::client_options co;
     co.self_name = self_name_;
     co.connect_timeout = k.peer_timeout;

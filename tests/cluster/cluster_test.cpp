@@ -321,3 +321,19 @@ TEST_CASE("static_peers: nodes listed up front find each other") {
   CHECK(**nodes[1]->get<users>("k") == "v");
   CHECK(db->calls == 1);
 }
+
+TEST_CASE("an owner that cannot serve a keyspace makes the asking node load locally") {
+  cluster3 c;
+  c.db->set("user:9", "Lin");
+  auto& owner = c.owner_node("user:9");
+  auto& reader = c.non_owner("user:9");
+  REQUIRE(owner.delete_keyspace("users"));  // the owner now answers keyspace_not_found
+  auto v = reader.get<users>("user:9");
+  REQUIRE(v.has_value());
+  CHECK(**v == "Lin");
+  CHECK(reader.stats<users>().peer_errors == 1);
+  const std::vector<std::string> keys{"user:9"};
+  auto many = c.non_owner("user:9", 1).get_many<users>(keys);
+  REQUIRE(many.has_value());
+  CHECK(**(*many)[0] == "Lin");
+}

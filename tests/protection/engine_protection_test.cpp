@@ -242,3 +242,12 @@ TEST_CASE("a protection setting without the matching policy is rejected, not ign
     CHECK(std::string(e.what()).find("RateLimiter policy") != std::string::npos);
   }
 }
+
+TEST_CASE("an invalid engine-level setting is reported even when every keyspace overrides it") {
+  config c = with_rate(0, 1);
+  c.keyspaces["users"].rate_limiter = distcache::protection::rate_limit{1, 1, 0s};
+  c.keyspaces["lengths"].rate_limiter = distcache::protection::rate_limit{1, 1, 0s};
+  CHECK_THROWS_WITH_AS(protected_engine(c, users{}, lengths{}),
+                       doctest::Contains("config.rate_limiter.requests_per_second"),
+                       distcache::config_error);
+}

@@ -54,7 +54,12 @@ constexpr auto bound = 10s;
 /// with "block:" wait until release().
 class map_service final : public tr::peer_service {
  public:
-  bool has_keyspace(std::string_view ks) const override { return ks == "users" || ks == "sessions"; }
+  bool has_keyspace(std::string_view ks) const override {
+    return ks == "users" || ks == "sessions" || ks == odd_keyspace;
+  }
+
+  /// A keyspace name that needs percent-encoding in the path.
+  static constexpr std::string_view odd_keyspace = "odd ks/1%\xc3\xa9";
 
   void on_peer_request(const tr::request_info& info) override {
     std::lock_guard lock(mutex_);
@@ -67,9 +72,7 @@ class map_service final : public tr::peer_service {
     std::unique_lock lock(mutex_);
     ++gets_;
     if (!keys.empty() && keys[0].starts_with("block:")) {
-      blocked_.push_back([this, ks = std::string(ks), keys, done]() {
-        done(lookup(ks, keys));
-      });
+      blocked_.emplace_back([this, ks = std::string(ks), keys, done]() { done(lookup(ks, keys)); });
       cv_.notify_all();
       return;
     }
@@ -139,7 +142,7 @@ class map_service final : public tr::peer_service {
     std::vector<reply_item> items;
     for (const auto& k : keys) {
       if (k.starts_with("error:")) {
-        items.push_back(reply_item::failed(errc::data_source_failed));
+        items.emplace_back(reply_item::failed(errc::data_source_failed));
         continue;
       }
       auto& m = data_[ks];
@@ -209,7 +212,7 @@ struct cluster {
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
 
-  ~cluster() {
+  ~cluster() {  // NOLINT(bugprone-exception-escape): test teardown
     client->close();
     server->stop();
     svc.release();
@@ -230,9 +233,9 @@ struct cluster {
   [[nodiscard]] std::string peer() const { return "127.0.0.1:" + std::to_string(server->port()); }
 
   std::pair<error_code, std::vector<reply_item>> get(std::vector<std::string> keys,
-                                                      std::string ks = "users",
-                                                      distcache::duration timeout = 5s,
-                                                      std::string to = {}) {
+                                                     const std::string& ks = "users",
+                                                     distcache::duration timeout = 5s,
+                                                     const std::string& to = {}) {
     std::promise<std::pair<error_code, std::vector<reply_item>>> p;
     auto f = p.get_future();
     client->get(to.empty() ? peer() : to, ks, std::move(keys), 7, timeout,
@@ -243,11 +246,11 @@ struct cluster {
     return f.get();
   }
 
-  error_code set(std::string key, std::string value, std::int64_t ttl = -1,
-                 std::string ks = "users") {
+  error_code set(const std::string& key, std::string value, std::int64_t ttl = -1,
+                 const std::string& ks = "users") {
     std::promise<error_code> p;
     auto f = p.get_future();
-    client->set(peer(), ks, std::move(key), std::move(value), ttl, 7, 5s,
+    client->set(peer(), ks, key, std::move(value), ttl, 7, 5s,
                 [&p](error_code ec) { p.set_value(ec); });
     REQUIRE(f.wait_for(bound) == std::future_status::ready);
     return f.get();
@@ -256,8 +259,9 @@ struct cluster {
   std::pair<error_code, std::size_t> remove(std::vector<std::string> keys) {
     std::promise<std::pair<error_code, std::size_t>> p;
     auto f = p.get_future();
-    client->remove(peer(), "users", std::move(keys), 7, 5s,
-                   [&p](error_code ec, std::size_t n) { p.set_value({ec, n}); });
+    client->remove(peer(), "users", std::move(keys), 7, 5s, [&p](error_code ec, std::size_t n) {
+      p.set_value({ec, n});
+    });
     REQUIRE(f.wait_for(bound) == std::future_status::ready);
     return f.get();
   }
@@ -469,6 +473,24 @@ TEST_CASE("http client and server round-trip every request type") {
   CHECK(cl.svc.invalidated() == std::vector<std::string>{"sessions/s:1", "sessions/s:2"});
 }
 
+TEST_CASE("http client percent-encodes keyspace names and the server decodes them") {
+  cluster cl;
+  const std::string ks(map_service::odd_keyspace);
+  REQUIRE_FALSE(cl.set("k", "v", -1, ks));
+  CHECK(cl.svc.find(ks, "k")->value == "v");
+  auto [ec, items] = cl.get({"k"}, ks);
+  REQUIRE_FALSE(ec);
+  CHECK(items.at(0) == reply_item::found("v"));
+}
+
+TEST_CASE("http server answers a get-many of no keys with an empty reply") {
+  cluster cl;
+  auto r = raw_exchange(cl.server->port(), ks_request("get-many", key_list({})));
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body == std::string("\0\0\0\0", 4));
+}
+
 TEST_CASE("http client reports the peer's keyspace and set errors") {
   cluster cl;
   auto [ec, items] = cl.get({"k"}, "orders");
@@ -485,6 +507,8 @@ TEST_CASE("http client rejects arguments over the limits before sending") {
   CHECK(cl.get({""}).first == errc::invalid_key);
   CHECK(cl.set(std::string(1025, 'k'), "v") == errc::invalid_key);
   CHECK(cl.set("k", std::string((64 << 20) + 1, 'v')) == errc::value_too_large);
+  CHECK(cl.get({"k"}, "").first == errc::keyspace_not_found);
+  CHECK(cl.set("k", "v", -1, "") == errc::keyspace_not_found);
   auto [ec, none] = cl.get({});
   CHECK_FALSE(ec);
   CHECK(none.empty());
@@ -539,7 +563,7 @@ TEST_CASE("http client reuses keep-alive connections") {
   for (auto& p : ps) {
     fs.push_back(p.get_future());
     cl.client->get(cl.peer(), "users", {"k"}, 1, 5s,
-                   [&p](error_code ec, std::vector<reply_item>) { p.set_value(ec); });
+                   [&p](error_code ec, const std::vector<reply_item>&) { p.set_value(ec); });
   }
   for (auto& f : fs) {
     REQUIRE(f.wait_for(bound) == std::future_status::ready);
@@ -653,7 +677,7 @@ TEST_CASE("http client close completes a request in flight with stopped") {
   std::promise<error_code> p;
   auto f = p.get_future();
   cl.client->get(cl.peer(), "users", {"block:2"}, 1, 30s,
-                 [&p](error_code ec, std::vector<reply_item>) { p.set_value(ec); });
+                 [&p](error_code ec, const std::vector<reply_item>&) { p.set_value(ec); });
   REQUIRE(cl.svc.wait_blocked(1));
   cl.client->close();
   REQUIRE(f.wait_for(bound) == std::future_status::ready);
@@ -741,8 +765,9 @@ TEST_CASE("http server rejects bad requests with a 4xx and a log line, and serve
       {"wrong method on get", ks_request("get", "", "users", "DC-From: raw\r\n", "GET"), 405,
        "POST"},
       {"missing DC-From", ks_request("get", key_list({"a"}), "users", ""), 400, "DC-From"},
-      {"bad ring version", ks_request("get", key_list({"a"}), "users", "DC-From: r\r\nDC-Ring-Version: x\r\n"),
-       400, "DC-Ring-Version"},
+      {"bad ring version",
+       ks_request("get", key_list({"a"}), "users", "DC-From: r\r\nDC-Ring-Version: x\r\n"), 400,
+       "DC-Ring-Version"},
       {"bad keyspace escape", ks_request("get", key_list({"a"}), "us%zz"), 400, "keyspace"},
       {"truncated key list", ks_request("get", key_list({"abc"}).substr(0, 9)), 400, "truncated"},
       {"get with two keys", ks_request("get", key_list({"a", "b"})), 400, "exactly one key"},
@@ -752,26 +777,31 @@ TEST_CASE("http server rejects bad requests with a 4xx and a log line, and serve
       {"oversized key", ks_request("get", key_list({std::string(1025, 'k')})), 400,
        "max_key_bytes"},
       {"empty key", ks_request("remove", key_list({""})), 400, "empty"},
-      {"oversized batch",
-       ks_request("get-many", key_list(std::vector<std::string>(1001, "k"))), 400, "max_batch"},
+      {"oversized batch", ks_request("get-many", key_list(std::vector<std::string>(1001, "k"))),
+       400, "max_batch"},
       {"oversized value claim",
-       ks_request("set", [] {
-         std::string b;
-         tr::encode_set_body_head(b, "k", -1, (64 << 20) + 1);
-         return b + "tiny";
-       }()),
+       ks_request("set",
+                  [] {
+                    std::string b;
+                    tr::encode_set_body_head(b, "k", -1, (64 << 20) + 1);
+                    return b + "tiny";
+                  }()),
        400, "max_value_bytes"},
-      {"bad ttl", ks_request("set", [] {
-         std::string b;
-         tr::encode_set_body(b, "k", "v", -5);
-         return b;
-       }()),
+      {"bad ttl",
+       ks_request("set",
+                  [] {
+                    std::string b;
+                    tr::encode_set_body(b, "k", "v", -5);
+                    return b;
+                  }()),
        400, "ttl"},
-      {"truncated set body", ks_request("set", [] {
-         std::string b;
-         tr::encode_set_body(b, "k", "value", 1);
-         return b.substr(0, b.size() - 2);
-       }()),
+      {"truncated set body",
+       ks_request("set",
+                  [] {
+                    std::string b;
+                    tr::encode_set_body(b, "k", "value", 1);
+                    return b.substr(0, b.size() - 2);
+                  }()),
        400, "truncated"},
   };
   for (const auto& c : cases) {
@@ -837,7 +867,8 @@ TEST_CASE("http server answers garbage with 400 and closes") {
   for (std::string_view garbage :
        {std::string_view("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11),
         std::string_view("hello there\r\n\r\n"), std::string_view("GET / HTTP/9.9\r\n\r\n"),
-        std::string_view("POST /_distcache/v1/ks/users/get HTTP/1.1\r\nContent-Length: x\r\n\r\n")}) {
+        std::string_view(
+            "POST /_distcache/v1/ks/users/get HTTP/1.1\r\nContent-Length: x\r\n\r\n")}) {
     raw_connection c(cl.server->port());
     c.send(garbage);
     auto r = c.read_response();
@@ -854,8 +885,9 @@ TEST_CASE("http server closes a connection whose body stops mid-way after read_t
   cluster cl(so);
   raw_connection c(cl.server->port());
   const auto started = std::chrono::steady_clock::now();
-  c.send("POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nContent-Length: 100\r\n\r\n"
-         "0123456789");
+  c.send(
+      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nContent-Length: 100\r\n\r\n"
+      "0123456789");
   CHECK(c.wait_closed());
   CHECK(std::chrono::steady_clock::now() - started >= 200ms);
   CHECK(eventually([&] { return cl.server_log.contains("read_timeout"); }));
@@ -895,8 +927,9 @@ TEST_CASE("http server accepts chunked bodies and Expect: 100-continue") {
   std::string body;
   tr::encode_set_body(body, "chunked", "yes", -1);
   raw_connection c(cl.server->port());
-  std::string req = "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\n"
-                    "Transfer-Encoding: chunked\r\n\r\n";
+  std::string req =
+      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n";
   char size[16];
   std::snprintf(size, sizeof size, "%zx\r\n", body.size() - 4);
   req += size + body.substr(0, body.size() - 4) + "\r\n4\r\n" + body.substr(body.size() - 4) +
@@ -909,9 +942,10 @@ TEST_CASE("http server accepts chunked bodies and Expect: 100-continue") {
 
   std::string body2;
   tr::encode_set_body(body2, "expect", "continue", -1);
-  c.send("POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nExpect: 100-continue\r\n"
-         "Content-Length: " +
-         std::to_string(body2.size()) + "\r\n\r\n");
+  c.send(
+      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nExpect: 100-continue\r\n"
+      "Content-Length: " +
+      std::to_string(body2.size()) + "\r\n\r\n");
   auto interim = c.read_response();
   REQUIRE(interim);
   CHECK(interim->status == 100);
@@ -965,6 +999,7 @@ TEST_CASE("http client and server stay consistent under concurrent load") {
   std::atomic<int> failures{0};
   std::atomic<int> completed{0};
   std::vector<std::thread> callers;
+  callers.reserve(4);
   for (int t = 0; t < 4; ++t) {
     callers.emplace_back([&, t] {
       for (int i = 0; i < 150; ++i) {

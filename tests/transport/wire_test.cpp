@@ -58,7 +58,12 @@ bool every_decoder_rejects(std::string_view body, const wire_limits& limits) {
 
 TEST_CASE("key list encodes as a big-endian count and length-prefixed keys") {
   const std::string body = key_list({"a", "bc"});
-  CHECK(hex(body) == "00000002" "00000001" "61" "00000002" "6263");
+  CHECK(hex(body) ==
+        "00000002"
+        "00000001"
+        "61"
+        "00000002"
+        "6263");
   std::vector<std::string> keys{"stale"};
   REQUIRE_FALSE(tr::decode_key_list(body, {}, keys));
   CHECK(keys == std::vector<std::string>{"a", "bc"});
@@ -81,8 +86,7 @@ TEST_CASE("key list rejects empty, oversized and too many keys") {
   CHECK_FALSE(tr::decode_key_list(key_list({"abcd"}), limits, out));
   CHECK(tr::decode_key_list(key_list({"abcde"}), limits, out) == wire_errc::key_too_long);
   CHECK(tr::decode_key_list(unhex("0000000100000000"), limits, out) == wire_errc::empty_key);
-  CHECK(tr::decode_key_list(key_list({"a", "b", "c"}), limits, out) ==
-        wire_errc::batch_too_large);
+  CHECK(tr::decode_key_list(key_list({"a", "b", "c"}), limits, out) == wire_errc::batch_too_large);
   // A count the body cannot hold is rejected before anything is reserved.
   limits.max_batch = 1000;
   CHECK(tr::decode_key_list(unhex("000003e8"), limits, out) == wire_errc::truncated);
@@ -94,16 +98,25 @@ TEST_CASE("key list rejects empty, oversized and too many keys") {
 TEST_CASE("get reply items encode status, ttl, length and value") {
   std::string body;
   tr::encode_get_reply(body, reply_item::found("hi", 1500));
-  CHECK(hex(body) == "00" "00000000000005dc" "00000002" "6869");
+  CHECK(hex(body) ==
+        "00"
+        "00000000000005dc"
+        "00000002"
+        "6869");
   body.clear();
   tr::encode_get_reply(body, reply_item::found("", -1));
-  CHECK(hex(body) == "00" "ffffffffffffffff" "00000000");
+  CHECK(hex(body) ==
+        "00"
+        "ffffffffffffffff"
+        "00000000");
   body.clear();
   tr::encode_get_reply(body, reply_item::missing());
   CHECK(hex(body) == "01");
   body.clear();
   tr::encode_get_reply(body, reply_item::failed(errc::data_source_failed));
-  CHECK(hex(body) == "02" "0005");
+  CHECK(hex(body) ==
+        "02"
+        "0005");
 }
 
 TEST_CASE("get reply round-trips every kind of item") {
@@ -125,7 +138,15 @@ TEST_CASE("get-many reply holds a count and the items in order") {
                                    reply_item::failed(errc::timeout)};
   std::string body;
   tr::encode_get_many_reply(body, in);
-  CHECK(hex(body) == "00000003" "00" "000000000000000a" "00000001" "61" "01" "02" "0006");
+  CHECK(hex(body) ==
+        "00000003"
+        "00"
+        "000000000000000a"
+        "00000001"
+        "61"
+        "01"
+        "02"
+        "0006");
   std::vector<reply_item> out;
   REQUIRE_FALSE(tr::decode_get_many_reply(body, {}, out));
   CHECK(out == in);
@@ -165,7 +186,12 @@ TEST_CASE("reply with a ttl below -1 is sent as already expired") {
 TEST_CASE("set body carries key, ttl and value") {
   std::string body;
   tr::encode_set_body(body, "k", "val", -1);
-  CHECK(hex(body) == "00000001" "6b" "ffffffffffffffff" "00000003" "76616c");
+  CHECK(hex(body) ==
+        "00000001"
+        "6b"
+        "ffffffffffffffff"
+        "00000003"
+        "76616c");
   set_body_view out;
   REQUIRE_FALSE(tr::decode_set_body(body, {}, out));
   CHECK(out.key == "k");
@@ -215,8 +241,9 @@ TEST_CASE("every strict prefix of a valid body is rejected as truncated") {
   tr::encode_get_reply(s, reply_item::found("payload", 7));
   bodies.push_back(s);
   s.clear();
-  tr::encode_get_many_reply(s, std::vector<reply_item>{reply_item::found("x", 1), reply_item::missing(),
-                                                      reply_item::failed(errc::timeout)});
+  tr::encode_get_many_reply(
+      s, std::vector<reply_item>{reply_item::found("x", 1), reply_item::missing(),
+                                 reply_item::failed(errc::timeout)});
   bodies.push_back(s);
 
   std::vector<std::string> keys;

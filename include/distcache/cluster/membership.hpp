@@ -51,7 +51,19 @@ class membership {
   }
 
   /// This node's name.
-  [[nodiscard]] const std::string& self() const noexcept { return self_; }
+  [[nodiscard]] std::string self() const {
+    std::lock_guard lock(mutex_);
+    return self_;
+  }
+
+  /// Starts over as `self` with no peers (the engine learns its own name only
+  /// once its server is bound).
+  void reset(std::string self) {
+    std::lock_guard lock(mutex_);
+    self_ = std::move(self);
+    peers_.clear();
+    rebuild_locked();
+  }
 
   /// The ring now.
   [[nodiscard]] std::shared_ptr<const ring> current() const {
@@ -159,7 +171,7 @@ class membership {
     std::atomic_store_explicit(&ring_, std::move(next), std::memory_order_release);
   }
 
-  const std::string self_;
+  std::string self_;
   const std::size_t virtual_nodes_;
   const int threshold_;
   mutable std::mutex mutex_;

@@ -16,8 +16,10 @@ namespace distcache {
 /// at `virtual_nodes` points (xxh3 of "node#i"); a key belongs to the node at
 /// the first point at or after xxh3(key), wrapping around.
 ///
-/// Rings are never modified: a membership change builds a new ring with a
-/// higher version and swaps it in, so readers take no lock.
+/// Rings are never modified: a membership change builds a new ring and swaps
+/// it in, so readers take no lock. The version identifies the member list
+/// (membership uses a hash of it), so nodes that agree on the members agree
+/// on the version.
 class ring {
  public:
   /// A ring over `nodes` (names such as "127.0.0.1:7000"; duplicates are
@@ -49,7 +51,7 @@ class ring {
 
   /// The nodes, sorted.
   [[nodiscard]] const std::vector<std::string>& nodes() const noexcept { return nodes_; }
-  /// The version of this ring; a newer membership has a higher version.
+  /// The version of this ring (an identifier of its member list).
   [[nodiscard]] std::uint64_t version() const noexcept { return version_; }
 
  private:

@@ -23,8 +23,10 @@ namespace distcache {
 ///   addresses known now ("host:port"); may include this node, which the
 ///   engine ignores;
 /// - `close()`: releases resources; called last.
-/// The engine calls these on its blocking pool, never on a network thread, so
-/// they may block (a DNS query); discover_peers() is called periodically.
+/// start() and stop() call initialize, register_node, the joining rounds of
+/// discover_peers, deregister_node and close on the caller's thread; the
+/// periodic discover_peers() runs on the engine's blocking pool. None is
+/// called on a network thread, so they may block (a DNS query).
 /// Why: membership is the engine's job; a provider only answers "who is
 /// there", which keeps custom providers a few lines long.
 template <class D>

@@ -213,7 +213,8 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     std::function<void(error_code)> done;
   };
 
-  http_client_connection(std::shared_ptr<http_client_state> st, std::shared_ptr<http_peer_pool> pool)
+  http_client_connection(std::shared_ptr<http_client_state> st,
+                         std::shared_ptr<http_peer_pool> pool)
       : st_(std::move(st)),
         pool_(std::move(pool)),
         strand_(net::make_strand(st_->ioc)),
@@ -237,7 +238,7 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
 
  private:
   using tcp = net::ip::tcp;
-  static constexpr std::size_t read_chunk = 16 * 1024;
+  static constexpr std::size_t read_chunk = std::size_t{16} * 1024;
 
   struct outcome {
     error_code ec;
@@ -290,9 +291,8 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     armed_ = true;
     expiry_ = when;
     timer_.expires_at(when);  // a pending wait completes with operation_aborted
-    timer_.async_wait([self = shared_from_this(), gen = ++timer_gen_](error_code) {
-      self->on_timer(gen);
-    });
+    timer_.async_wait(
+        [self = shared_from_this(), gen = ++timer_gen_](error_code) { self->on_timer(gen); });
   }
 
   void on_timer(std::uint64_t gen) {
@@ -320,9 +320,8 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     connect_deadline_ = std::min(deadline_, now + st_->options.connect_timeout);
     arm(connect_deadline_);
     if (pool_->endpoint) {
-      socket_.async_connect(*pool_->endpoint, [self = shared_from_this()](error_code ec) {
-        self->on_connect(ec);
-      });
+      socket_.async_connect(*pool_->endpoint,
+                            [self = shared_from_this()](error_code ec) { self->on_connect(ec); });
       return;
     }
     if (!resolver_) resolver_.emplace(strand_);
@@ -334,8 +333,9 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
             self->on_connect(ec);
             return;
           }
-          net::async_connect(self->socket_, results,
-                             [self](error_code cec, const tcp::endpoint&) { self->on_connect(cec); });
+          net::async_connect(self->socket_, results, [self](error_code cec, const tcp::endpoint&) {
+            self->on_connect(cec);
+          });
         });
   }
 
@@ -347,28 +347,51 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
       return;
     }
     socket_.set_option(tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec);  // for the direct write in write()
     write();
   }
 
   void write() {
-    const std::array<net::const_buffer, 2> buffers{net::buffer(req.out), net::buffer(req.value)};
-    net::async_write(socket_, buffers, [self = shared_from_this()](error_code ec, std::size_t) {
+    std::array<net::const_buffer, 2> buffers{net::buffer(req.out), net::buffer(req.value)};
+    // A request almost always fits the socket's send buffer: write it now
+    // (the socket is non-blocking) and go straight to reading, saving a
+    // completion round trip through the io_context.
+    error_code ec;
+    std::size_t n = socket_.write_some(buffers, ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) ec = {};
+    if (ec) {
+      on_failure(ec, "write");
+      return;
+    }
+    if (n == req.out.size() + req.value.size()) {
+      written();
+      return;
+    }
+    for (auto& b : buffers) {
+      const std::size_t used = std::min(n, b.size());
+      b += used;
+      n -= used;
+    }
+    net::async_write(socket_, buffers, [self = shared_from_this()](error_code wec, std::size_t) {
       if (self->dead_) return;
-      if (ec) {
-        self->on_failure(ec, "write");
+      if (wec) {
+        self->on_failure(wec, "write");
         return;
       }
-      self->response_.reset();
-      self->parser_.emplace(self->response_, self->st_->options.limits);
-      self->read();
+      self->written();
     });
   }
 
+  void written() {
+    response_.reset();
+    parser_.emplace(response_, st_->options.limits);
+    read();
+  }
+
   void read() {
-    socket_.async_read_some(buffer_.prepare(read_size()),
-                            [self = shared_from_this()](error_code ec, std::size_t n) {
-                              self->on_read(ec, n);
-                            });
+    socket_.async_read_some(
+        buffer_.prepare(read_size()),
+        [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
   }
 
   [[nodiscard]] std::size_t read_size() const {
@@ -434,8 +457,8 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
       switch (req.op) {
         case http_client_op::get: {
           out.items.resize(1);
-          if (auto ec = transport::decode_get_reply(response_.body, st_->options.limits,
-                                                    out.items[0])) {
+          if (auto ec =
+                  transport::decode_get_reply(response_.body, st_->options.limits, out.items[0])) {
             return protocol_error("undecodable get reply: " + ec.message(), keep_alive);
           }
           break;
@@ -458,7 +481,8 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
           out.removed = static_cast<std::size_t>(*response_.dc_removed);
           break;
         case http_client_op::health:
-          if (response_.body != "ok") return protocol_error("health reply is not \"ok\"", keep_alive);
+          if (response_.body != "ok")
+            return protocol_error("health reply is not \"ok\"", keep_alive);
           break;
         case http_client_op::set:
         case http_client_op::invalidate:
@@ -473,10 +497,11 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
                errc_from_name(response_.dc_error)) {
       out.ec = make_error_code(*errc_from_name(response_.dc_error));
     } else {
-      log_failure("answered HTTP " + std::to_string(status) +
-                      (response_.dc_error.empty() ? "" : " (DC-Error: " + response_.dc_error + ")") +
-                      (response_.body.empty() ? "" : ": " + printable_for_log(response_.body, 200)),
-                  status == 503 ? log_level::info : log_level::warning);
+      log_failure(
+          "answered HTTP " + std::to_string(status) +
+              (response_.dc_error.empty() ? "" : " (DC-Error: " + response_.dc_error + ")") +
+              (response_.body.empty() ? "" : ": " + printable_for_log(response_.body, 200)),
+          status == 503 ? log_level::info : log_level::warning);
       out.ec = make_error_code(errc::peer_unavailable);
     }
     finish(std::move(out), keep_alive);
@@ -564,7 +589,8 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     const auto self = shared_from_this();
     std::lock_guard lock(st_->mutex);
     http_peer_pool& pool = *pool_;
-    if (keep && !st_->closed && !pool.dropped && pool.idle.size() < st_->options.max_idle_per_peer) {
+    if (keep && !st_->closed && !pool.dropped &&
+        pool.idle.size() < st_->options.max_idle_per_peer) {
       pool.idle.push_back(self);
       return true;
     }
@@ -654,8 +680,9 @@ namespace distcache::transport {
 /// connect_timeout, any unexpected HTTP status and any reply that does not
 /// decode; errc::keyspace_not_found when the peer does not know the
 /// keyspace (404 with DC-Error); for set, the errc the peer names in a 422;
-/// errc::invalid_key / value_too_large for arguments over the limits, before
-/// anything is sent; errc::stopped after close().
+/// errc::invalid_key / value_too_large for arguments over the limits and
+/// errc::keyspace_not_found for an empty keyspace name, before anything is
+/// sent; errc::stopped after close().
 ///
 /// Thread safety: all members may be called concurrently from any thread.
 /// Callbacks must not block (they run on the io_context).
@@ -690,7 +717,12 @@ class http_client {
   http_client& operator=(const http_client&) = delete;
 
   /// Closes every connection (see close()).
-  ~http_client() { close(); }
+  ~http_client() {
+    try {
+      close();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
+    }
+  }
 
   /// Looks `keys` up on `peer`: one key goes as a get, more as get-many
   /// (split into requests of at most max_batch keys, sent in parallel).
@@ -699,9 +731,11 @@ class http_client {
   void get(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
            std::uint64_t ring_version, duration timeout, get_handler done) {
     if (keys.empty()) return post(std::move(done), error_code{}, std::vector<reply_item>{});
-    if (auto ec = check_keys(keys)) return post(std::move(done), ec, std::vector<reply_item>{});
+    if (auto ec = check_keys(keyspace, keys))
+      return post(std::move(done), ec, std::vector<reply_item>{});
     const std::size_t max = st_->options.limits.max_batch;
-    if (keys.size() > max) return split_get(peer, keyspace, std::move(keys), ring_version, timeout, std::move(done));
+    if (keys.size() > max)
+      return split_get(peer, keyspace, std::move(keys), ring_version, timeout, std::move(done));
     auto c = acquire(peer);
     if (!c) return post(std::move(done), c.error(), std::vector<reply_item>{});
     auto& conn = **c;
@@ -718,9 +752,11 @@ class http_client {
 
   /// Stores `value` under `key` on `peer` with remaining TTL `ttl_ms` (-1:
   /// never expires; below -1 is sent as 0, already expired).
-  void set(const std::string& peer, std::string_view keyspace, std::string key, std::string value,
-           std::int64_t ttl_ms, std::uint64_t ring_version, duration timeout, handler done) {
+  void set(const std::string& peer, std::string_view keyspace, std::string_view key,
+           std::string value, std::int64_t ttl_ms, std::uint64_t ring_version, duration timeout,
+           handler done) {
     const wire_limits& l = st_->options.limits;
+    if (keyspace.empty()) return post(std::move(done), make_error_code(errc::keyspace_not_found));
     if (key.empty() || key.size() > l.max_key_bytes)
       return post(std::move(done), make_error_code(errc::invalid_key));
     if (value.size() > l.max_value_bytes)
@@ -742,11 +778,11 @@ class http_client {
   void remove(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
               std::uint64_t ring_version, duration timeout, remove_handler done) {
     if (keys.empty()) return post(std::move(done), error_code{}, std::size_t{0});
-    if (auto ec = check_keys(keys)) return post(std::move(done), ec, std::size_t{0});
+    if (auto ec = check_keys(keyspace, keys)) return post(std::move(done), ec, std::size_t{0});
     if (keys.size() > st_->options.limits.max_batch) {
-      return split_keys(peer, keyspace, std::move(keys), ring_version, timeout,
-                        [done = std::move(done)](error_code ec, std::size_t n) { done(ec, n); },
-                        true);
+      return split_keys(
+          peer, keyspace, std::move(keys), ring_version, timeout,
+          [done = std::move(done)](error_code ec, std::size_t n) { done(ec, n); }, true);
     }
     auto c = acquire(peer);
     if (!c) return post(std::move(done), c.error(), std::size_t{0});
@@ -757,15 +793,14 @@ class http_client {
   }
 
   /// Drops `keys` from `peer`'s caches (after a put on this node).
-  void invalidate(const std::string& peer, std::string_view keyspace,
-                  std::vector<std::string> keys, std::uint64_t ring_version, duration timeout,
-                  handler done) {
+  void invalidate(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
+                  std::uint64_t ring_version, duration timeout, handler done) {
     if (keys.empty()) return post(std::move(done), error_code{});
-    if (auto ec = check_keys(keys)) return post(std::move(done), ec);
+    if (auto ec = check_keys(keyspace, keys)) return post(std::move(done), ec);
     if (keys.size() > st_->options.limits.max_batch) {
-      return split_keys(peer, keyspace, std::move(keys), ring_version, timeout,
-                        [done = std::move(done)](error_code ec, std::size_t) { done(ec); },
-                        false);
+      return split_keys(
+          peer, keyspace, std::move(keys), ring_version, timeout,
+          [done = std::move(done)](error_code ec, std::size_t) { done(ec); }, false);
     }
     auto c = acquire(peer);
     if (!c) return post(std::move(done), c.error());
@@ -785,8 +820,8 @@ class http_client {
     r.keyspace.clear();
     r.out.clear();
     r.value.clear();
-    detail::append_request_head(r.out, "GET", detail::dc_health_path, {}, {},
-                                *(*c)->pool(), st_->options.self_name, 0, 0);
+    detail::append_request_head(r.out, "GET", detail::dc_health_path, {}, {}, *(*c)->pool(),
+                                st_->options.self_name, 0, 0);
     r.done = std::move(done);
     (*c)->start();
   }
@@ -842,13 +877,15 @@ class http_client {
 
   template <class Handler, class... Args>
   void post(Handler&& done, Args&&... args) {
-    net::post(st_->ioc, [done = std::forward<Handler>(done),
-                         ... args = std::forward<Args>(args)]() mutable {
-      if (done) done(std::move(args)...);
-    });
+    net::post(st_->ioc,
+              [done = std::forward<Handler>(done), ... args = std::forward<Args>(args)]() mutable {
+                if (done) done(std::move(args)...);
+              });
   }
 
-  [[nodiscard]] error_code check_keys(const std::vector<std::string>& keys) const {
+  [[nodiscard]] error_code check_keys(std::string_view keyspace,
+                                      const std::vector<std::string>& keys) const {
+    if (keyspace.empty()) return make_error_code(errc::keyspace_not_found);
     for (const auto& k : keys)
       if (k.empty() || k.size() > st_->options.limits.max_key_bytes)
         return make_error_code(errc::invalid_key);
@@ -920,8 +957,10 @@ class http_client {
     auto shared_done = std::make_shared<get_handler>(std::move(done));
     for (std::size_t offset = 0; offset < keys.size(); offset += max) {
       const std::size_t n = std::min(max, keys.size() - offset);
-      std::vector<std::string> part(std::make_move_iterator(keys.begin() + offset),
-                                    std::make_move_iterator(keys.begin() + offset + n));
+      const auto first = keys.begin() + static_cast<std::ptrdiff_t>(offset);
+      std::vector<std::string> part(
+          std::make_move_iterator(first),
+          std::make_move_iterator(first + static_cast<std::ptrdiff_t>(n)));
       get(peer, keyspace, std::move(part), ring_version, timeout,
           [join, shared_done, offset](error_code ec, std::vector<reply_item> items) {
             bool last = false;
@@ -942,9 +981,9 @@ class http_client {
     }
   }
 
-  void split_keys(const std::string& peer, std::string_view keyspace,
-                  std::vector<std::string> keys, std::uint64_t ring_version, duration timeout,
-                  remove_handler done, bool is_remove) {
+  void split_keys(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
+                  std::uint64_t ring_version, duration timeout, remove_handler done,
+                  bool is_remove) {
     const std::size_t max = st_->options.limits.max_batch;
     auto join = std::make_shared<detail::http_get_join>();
     join->pending = (keys.size() + max - 1) / max;
@@ -961,8 +1000,10 @@ class http_client {
     };
     for (std::size_t offset = 0; offset < keys.size(); offset += max) {
       const std::size_t n = std::min(max, keys.size() - offset);
-      std::vector<std::string> part(std::make_move_iterator(keys.begin() + offset),
-                                    std::make_move_iterator(keys.begin() + offset + n));
+      const auto first = keys.begin() + static_cast<std::ptrdiff_t>(offset);
+      std::vector<std::string> part(
+          std::make_move_iterator(first),
+          std::make_move_iterator(first + static_cast<std::ptrdiff_t>(n)));
       if (is_remove) {
         remove(peer, keyspace, std::move(part), ring_version, timeout, part_done);
       } else {

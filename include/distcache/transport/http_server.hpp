@@ -7,10 +7,10 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -172,7 +172,8 @@ class http_request_parser final : public boost::beast::http::basic_parser<true> 
                          error_code& /*ec*/) override {
     // The length is already within body_limit, but a client may announce a
     // large body and never send it: grow with what arrives beyond 1 MiB.
-    if (length) data_.body.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length, 1 << 20)));
+    if (length)
+      data_.body.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length, 1 << 20)));
   }
   std::size_t on_body_impl(string_view body, error_code& /*ec*/) override {
     data_.body.append(body.data(), body.size());
@@ -195,7 +196,8 @@ class http_server_session;
 /// What the server and its sessions share. Sessions hold it by shared_ptr,
 /// so it outlives the http_server object while connections finish.
 struct http_server_state {
-  http_server_state(net::io_context& ioc, transport::peer_service& svc, transport::server_options opts, logger lg)
+  http_server_state(net::io_context& ioc, transport::peer_service& svc,
+                    transport::server_options opts, logger lg)
       : ioc(ioc),
         svc(svc),
         options(std::move(opts)),
@@ -227,8 +229,9 @@ struct http_server_state {
 
   mutable std::mutex mutex;
   mutable std::condition_variable idle_cv;
-  bool accepting = false;                                                // guarded by mutex
-  std::unordered_map<const http_server_session*, std::weak_ptr<http_server_session>> sessions;  // by mutex
+  bool accepting = false;  // guarded by mutex
+  std::unordered_map<const http_server_session*, std::weak_ptr<http_server_session>>
+      sessions;  // by mutex
 };
 
 /// Completes a coroutine waiting for transport::peer_service::get from whatever thread
@@ -293,7 +296,7 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
  private:
   using tcp = net::ip::tcp;
   static constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
-  static constexpr std::size_t read_chunk = 16 * 1024;
+  static constexpr std::size_t read_chunk = std::size_t{16} * 1024;
 
   enum class read_outcome { request, parse_error, closed, truncated, timed_out, failed };
 
@@ -314,9 +317,9 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
   }
 
   static net::awaitable<void> watchdog(std::shared_ptr<http_server_session> self) {
-    // The timer wakes at most every read_timeout, so moving the deadline
-    // closer (idle -> reading) never needs to cancel it: the deadlines set
-    // while a request is active are exactly read_timeout ahead.
+    // The timer wakes at least every read_timeout, so moving the deadline
+    // closer (idle -> reading, exactly read_timeout ahead) needs no timer
+    // operation; set_deadline() wakes it only for a shorter deadline.
     const duration tick = self->st_->options.read_timeout;
     while (!self->ended_) {
       const auto now = clock_type::now();
@@ -333,7 +336,11 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
   }
 
   static net::awaitable<void> run(std::shared_ptr<http_server_session> self) {
-    co_await self->serve();
+    try {
+      co_await self->serve();
+    } catch (const std::exception& e) {  // e.g. bad_alloc: end this session, keep the server
+      self->log(log_level::error, "closing connection from " + self->remote_ + ": " + e.what());
+    }
     self->ended_ = true;
     self->timer_.cancel();
     self->close_socket();
@@ -343,6 +350,7 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
   net::awaitable<void> serve() {
     error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec);  // for the direct write in write_response()
     for (;;) {
       req_.reset();
       http_request_parser parser(req_, st_->options.limits);
@@ -350,6 +358,9 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
       const read_outcome outcome = co_await read_request(parser, parse_ec);
       switch (outcome) {
         case read_outcome::request:
+          // The node's own timeouts bound the work; read_timeout covers
+          // reading and writing only.
+          deadline_ = time_point::max();
           break;
         case read_outcome::parse_error:
           co_await reject_unparsable(parse_ec);
@@ -440,9 +451,9 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
     } else {
       why = "malformed HTTP request: " + ec.message();
     }
-    log(log_level::warning, std::to_string(status) + " to " + remote_ + " " +
-                                printable_for_log(req_.method_text) + " " + printable_for_log(req_.target) + ": " +
-                                why + "; closing the connection");
+    log(log_level::warning,
+        std::to_string(status) + " to " + remote_ + " " + printable_for_log(req_.method_text) +
+            " " + printable_for_log(req_.target) + ": " + why + "; closing the connection");
     make_text_response(status, why, {}, true);
     if (co_await write_response()) co_await linger_close();
   }
@@ -487,9 +498,10 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
   void reject(unsigned status, std::string_view why, std::string_view extra, bool close) {
     log(log_level::warning, std::to_string(status) + " to " + remote_ + " (" +
                                 printable_for_log(req_.from.empty() ? std::string_view("no DC-From")
-                                                            : std::string_view(req_.from)) +
+                                                                    : std::string_view(req_.from)) +
                                 ") " + printable_for_log(req_.method_text) + " " +
-                                printable_for_log(req_.target) + ": " + printable_for_log(why, 300));
+                                printable_for_log(req_.target) + ": " +
+                                printable_for_log(why, 300));
     make_text_response(status, why, extra, close);
   }
 
@@ -554,7 +566,8 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
     transport::peer_service& svc = st_->svc;
     try {
       if (!svc.has_keyspace(keyspace_)) {
-        reject(404, "keyspace '" + printable_for_log(keyspace_) + "' is not configured on this node",
+        reject(404,
+               "keyspace '" + printable_for_log(keyspace_) + "' is not configured on this node",
                "DC-Error: keyspace_not_found\r\n", close);
         co_return close;
       }
@@ -586,8 +599,9 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
           body_.clear();
           if (kind == operation::get) {
             detail::wire_put_reply_item_head(body_, items_[0]);
-            value_ = items_[0].status == transport::reply_item::kind::value ? std::string_view(items_[0].value)
-                                                                 : std::string_view{};
+            value_ = items_[0].status == transport::reply_item::kind::value
+                         ? std::string_view(items_[0].value)
+                         : std::string_view{};
           } else {
             transport::encode_get_many_reply(body_, items_);
             value_ = {};
@@ -609,8 +623,8 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
             if (name.empty()) {
               reject(500, "set failed: " + ec.message(), {}, close);
             } else {
-              reject(422, "set refused: " + ec.message(),
-                     "DC-Error: " + std::string(name) + "\r\n", close);
+              reject(422, "set refused: " + ec.message(), "DC-Error: " + std::string(name) + "\r\n",
+                     close);
             }
             co_return close;
           }
@@ -650,13 +664,16 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
 
   /// Calls transport::peer_service::get with keys_ and waits for its completion.
   net::awaitable<std::vector<transport::reply_item>> call_get() {
-    return net::async_initiate<decltype(net::use_awaitable), void(std::vector<transport::reply_item>)>(
+    return net::async_initiate<decltype(net::use_awaitable),
+                               void(std::vector<transport::reply_item>)>(
         [this](auto handler) {
           using state_type = peer_get_completion<decltype(handler)>;
           auto state = std::make_shared<state_type>(std::move(handler));
           try {
             st_->svc.get(keyspace_, std::move(keys_),
-                         [state](std::vector<transport::reply_item> items) { state->complete(std::move(items)); });
+                         [state](std::vector<transport::reply_item> items) {
+                           state->complete(std::move(items));
+                         });
           } catch (...) {
             service_failed_ = true;
             state->complete({});
@@ -668,15 +685,29 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
   /// Writes head_, body_ and value_. False when the connection broke.
   net::awaitable<bool> write_response() {
     set_deadline(st_->options.read_timeout);
-    const std::array<net::const_buffer, 3> buffers{net::buffer(head_), net::buffer(body_),
-                                                    net::buffer(value_)};
-    auto [ec, n] = co_await net::async_write(socket_, buffers, tuple_awaitable);
+    std::array<net::const_buffer, 3> buffers{net::buffer(head_), net::buffer(body_),
+                                             net::buffer(value_)};
+    // A response almost always fits the socket's send buffer: write it now
+    // (the socket is non-blocking) and skip the completion round trip
+    // through the io_context; wait for writability only for what is left.
+    error_code ec;
+    std::size_t n = socket_.write_some(buffers, ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) ec = {};
+    if (!ec && n < head_.size() + body_.size() + value_.size()) {
+      for (auto& b : buffers) {
+        const std::size_t used = std::min(n, b.size());
+        b += used;
+        n -= used;
+      }
+      auto [wec, wn] = co_await net::async_write(socket_, buffers, tuple_awaitable);
+      ec = wec;
+    }
     value_ = {};
     items_.clear();
     if (ec) {
       if (timed_out_) {
-        log(log_level::warning, "closing connection from " + remote_ +
-                                    ": response not written within read_timeout");
+        log(log_level::warning,
+            "closing connection from " + remote_ + ": response not written within read_timeout");
       }
       co_return false;
     }
@@ -777,16 +808,20 @@ class http_server {
  public:
   /// Prepares a server; nothing listens before start(). An empty `log` logs
   /// to std::cerr (log_to_stderr).
-  http_server(net::io_context& ioc, peer_service& service, server_options options,
-              logger log = {})
+  http_server(net::io_context& ioc, peer_service& service, server_options options, logger log = {})
       : st_(std::make_shared<detail::http_server_state>(ioc, service, std::move(options),
-                                                   std::move(log))) {}
+                                                        std::move(log))) {}
 
   http_server(const http_server&) = delete;
   http_server& operator=(const http_server&) = delete;
 
   /// Stops the server (see stop()); sessions still running end on their own.
-  ~http_server() { stop(); }
+  ~http_server() {
+    try {
+      stop();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
+    }
+  }
 
   /// Validates the options, binds and listens. Errors: errc::invalid_config
   /// for an invalid option (the log names it), errc::stopped after stop(),
@@ -800,9 +835,11 @@ class http_server {
     if (st_->stopping.load()) return fail(make_error_code(errc::stopped), "it was stopped");
     std::string why = validate(o.limits, "server_options.limits");
     if (why.empty() && o.read_timeout <= duration::zero())
-      why = "server_options.read_timeout: must be > 0, got " + detail::format_duration(o.read_timeout);
+      why = "server_options.read_timeout: must be > 0, got " +
+            detail::format_duration(o.read_timeout);
     if (why.empty() && o.idle_timeout <= duration::zero())
-      why = "server_options.idle_timeout: must be > 0, got " + detail::format_duration(o.idle_timeout);
+      why = "server_options.idle_timeout: must be > 0, got " +
+            detail::format_duration(o.idle_timeout);
     if (!why.empty()) return fail(make_error_code(errc::invalid_config), why);
     error_code ec;
     const auto address = net::ip::make_address(o.bind_address, ec);

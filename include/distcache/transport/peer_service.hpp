@@ -41,7 +41,8 @@ class peer_service {
   peer_service& operator=(const peer_service&) = delete;
   virtual ~peer_service() = default;
 
-  /// True when `keyspace` is configured on this node. Requests for other
+  /// True when `keyspace` is configured on this node (every string_view
+  /// argument below is valid during the call only, unless said otherwise). Requests for other
   /// keyspaces get 404 with DC-Error: keyspace_not_found.
   [[nodiscard]] virtual bool has_keyspace(std::string_view keyspace) const = 0;
 
@@ -53,7 +54,9 @@ class peer_service {
   /// Looks up (and on a miss loads, as owner) `keys` of `keyspace`. Calls
   /// `done` exactly once, on any thread (also inline, from within get()),
   /// with one item per key in key order. Keys are non-empty and within
-  /// max_key_bytes; there are at most max_batch of them.
+  /// max_key_bytes; there are at most max_batch of them. `keyspace` is valid
+  /// until `done` is called. The connection waits for `done` without a
+  /// deadline of its own: bound the load (the keyspace's read timeout).
   virtual void get(std::string_view keyspace, std::vector<std::string> keys,
                    std::function<void(std::vector<reply_item>)> done) = 0;
 

@@ -280,7 +280,8 @@ class wire_reader {
 };
 
 /// Reads a u32-length-prefixed key and checks it against the limits.
-inline error_code wire_read_key(wire_reader& r, const transport::wire_limits& limits, std::string_view& key) {
+inline error_code wire_read_key(wire_reader& r, const transport::wire_limits& limits,
+                                std::string_view& key) {
   std::uint32_t len = 0;
   if (!r.u32(len)) return transport::wire_errc::truncated;
   if (len == 0) return transport::wire_errc::empty_key;
@@ -290,7 +291,8 @@ inline error_code wire_read_key(wire_reader& r, const transport::wire_limits& li
 }
 
 /// Reads one reply item (status byte and what follows it).
-inline error_code wire_read_reply_item(wire_reader& r, const transport::wire_limits& limits, transport::reply_item& item) {
+inline error_code wire_read_reply_item(wire_reader& r, const transport::wire_limits& limits,
+                                       transport::reply_item& item) {
   std::uint8_t status = 0;
   if (!r.u8(status)) return transport::wire_errc::truncated;
   switch (status) {
@@ -488,9 +490,8 @@ namespace distcache::transport {
 /// A range whose elements convert to std::string_view (std::string,
 /// std::string_view, const char*).
 template <class R>
-concept key_range =
-    std::ranges::sized_range<R> && std::convertible_to<std::ranges::range_reference_t<R>,
-                                                       std::string_view>;
+concept key_range = std::ranges::sized_range<R> &&
+    std::convertible_to<std::ranges::range_reference_t<R>, std::string_view>;
 
 /// Appends a key list: u32 count, then per key u32 length and bytes.
 /// Precondition: fewer than 2^32 keys, each shorter than 2^32 bytes.

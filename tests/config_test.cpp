@@ -105,3 +105,46 @@ TEST_CASE("durations in messages use the largest exact unit") {
   CHECK(distcache::detail::format_duration(3us) == "3us");
   CHECK(distcache::detail::format_duration(7ns) == "7ns");
 }
+
+TEST_CASE("cluster options are validated only when the cluster is enabled") {
+  config c;
+  c.cluster.virtual_nodes = 0;
+  CHECK(rejection(c).empty());  // ignored while disabled
+  c.cluster.enabled = true;
+  CHECK(mentions(rejection(c), "config.cluster.virtual_nodes: must be between 1 and 4096, got 0"));
+  c.cluster = {};
+  c.cluster.enabled = true;
+  c.cluster.minimum_peers_quorum = 0;
+  CHECK(mentions(rejection(c), "config.cluster.minimum_peers_quorum: must be >= 1"));
+  c.cluster = {};
+  c.cluster.enabled = true;
+  c.cluster.max_join_attempts = 0;
+  CHECK(mentions(rejection(c), "config.cluster.max_join_attempts"));
+  c.cluster = {};
+  c.cluster.enabled = true;
+  c.cluster.probe_interval = 0s;
+  CHECK(mentions(rejection(c), "config.cluster.probe_interval: must be > 0, got 0s"));
+  c.cluster = {};
+  c.cluster.enabled = true;
+  c.cluster.failure_threshold = 0;
+  CHECK(mentions(rejection(c), "config.cluster.failure_threshold"));
+  c.cluster = {};
+  c.cluster.enabled = true;
+  c.cluster.bootstrap_timeout = -1s;
+  CHECK(mentions(rejection(c), "config.cluster.bootstrap_timeout"));
+  c.cluster = {};
+  c.cluster.enabled = true;
+  c.cluster.bind_address.clear();
+  CHECK(mentions(rejection(c), "config.cluster.bind_address"));
+}
+
+TEST_CASE("a cluster node whose bind address is not numeric fails start with a clear error") {
+  config c;
+  c.threads = 1;
+  c.cluster.enabled = true;
+  c.cluster.bind_address = "not-an-address";
+  test_engine e{c, users{}, lengths{}};
+  auto r = e.start();
+  REQUIRE(r.has_error());
+  CHECK(e.get<users>("k").error() == distcache::errc::not_started);
+}

@@ -274,7 +274,6 @@ class basic_engine {
     auto rt = runtime_for<I>(key);
     if (!rt) return rt.error();
     auto& counters = std::get<I>(slots_).counters;
-    counters.gets.add();
     const std::uint64_t h = detail::hash_key(key);
     if (auto v = lookup(**rt, {key, h})) {
       counters.cache_hits.add();
@@ -891,7 +890,6 @@ class basic_engine {
     auto rt = runtime_for<I>(key);
     if (!rt) return post_result(std::move(handler), rt.error(), value_ptr<V>{});
     auto& counters = std::get<I>(slots_).counters;
-    counters.gets.add();
     const std::uint64_t h = detail::hash_key(key);
     if (auto v = lookup(**rt, {key, h})) {
       counters.cache_hits.add();
@@ -984,7 +982,6 @@ class basic_engine {
       batch.reserve(indexes.size());
       for (auto i : indexes) batch.push_back(keys[i]);
       auto& counters = std::get<I>(slots_).counters;
-      counters.gets.add(indexes.size());
       counters.loads.add(indexes.size());
       auto request_keys = batch;  // the callback keeps `batch`; argument order is unspecified
       client_->get(
@@ -1596,7 +1593,6 @@ class basic_engine {
         g->finish_one();
         continue;
       }
-      counters.gets.add();
       const std::uint64_t h = detail::hash_key(keys[i]);
       time_point expires = never_expires;
       auto v = rt->main.get({keys[i], h}, &expires);
@@ -1668,11 +1664,13 @@ class basic_engine {
     const auto& slot = std::get<I>(slots_);
     const auto& c = slot.counters;
     keyspace_stats s;
-    s.gets = c.gets.load();
     s.cache_hits = c.cache_hits.load();
+    s.loads = c.loads.load();
+    // Every get is a hit or a miss; counting it once keeps the hit path to
+    // one shared-counter write.
+    s.gets = s.cache_hits + s.loads;
     s.peer_loads = c.peer_loads.load();
     s.peer_errors = c.peer_errors.load();
-    s.loads = c.loads.load();
     s.loads_deduped = c.loads_deduped.load();
     s.local_loads = c.local_loads.load();
     s.local_load_errs = c.local_load_errs.load();

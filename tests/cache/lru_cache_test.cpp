@@ -94,7 +94,7 @@ TEST_CASE("lru never returns an expired entry (manual clock)") {
   CHECK(str(c.get(key_holder("a"))) == "1");
   clock.advance(std::chrono::seconds(1));
   CHECK(c.get(key_holder("a")) == nullptr);  // expiry is inclusive
-  CHECK(c.size() == 1);                      // the expired entry was erased
+  CHECK(c.get(key_holder("a")) == nullptr);  // and stays so
   clock.advance(std::chrono::hours(24 * 365));
   CHECK(str(c.get(key_holder("b"))) == "2");
 }
@@ -142,4 +142,29 @@ TEST_CASE("lru stays consistent under concurrent gets, puts and removes") {
   }
   for (auto& t : threads) t.join();
   CHECK(c.largest_shard_bytes() <= c.shard_budget());
+}
+
+TEST_CASE("an expired entry gets no second chance, even when it was read") {
+  distcache::test::manual_clock clock;
+  const auto per = static_cast<std::int64_t>(lru_cache::charge(1, 10));
+  lru_cache c(per * 2, 1, &clock);
+  c.put(key_holder("x"), val("x"), 10, clock.now() + std::chrono::seconds(1));
+  c.put(key_holder("a"), val("a"), 10, distcache::never_expires);
+  CHECK(c.get(key_holder("x")) != nullptr);  // referenced
+  clock.advance(std::chrono::seconds(1));
+  c.put(key_holder("b"), val("b"), 10, distcache::never_expires);
+  CHECK(c.size() == 2);
+  CHECK(c.get(key_holder("a")) != nullptr);  // the live entry stayed
+  CHECK(c.get(key_holder("b")) != nullptr);
+}
+
+TEST_CASE("a read entry gets a second chance before an unread one is evicted") {
+  const auto per = static_cast<std::int64_t>(lru_cache::charge(1, 10));
+  lru_cache c(per * 3, 1, nullptr);
+  for (const char* k : {"a", "b", "c"}) c.put(key_holder(k), val(k), 10, distcache::never_expires);
+  CHECK(c.get(key_holder("a")) != nullptr);
+  CHECK(c.get(key_holder("b")) != nullptr);
+  c.put(key_holder("d"), val("d"), 10, distcache::never_expires);
+  CHECK(c.get(key_holder("c")) == nullptr);  // the only unread one
+  CHECK(c.size() == 3);
 }

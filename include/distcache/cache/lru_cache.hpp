@@ -9,6 +9,7 @@
 #include <distcache/clock.hpp>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -24,8 +25,10 @@ struct hashed_key {
   std::uint64_t hash;
 };
 
-/// A byte-bounded LRU cache of decoded values, split into shards by the key's
-/// hash so that concurrent operations on different keys rarely share a lock.
+/// A byte-bounded cache of decoded values with CLOCK (second-chance LRU)
+/// eviction, split into shards by the key's hash so that concurrent
+/// operations on different keys rarely share a lock; hits take the shard's
+/// lock shared.
 ///
 /// It is not templated on the value type: values are type-erased read-only
 /// handles (shared_ptr<const void>) and the caller states how many bytes each
@@ -69,24 +72,27 @@ class lru_cache {
     shard_count_ = n;
   }
 
-  /// The value of `key`, or null when absent or expired. A hit makes the
-  /// entry the most recently used of its shard; `expires_at`, when given,
-  /// receives the entry's expiry.
+  /// The value of `key`, or null when absent or expired. A hit only marks
+  /// the entry as referenced (CLOCK), under the shard's shared lock, so
+  /// concurrent hits on a shard neither wait for each other nor relink the
+  /// list; `expires_at`, when given, receives the entry's expiry. An expired
+  /// entry is never returned; it is dropped by a put() of its key, remove(),
+  /// or eviction (which gives expired entries no second chance).
   [[nodiscard]] std::shared_ptr<const void> get(hashed_key key, time_point* expires_at = nullptr) {
     shard& s = shard_for(key.hash);
-    std::shared_ptr<const void> doomed;  // released after unlocking
-    std::lock_guard lock(s.mutex);
+    std::shared_lock lock(s.mutex);
     auto it = s.map.find(key);
     if (it == s.map.end()) return nullptr;
-    node& n = *it;
-    if (n.second.expires_at != never_expires && now() >= n.second.expires_at) {
-      doomed = std::move(n.second.value);
-      s.erase(it);
-      return nullptr;
+    const entry& e = it->second;
+    if (e.expires_at != never_expires && now() >= e.expires_at) return nullptr;
+    // Several readers may set the bit at once: through atomic_ref, and only
+    // when not already set, so a hot entry's cache line is not rewritten.
+    std::atomic_ref<bool> referenced(const_cast<bool&>(e.referenced));  // NOLINT
+    if (!referenced.load(std::memory_order_relaxed)) {
+      referenced.store(true, std::memory_order_relaxed);
     }
-    s.touch(&n);
-    if (expires_at != nullptr) *expires_at = n.second.expires_at;
-    return n.second.value;
+    if (expires_at != nullptr) *expires_at = e.expires_at;
+    return e.value;
   }
 
   /// Stores `value` under `key`, replacing any previous value, evicting least
@@ -99,7 +105,7 @@ class lru_cache {
     if (cost > shard_budget_) return false;
     shard& s = shard_for(key.hash);
     std::vector<std::shared_ptr<const void>> released;  // destroyed after unlocking
-    std::lock_guard lock(s.mutex);
+    std::unique_lock lock(s.mutex);
     auto it = s.map.find(key);
     if (it != s.map.end()) {
       node& n = *it;
@@ -107,17 +113,29 @@ class lru_cache {
       s.bytes += cost - n.second.cost;
       n.second.cost = cost;
       n.second.expires_at = expires_at;
+      n.second.referenced = false;
       s.touch(&n);
     } else {
       auto [pos, inserted] =
           s.map.try_emplace(stored_key{std::string(key.text), key.hash},
-                            entry{std::move(value), expires_at, cost, nullptr, nullptr});
+                            entry{std::move(value), expires_at, cost, nullptr, nullptr, false});
       (void)inserted;
       s.bytes += cost;
       s.link_front(&*pos);
     }
+    // CLOCK: a referenced entry at the tail gets a second chance (its bit is
+    // cleared and it moves to the head), unless it has expired. Each pass
+    // clears bits, so the loop ends within two passes over the shard.
+    const time_point t = s.bytes > shard_budget_ ? now() : time_point{};
     while (s.bytes > shard_budget_ && s.tail != nullptr) {
       node* victim = s.tail;
+      const bool expired =
+          victim->second.expires_at != never_expires && t >= victim->second.expires_at;
+      if (victim->second.referenced && !expired) {
+        victim->second.referenced = false;
+        s.touch(victim);
+        continue;
+      }
       released.push_back(std::move(victim->second.value));
       s.erase(s.map.find(hashed_key{victim->first.text, victim->first.hash}));
       ++s.evictions;
@@ -129,7 +147,7 @@ class lru_cache {
   bool remove(hashed_key key) {
     shard& s = shard_for(key.hash);
     std::shared_ptr<const void> doomed;
-    std::lock_guard lock(s.mutex);
+    std::unique_lock lock(s.mutex);
     auto it = s.map.find(key);
     if (it == s.map.end()) return false;
     doomed = std::move(it->second.value);
@@ -143,7 +161,7 @@ class lru_cache {
       shard& s = shards_[i];
       map_type doomed;
       {
-        std::lock_guard lock(s.mutex);
+        std::unique_lock lock(s.mutex);
         doomed.swap(s.map);
         s.head = s.tail = nullptr;
         s.bytes = 0;
@@ -155,7 +173,7 @@ class lru_cache {
   [[nodiscard]] std::int64_t bytes() const {
     std::int64_t total = 0;
     for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::lock_guard lock(shards_[i].mutex);
+      std::shared_lock lock(shards_[i].mutex);
       total += shards_[i].bytes;
     }
     return total;
@@ -165,7 +183,7 @@ class lru_cache {
   [[nodiscard]] std::size_t size() const {
     std::size_t total = 0;
     for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::lock_guard lock(shards_[i].mutex);
+      std::shared_lock lock(shards_[i].mutex);
       total += shards_[i].map.size();
     }
     return total;
@@ -175,7 +193,7 @@ class lru_cache {
   [[nodiscard]] std::uint64_t evictions() const {
     std::uint64_t total = 0;
     for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::lock_guard lock(shards_[i].mutex);
+      std::shared_lock lock(shards_[i].mutex);
       total += shards_[i].evictions;
     }
     return total;
@@ -190,7 +208,7 @@ class lru_cache {
   [[nodiscard]] std::int64_t largest_shard_bytes() const {
     std::int64_t m = 0;
     for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::lock_guard lock(shards_[i].mutex);
+      std::shared_lock lock(shards_[i].mutex);
       m = std::max(m, shards_[i].bytes);
     }
     return m;
@@ -207,8 +225,9 @@ class lru_cache {
     std::shared_ptr<const void> value;
     time_point expires_at;
     std::int64_t cost;
-    node* prev;  // towards the most recently used
-    node* next;  // towards the least recently used
+    node* prev;       // towards the most recently used
+    node* next;       // towards the least recently used
+    bool referenced;  // read since it last reached the tail (CLOCK)
   };
   struct key_hash {
     using is_transparent = void;
@@ -226,7 +245,7 @@ class lru_cache {
 
   // Aligned so two shards' locks never share a cache line.
   struct alignas(64) shard {
-    mutable std::mutex mutex;
+    mutable std::shared_mutex mutex;  // shared for hits, exclusive for writes
     map_type map;
     node* head = nullptr;  // most recently used
     node* tail = nullptr;  // least recently used

@@ -43,6 +43,11 @@ namespace detail {
 
 /// A counter incremented from many threads without sharing a cache line:
 /// each thread adds to its own stripe; load() sums the stripes.
+///
+/// A thread leases the lowest stripe no live thread holds and returns it at
+/// thread exit, so the threads that run at the same time (io threads, fetch
+/// threads, callers) get distinct stripes while there are at most `stripes`
+/// of them; beyond that, stripes are shared.
 class striped_counter {
  public:
   void add(std::uint64_t n = 1) noexcept {
@@ -55,21 +60,53 @@ class striped_counter {
   }
 
  private:
-  static constexpr std::size_t stripes = 8;
+  static constexpr std::size_t stripes = 16;
   struct alignas(64) cell {
     std::atomic<std::uint64_t> value{0};
   };
+  struct lease {
+    std::size_t index = 0;
+    lease() noexcept {
+      auto used = in_use().load(std::memory_order_relaxed);
+      for (;;) {
+        const auto free = static_cast<unsigned>(static_cast<std::uint16_t>(~used));
+        if (free == 0) {  // every stripe held: share one
+          static std::atomic<std::size_t> overflow{0};
+          index = overflow.fetch_add(1, std::memory_order_relaxed) % stripes;
+          owned = false;
+          return;
+        }
+        index = static_cast<std::size_t>(__builtin_ctz(free));
+        const auto want = static_cast<std::uint16_t>(used | (1U << index));
+        if (in_use().compare_exchange_weak(used, want, std::memory_order_acq_rel)) {
+          return;
+        }
+      }
+    }
+    ~lease() {
+      if (owned) {
+        in_use().fetch_and(static_cast<std::uint16_t>(~(1U << index)), std::memory_order_acq_rel);
+      }
+    }
+    lease(const lease&) = delete;
+    lease& operator=(const lease&) = delete;
+    bool owned = true;
+  };
+  static std::atomic<std::uint16_t>& in_use() noexcept {
+    static std::atomic<std::uint16_t> bits{0};
+    return bits;
+  }
   static std::size_t stripe() noexcept {
-    static std::atomic<std::size_t> next{0};
-    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % stripes;
-    return mine;
+    thread_local const lease mine;
+    return mine.index;
   }
   std::array<cell, stripes> cells_{};
 };
 
 /// The live counters of one keyspace.
 struct keyspace_counters {
-  striped_counter gets, cache_hits, peer_loads, peer_errors, loads, loads_deduped, local_loads,
+  // `gets` is derived: cache_hits + loads.
+  striped_counter cache_hits, peer_loads, peer_errors, loads, loads_deduped, local_loads,
       local_load_errs, remove_keys_requests, removed_keys;
 };
 

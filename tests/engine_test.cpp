@@ -83,6 +83,7 @@ TEST_CASE("100 threads missing one key cause exactly one data-source call") {
   f.src->set("hot", "value");
   f.src->close_gate();
   std::vector<std::thread> callers;
+  callers.reserve(100);
   std::atomic<int> ok{0};
   for (int i = 0; i < 100; ++i) {
     callers.emplace_back([&] {
@@ -544,7 +545,7 @@ TEST_CASE("async forms work with callbacks") {
   fixture f;
   f.src->set("k", "v");
   std::promise<std::string> got;
-  f.e->async_get<users>("k", [&](error_code ec, distcache::value_ptr<std::string> v) {
+  f.e->async_get<users>("k", [&](error_code ec, const distcache::value_ptr<std::string>& v) {
     got.set_value(ec ? ec.message() : *v);
   });
   CHECK(got.get_future().get() == "v");

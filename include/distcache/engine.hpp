@@ -153,7 +153,12 @@ class basic_engine {
   basic_engine& operator=(const basic_engine&) = delete;
 
   /// Stops the engine (see stop()).
-  ~basic_engine() { (void)stop(); }
+  ~basic_engine() {
+    try {
+      (void)stop();
+    } catch (...) {  // a throwing logger or discovery provider must not end the process here
+    }
+  }
 
   /// Starts the engine's threads; in a cluster also the peer server,
   /// discovery and membership: start() returns once at least
@@ -322,6 +327,9 @@ class basic_engine {
     using V = value_type_of<K>;
     using list = std::vector<result<value_ptr<V>>>;
     std::vector<std::string> owned;
+    if constexpr (std::ranges::sized_range<const decltype(keys)&>) {
+      owned.reserve(std::ranges::size(keys));
+    }
     for (const auto& k : keys) owned.emplace_back(std::string_view(k));
     return net::async_initiate<CompletionToken, void(error_code, list)>(
         [self = this](auto handler, std::vector<std::string> keys) {
@@ -467,6 +475,9 @@ class basic_engine {
       const Range& names,
       CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
     std::vector<std::string> owned;
+    if constexpr (std::ranges::sized_range<const decltype(names)&>) {
+      owned.reserve(std::ranges::size(names));
+    }
     for (const auto& n : names) owned.emplace_back(std::string_view(n));
     return complete_now<void(error_code)>(
         std::forward<CompletionToken>(token), [this, owned = std::move(owned)] {
@@ -1037,9 +1048,9 @@ class basic_engine {
   template <class V>
   struct staged_entry {
     std::string key;
-    std::uint64_t hash;
+    std::uint64_t hash = 0;
     std::shared_ptr<const V> value;
-    std::size_t bytes;
+    std::size_t bytes = 0;
   };
 
   /// Validates and stores `entries`: on this node when it owns a key (or
@@ -1074,7 +1085,7 @@ class basic_engine {
     }
     auto r = members()->current();
     auto peers = members()->alive_peers();
-    auto fan = detail::make_fan_in(done);
+    auto fan = detail::make_fan_in(std::move(done));
     std::map<std::string, std::vector<std::string>> invalidations;
     for (auto& e : batch) {
       const std::string& owner = r->nodes()[r->owner_index(e.hash)];
@@ -1151,7 +1162,7 @@ class basic_engine {
     }
     remove_here<I>(*rt, keys);
     if (!cfg_.cluster.enabled) return done({});
-    auto fan = detail::make_fan_in(done);
+    auto fan = detail::make_fan_in(std::move(done));
     const auto version = members()->current()->version();
     for (const auto& peer : members()->alive_peers()) {
       fan->add();
@@ -1554,7 +1565,8 @@ class basic_engine {
   /// per key shared with every other caller (never forwarded).
   template <std::size_t I>
   void serve_get(std::vector<std::string> keys,
-                 std::function<void(std::vector<transport::reply_item>)> done) {
+                 std::function<void(std::vector<transport::reply_item>)>
+                     done) {  // NOLINT(performance-unnecessary-value-param): moved into `gather`
     using V = value_type_of<keyspace_at<I>>;
     struct gather {
       std::vector<transport::reply_item> items;
@@ -1648,6 +1660,9 @@ class basic_engine {
   template <class K, class Range>
   static std::vector<std::pair<std::string, value_type_of<K>>> copy_entries(const Range& entries) {
     std::vector<std::pair<std::string, value_type_of<K>>> owned;
+    if constexpr (std::ranges::sized_range<const decltype(entries)&>) {
+      owned.reserve(std::ranges::size(entries));
+    }
     for (const auto& [k, v] : entries) owned.emplace_back(std::string(std::string_view(k)), v);
     return owned;
   }
@@ -1655,6 +1670,9 @@ class basic_engine {
   template <class Range>
   static std::vector<std::string> copy_keys(const Range& keys) {
     std::vector<std::string> owned;
+    if constexpr (std::ranges::sized_range<const decltype(keys)&>) {
+      owned.reserve(std::ranges::size(keys));
+    }
     for (const auto& k : keys) owned.emplace_back(std::string_view(k));
     return owned;
   }

@@ -44,11 +44,11 @@ class fetch_result {
   /// The error; errc::not_found for a not-found answer; empty with a value.
   [[nodiscard]] error_code error() const noexcept {
     if (state_.index() == 1) return make_error_code(errc::not_found);
-    if (state_.index() == 2) return std::get<2>(state_);
+    if (state_.index() == 2) return *std::get_if<2>(&state_);
     return {};
   }
   /// The value. Precondition: has_value().
-  [[nodiscard]] T& value() & noexcept { return std::get<0>(state_); }
+  [[nodiscard]] T& value() & noexcept { return *std::get_if<0>(&state_); }
   /// The value's own expiry; time_point::min() when it has none (see has_expiry()).
   [[nodiscard]] time_point expires_at() const noexcept { return expires_at_; }
   /// True when the source gave the value an expiry of its own.

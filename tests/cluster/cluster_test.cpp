@@ -87,7 +87,7 @@ struct cluster3 {
       std::make_shared<distcache::test::source_state>();
   std::vector<std::unique_ptr<node_engine>> nodes;
 
-  explicit cluster3(config c = node_config()) {
+  explicit cluster3(const config& c = node_config()) {
     for (int i = 0; i < 3; ++i) {
       users u;
       u.source.state = db;
@@ -183,6 +183,7 @@ TEST_CASE("100 concurrent gets of one missing key over 3 nodes make one source c
   c.db->close_gate();
   auto& owner = c.owner_node("hot");
   std::vector<std::thread> callers;
+  callers.reserve(100);
   std::atomic<int> ok{0};
   for (int i = 0; i < 100; ++i) {
     callers.emplace_back([&, i] {
@@ -298,6 +299,7 @@ TEST_CASE("static_peers: nodes listed up front find each other") {
     }
   }
   std::vector<std::string> list;
+  list.reserve(ports.size());
   for (auto p : ports) list.push_back("127.0.0.1:" + std::to_string(p));
   using static_engine =
       distcache::basic_engine<distcache::policies<distcache::discovery::static_peers>, users>;

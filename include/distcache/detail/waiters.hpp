@@ -32,7 +32,7 @@ namespace net = boost::asio;
 class timed_waiter : public waiter, public std::enable_shared_from_this<timed_waiter> {
  public:
   timed_waiter(net::io_context::executor_type ex, std::string key, std::uint64_t hash)
-      : timer_(ex), key_(std::move(key)), hash_(hash) {}
+      : timer_(std::move(ex)), key_(std::move(key)), hash_(hash) {}
 
   /// Starts the deadline. `flights` must outlive the waiter's flight.
   void arm(singleflight& flights, duration timeout) {
@@ -48,7 +48,12 @@ class timed_waiter : public waiter, public std::enable_shared_from_this<timed_wa
   [[nodiscard]] hashed_key key() const noexcept { return {key_, hash_}; }
 
  protected:
-  void cancel_timer() noexcept { timer_.cancel(); }
+  void cancel_timer() noexcept {
+    try {
+      timer_.cancel();
+    } catch (...) {  // only on a broken reactor: the timer then fires and finds no flight
+    }
+  }
 
  private:
   net::steady_timer timer_;
@@ -139,7 +144,7 @@ class callback_waiter final : public timed_waiter {
   using callback = std::function<void(error_code, std::shared_ptr<const void>, time_point)>;
   callback_waiter(net::io_context::executor_type ex, std::string key, std::uint64_t hash,
                   callback fn)
-      : timed_waiter(ex, std::move(key), hash), fn_(std::move(fn)) {}
+      : timed_waiter(std::move(ex), std::move(key), hash), fn_(std::move(fn)) {}
 
   void complete(error_code ec, std::shared_ptr<const void> value) override {
     cancel_timer();

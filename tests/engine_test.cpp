@@ -609,3 +609,28 @@ TEST_CASE("async_start and a start error through a completion token") {
   e.async_start([&](error_code ec) { p.set_value(ec); });
   CHECK(p.get_future().get() == errc::stopped);
 }
+
+TEST_CASE("get_many of cached keys answers inline and counts one hit per key") {
+  fixture f;
+  std::vector<std::pair<std::string, std::string>> entries{{"h1", "1"}, {"h2", "2"}, {"h3", "3"}};
+  REQUIRE(f.e->put_many<users>(entries));
+  const std::vector<std::string> keys{"h3", "h1", "h2", "h1"};
+  auto r = f.e->get_many<users>(keys);
+  REQUIRE(r.has_value());
+  REQUIRE(r->size() == 4);
+  CHECK(**(*r)[0] == "3");
+  CHECK(**(*r)[1] == "1");
+  CHECK(**(*r)[2] == "2");
+  CHECK((*r)[1].value() == (*r)[3].value());  // the same cached object
+  CHECK(f.e->stats<users>().cache_hits == 4);
+  CHECK(f.e->stats<users>().gets == 4);
+  CHECK(f.src->calls == 0);
+  // One miss among hits takes the general path; nothing is counted twice.
+  f.src->set("m", "miss");
+  const std::vector<std::string> mixed{"h1", "m"};
+  auto m = f.e->get_many<users>(mixed);
+  REQUIRE(m.has_value());
+  CHECK(**(*m)[1] == "miss");
+  CHECK(f.e->stats<users>().cache_hits == 5);
+  CHECK(f.e->stats<users>().loads == 1);
+}

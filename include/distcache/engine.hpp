@@ -314,6 +314,7 @@ class basic_engine {
   template <class K, class Range>
   result<std::vector<result<value_ptr<value_type_of<K>>>>> get_many(const Range& keys) {
     if (auto ec = check_blocking_call()) return ec;
+    if (auto hits = all_hits<index_of<K>()>(keys)) return std::move(*hits);
     auto f = async_get_many<K>(keys, net::use_future);
     return wait_future(f);
   }
@@ -632,6 +633,30 @@ class basic_engine {
     auto* rt = std::get<I>(slots_).current.load(std::memory_order_acquire);
     if (rt == nullptr) return make_error_code(errc::keyspace_not_found);
     return rt;
+  }
+
+  /// The values of `keys` when every one is a valid key cached on this
+  /// node, looked up inline (the common case of a blocking get_many); empty
+  /// otherwise, and the caller takes the general path, which looks up again
+  /// and counts. Nothing is counted unless every key hits.
+  template <std::size_t I, class Range>
+  std::optional<std::vector<result<value_ptr<value_type_of<keyspace_at<I>>>>>> all_hits(
+      const Range& keys) {
+    using V = value_type_of<keyspace_at<I>>;
+    if (check_state()) return std::nullopt;
+    auto* rt = std::get<I>(slots_).current.load(std::memory_order_acquire);
+    if (rt == nullptr) return std::nullopt;
+    std::vector<result<value_ptr<V>>> out;
+    if constexpr (std::ranges::sized_range<const Range&>) out.reserve(std::ranges::size(keys));
+    for (const auto& k : keys) {
+      const std::string_view key(k);
+      if (check_key(key)) return std::nullopt;
+      auto v = lookup(*rt, {key, detail::hash_key(key)});
+      if (!v) return std::nullopt;
+      out.emplace_back(std::static_pointer_cast<const V>(std::move(v)));
+    }
+    std::get<I>(slots_).counters.cache_hits.add(out.size());
+    return out;
   }
 
   template <class Runtime>

@@ -1,9 +1,8 @@
 // distcache — cluster load generator: N nodes in one process on 127.0.0.1.
 //
 // Starts --nodes engines (default 3) with OS-chosen ports that find each other
-// through a shared in-memory registry (a discovery provider written here, as in
-// tests/cluster/cluster_test.cpp), pre-loads the keys on their owners, then
-// keeps --clients requests in flight for --seconds from node A (node 0) and
+// through a shared in-memory registry (distcache::discovery::in_process), pre-loads the keys on
+// their owners, then keeps --clients requests in flight for --seconds from node A (node 0) and
 // reports ops/s, p50/p99 latency and data-source calls.
 //
 // Modes:
@@ -236,38 +235,9 @@ std::uint64_t cpu_ns(const std::set<long>& tids) {
 
 // ------------------------------------------------------------------ discovery
 
-/// Nodes register in a shared in-memory registry and discover each other
-/// through it.
-struct registry {
-  std::mutex mutex;
-  std::set<std::string> nodes;
-};
-
-class registry_discovery {
- public:
-  registry_discovery() = default;
-  explicit registry_discovery(std::shared_ptr<registry> r) : r_(std::move(r)) {}
-  distcache::result<void> initialize() { return {}; }
-  distcache::result<void> register_node(const std::string& self) {
-    std::lock_guard lock(r_->mutex);
-    r_->nodes.insert(self);
-    return {};
-  }
-  distcache::result<void> deregister_node(const std::string& self) {
-    std::lock_guard lock(r_->mutex);
-    r_->nodes.erase(self);
-    return {};
-  }
-  distcache::result<std::vector<std::string>> discover_peers() {
-    std::lock_guard lock(r_->mutex);
-    return std::vector<std::string>(r_->nodes.begin(), r_->nodes.end());
-  }
-  void close() {}
-
- private:
-  std::shared_ptr<registry> r_ = std::make_shared<registry>();
-};
-static_assert(distcache::discovery_provider<registry_discovery>);
+// Nodes find each other through distcache::discovery::in_process.
+using registry_discovery = distcache::discovery::in_process;
+using registry = distcache::discovery::in_process::registry;
 
 // ------------------------------------------------------------------ counting transport
 

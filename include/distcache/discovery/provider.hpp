@@ -2,8 +2,10 @@
 #ifndef DISTCACHE_DISCOVERY_PROVIDER_HPP
 #define DISTCACHE_DISCOVERY_PROVIDER_HPP
 
+#include <algorithm>
 #include <concepts>
 #include <distcache/error.hpp>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -85,7 +87,48 @@ class static_peers {
   std::vector<std::string> peers_;
 };
 
+/// Nodes of one process that find each other through a shared in-memory
+/// registry: register_node adds the node, deregister_node removes it,
+/// discover_peers lists them. For tests, benchmarks and single-process
+/// clusters; every engine gets a copy that shares the same registry.
+class in_process {
+ public:
+  /// The registry the nodes share.
+  struct registry {
+    std::mutex mutex;
+    std::vector<std::string> nodes;
+  };
+
+  /// A provider with a registry of its own (copies share it).
+  in_process() = default;
+  /// A provider that uses `r`.
+  explicit in_process(std::shared_ptr<registry> r) : r_(std::move(r)) {}
+
+  result<void> initialize() { return {}; }
+  result<void> register_node(const std::string& self) {
+    std::lock_guard lock(r_->mutex);
+    if (std::find(r_->nodes.begin(), r_->nodes.end(), self) == r_->nodes.end()) {
+      r_->nodes.push_back(self);
+    }
+    return {};
+  }
+  result<void> deregister_node(const std::string& self) {
+    std::lock_guard lock(r_->mutex);
+    std::erase(r_->nodes, self);
+    return {};
+  }
+  result<std::vector<std::string>> discover_peers() {
+    std::lock_guard lock(r_->mutex);
+    return r_->nodes;
+  }
+  void close() {}
+
+ private:
+  std::shared_ptr<registry> r_ = std::make_shared<registry>();
+};
+
 static_assert(discovery_provider<standalone>);
+static_assert(discovery_provider<in_process>);
 static_assert(discovery_provider<static_peers>);
 
 }  // namespace discovery

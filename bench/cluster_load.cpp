@@ -46,6 +46,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <distcache/engine.hpp>
+#include <distcache/transport/http_client.hpp>
+#include <distcache/transport/http_server.hpp>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -297,14 +299,14 @@ class counting_service final : public distcache::transport::peer_service {
 };
 
 /// transport::http_server behind a counting_service.
-class counting_server {
+class counting_server final : public distcache::transport::peer_server {
  public:
   counting_server(net::io_context& ioc, distcache::transport::peer_service& service,
                   distcache::transport::server_options options, distcache::logger log)
       : counters_(std::make_shared<peer_counters>()),
         service_(service, *counters_),
         inner_(ioc, service_, std::move(options), std::move(log)) {}
-  distcache::result<void> start() {
+  distcache::result<void> start() override {
     auto r = inner_.start();
     if (r) {
       auto& reg = counter_registry::instance();
@@ -313,8 +315,8 @@ class counting_server {
     }
     return r;
   }
-  void stop() { inner_.stop(); }
-  [[nodiscard]] std::uint16_t port() const noexcept { return inner_.port(); }
+  void stop() override { inner_.stop(); }
+  [[nodiscard]] std::uint16_t port() const noexcept override { return inner_.port(); }
 
  private:
   std::shared_ptr<peer_counters> counters_;
@@ -324,8 +326,16 @@ class counting_server {
 
 /// The HTTP transport with counted server-side gets.
 struct counting_http {
-  using server_type = counting_server;
-  using client_type = distcache::transport::http_client;
+  static std::unique_ptr<distcache::transport::peer_server> make_server(
+      net::io_context& ioc, distcache::transport::peer_service& service,
+      const distcache::transport::server_options& options, const distcache::logger& log) {
+    return std::make_unique<counting_server>(ioc, service, options, log);
+  }
+  static std::unique_ptr<distcache::transport::peer_client> make_client(
+      net::io_context& ioc, const distcache::transport::client_options& options,
+      const distcache::logger& log) {
+    return std::make_unique<distcache::transport::http_client>(ioc, options, log);
+  }
 };
 static_assert(distcache::transport::transport_policy<counting_http>);
 

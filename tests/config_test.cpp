@@ -2,6 +2,7 @@
 //
 #include <doctest/doctest.h>
 
+#include <distcache/transport/http.hpp>
 #include <string>
 
 #include "support/keyspaces.hpp"
@@ -143,8 +144,19 @@ TEST_CASE("a cluster node whose bind address is not numeric fails start with a c
   c.threads = 1;
   c.cluster.enabled = true;
   c.cluster.bind_address = "not-an-address";
-  test_engine e{c, users{}, lengths{}};
+  using http_engine = distcache::basic_engine<
+      distcache::policies<distcache::discovery::standalone, distcache::transport::http>, users,
+      lengths>;
+  http_engine e{c, users{}, lengths{}};
   auto r = e.start();
   REQUIRE(r.has_error());
   CHECK(e.get<users>("k").error() == distcache::errc::not_started);
+}
+
+TEST_CASE("an engine without a transport refuses cluster.enabled at construction") {
+  config c;
+  c.cluster.enabled = true;
+  // test_engine has the default policies: discovery::standalone, so transport::none.
+  CHECK(mentions(rejection(c), "config.cluster.enabled: true, but the engine's Transport policy "
+                               "is transport::none"));
 }

@@ -1,4 +1,6 @@
-// distcache — umbrella header.
+// distcache — umbrella header: the engine, every policy and the HTTP
+// transport. A single-node program may include <distcache/engine.hpp> alone
+// and never parses Boost.Beast.
 #ifndef DISTCACHE_DISTCACHE_HPP
 #define DISTCACHE_DISTCACHE_HPP
 
@@ -11,5 +13,7 @@
 #include <distcache/keyspace.hpp>
 #include <distcache/policies.hpp>
 #include <distcache/serializers.hpp>
+#include <distcache/transport/http.hpp>
+#include <distcache/value.hpp>
 
 #endif  // DISTCACHE_DISTCACHE_HPP

@@ -4,17 +4,27 @@
 
 #include <distcache/discovery/provider.hpp>
 #include <distcache/protection/protection.hpp>
-#include <distcache/transport/http.hpp>
+#include <distcache/transport/peer.hpp>
+#include <type_traits>
 
 namespace distcache {
+
+namespace transport {
+/// The Transport policy's default: transport::none when the Discovery policy
+/// is discovery::standalone (a node alone needs no wire), transport::http
+/// otherwise.
+struct automatic {};
+}  // namespace transport
 
 /// The compile-time policies of an engine.
 ///
 /// - `Discovery` (a discovery_provider): who the peers are. Default
 ///   discovery::standalone (no peers); discovery::static_peers takes a list.
-/// - `Transport` (a transport_policy): how nodes talk. Default
-///   transport::http (Boost.Beast, HTTP/1.1, protocol v1 of docs/protocol.md).
-///
+/// - `Transport` (a transport::transport_policy): how nodes talk. Default
+///   transport::automatic: transport::none for a standalone node, else
+///   transport::http (Boost.Beast, HTTP/1.1, protocol v1 of
+///   docs/protocol.md), whose definition a program includes with
+///   <distcache/transport/http.hpp> (or <distcache/distcache.hpp>).
 /// - `RateLimiter` (a protection::rate_limiter_policy): default
 ///   protection::no_rate_limiter; protection::token_bucket limits data-source
 ///   calls per second as configured (config.rate_limiter).
@@ -24,16 +34,13 @@ namespace distcache {
 ///
 /// A later release adds the telemetry policy after these, with a default, so
 /// existing spellings stay valid.
-template <class Discovery = discovery::standalone, class Transport = transport::http,
+template <class Discovery = discovery::standalone, class Transport = transport::automatic,
           class RateLimiter = protection::no_rate_limiter,
           class CircuitBreaker = protection::no_circuit_breaker>
 struct policies {
   static_assert(discovery_provider<Discovery>,
                 "distcache: the Discovery policy must model distcache::discovery_provider "
                 "(initialize, register_node, deregister_node, discover_peers, close)");
-  static_assert(
-      transport::transport_policy<Transport>,
-      "distcache: the Transport policy must model distcache::transport::transport_policy");
   static_assert(protection::rate_limiter_policy<RateLimiter>,
                 "distcache: the RateLimiter policy must model protection::rate_limiter_policy");
   static_assert(protection::circuit_breaker_policy<CircuitBreaker>,
@@ -45,8 +52,13 @@ struct policies {
   using circuit_breaker_type = CircuitBreaker;
   /// The discovery provider type.
   using discovery_type = Discovery;
-  /// The transport policy type.
-  using transport_type = Transport;
+  /// The transport policy type (checked by the engine, where transport::http
+  /// must be complete).
+  using transport_type = std::conditional_t<
+      std::is_same_v<Transport, transport::automatic>,
+      std::conditional_t<std::is_same_v<Discovery, discovery::standalone>, transport::none,
+                         transport::http>,
+      Transport>;
 };
 
 /// The policies `engine<...>` uses.

@@ -1,6 +1,7 @@
 // Three engines in one process on 127.0.0.1 with OS-chosen ports, finding
 // each other through a discovery provider written here.
 #include <distcache/engine.hpp>
+#include <distcache/transport/http.hpp>
 //
 #include <doctest/doctest.h>
 

@@ -1,6 +1,7 @@
 // A peer that is slow or answers garbage never fails a get whose data source
 // works: the key is loaded locally and the peer counts in peer_errors.
 #include <distcache/engine.hpp>
+#include <distcache/transport/http.hpp>
 //
 #include <doctest/doctest.h>
 

@@ -1,5 +1,6 @@
 // The protection policies inside a running engine, driven by a manual clock.
 #include <distcache/engine.hpp>
+#include <distcache/transport/http.hpp>
 //
 #include <doctest/doctest.h>
 

@@ -3,25 +3,28 @@
 #define DISTCACHE_DETAIL_WAITERS_HPP
 
 #include <atomic>
+#include <boost/asio/any_completion_executor.hpp>
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
-#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/prefer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <distcache/cache/singleflight.hpp>
+#include <distcache/detail/config.hpp>
 #include <distcache/error.hpp>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace distcache::detail {
-
-namespace net = boost::asio;
 
 /// A waiter with a deadline: when the read timeout passes before the load
 /// ends, the waiter leaves its flight and completes with errc::timeout; the
@@ -90,20 +93,29 @@ class sync_waiter final : public timed_waiter {
   std::shared_ptr<const void> value_;
 };
 
+/// The handler's associated executor (default: `fallback`), tracking
+/// outstanding work so that its execution context stays alive until the
+/// operation completes.
+template <class Handler, class Executor>
+net::any_completion_executor tracked_executor(const Handler& h, const Executor& fallback) {
+  return net::any_completion_executor(
+      net::prefer(net::any_completion_executor(net::get_associated_executor(h, fallback)),
+                  net::execution::outstanding_work.tracked));
+}
+
 /// A waiter for an asynchronous caller: holds the completion handler, keeps
 /// its executor busy while pending, supports per-operation cancellation (any
 /// cancellation type ends this waiter only) and invokes the handler on its
-/// associated executor as `handler(ec, std::shared_ptr<const V>)`.
-template <class V, class Handler>
+/// associated executor as `handler(ec, value)`.
 class async_waiter final : public timed_waiter {
  public:
-  using handler_executor = net::associated_executor_t<Handler, net::io_context::executor_type>;
+  using handler_type = net::any_completion_handler<void(error_code, std::shared_ptr<const void>)>;
 
   async_waiter(net::io_context::executor_type ex, std::string key, std::uint64_t hash,
-               Handler handler)
+               handler_type handler)
       : timed_waiter(ex, std::move(key), hash),
         handler_(std::move(handler)),
-        work_(net::get_associated_executor(handler_, ex)) {}
+        work_(tracked_executor(handler_, ex)) {}
 
   /// Connects the handler's cancellation slot, if any, to abandoning this
   /// waiter. Call before joining the flight: afterwards the handler may
@@ -122,19 +134,19 @@ class async_waiter final : public timed_waiter {
 
   void complete(error_code ec, std::shared_ptr<const void> value) override {
     cancel_timer();
-    auto ex = work_.get_executor();
     auto self = std::static_pointer_cast<async_waiter>(shared_from_this());
+    auto ex = work_;
     net::dispatch(ex, [self = std::move(self), ec, value = std::move(value)]() mutable {
       net::get_associated_cancellation_slot(self->handler_).clear();
       auto handler = std::move(self->handler_);
-      self->work_.reset();
-      std::move(handler)(ec, std::static_pointer_cast<const V>(std::move(value)));
+      self->work_ = net::any_completion_executor();
+      std::move(handler)(ec, std::move(value));
     });
   }
 
  private:
-  Handler handler_;
-  net::executor_work_guard<handler_executor> work_;
+  handler_type handler_;
+  net::any_completion_executor work_;  // tracks outstanding work until completion
 };
 
 /// A waiter that calls a function with the outcome and the value's expiry
@@ -156,36 +168,43 @@ class callback_waiter final : public timed_waiter {
   callback fn_;
 };
 
-/// Joins the outcomes of several parallel requests: add() one per request,
-/// finish_one() when each ends (plus one for the initiator), fail() to record
-/// an error; `done` runs once, with the first error, after the last finish.
-class fan_in {
+/// Joins `n` parallel parts: part i calls set(i, outcome); `done` runs once,
+/// with every outcome in part order, on the thread of the last set(). The
+/// one fan-in of the engine (get_many, batched peer answers, writes that
+/// reach several nodes).
+template <class T>
+class gather {
  public:
-  explicit fan_in(std::function<void(error_code)> done) : done_(std::move(done)) {}
-  void add() noexcept { pending_.fetch_add(1, std::memory_order_relaxed); }
-  void fail(error_code ec) {
-    std::lock_guard lock(mutex_);
-    if (!first_) first_ = ec;
+  gather(std::size_t n, std::function<void(std::vector<T>)> done)
+      : results_(n), remaining_(n), done_(std::move(done)) {}
+
+  /// Records part i's outcome; the last one runs `done`.
+  void set(std::size_t i, T outcome) {
+    results_[i] = std::move(outcome);
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_(std::move(results_));
   }
-  void finish_one() {
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    error_code ec;
-    {
-      std::lock_guard lock(mutex_);
-      ec = first_;
+
+  /// Starts a gather of `n` parts; with none, `done` runs at once.
+  static std::shared_ptr<gather> make(std::size_t n, std::function<void(std::vector<T>)> done) {
+    if (n == 0) {
+      done({});
+      return nullptr;
     }
-    done_(ec);
+    return std::make_shared<gather>(n, std::move(done));
   }
 
  private:
-  std::atomic<std::size_t> pending_{1};
-  std::mutex mutex_;
-  error_code first_;
-  std::function<void(error_code)> done_;
+  std::vector<T> results_;
+  std::atomic<std::size_t> remaining_;
+  std::function<void(std::vector<T>)> done_;
 };
 
-inline std::shared_ptr<fan_in> make_fan_in(std::function<void(error_code)> done) {
-  return std::make_shared<fan_in>(std::move(done));
+/// The first error of `outcomes`, or none.
+inline error_code first_error(const std::vector<error_code>& outcomes) {
+  for (const auto& ec : outcomes) {
+    if (ec) return ec;
+  }
+  return {};
 }
 
 }  // namespace distcache::detail

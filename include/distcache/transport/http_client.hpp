@@ -22,6 +22,8 @@
 #include <distcache/clock.hpp>
 #include <distcache/config.hpp>
 #include <distcache/error.hpp>
+#include <distcache/detail/config.hpp>
+#include <distcache/transport/peer.hpp>
 #include <distcache/transport/wire.hpp>
 #include <functional>
 #include <memory>
@@ -32,30 +34,6 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-namespace distcache {
-namespace net = boost::asio;
-}  // namespace distcache
-
-namespace distcache::transport {
-
-/// Settings of an http_client.
-struct client_options {
-  /// This node's name, sent as DC-From on every request. Non-empty, visible
-  /// ASCII only (it is an HTTP header value).
-  std::string self_name;
-  /// Idle keep-alive connections kept per peer; more are closed when they
-  /// finish. 0 disables reuse.
-  std::size_t max_idle_per_peer = 64;
-  /// How long opening a connection (and resolving a host name) may take,
-  /// within the request's own timeout. > 0.
-  duration connect_timeout = std::chrono::seconds(1);
-  /// Bounds on what the client sends and accepts; use the same values as the
-  /// peers' servers.
-  wire_limits limits;
-};
-
-}  // namespace distcache::transport
 
 namespace distcache::detail {
 
@@ -689,11 +667,8 @@ namespace distcache::transport {
 ///
 /// Lifetime: destroy the client before its io_context. Callbacks of requests
 /// still in flight when the io_context stops running are never called.
-class http_client {
+class http_client final : public peer_client {
  public:
-  using get_handler = std::function<void(error_code, std::vector<reply_item>)>;
-  using remove_handler = std::function<void(error_code, std::size_t)>;
-  using handler = std::function<void(error_code)>;
 
   /// Throws config_error for an invalid option (empty or non-printable
   /// self_name, connect_timeout <= 0, invalid limits).
@@ -717,7 +692,7 @@ class http_client {
   http_client& operator=(const http_client&) = delete;
 
   /// Closes every connection (see close()).
-  ~http_client() {
+  ~http_client() override {
     try {
       close();
     } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
@@ -729,7 +704,7 @@ class http_client {
   /// `done(ec, items)` receives one item per key in key order; on error the
   /// vector is empty. No keys: completes at once with no items.
   void get(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
-           std::uint64_t ring_version, duration timeout, get_handler done) {
+           std::uint64_t ring_version, duration timeout, get_handler done) override {
     if (keys.empty()) return post(std::move(done), error_code{}, std::vector<reply_item>{});
     if (auto ec = check_keys(keyspace, keys))
       return post(std::move(done), ec, std::vector<reply_item>{});
@@ -754,7 +729,7 @@ class http_client {
   /// never expires; below -1 is sent as 0, already expired).
   void set(const std::string& peer, std::string_view keyspace, std::string_view key,
            std::string value, std::int64_t ttl_ms, std::uint64_t ring_version, duration timeout,
-           handler done) {
+           handler done) override {
     const wire_limits& l = st_->options.limits;
     if (keyspace.empty()) return post(std::move(done), make_error_code(errc::keyspace_not_found));
     if (key.empty() || key.size() > l.max_key_bytes)
@@ -776,7 +751,7 @@ class http_client {
   /// Removes `keys` from `peer`'s caches; `done(ec, n)` receives how many it
   /// held. Batches over max_batch are split and the counts added.
   void remove(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
-              std::uint64_t ring_version, duration timeout, remove_handler done) {
+              std::uint64_t ring_version, duration timeout, remove_handler done) override {
     if (keys.empty()) return post(std::move(done), error_code{}, std::size_t{0});
     if (auto ec = check_keys(keyspace, keys)) return post(std::move(done), ec, std::size_t{0});
     if (keys.size() > st_->options.limits.max_batch) {
@@ -794,7 +769,7 @@ class http_client {
 
   /// Drops `keys` from `peer`'s caches (after a put on this node).
   void invalidate(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
-                  std::uint64_t ring_version, duration timeout, handler done) {
+                  std::uint64_t ring_version, duration timeout, handler done) override {
     if (keys.empty()) return post(std::move(done), error_code{});
     if (auto ec = check_keys(keyspace, keys)) return post(std::move(done), ec);
     if (keys.size() > st_->options.limits.max_batch) {
@@ -811,7 +786,7 @@ class http_client {
   }
 
   /// Asks `peer` whether it serves (GET /_distcache/v1/health → 200 "ok").
-  void health(const std::string& peer, duration timeout, handler done) {
+  void health(const std::string& peer, duration timeout, handler done) override {
     auto c = acquire(peer);
     if (!c) return post(std::move(done), c.error());
     auto& r = (*c)->req;
@@ -828,7 +803,7 @@ class http_client {
 
   /// Closes every pooled connection; requests in flight complete with
   /// errc::stopped, and so does every later call. Returns at once.
-  void close() {
+  void close() override {
     std::vector<std::shared_ptr<detail::http_client_connection>> conns;
     {
       std::lock_guard lock(st_->mutex);

@@ -29,6 +29,8 @@
 #include <distcache/clock.hpp>
 #include <distcache/config.hpp>
 #include <distcache/error.hpp>
+#include <distcache/detail/config.hpp>
+#include <distcache/transport/peer.hpp>
 #include <distcache/transport/peer_service.hpp>
 #include <distcache/transport/wire.hpp>
 #include <exception>
@@ -41,30 +43,6 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-namespace distcache {
-namespace net = boost::asio;
-}  // namespace distcache
-
-namespace distcache::transport {
-
-/// Settings of an http_server.
-struct server_options {
-  /// The IP address to listen on (numeric IPv4 or IPv6; no host names).
-  std::string bind_address = "127.0.0.1";
-  /// The TCP port; 0 lets the operating system choose (see port()).
-  std::uint16_t port = 0;
-  /// How long one request may take to arrive once its first byte did
-  /// (headers and body, however slowly they trickle in), and how long
-  /// writing a response may take. A connection over it is closed. > 0.
-  duration read_timeout = std::chrono::seconds(5);
-  /// How long a keep-alive connection may wait for its next request. > 0.
-  duration idle_timeout = std::chrono::seconds(60);
-  /// Bounds on headers, bodies, keys, values and batches.
-  wire_limits limits;
-};
-
-}  // namespace distcache::transport
 
 namespace distcache::detail {
 
@@ -804,7 +782,7 @@ namespace distcache::transport {
 /// Lifetime: destroy the server before its io_context. The peer_service must
 /// outlive every session: call stop() and wait_idle() (or stop the
 /// io_context) before destroying it.
-class http_server {
+class http_server final : public peer_server {
  public:
   /// Prepares a server; nothing listens before start(). An empty `log` logs
   /// to std::cerr (log_to_stderr).
@@ -816,7 +794,7 @@ class http_server {
   http_server& operator=(const http_server&) = delete;
 
   /// Stops the server (see stop()); sessions still running end on their own.
-  ~http_server() {
+  ~http_server() override {
     try {
       stop();
     } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
@@ -826,7 +804,7 @@ class http_server {
   /// Validates the options, binds and listens. Errors: errc::invalid_config
   /// for an invalid option (the log names it), errc::stopped after stop(),
   /// system errors such as address_in_use from bind/listen.
-  result<void> start() {
+  result<void> start() override {
     auto fail = [&](error_code ec, const std::string& why) -> result<void> {
       st_->write_log(log_level::error, "distcache transport: cannot start the server: " + why);
       return ec;
@@ -880,13 +858,13 @@ class http_server {
   }
 
   /// The bound port (useful with port 0); 0 before a successful start().
-  [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+  [[nodiscard]] std::uint16_t port() const noexcept override { return port_; }
 
   /// Stops accepting, closes connections that wait for a request and lets
   /// requests in progress finish (their responses carry Connection: close;
   /// a request received after stop() gets 503). Returns immediately; see
   /// idle() and wait_idle(). Idempotent.
-  void stop() {
+  void stop() override {
     if (st_->stopping.exchange(true)) return;
     net::post(st_->acceptor.get_executor(), [st = st_] {
       error_code ignored;

@@ -1,0 +1,173 @@
+// distcache — the cluster controller: joins the cluster, watches it
+// (discovery rounds, health probes, request outcomes) and tells subscribers.
+#ifndef DISTCACHE_CLUSTER_CONTROLLER_HPP
+#define DISTCACHE_CLUSTER_CONTROLLER_HPP
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <cstdint>
+#include <distcache/cluster/membership.hpp>
+#include <distcache/cluster/ring.hpp>
+#include <distcache/config.hpp>
+#include <distcache/detail/config.hpp>
+#include <distcache/discovery/provider.hpp>
+#include <distcache/error.hpp>
+#include <distcache/transport/peer.hpp>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace distcache::detail {
+
+/// A discovery provider seen without its type (see discovery_provider).
+class any_discovery {
+ public:
+  any_discovery() = default;
+  any_discovery(const any_discovery&) = delete;
+  any_discovery& operator=(const any_discovery&) = delete;
+  virtual ~any_discovery() = default;
+  virtual result<void> initialize() = 0;
+  virtual result<void> register_node(const std::string& self) = 0;
+  virtual result<void> deregister_node(const std::string& self) = 0;
+  virtual result<std::vector<std::string>> discover_peers() = 0;
+  virtual void close() = 0;
+};
+
+/// The any_discovery of a provider of type D, held by value.
+template <class D>
+class discovery_model final : public any_discovery {
+ public:
+  explicit discovery_model(D d) : d_(std::move(d)) {}
+  result<void> initialize() override { return d_.initialize(); }
+  result<void> register_node(const std::string& self) override { return d_.register_node(self); }
+  result<void> deregister_node(const std::string& self) override {
+    return d_.deregister_node(self);
+  }
+  result<std::vector<std::string>> discover_peers() override { return d_.discover_peers(); }
+  void close() override { d_.close(); }
+
+ private:
+  D d_;
+};
+
+/// How the controller makes its transport; the typed engine front fills it
+/// from its Transport policy.
+struct transport_factories {
+  std::function<std::unique_ptr<transport::peer_server>(
+      net::io_context&, transport::peer_service&, const transport::server_options&, const logger&)>
+      make_server;
+  std::function<std::unique_ptr<transport::peer_client>(
+      net::io_context&, const transport::client_options&, const logger&)>
+      make_client;
+};
+
+template <class Transport>
+transport_factories make_transport_factories() {
+  transport_factories f;
+  f.make_server = [](net::io_context& ioc, transport::peer_service& svc,
+                     const transport::server_options& o, const logger& log) {
+    return std::unique_ptr<transport::peer_server>(Transport::make_server(ioc, svc, o, log));
+  };
+  f.make_client = [](net::io_context& ioc, const transport::client_options& o,
+                     const logger& log) {
+    return std::unique_ptr<transport::peer_client>(Transport::make_client(ioc, o, log));
+  };
+  return f;
+}
+
+/// Joins and watches the cluster of one engine: owns the membership (the
+/// peer set and ring), the discovery provider, the peer server and client,
+/// the periodic discovery rounds and health probes, and the subscribers of
+/// membership events. The engine's read and write paths ask it who owns a
+/// key and report each peer request's outcome to it.
+///
+/// Thread safety: the observers and the peer_* reports may be called
+/// concurrently; start(), stop() and release() are called by the engine's
+/// lifecycle, one at a time.
+class cluster_controller {
+ public:
+  /// `cfg` must outlive the controller; `engine` identifies the engine's
+  /// threads (see current_engine) where events are delivered.
+  DISTCACHE_DECL cluster_controller(const void* engine, const config& cfg, net::io_context& ioc,
+                                    std::unique_ptr<any_discovery> discovery,
+                                    transport_factories transport);
+
+  /// This node's name ("host:port" once started in a cluster, "self" before).
+  /// Unlocked: call it only after start() returned, or from the engine's threads.
+  [[nodiscard]] const std::string& self() const noexcept { return self_; }
+  /// This node's name, safe from any thread at any time.
+  [[nodiscard]] DISTCACHE_DECL std::string self_name() const;
+  /// The ring now.
+  [[nodiscard]] std::shared_ptr<const ring> current() const { return members_.current(); }
+  /// The peers in the ring now (this node excluded).
+  [[nodiscard]] std::vector<std::string> alive_peers() const { return members_.alive_peers(); }
+  /// The peer client; valid between a successful start() and release().
+  [[nodiscard]] transport::peer_client& client() noexcept { return *client_; }
+
+  /// Adds a subscriber of membership events (see basic_engine::subscribe).
+  DISTCACHE_DECL void subscribe(std::function<void(const peer_event&)> on_event);
+  /// A request to `peer` succeeded: it (re)joins the ring.
+  DISTCACHE_DECL void peer_ok(const std::string& peer);
+  /// A request to `peer` failed: after failure_threshold in a row it leaves.
+  DISTCACHE_DECL void peer_failed(const std::string& peer);
+
+  /// Starts the peer server answering through `service`, the client and
+  /// discovery, and waits for the quorum. On failure releases everything it
+  /// started and returns why.
+  DISTCACHE_DECL error_code start(net::thread_pool& pool, transport::peer_service& service);
+  /// Starts the periodic discovery rounds and probes; they stop once
+  /// `running` is false.
+  DISTCACHE_DECL void start_rounds(const std::atomic<bool>& running);
+  /// Cancels the rounds, deregisters from discovery and stops the transport.
+  DISTCACHE_DECL void stop();
+  /// Destroys the timers, server and client and forgets the pool; called
+  /// once the engine's threads have ended, so no handler of theirs runs.
+  DISTCACHE_DECL void release();
+
+ private:
+  struct subscriber {
+    explicit subscriber(std::function<void(const peer_event&)> f) : on_event(std::move(f)) {}
+    std::function<void(const peer_event&)> on_event;
+    std::optional<net::strand<net::thread_pool::executor_type>> strand;
+  };
+
+  DISTCACHE_DECL void publish(const std::vector<peer_event>& events);
+  DISTCACHE_DECL error_code bootstrap();
+  DISTCACHE_DECL void probe_all_and_wait(duration limit);
+  DISTCACHE_DECL void arm_probe();
+  DISTCACHE_DECL void arm_discovery();
+  DISTCACHE_DECL void teardown_transport();
+
+  const void* engine_;
+  const config& cfg_;
+  net::io_context& ioc_;
+  std::unique_ptr<any_discovery> discovery_;
+  transport_factories transport_;
+  std::string self_ = "self";
+  mutable std::mutex self_mutex_;
+  membership members_;
+  net::strand<net::io_context::executor_type> strand_;
+  std::optional<net::steady_timer> probe_timer_;
+  std::optional<net::steady_timer> discovery_timer_;
+  const std::atomic<bool>* running_ = nullptr;
+  std::unique_ptr<transport::peer_server> server_;
+  std::unique_ptr<transport::peer_client> client_;
+  std::mutex subscribers_mutex_;
+  std::vector<std::shared_ptr<subscriber>> subscribers_;
+  net::thread_pool* pool_ = nullptr;  // guarded by subscribers_mutex_
+};
+
+}  // namespace distcache::detail
+
+#if DISTCACHE_HEADER_ONLY
+#include <distcache/cluster/impl/controller.ipp>
+#endif
+
+#endif  // DISTCACHE_CLUSTER_CONTROLLER_HPP

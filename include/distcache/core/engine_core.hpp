@@ -1,0 +1,248 @@
+// distcache — the engine core: everything an engine does that does not need
+// a keyspace's type. Compiled once (see detail/config.hpp), whatever the
+// keyspaces and policies of the engines that use it.
+#ifndef DISTCACHE_CORE_ENGINE_CORE_HPP
+#define DISTCACHE_CORE_ENGINE_CORE_HPP
+
+#include <atomic>
+#include <boost/asio/any_completion_executor.hpp>
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/system_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <distcache/cache/stats.hpp>
+#include <distcache/cluster/controller.hpp>
+#include <distcache/config.hpp>
+#include <distcache/core/keyspace_adapter.hpp>
+#include <distcache/core/keyspace_runtime.hpp>
+#include <distcache/detail/config.hpp>
+#include <distcache/detail/current_engine.hpp>
+#include <distcache/detail/waiters.hpp>
+#include <distcache/error.hpp>
+#include <distcache/protection/source_guard.hpp>
+#include <distcache/transport/peer.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace distcache::detail {
+
+/// The policies of an engine, seen without their types.
+struct erased_policies {
+  std::unique_ptr<any_discovery> discovery;
+  transport_factories transport;
+  guard_policies guards;
+  /// False for transport::none: cluster.enabled is then refused.
+  bool has_transport = false;
+};
+
+/// The engine core: the keyspace registry (by index and by name), the
+/// lifecycle (io_context threads, blocking pool), the read path (caches,
+/// singleflight, owner, peer, source guard, fetch), the write path (put,
+/// remove and their fan-out), the answers to peers, and the statistics.
+/// Values are type-erased handles; keyspaces are addressed by their index
+/// in the engine's template arguments. basic_engine documents the
+/// operations' behaviour; this class only implements them.
+///
+/// Thread safety: as basic_engine.
+class engine_core {
+ public:
+  using value_handle = std::shared_ptr<const void>;
+  using values = std::vector<result<value_handle>>;
+  using get_handler = net::any_completion_handler<void(error_code, value_handle)>;
+  using get_many_handler = net::any_completion_handler<void(error_code, values)>;
+  using write_handler = net::any_completion_handler<void(error_code)>;
+  /// A value to store, already type-erased.
+  struct entry {
+    std::string key;
+    value_handle value;
+  };
+
+  /// Validates `cfg` and every definition; throws config_error naming the
+  /// keyspace, field and value.
+  DISTCACHE_DECL engine_core(config cfg, erased_policies policies,
+                             std::vector<std::unique_ptr<keyspace_adapter>> defs);
+  engine_core(const engine_core&) = delete;
+  engine_core& operator=(const engine_core&) = delete;
+  DISTCACHE_DECL ~engine_core();
+
+  // Lifecycle and cluster.
+  DISTCACHE_DECL result<void> start();
+  DISTCACHE_DECL result<void> stop();
+  [[nodiscard]] DISTCACHE_DECL error_code check_blocking_call() const noexcept;
+  [[nodiscard]] DISTCACHE_DECL std::string self_name() const;
+  [[nodiscard]] DISTCACHE_DECL std::vector<std::string> cluster_peers() const;
+  [[nodiscard]] DISTCACHE_DECL std::string owner_of(std::string_view key) const;
+  [[nodiscard]] DISTCACHE_DECL std::uint64_t ring_version() const;
+  DISTCACHE_DECL void subscribe(std::function<void(const peer_event&)> on_event);
+  [[nodiscard]] net::io_context::executor_type get_executor() noexcept {
+    return ioc_.get_executor();
+  }
+
+  // Reads.
+  DISTCACHE_DECL result<value_handle> get(std::size_t ks, std::string_view key);
+  /// The cached value of `key`, counted as a hit; null when the engine is not
+  /// running, the key is invalid, the keyspace is deleted or the key is not
+  /// cached here (the caller then takes the general path).
+  DISTCACHE_DECL value_handle try_hit(std::size_t ks, std::string_view key);
+  /// As try_hit(), without counting.
+  DISTCACHE_DECL value_handle peek(std::size_t ks, std::string_view key) const;
+  DISTCACHE_DECL void count_hits(std::size_t ks, std::uint64_t n) noexcept;
+  DISTCACHE_DECL void async_get(std::size_t ks, std::string key, get_handler handler);
+  DISTCACHE_DECL void async_get_many(std::size_t ks, std::vector<std::string> keys,
+                                     get_many_handler handler);
+
+  // Writes.
+  DISTCACHE_DECL void async_put(std::size_t ks, std::vector<entry> entries, duration ttl,
+                                write_handler handler);
+  DISTCACHE_DECL void async_remove(std::size_t ks, std::vector<std::string> keys,
+                                   write_handler handler);
+
+  // Keyspaces and statistics.
+  DISTCACHE_DECL result<void> delete_keyspaces(const std::vector<std::string>& names);
+  DISTCACHE_DECL result<void> update_keyspace(std::size_t ks,
+                                              std::unique_ptr<keyspace_adapter> def);
+  [[nodiscard]] DISTCACHE_DECL std::vector<std::string> keyspaces() const;
+  [[nodiscard]] DISTCACHE_DECL keyspace_stats stats(std::size_t ks) const;
+  [[nodiscard]] DISTCACHE_DECL result<keyspace_stats> stats(std::string_view name) const;
+
+  /// Completes `handler` with `args` without invoking it from the calling
+  /// function: posted to its associated executor (default: the engine's
+  /// while running, the system executor otherwise).
+  template <class... Args>
+  void post_result(net::any_completion_handler<void(Args...)> handler, Args... args) {
+    // any_completion_executor cannot be required never to block, so the
+    // result is posted to the engine's (or the system) executor, which then
+    // dispatches it to the handler's own executor.
+    const bool on_engine = running_.load(std::memory_order_acquire);
+    const net::any_completion_executor ex =
+        on_engine ? net::get_associated_executor(handler, ioc_.get_executor())
+                  : net::get_associated_executor(handler, net::system_executor());
+    auto deliver = [ex, h = std::move(handler), ... a = std::move(args)]() mutable {
+      net::dispatch(ex, [h = std::move(h), ... a = std::move(a)]() mutable {
+        std::move(h)(std::move(a)...);
+      });
+    };
+    if (on_engine) {
+      net::post(ioc_.get_executor(), std::move(deliver));
+    } else {
+      net::post(net::system_executor(), std::move(deliver));
+    }
+  }
+
+ private:
+  enum : int { created = 0, running = 1, stopped = 2 };
+
+  /// Answers the peer server's requests with this engine's caches.
+  class peer_requests final : public transport::peer_service {
+   public:
+    explicit peer_requests(engine_core& core) : core_(core) {}
+    [[nodiscard]] DISTCACHE_DECL bool has_keyspace(std::string_view name) const override;
+    DISTCACHE_DECL void get(std::string_view keyspace, std::vector<std::string> keys,
+                            std::function<void(std::vector<transport::reply_item>)> done) override;
+    DISTCACHE_DECL error_code set(std::string_view keyspace, std::string key, std::string value,
+                                  std::int64_t ttl_ms) override;
+    DISTCACHE_DECL std::size_t remove(std::string_view keyspace,
+                                      const std::vector<std::string>& keys) override;
+    DISTCACHE_DECL void invalidate(std::string_view keyspace,
+                                   const std::vector<std::string>& keys) override;
+
+   private:
+    engine_core& core_;
+  };
+
+  /// A key whose load this node leads, on its way to its owner.
+  struct pending_key {
+    std::string key;
+    std::uint64_t hash;
+  };
+
+  // Registry and checks.
+  static DISTCACHE_DECL config validated(
+      config cfg, const erased_policies& p,
+      const std::vector<std::unique_ptr<keyspace_adapter>>& defs);
+  [[nodiscard]] DISTCACHE_DECL keyspace_slot* slot_named(std::string_view name) const noexcept;
+  [[nodiscard]] DISTCACHE_DECL error_code check_state() const noexcept;
+  [[nodiscard]] DISTCACHE_DECL error_code check_key(std::string_view key) const noexcept;
+  [[nodiscard]] DISTCACHE_DECL result<keyspace_runtime*> runtime_for(std::size_t ks,
+                                                                     std::string_view key) const;
+  DISTCACHE_DECL std::shared_ptr<keyspace_runtime> make_runtime(
+      std::unique_ptr<keyspace_adapter> def, std::string& why) const;
+  static DISTCACHE_DECL value_handle lookup(keyspace_runtime& rt, hashed_key key);
+
+  // Time.
+  [[nodiscard]] DISTCACHE_DECL time_point now() const noexcept;
+  [[nodiscard]] DISTCACHE_DECL time_point expiry_for(const keyspace_runtime& rt,
+                                                     std::string_view key, duration ttl) const;
+  [[nodiscard]] DISTCACHE_DECL time_point from_ttl_ms(std::int64_t ttl_ms) const;
+  [[nodiscard]] DISTCACHE_DECL std::int64_t to_ttl_ms(time_point expires) const;
+  [[nodiscard]] DISTCACHE_DECL duration peer_read_timeout(const keyspace_runtime& rt) const;
+
+  // Read path (impl/read_path.ipp).
+  DISTCACHE_DECL void join_load(keyspace_slot& slot, keyspace_runtime& rt,
+                                const std::shared_ptr<timed_waiter>& w);
+  DISTCACHE_DECL void load_remotely(keyspace_slot& slot, keyspace_runtime& rt,
+                                    const std::string& owner, std::uint64_t ring_version,
+                                    std::vector<pending_key> keys);
+  DISTCACHE_DECL bool accept_remote(keyspace_slot& slot, keyspace_runtime& rt,
+                                    const pending_key& key, transport::reply_item& item);
+  DISTCACHE_DECL void load_locally(keyspace_slot& slot, keyspace_runtime& rt, std::string key,
+                                   std::uint64_t hash);
+  DISTCACHE_DECL void fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt,
+                                    const std::string& key, std::uint64_t hash);
+
+  // Write path (impl/write_path.ipp).
+  DISTCACHE_DECL error_code check_entry(const keyspace_runtime& rt, std::string_view key,
+                                        std::size_t bytes) const;
+  static DISTCACHE_DECL void store_locally(keyspace_runtime& rt, hashed_key key,
+                                           const value_handle& value, std::size_t bytes,
+                                           time_point expires);
+  static DISTCACHE_DECL void drop_locally(keyspace_runtime& rt, hashed_key key);
+  DISTCACHE_DECL std::size_t remove_here(keyspace_slot& slot, keyspace_runtime& rt,
+                                         const std::vector<std::string>& keys);
+  DISTCACHE_DECL void warm(std::size_t ks);
+
+  // Answers to peers (impl/peer_requests.ipp).
+  DISTCACHE_DECL void serve_get(keyspace_slot& slot, std::vector<std::string> keys,
+                                std::function<void(std::vector<transport::reply_item>)> done);
+
+  DISTCACHE_DECL void shutdown_threads();
+
+  config cfg_;
+  guard_policies guards_;
+  std::vector<std::unique_ptr<keyspace_slot>> slots_;
+  std::map<std::string, std::size_t, std::less<>> by_name_;
+  std::atomic<int> state_{created};
+  std::atomic<bool> running_{false};  // state_ == running, for guards and rounds
+  mutable std::mutex lifecycle_;
+  net::io_context ioc_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+  std::vector<std::thread> threads_;
+  std::unique_ptr<net::thread_pool> pool_;
+  cluster_controller cluster_;
+  peer_requests peer_requests_{*this};
+};
+
+}  // namespace distcache::detail
+
+#if DISTCACHE_HEADER_ONLY
+#include <distcache/core/impl/engine_core.ipp>
+#include <distcache/core/impl/peer_requests.ipp>
+#include <distcache/core/impl/read_path.ipp>
+#include <distcache/core/impl/write_path.ipp>
+#endif
+
+#endif  // DISTCACHE_CORE_ENGINE_CORE_HPP

@@ -1,0 +1,297 @@
+// distcache — engine_core: construction, lifecycle, registry, keyspaces and
+// statistics. The read path, the write path and the answers to peers have
+// files of their own beside this one.
+#ifndef DISTCACHE_CORE_IMPL_ENGINE_CORE_IPP
+#define DISTCACHE_CORE_IMPL_ENGINE_CORE_IPP
+
+#include <algorithm>
+#include <chrono>
+#include <distcache/core/engine_core.hpp>
+#include <distcache/detail/hash.hpp>
+
+namespace distcache::detail {
+
+// Checks everything about `cfg` that does not depend on a keyspace
+// definition, before any member that uses it is built; throws config_error.
+config engine_core::validated(config cfg, const erased_policies& p,
+                              const std::vector<std::unique_ptr<keyspace_adapter>>& defs) {
+  if (auto why = validate_engine(cfg); !why.empty()) throw config_error(why);
+  for (const auto& [name, options] : cfg.keyspaces) {
+    (void)options;
+    const bool known = std::any_of(defs.begin(), defs.end(),
+                                   [&](const auto& d) { return d->name() == name; });
+    if (!known) {
+      throw config_error("config.keyspaces: '" + name + "' is not one of this engine's keyspaces");
+    }
+  }
+  if (!cfg.log) cfg.log = log_to_stderr;
+  // A configured limiter or breaker needs a policy that implements it;
+  // silently ignoring the setting would leave the source unprotected.
+  bool wants_limiter = cfg.rate_limiter.has_value();
+  bool wants_breaker = cfg.circuit_breaker.has_value();
+  for (const auto& [name, o] : cfg.keyspaces) {
+    wants_limiter = wants_limiter || o.rate_limiter.has_value();
+    wants_breaker = wants_breaker || o.circuit_breaker.has_value();
+  }
+  if (wants_limiter && !p.guards.limiter_enabled) {
+    throw config_error(
+        "config.rate_limiter: set, but the engine's RateLimiter policy is "
+        "protection::no_rate_limiter; build the engine with policies<..., "
+        "protection::token_bucket>");
+  }
+  if (wants_breaker && !p.guards.breaker_enabled) {
+    throw config_error(
+        "config.circuit_breaker: set, but the engine's CircuitBreaker policy is "
+        "protection::no_circuit_breaker; build the engine with policies<..., "
+        "protection::circuit_breaker>");
+  }
+  if (cfg.cluster.enabled && !p.has_transport) {
+    throw config_error(
+        "config.cluster.enabled: true, but the engine's Transport policy is transport::none; "
+        "build the engine with policies<Discovery, transport::http> (include "
+        "<distcache/transport/http.hpp>)");
+  }
+  return cfg;
+}
+
+engine_core::engine_core(config cfg, erased_policies policies,
+                         std::vector<std::unique_ptr<keyspace_adapter>> defs)
+    : cfg_(validated(std::move(cfg), policies, defs)),
+      guards_(std::move(policies.guards)),
+      cluster_(this, cfg_, ioc_, std::move(policies.discovery), std::move(policies.transport)) {
+  std::string why;
+  for (auto& def : defs) {
+    auto slot = std::make_unique<keyspace_slot>(std::string(def->name()));
+    auto rt = make_runtime(std::move(def), why);
+    if (!rt) throw config_error(why);
+    slot->replace(std::move(rt));
+    by_name_.emplace(slot->name, slots_.size());
+    slots_.push_back(std::move(slot));
+  }
+}
+
+engine_core::~engine_core() {
+  try {
+    (void)stop();
+  } catch (...) {  // a throwing logger or discovery provider must not end the process here
+  }
+}
+
+std::shared_ptr<keyspace_runtime> engine_core::make_runtime(std::unique_ptr<keyspace_adapter> def,
+                                                            std::string& why) const {
+  resolved_keyspace opts;
+  if (!resolve_keyspace(cfg_, def->name(), def->max_bytes(), opts, why)) return nullptr;
+  return std::make_shared<keyspace_runtime>(std::move(def), std::move(opts), cfg_.clock.get(),
+                                            guards_);
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+result<void> engine_core::start() {
+  if (auto ec = check_blocking_call()) return ec;
+  std::lock_guard lock(lifecycle_);
+  const int s = state_.load();
+  if (s == running) return {};
+  if (s == stopped) return make_error_code(errc::stopped);
+  const std::size_t fetch_threads = cfg_.fetch_threads != 0 ? cfg_.fetch_threads : 8;
+  std::size_t threads = cfg_.threads;
+  if (threads == 0) threads = std::max(1U, std::thread::hardware_concurrency());
+  ioc_.restart();
+  pool_ = std::make_unique<net::thread_pool>(fetch_threads);
+  work_.emplace(ioc_.get_executor());
+  for (std::size_t i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] {
+      current_engine = this;
+      ioc_.run();
+    });
+  }
+  if (cfg_.cluster.enabled) {
+    if (auto ec = cluster_.start(*pool_, peer_requests_)) {
+      shutdown_threads();
+      return ec;
+    }
+  }
+  state_.store(running);
+  running_.store(true);
+  if (cfg_.cluster.enabled) cluster_.start_rounds(running_);
+  for (std::size_t ks = 0; ks < slots_.size(); ++ks) warm(ks);
+  return {};
+}
+
+result<void> engine_core::stop() {
+  if (current_engine == this) return make_error_code(errc::blocking_call_on_engine_thread);
+  std::lock_guard lock(lifecycle_);
+  int expected = running;
+  if (!state_.compare_exchange_strong(expected, stopped)) return {};
+  running_.store(false);
+  if (cfg_.cluster.enabled) cluster_.stop();
+  for (auto& slot : slots_) {
+    std::lock_guard slot_lock(slot->mutex);
+    for (auto& rt : slot->runtimes) rt->flights.abandon_all(make_error_code(errc::stopped));
+  }
+  shutdown_threads();
+  return {};
+}
+
+// Joins the blocking pool and the io_context threads. Server and client
+// objects are destroyed here, after their last handler ran.
+void engine_core::shutdown_threads() {
+  if (pool_) pool_->join();
+  work_.reset();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  cluster_.release();
+  pool_.reset();
+}
+
+error_code engine_core::check_blocking_call() const noexcept {
+  if (current_engine == this) return make_error_code(errc::blocking_call_on_engine_thread);
+  return {};
+}
+
+std::string engine_core::self_name() const { return cluster_.self_name(); }
+
+std::vector<std::string> engine_core::cluster_peers() const { return cluster_.alive_peers(); }
+
+std::string engine_core::owner_of(std::string_view key) const {
+  auto r = cluster_.current();
+  return r->nodes()[r->owner_index(hash_key(key))];
+}
+
+std::uint64_t engine_core::ring_version() const { return cluster_.current()->version(); }
+
+void engine_core::subscribe(std::function<void(const peer_event&)> on_event) {
+  cluster_.subscribe(std::move(on_event));
+}
+
+// ---------------------------------------------------------------- registry
+
+keyspace_slot* engine_core::slot_named(std::string_view name) const noexcept {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : slots_[it->second].get();
+}
+
+error_code engine_core::check_state() const noexcept {
+  const int s = state_.load(std::memory_order_acquire);
+  if (s == running) return {};
+  return make_error_code(s == created ? errc::not_started : errc::stopped);
+}
+
+error_code engine_core::check_key(std::string_view key) const noexcept {
+  if (key.empty() || key.size() > cfg_.max_key_bytes) return make_error_code(errc::invalid_key);
+  return {};
+}
+
+result<keyspace_runtime*> engine_core::runtime_for(std::size_t ks, std::string_view key) const {
+  if (auto ec = check_state()) return ec;
+  if (auto ec = check_key(key)) return ec;
+  auto* rt = slots_[ks]->current.load(std::memory_order_acquire);
+  if (rt == nullptr) return make_error_code(errc::keyspace_not_found);
+  return rt;
+}
+
+result<void> engine_core::delete_keyspaces(const std::vector<std::string>& names) {
+  if (auto ec = check_state()) return ec;
+  for (const auto& n : names) {
+    auto* slot = slot_named(n);
+    if (slot == nullptr || slot->current.load(std::memory_order_acquire) == nullptr) {
+      cfg_.log(log_level::warning, "delete_keyspace: '" + n.substr(0, 128) +
+                                       "' is not a live keyspace of this engine");
+      return make_error_code(errc::keyspace_not_found);
+    }
+  }
+  for (const auto& n : names) slot_named(n)->replace(nullptr);
+  return {};
+}
+
+result<void> engine_core::update_keyspace(std::size_t ks, std::unique_ptr<keyspace_adapter> def) {
+  if (auto ec = check_state()) return ec;
+  std::string why;
+  auto rt = make_runtime(std::move(def), why);
+  if (!rt) {
+    cfg_.log(log_level::error, "update_keyspace: " + why);
+    return make_error_code(errc::invalid_config);
+  }
+  slots_[ks]->replace(std::move(rt));
+  warm(ks);
+  return {};
+}
+
+std::vector<std::string> engine_core::keyspaces() const {
+  std::vector<std::string> out;
+  for (const auto& slot : slots_) {
+    if (slot->current.load(std::memory_order_acquire) != nullptr) out.push_back(slot->name);
+  }
+  return out;
+}
+
+keyspace_stats engine_core::stats(std::size_t ks) const {
+  const auto& slot = *slots_[ks];
+  const auto& c = slot.counters;
+  keyspace_stats s;
+  s.cache_hits = c.cache_hits.load();
+  s.loads = c.loads.load();
+  // Every get is a hit or a miss; counting it once keeps the hit path to
+  // one shared-counter write.
+  s.gets = s.cache_hits + s.loads;
+  s.peer_loads = c.peer_loads.load();
+  s.peer_errors = c.peer_errors.load();
+  s.loads_deduped = c.loads_deduped.load();
+  s.local_loads = c.local_loads.load();
+  s.local_load_errs = c.local_load_errs.load();
+  s.remove_keys_requests = c.remove_keys_requests.load();
+  s.removed_keys = c.removed_keys.load();
+  if (auto* rt = slot.current.load(std::memory_order_acquire)) {
+    s.main_cache_bytes = rt->main.bytes();
+    s.hot_cache_bytes = rt->hot.bytes();
+    s.main_cache_items = rt->main.size();
+    s.hot_cache_items = rt->hot.size();
+    s.evictions = rt->main.evictions() + rt->hot.evictions();
+    rt->guard.fill_stats(s);
+  }
+  return s;
+}
+
+result<keyspace_stats> engine_core::stats(std::string_view name) const {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) return make_error_code(errc::keyspace_not_found);
+  return stats(it->second);
+}
+
+// ---------------------------------------------------------------- time
+
+time_point engine_core::now() const noexcept {
+  return cfg_.clock ? cfg_.clock->now() : clock_type::now();
+}
+
+// The expiry of a value stored now: `ttl` when > 0, else the keyspace's
+// expires_at(), else its default TTL, else never.
+time_point engine_core::expiry_for(const keyspace_runtime& rt, std::string_view key,
+                                   duration ttl) const {
+  if (ttl > duration::zero()) return now() + ttl;
+  if (auto at = rt.adapter->expires_at(key)) return *at;
+  if (rt.opts.default_ttl > duration::zero()) return now() + rt.opts.default_ttl;
+  return never_expires;
+}
+
+time_point engine_core::from_ttl_ms(std::int64_t ttl_ms) const {
+  if (ttl_ms < 0) return never_expires;
+  return now() + std::chrono::milliseconds(ttl_ms);
+}
+
+std::int64_t engine_core::to_ttl_ms(time_point expires) const {
+  if (expires == never_expires) return -1;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(expires - now());
+  return std::max<std::int64_t>(0, left.count());
+}
+
+// How long a get waits for the owner: min(cluster.peer_timeout, half the
+// read timeout), so that a local load after a peer failure still fits in
+// the caller's read timeout.
+duration engine_core::peer_read_timeout(const keyspace_runtime& rt) const {
+  return std::min<duration>(cfg_.cluster.peer_timeout, rt.opts.read_timeout / 2);
+}
+
+}  // namespace distcache::detail
+
+#endif  // DISTCACHE_CORE_IMPL_ENGINE_CORE_IPP

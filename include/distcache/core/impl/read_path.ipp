@@ -1,0 +1,293 @@
+// distcache — engine_core: the read path. A get travels top to bottom:
+// cache → singleflight → owner (load_remotely) or source (load_locally →
+// source guard → fetch_on_pool) → flight → caller.
+#ifndef DISTCACHE_CORE_IMPL_READ_PATH_IPP
+#define DISTCACHE_CORE_IMPL_READ_PATH_IPP
+
+#include <distcache/core/engine_core.hpp>
+#include <distcache/detail/hash.hpp>
+#include <exception>
+
+namespace distcache::detail {
+
+engine_core::value_handle engine_core::lookup(keyspace_runtime& rt, hashed_key key) {
+  if (auto v = rt.main.get(key)) return v;
+  return rt.hot.get(key);
+}
+
+result<engine_core::value_handle> engine_core::get(std::size_t ks, std::string_view key) {
+  if (auto ec = check_blocking_call()) return ec;
+  auto rt = runtime_for(ks, key);
+  if (!rt) return rt.error();
+  auto& slot = *slots_[ks];
+  const std::uint64_t h = hash_key(key);
+  if (auto v = lookup(**rt, {key, h})) {
+    slot.counters.cache_hits.add();
+    return v;
+  }
+  auto w = std::make_shared<sync_waiter>(ioc_.get_executor(), std::string(key), h);
+  join_load(slot, **rt, w);
+  slot.counters.loads.add();  // after joining: `loads` callers are all in a flight
+  auto [ec, value] = w->wait();
+  if (ec) return ec;
+  return value;
+}
+
+engine_core::value_handle engine_core::peek(std::size_t ks, std::string_view key) const {
+  if (check_state() || check_key(key)) return nullptr;
+  auto* rt = slots_[ks]->current.load(std::memory_order_acquire);
+  if (rt == nullptr) return nullptr;
+  return lookup(*rt, {key, hash_key(key)});
+}
+
+engine_core::value_handle engine_core::try_hit(std::size_t ks, std::string_view key) {
+  auto v = peek(ks, key);
+  if (v) slots_[ks]->counters.cache_hits.add();
+  return v;
+}
+
+void engine_core::count_hits(std::size_t ks, std::uint64_t n) noexcept {
+  slots_[ks]->counters.cache_hits.add(n);
+}
+
+void engine_core::async_get(std::size_t ks, std::string key, get_handler handler) {
+  auto rt = runtime_for(ks, key);
+  if (!rt) return post_result(std::move(handler), rt.error(), value_handle{});
+  auto& slot = *slots_[ks];
+  const std::uint64_t h = hash_key(key);
+  if (auto v = lookup(**rt, {key, h})) {
+    slot.counters.cache_hits.add();
+    return post_result(std::move(handler), error_code{}, std::move(v));
+  }
+  auto w = std::make_shared<async_waiter>(ioc_.get_executor(), std::move(key), h,
+                                          std::move(handler));
+  // Connected before joining: once joined, the load may complete (and take
+  // the handler) on another thread at any moment.
+  w->connect_cancellation((*rt)->flights);
+  join_load(slot, **rt, w);
+  slot.counters.loads.add();  // after joining: `loads` callers are all in a flight
+}
+
+// Joins (or starts) the flight of w's key and arms w's deadline. The leader
+// loads the key from its owner when that is another node, else from the
+// data source.
+void engine_core::join_load(keyspace_slot& slot, keyspace_runtime& rt,
+                            const std::shared_ptr<timed_waiter>& w) {
+  w->arm(rt.flights, rt.opts.read_timeout);
+  if (!rt.flights.join(w->key(), w)) return;
+  slot.counters.loads_deduped.add();
+  const hashed_key k = w->key();
+  if (cfg_.cluster.enabled) {
+    auto r = cluster_.current();
+    const std::string& owner = r->nodes()[r->owner_index(k.hash)];
+    if (owner != cluster_.self()) {
+      load_remotely(slot, rt, owner, r->version(), {{std::string(k.text), k.hash}});
+      return;
+    }
+  }
+  load_locally(slot, rt, std::string(k.text), k.hash);
+}
+
+void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
+                                 get_many_handler handler) {
+  if (auto ec = check_state()) return post_result(std::move(handler), ec, values{});
+  auto& slot = *slots_[ks];
+  auto* rt = slot.current.load(std::memory_order_acquire);
+  if (rt == nullptr) {
+    return post_result(std::move(handler), make_error_code(errc::keyspace_not_found), values{});
+  }
+  if (keys.empty()) return post_result(std::move(handler), error_code{}, values{});
+  auto work = tracked_executor(handler, ioc_.get_executor());
+  auto all = gather<result<value_handle>>::make(
+      keys.size(), [h = std::make_shared<get_many_handler>(std::move(handler)),
+                    work](values results) mutable {
+        net::dispatch(work, [h, results = std::move(results)]() mutable {
+          std::move (*h)(error_code{}, std::move(results));
+        });
+      });
+  // Each key joins its flight as a single get would; the flights this call
+  // leads for keys of another owner leave in one batch per owner.
+  std::map<std::string, std::vector<pending_key>> batches;
+  const bool cluster = cfg_.cluster.enabled;
+  auto r = cluster_.current();
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (auto ec = check_key(keys[i])) {
+      all->set(i, ec);
+      continue;
+    }
+    const std::uint64_t h = hash_key(keys[i]);
+    if (auto v = lookup(*rt, {keys[i], h})) {
+      slot.counters.cache_hits.add();
+      all->set(i, std::move(v));
+      continue;
+    }
+    auto w = std::make_shared<callback_waiter>(
+        ioc_.get_executor(), keys[i], h,
+        [all, i](error_code ec, const value_handle& v, time_point /*expires*/) {
+          if (ec) {
+            all->set(i, ec);
+          } else {
+            all->set(i, v);
+          }
+        });
+    w->arm(rt->flights, rt->opts.read_timeout);
+    const bool leader = rt->flights.join(w->key(), w);
+    slot.counters.loads.add();
+    if (!leader) continue;
+    slot.counters.loads_deduped.add();
+    const std::string* owner = cluster ? &r->nodes()[r->owner_index(h)] : nullptr;
+    if (owner == nullptr || *owner == cluster_.self()) {
+      load_locally(slot, *rt, std::move(keys[i]), h);
+    } else {
+      batches[*owner].push_back({std::move(keys[i]), h});
+    }
+  }
+  for (auto& [owner, batch] : batches) load_remotely(slot, *rt, owner, r->version(), batch);
+}
+
+// Asks `owner` for the keys of flights this node leads, in one request. Each
+// reply item ends its flight through accept_remote(); a key the owner could
+// not answer (transport failure, garbage, "not serving") counts in
+// peer_errors and is loaded here, so its callers still get a value.
+void engine_core::load_remotely(keyspace_slot& slot, keyspace_runtime& rt,
+                                const std::string& owner, std::uint64_t ring_version,
+                                std::vector<pending_key> keys) {
+  std::vector<std::string> names;
+  names.reserve(keys.size());
+  for (const auto& k : keys) names.push_back(k.key);
+  cluster_.client().get(
+      owner, slot.name, std::move(names), ring_version, peer_read_timeout(rt),
+      [this, &slot, rt = rt.shared_from_this(), owner, keys = std::move(keys)](
+          error_code ec, std::vector<transport::reply_item> items) mutable {
+        if (!ec && items.size() != keys.size()) ec = make_error_code(errc::peer_unavailable);
+        if (ec) {
+          slot.counters.peer_errors.add();
+          // A peer that answers "not serving" is alive: it stays in the
+          // ring (it may serve other keyspaces, or soon start).
+          if (!transport::peer_not_serving(ec)) cluster_.peer_failed(owner);
+          cfg_.log(log_level::warning, "keyspace '" + slot.name + "': peer " + owner +
+                                           " failed (" + ec.message() + "); loading locally");
+          for (auto& k : keys) load_locally(slot, *rt, std::move(k.key), k.hash);
+          return;
+        }
+        bool answered = false;
+        bool garbage = false;
+        for (std::size_t j = 0; j < keys.size(); ++j) {
+          if (accept_remote(slot, *rt, keys[j], items[j])) {
+            answered = true;
+            continue;
+          }
+          const bool alive = transport::peer_not_serving(items[j]);
+          garbage = garbage || !alive;
+          slot.counters.peer_errors.add();
+          const error_code why = alive ? make_error_code(items[j].error)
+                                       : make_error_code(errc::peer_unavailable);
+          cfg_.log(log_level::warning, "keyspace '" + slot.name + "': peer " + owner +
+                                           " failed (" + why.message() + "); loading locally");
+          load_locally(slot, *rt, std::move(keys[j].key), keys[j].hash);
+        }
+        if (garbage) {
+          cluster_.peer_failed(owner);
+        } else if (answered) {
+          cluster_.peer_ok(owner);
+        }
+      });
+}
+
+// Ends the flight of `key` with a peer's reply item; the value enters the
+// hot cache. Returns false (and leaves the flight alone) when the owner
+// cannot serve or the value does not decode. The one place a peer's answer
+// reaches the caches, for get and get_many alike.
+bool engine_core::accept_remote(keyspace_slot& slot, keyspace_runtime& rt, const pending_key& key,
+                                transport::reply_item& item) {
+  const hashed_key hk{key.key, key.hash};
+  if (transport::peer_not_serving(item)) return false;
+  if (item.status != transport::reply_item::kind::value) {
+    const error_code ec = item.status == transport::reply_item::kind::not_found
+                              ? make_error_code(errc::not_found)
+                              : make_error_code(item.error);
+    slot.counters.peer_loads.add();  // counted before the waiters wake
+    rt.flights.finish(hk, ec, nullptr, [] { return error_code{}; });
+    return true;
+  }
+  auto decoded = rt.adapter->deserialize(item.value);
+  if (!decoded) return false;
+  const time_point expires = from_ttl_ms(item.ttl_ms);
+  slot.counters.peer_loads.add();
+  rt.flights.finish(
+      hk, {}, decoded->value,
+      [&]() -> error_code {
+        if (rt.retired.load(std::memory_order_acquire)) return {};
+        if (expires != never_expires && expires <= now()) return {};
+        // A value too large for the hot cache is still handed out.
+        (void)rt.hot.put(hk, decoded->value, decoded->bytes, expires);
+        return {};
+      },
+      expires);
+  return true;
+}
+
+// Loads one flight's key from the data source, through the source guard.
+void engine_core::load_locally(keyspace_slot& slot, keyspace_runtime& rt, std::string key,
+                               std::uint64_t hash) {
+  guard_context ctx{&ioc_, pool_.get(), &running_, cfg_.clock.get()};
+  rt.guard.admit(ctx, [this, &slot, rt = rt.shared_from_this(), key = std::move(key),
+                       hash](error_code refused) {
+    if (refused) {
+      rt->flights.finish({key, hash}, refused, nullptr, [] { return error_code{}; });
+      return;
+    }
+    fetch_on_pool(slot, *rt, key, hash);
+  });
+}
+
+// Calls the data source (on the blocking pool), gives the guard the outcome
+// and publishes the value into the main cache.
+void engine_core::fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt, const std::string& key,
+                                std::uint64_t hash) {
+  error_code ec;
+  loaded_value loaded;
+  time_point expires = never_expires;
+  {
+    const engine_thread_mark mark(this);
+    try {
+      auto fetched = rt.adapter->fetch(key);
+      if (fetched) {
+        loaded = std::move(*fetched);
+        expires = loaded.expires_at != time_point::min()
+                      ? loaded.expires_at
+                      : expiry_for(rt, key, duration::zero());
+        slot.counters.local_loads.add();
+      } else {
+        ec = fetched.error();
+        if (ec != errc::not_found) slot.counters.local_load_errs.add();
+      }
+    } catch (const std::exception& e) {
+      ec = make_error_code(errc::data_source_failed);
+      slot.counters.local_load_errs.add();
+      cfg_.log(log_level::warning, "keyspace '" + slot.name + "': data source threw for key '" +
+                                       key.substr(0, 64) + "': " + e.what());
+    } catch (...) {
+      ec = make_error_code(errc::data_source_failed);
+      slot.counters.local_load_errs.add();
+      cfg_.log(log_level::warning,
+               "keyspace '" + slot.name + "': data source threw a non-standard exception");
+    }
+  }
+  rt.guard.finish(ec);
+  rt.flights.finish(
+      {key, hash}, ec, loaded.value,
+      [&]() -> error_code {
+        if (rt.retired.load(std::memory_order_acquire)) return {};
+        if (expires != never_expires && expires <= now()) return {};  // already expired
+        if (!rt.main.put({key, hash}, loaded.value, loaded.bytes, expires)) {
+          return make_error_code(errc::value_too_large);
+        }
+        return {};
+      },
+      expires);
+}
+
+}  // namespace distcache::detail
+
+#endif  // DISTCACHE_CORE_IMPL_READ_PATH_IPP

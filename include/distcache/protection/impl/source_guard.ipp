@@ -1,0 +1,99 @@
+// distcache — source_guard definitions.
+#ifndef DISTCACHE_PROTECTION_IMPL_SOURCE_GUARD_IPP
+#define DISTCACHE_PROTECTION_IMPL_SOURCE_GUARD_IPP
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <distcache/protection/source_guard.hpp>
+
+namespace distcache::detail {
+
+source_guard::source_guard(const resolved_keyspace& opts, const clock_source* clock,
+                           const guard_policies& policies)
+    : read_timeout_(opts.read_timeout), clock_(clock), fetches_(opts.max_concurrent_fetches) {
+  if (opts.rate_limiter && policies.make_limiter) {
+    limiter_ = policies.make_limiter(*opts.rate_limiter, clock);
+    limiter_wait_ = opts.rate_limiter->wait_timeout;
+  }
+  if (opts.circuit_breaker && policies.make_breaker) {
+    breaker_ = policies.make_breaker(*opts.circuit_breaker, clock);
+  }
+}
+
+time_point source_guard::now() const noexcept {
+  return clock_ != nullptr ? clock_->now() : clock_type::now();
+}
+
+void source_guard::admit(const guard_context& ctx, admitted then) {
+  if (breaker_ && !breaker_->allow()) return then(make_error_code(errc::data_source_circuit_open));
+  const duration wait = limiter_ ? limiter_wait_ : duration::zero();
+  acquire_token(ctx, std::move(then), now() + wait, clock_type::now() + wait + read_timeout_);
+}
+
+// Takes a rate-limiter token, waiting for one until `deadline` (on the
+// configured clock; `real_deadline` bounds the wait should that clock stand
+// still), then enters the concurrency limit.
+void source_guard::acquire_token(const guard_context& ctx, admitted then, time_point deadline,
+                                 clock_type::time_point real_deadline) {
+  if (limiter_) {
+    const duration wait = limiter_->try_acquire();
+    if (wait > duration::zero()) {
+      if (now() + wait > deadline || clock_type::now() >= real_deadline) {
+        rate_limited_.add();
+        if (breaker_) breaker_->on_neutral();
+        return then(make_error_code(errc::data_source_rate_limited));
+      }
+      // Re-check at least every 10 ms, so a clock that jumps (a manual
+      // clock in tests, a suspended VM) is noticed promptly.
+      auto timer = std::make_shared<net::steady_timer>(
+          *ctx.ioc, std::min<duration>(wait, std::chrono::milliseconds(10)));
+      timer->async_wait([this, timer, ctx, then = std::move(then), deadline,
+                         real_deadline](error_code ec) mutable {
+        if (ec || !ctx.running->load()) return;  // stop() ended the waiters
+        acquire_token(ctx, std::move(then), deadline, real_deadline);
+      });
+      return;
+    }
+  }
+  enter_bulkhead(ctx, std::move(then));
+}
+
+void source_guard::enter_bulkhead(const guard_context& ctx, admitted then) {
+  fetches_.submit([this, ctx, then = std::move(then), queued_at = clock_type::now()]() mutable {
+    if (clock_type::now() - queued_at > read_timeout_) {
+      // Waited longer than any caller would: do not call the source.
+      fetches_.release();
+      if (breaker_) breaker_->on_neutral();
+      return then(make_error_code(errc::timeout));
+    }
+    net::post(*ctx.pool, [then = std::move(then)] { then(error_code{}); });
+  });
+}
+
+void source_guard::finish(const error_code& outcome) {
+  if (breaker_) {
+    if (!outcome || outcome == errc::not_found) {
+      breaker_->on_success();  // the source answered
+    } else {
+      breaker_->on_failure();
+    }
+  }
+  fetches_.release();
+}
+
+void source_guard::fill_stats(keyspace_stats& s) const {
+  s.rate_limited = rate_limited_.load();
+  if (breaker_) {
+    s.circuit_state = breaker_->state();
+    s.circuit_last_change = breaker_->last_change();
+    s.circuit_rejected = breaker_->rejected();
+  }
+  s.fetches_in_flight = fetches_.running();
+  s.fetches_queued = fetches_.queued();
+}
+
+}  // namespace distcache::detail
+
+#endif  // DISTCACHE_PROTECTION_IMPL_SOURCE_GUARD_IPP

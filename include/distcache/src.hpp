@@ -1,0 +1,19 @@
+// distcache — the compiled part of the library. With
+// DISTCACHE_SEPARATE_COMPILATION defined everywhere, include this header in
+// exactly one translation unit of the program (or link distcache::compiled,
+// which does).
+#ifndef DISTCACHE_SRC_HPP
+#define DISTCACHE_SRC_HPP
+
+// Without DISTCACHE_SEPARATE_COMPILATION every definition below is inline and
+// already reached through the headers, so including this header changes
+// nothing.
+#include <distcache/cluster/impl/controller.ipp>
+#include <distcache/core/impl/engine_core.ipp>
+#include <distcache/core/impl/peer_requests.ipp>
+#include <distcache/core/impl/read_path.ipp>
+#include <distcache/core/impl/write_path.ipp>
+#include <distcache/protection/impl/source_guard.ipp>
+#include <distcache/transport/impl/http.ipp>
+
+#endif  // DISTCACHE_SRC_HPP

@@ -1,0 +1,169 @@
+// distcache — the peer seams: what the engine asks of a transport (a client
+// that talks to peers, a server that answers them), the transport_policy
+// concept, and transport::none. No Boost.Beast here: a single-node program
+// and a separately compiled cluster program never parse it.
+#ifndef DISTCACHE_TRANSPORT_PEER_HPP
+#define DISTCACHE_TRANSPORT_PEER_HPP
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <distcache/clock.hpp>
+#include <distcache/config.hpp>
+#include <distcache/detail/config.hpp>
+#include <distcache/error.hpp>
+#include <distcache/transport/peer_service.hpp>
+#include <distcache/transport/wire.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace distcache::transport {
+
+/// Settings of a peer client (http_client).
+struct client_options {
+  /// This node's name, sent as DC-From on every request. Non-empty, visible
+  /// ASCII only (it is an HTTP header value).
+  std::string self_name;
+  /// Idle keep-alive connections kept per peer; more are closed when they
+  /// finish. 0 disables reuse.
+  std::size_t max_idle_per_peer = 64;
+  /// How long opening a connection (and resolving a host name) may take,
+  /// within the request's own timeout. > 0.
+  duration connect_timeout = std::chrono::seconds(1);
+  /// Bounds on what the client sends and accepts; use the same values as the
+  /// peers' servers.
+  wire_limits limits;
+};
+
+/// Settings of a peer server (http_server).
+struct server_options {
+  /// The IP address to listen on (numeric IPv4 or IPv6; no host names).
+  std::string bind_address = "127.0.0.1";
+  /// The TCP port; 0 lets the operating system choose (see port()).
+  std::uint16_t port = 0;
+  /// How long one request may take to arrive once its first byte did
+  /// (headers and body, however slowly they trickle in), and how long
+  /// writing a response may take. A connection over it is closed. > 0.
+  duration read_timeout = std::chrono::seconds(5);
+  /// How long a keep-alive connection may wait for its next request. > 0.
+  duration idle_timeout = std::chrono::seconds(60);
+  /// Bounds on headers, bodies, keys, values and batches.
+  wire_limits limits;
+};
+
+/// The client side of a transport: asks other nodes (groupcache's
+/// ProtoGetter, with the writes beside it). Every operation takes the peer
+/// as "host:port" and a timeout, and calls its callback exactly once, never
+/// inline. http_client is the model; see its documentation for the errors.
+///
+/// Thread safety: every member may be called concurrently.
+class peer_client {
+ public:
+  using get_handler = std::function<void(error_code, std::vector<reply_item>)>;
+  using remove_handler = std::function<void(error_code, std::size_t)>;
+  using handler = std::function<void(error_code)>;
+
+  peer_client() = default;
+  peer_client(const peer_client&) = delete;
+  peer_client& operator=(const peer_client&) = delete;
+  virtual ~peer_client() = default;
+
+  /// Looks `keys` up on `peer`: one reply item per key, in key order.
+  virtual void get(const std::string& peer, std::string_view keyspace,
+                   std::vector<std::string> keys, std::uint64_t ring_version, duration timeout,
+                   get_handler done) = 0;
+  /// Stores `value` under `key` on `peer` with remaining TTL `ttl_ms` (-1: never).
+  virtual void set(const std::string& peer, std::string_view keyspace, std::string_view key,
+                   std::string value, std::int64_t ttl_ms, std::uint64_t ring_version,
+                   duration timeout, handler done) = 0;
+  /// Removes `keys` from `peer`'s caches; the callback gets how many it held.
+  virtual void remove(const std::string& peer, std::string_view keyspace,
+                      std::vector<std::string> keys, std::uint64_t ring_version, duration timeout,
+                      remove_handler done) = 0;
+  /// Drops `keys` from `peer`'s caches (after a put on this node).
+  virtual void invalidate(const std::string& peer, std::string_view keyspace,
+                          std::vector<std::string> keys, std::uint64_t ring_version,
+                          duration timeout, handler done) = 0;
+  /// Asks `peer` whether it serves.
+  virtual void health(const std::string& peer, duration timeout, handler done) = 0;
+  /// Ends every request in flight with errc::stopped, and every later one.
+  virtual void close() = 0;
+};
+
+/// The server side of a transport: answers other nodes through a
+/// peer_service (groupcache's HTTPPool handler).
+class peer_server {
+ public:
+  peer_server() = default;
+  peer_server(const peer_server&) = delete;
+  peer_server& operator=(const peer_server&) = delete;
+  virtual ~peer_server() = default;
+
+  /// Binds and listens; errors name the reason (bind failures, invalid_config).
+  virtual result<void> start() = 0;
+  /// Stops accepting and ends idle connections; returns at once. Idempotent.
+  virtual void stop() = 0;
+  /// The bound port; 0 before start().
+  [[nodiscard]] virtual std::uint16_t port() const noexcept = 0;
+};
+
+/// A transport policy says how nodes talk.
+///
+/// A model provides two static factories:
+/// - `make_server(net::io_context&, peer_service&, const server_options&,
+///   const logger&) -> std::unique_ptr<peer_server>`;
+/// - `make_client(net::io_context&, const client_options&, const logger&)
+///   -> std::unique_ptr<peer_client>`.
+/// Why: the engine's cluster logic is written once against the two seams,
+/// and a test or another wire plugs in without touching it; the engine
+/// itself never names the transport's types, so it is compiled without them.
+/// Models: transport::http (<distcache/transport/http.hpp>), transport::none.
+template <class T>
+concept transport_policy = requires(net::io_context& ioc, peer_service& svc,
+                                    const server_options& so, const client_options& co,
+                                    const logger& log) {
+  { T::make_server(ioc, svc, so, log) } -> std::convertible_to<std::unique_ptr<peer_server>>;
+  { T::make_client(ioc, co, log) } -> std::convertible_to<std::unique_ptr<peer_client>>;
+};
+
+/// No transport: the engine runs alone. Its factories return null, and an
+/// engine built with it refuses cluster.enabled at construction.
+struct none {
+  static std::unique_ptr<peer_server> make_server(net::io_context& /*ioc*/, peer_service& /*svc*/,
+                                                  const server_options& /*options*/,
+                                                  const logger& /*log*/) {
+    return nullptr;
+  }
+  static std::unique_ptr<peer_client> make_client(net::io_context& /*ioc*/,
+                                                  const client_options& /*options*/,
+                                                  const logger& /*log*/) {
+    return nullptr;
+  }
+};
+
+/// HTTP/1.1 over TCP with Boost.Beast, protocol v1 (docs/protocol.md).
+/// Declared here, defined by <distcache/transport/http.hpp>, which a program
+/// that forms a cluster over HTTP includes (<distcache/distcache.hpp> does).
+struct http;
+
+/// True when a peer's answer `ec` says it cannot serve now (it is still
+/// joining, stopping, or lacks the keyspace): the asker treats it like a
+/// failed peer and loads the key itself, but keeps the peer in its ring.
+inline bool peer_not_serving(const error_code& ec) noexcept {
+  return ec == errc::not_started || ec == errc::stopped || ec == errc::keyspace_not_found ||
+         ec == errc::blocking_call_on_engine_thread;
+}
+
+/// peer_not_serving() for a reply item.
+inline bool peer_not_serving(const reply_item& item) noexcept {
+  return item.status == reply_item::kind::error && peer_not_serving(make_error_code(item.error));
+}
+
+}  // namespace distcache::transport
+
+#endif  // DISTCACHE_TRANSPORT_PEER_HPP

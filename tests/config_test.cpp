@@ -157,6 +157,7 @@ TEST_CASE("an engine without a transport refuses cluster.enabled at construction
   config c;
   c.cluster.enabled = true;
   // test_engine has the default policies: discovery::standalone, so transport::none.
-  CHECK(mentions(rejection(c), "config.cluster.enabled: true, but the engine's Transport policy "
-                               "is transport::none"));
+  CHECK(mentions(rejection(c),
+                 "config.cluster.enabled: true, but the engine's Transport policy "
+                 "is transport::none"));
 }

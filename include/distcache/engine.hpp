@@ -49,7 +49,9 @@ consteval bool unique_names() {
 }
 
 template <class T>
-concept complete_type = requires { sizeof(T); };
+concept complete_type = requires {
+  sizeof(T);
+};
 
 /// Copies a range of string-like keys.
 template <class Range>
@@ -447,7 +449,8 @@ class basic_engine {
     entries out;
     if constexpr (std::ranges::sized_range<const Range&>) out.reserve(std::ranges::size(in));
     for (const auto& [k, v] : in) {
-      out.push_back({std::string(std::string_view(k)), std::make_shared<const value_type_of<K>>(v)});
+      out.push_back(
+          {std::string(std::string_view(k)), std::make_shared<const value_type_of<K>>(v)});
     }
     return out;
   }

@@ -54,11 +54,11 @@ struct policies {
   using discovery_type = Discovery;
   /// The transport policy type (checked by the engine, where transport::http
   /// must be complete).
-  using transport_type = std::conditional_t<
-      std::is_same_v<Transport, transport::automatic>,
-      std::conditional_t<std::is_same_v<Discovery, discovery::standalone>, transport::none,
-                         transport::http>,
-      Transport>;
+  using transport_type =
+      std::conditional_t<std::is_same_v<Transport, transport::automatic>,
+                         std::conditional_t<std::is_same_v<Discovery, discovery::standalone>,
+                                            transport::none, transport::http>,
+                         Transport>;
 };
 
 /// The policies `engine<...>` uses.

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_future.hpp>
 #include <map>
 #include <memory>
@@ -226,6 +227,30 @@ TEST_CASE("get_many over 3 nodes answers in order with one request per owner") {
   }
   CHECK(c.db->calls == 30);
   CHECK(c.nodes[0]->stats<users>().peer_errors == 0);
+}
+
+TEST_CASE("a remove during a get_many batch keeps the batch's older value out of the hot cache") {
+  // get_many's batch reply goes through the key's flight, as a single get's
+  // does, so a remove that lands while the batch is in flight wins.
+  cluster3 c;
+  c.db->set("race:1", "old");
+  auto& asker = c.non_owner("race:1");
+  c.db->close_gate();
+  const std::vector<std::string> keys{"race:1"};
+  auto pending = asker.async_get_many<users>(keys, boost::asio::use_future);
+  REQUIRE(eventually([&] { return c.db->in_flight == 1; }));  // the owner's fetch has begun
+  REQUIRE(asker.remove<users>("race:1"));
+  c.db->open_gate();
+  auto batch = pending.get();
+  REQUIRE(batch.size() == 1);
+  REQUIRE(batch[0].has_value());
+  CHECK(**batch[0] == "old");  // the callers of the load in flight get its value ...
+  CHECK(asker.stats<users>().hot_cache_items == 0);  // ... but it is not cached after the remove
+  c.db->set("race:1", "new");
+  auto after = asker.get<users>("race:1");
+  REQUIRE(after.has_value());
+  CHECK(**after == "new");
+  CHECK(c.db->calls == 2);
 }
 
 TEST_CASE("a node that stops leaves the ring and no read fails meanwhile") {

@@ -38,7 +38,8 @@ struct hashed_key {
 /// shard's budget, max_bytes / shards, which is also the largest value it
 /// accepts.
 ///
-/// Expired entries are never returned: a lookup that finds one erases it.
+/// Expired entries are never returned; a lookup that finds one misses and
+/// leaves it for a write of its key, remove() or eviction to drop.
 ///
 /// Thread safety: every member function may be called concurrently.
 /// Invariant: no lock is held while user code runs (values are destroyed

@@ -75,8 +75,7 @@ transport_factories make_transport_factories() {
                      const transport::server_options& o, const logger& log) {
     return std::unique_ptr<transport::peer_server>(Transport::make_server(ioc, svc, o, log));
   };
-  f.make_client = [](net::io_context& ioc, const transport::client_options& o,
-                     const logger& log) {
+  f.make_client = [](net::io_context& ioc, const transport::client_options& o, const logger& log) {
     return std::unique_ptr<transport::peer_client>(Transport::make_client(ioc, o, log));
   };
   return f;

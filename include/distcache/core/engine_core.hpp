@@ -171,9 +171,9 @@ class engine_core {
   };
 
   // Registry and checks.
-  static DISTCACHE_DECL config validated(
-      config cfg, const erased_policies& p,
-      const std::vector<std::unique_ptr<keyspace_adapter>>& defs);
+  static DISTCACHE_DECL config
+  validated(config cfg, const erased_policies& p,
+            const std::vector<std::unique_ptr<keyspace_adapter>>& defs);
   [[nodiscard]] DISTCACHE_DECL keyspace_slot* slot_named(std::string_view name) const noexcept;
   [[nodiscard]] DISTCACHE_DECL error_code check_state() const noexcept;
   [[nodiscard]] DISTCACHE_DECL error_code check_key(std::string_view key) const noexcept;

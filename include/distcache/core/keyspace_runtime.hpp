@@ -52,7 +52,7 @@ struct keyspace_slot {
   /// without a lock; runtimes are never destroyed before the engine, so a
   /// reader's pointer stays valid.
   std::atomic<keyspace_runtime*> current{nullptr};
-  std::mutex mutex;  // serializes update and delete
+  std::mutex mutex;                                         // serializes update and delete
   std::vector<std::shared_ptr<keyspace_runtime>> runtimes;  // live and retired
   keyspace_counters counters;
 

@@ -21,8 +21,8 @@
 #include <cstdint>
 #include <distcache/clock.hpp>
 #include <distcache/config.hpp>
-#include <distcache/error.hpp>
 #include <distcache/detail/config.hpp>
+#include <distcache/error.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/wire.hpp>
 #include <functional>
@@ -669,7 +669,6 @@ namespace distcache::transport {
 /// still in flight when the io_context stops running are never called.
 class http_client final : public peer_client {
  public:
-
   /// Throws config_error for an invalid option (empty or non-printable
   /// self_name, connect_timeout <= 0, invalid limits).
   http_client(net::io_context& ioc, client_options options, logger log = {})

@@ -28,8 +28,8 @@
 #include <cstdint>
 #include <distcache/clock.hpp>
 #include <distcache/config.hpp>
-#include <distcache/error.hpp>
 #include <distcache/detail/config.hpp>
+#include <distcache/error.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/peer_service.hpp>
 #include <distcache/transport/wire.hpp>

@@ -12,8 +12,7 @@
 
 namespace distcache::detail {
 
-cluster_controller::cluster_controller(const void* engine, const config& cfg,
-                                       net::io_context& ioc,
+cluster_controller::cluster_controller(const void* engine, const config& cfg, net::io_context& ioc,
                                        std::unique_ptr<any_discovery> discovery,
                                        transport_factories transport)
     : engine_(engine),

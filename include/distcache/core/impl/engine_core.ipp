@@ -18,8 +18,8 @@ config engine_core::validated(config cfg, const erased_policies& p,
   if (auto why = validate_engine(cfg); !why.empty()) throw config_error(why);
   for (const auto& [name, options] : cfg.keyspaces) {
     (void)options;
-    const bool known = std::any_of(defs.begin(), defs.end(),
-                                   [&](const auto& d) { return d->name() == name; });
+    const bool known =
+        std::any_of(defs.begin(), defs.end(), [&](const auto& d) { return d->name() == name; });
     if (!known) {
       throw config_error("config.keyspaces: '" + name + "' is not one of this engine's keyspaces");
     }
@@ -195,8 +195,8 @@ result<void> engine_core::delete_keyspaces(const std::vector<std::string>& names
   for (const auto& n : names) {
     auto* slot = slot_named(n);
     if (slot == nullptr || slot->current.load(std::memory_order_acquire) == nullptr) {
-      cfg_.log(log_level::warning, "delete_keyspace: '" + n.substr(0, 128) +
-                                       "' is not a live keyspace of this engine");
+      cfg_.log(log_level::warning,
+               "delete_keyspace: '" + n.substr(0, 128) + "' is not a live keyspace of this engine");
       return make_error_code(errc::keyspace_not_found);
     }
   }

@@ -65,8 +65,8 @@ void engine_core::serve_get(keyspace_slot& slot, std::vector<std::string> keys,
       item.status = transport::reply_item::kind::not_found;
     } else if (ec) {
       item.status = transport::reply_item::kind::error;
-      item.error =
-          ec.category() == error_category() ? static_cast<errc>(ec.value()) : errc::data_source_failed;
+      item.error = ec.category() == error_category() ? static_cast<errc>(ec.value())
+                                                     : errc::data_source_failed;
     } else {
       item.status = transport::reply_item::kind::value;
       rt->adapter->serialize(v.get(), item.value);

@@ -59,8 +59,8 @@ void engine_core::async_get(std::size_t ks, std::string key, get_handler handler
     slot.counters.cache_hits.add();
     return post_result(std::move(handler), error_code{}, std::move(v));
   }
-  auto w = std::make_shared<async_waiter>(ioc_.get_executor(), std::move(key), h,
-                                          std::move(handler));
+  auto w =
+      std::make_shared<async_waiter>(ioc_.get_executor(), std::move(key), h, std::move(handler));
   // Connected before joining: once joined, the load may complete (and take
   // the handler) on another thread at any moment.
   w->connect_cancellation((*rt)->flights);
@@ -99,8 +99,8 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
   if (keys.empty()) return post_result(std::move(handler), error_code{}, values{});
   auto work = tracked_executor(handler, ioc_.get_executor());
   auto all = gather<result<value_handle>>::make(
-      keys.size(), [h = std::make_shared<get_many_handler>(std::move(handler)),
-                    work](values results) mutable {
+      keys.size(),
+      [h = std::make_shared<get_many_handler>(std::move(handler)), work](values results) mutable {
         net::dispatch(work, [h, results = std::move(results)]() mutable {
           std::move (*h)(error_code{}, std::move(results));
         });
@@ -149,9 +149,8 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
 // reply item ends its flight through accept_remote(); a key the owner could
 // not answer (transport failure, garbage, "not serving") counts in
 // peer_errors and is loaded here, so its callers still get a value.
-void engine_core::load_remotely(keyspace_slot& slot, keyspace_runtime& rt,
-                                const std::string& owner, std::uint64_t ring_version,
-                                std::vector<pending_key> keys) {
+void engine_core::load_remotely(keyspace_slot& slot, keyspace_runtime& rt, const std::string& owner,
+                                std::uint64_t ring_version, std::vector<pending_key> keys) {
   std::vector<std::string> names;
   names.reserve(keys.size());
   for (const auto& k : keys) names.push_back(k.key);
@@ -165,8 +164,8 @@ void engine_core::load_remotely(keyspace_slot& slot, keyspace_runtime& rt,
           // A peer that answers "not serving" is alive: it stays in the
           // ring (it may serve other keyspaces, or soon start).
           if (!transport::peer_not_serving(ec)) cluster_.peer_failed(owner);
-          cfg_.log(log_level::warning, "keyspace '" + slot.name + "': peer " + owner +
-                                           " failed (" + ec.message() + "); loading locally");
+          cfg_.log(log_level::warning, "keyspace '" + slot.name + "': peer " + owner + " failed (" +
+                                           ec.message() + "); loading locally");
           for (auto& k : keys) load_locally(slot, *rt, std::move(k.key), k.hash);
           return;
         }
@@ -180,10 +179,10 @@ void engine_core::load_remotely(keyspace_slot& slot, keyspace_runtime& rt,
           const bool alive = transport::peer_not_serving(items[j]);
           garbage = garbage || !alive;
           slot.counters.peer_errors.add();
-          const error_code why = alive ? make_error_code(items[j].error)
-                                       : make_error_code(errc::peer_unavailable);
-          cfg_.log(log_level::warning, "keyspace '" + slot.name + "': peer " + owner +
-                                           " failed (" + why.message() + "); loading locally");
+          const error_code why =
+              alive ? make_error_code(items[j].error) : make_error_code(errc::peer_unavailable);
+          cfg_.log(log_level::warning, "keyspace '" + slot.name + "': peer " + owner + " failed (" +
+                                           why.message() + "); loading locally");
           load_locally(slot, *rt, std::move(keys[j].key), keys[j].hash);
         }
         if (garbage) {
@@ -254,9 +253,8 @@ void engine_core::fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt, const
       auto fetched = rt.adapter->fetch(key);
       if (fetched) {
         loaded = std::move(*fetched);
-        expires = loaded.expires_at != time_point::min()
-                      ? loaded.expires_at
-                      : expiry_for(rt, key, duration::zero());
+        expires = loaded.expires_at != time_point::min() ? loaded.expires_at
+                                                         : expiry_for(rt, key, duration::zero());
         slot.counters.local_loads.add();
       } else {
         ec = fetched.error();

@@ -46,7 +46,8 @@ void engine_core::async_put(std::size_t ks, std::vector<entry> entries, duration
   }
   auto& slot = *slots_[ks];
   auto* rt = slot.current.load(std::memory_order_acquire);
-  if (rt == nullptr) return post_result(std::move(handler), make_error_code(errc::keyspace_not_found));
+  if (rt == nullptr)
+    return post_result(std::move(handler), make_error_code(errc::keyspace_not_found));
   std::vector<std::size_t> bytes;
   bytes.reserve(entries.size());
   for (const auto& e : entries) {
@@ -88,28 +89,26 @@ void engine_core::async_put(std::size_t ks, std::vector<entry> entries, duration
     }
   }
   auto h = std::make_shared<write_handler>(std::move(handler));
-  auto all = gather<error_code>::make(
-      sets.size() + invalidations.size(),
-      [this, h](const std::vector<error_code>& outcomes) {
-        post_result(std::move(*h), first_error(outcomes));
-      });
+  auto all = gather<error_code>::make(sets.size() + invalidations.size(),
+                                      [this, h](const std::vector<error_code>& outcomes) {
+                                        post_result(std::move(*h), first_error(outcomes));
+                                      });
   std::size_t part = 0;
   for (const auto& s : sets) {
     std::string encoded;
     rt->adapter->serialize(entries[s.entry].value.get(), encoded);
-    cluster_.client().set(
-        s.owner, slot.name, entries[s.entry].key, std::move(encoded), to_ttl_ms(s.expires),
-        r->version(), rt->opts.write_timeout,
-        [this, &slot, all, i = part++, owner = s.owner](error_code ec) {
-          if (ec) {
-            slot.counters.peer_errors.add();
-            cluster_.peer_failed(owner);
-            ec = ec == errc::value_too_large || ec == errc::malformed_value
-                     ? ec
-                     : make_error_code(errc::peer_unavailable);
-          }
-          all->set(i, ec);
-        });
+    cluster_.client().set(s.owner, slot.name, entries[s.entry].key, std::move(encoded),
+                          to_ttl_ms(s.expires), r->version(), rt->opts.write_timeout,
+                          [this, &slot, all, i = part++, owner = s.owner](error_code ec) {
+                            if (ec) {
+                              slot.counters.peer_errors.add();
+                              cluster_.peer_failed(owner);
+                              ec = ec == errc::value_too_large || ec == errc::malformed_value
+                                       ? ec
+                                       : make_error_code(errc::peer_unavailable);
+                            }
+                            all->set(i, ec);
+                          });
   }
   for (auto& [peer, keys] : invalidations) {
     cluster_.client().invalidate(
@@ -133,7 +132,8 @@ void engine_core::async_remove(std::size_t ks, std::vector<std::string> keys,
   if (auto ec = check_state()) return post_result(std::move(handler), ec);
   auto& slot = *slots_[ks];
   auto* rt = slot.current.load(std::memory_order_acquire);
-  if (rt == nullptr) return post_result(std::move(handler), make_error_code(errc::keyspace_not_found));
+  if (rt == nullptr)
+    return post_result(std::move(handler), make_error_code(errc::keyspace_not_found));
   for (const auto& k : keys) {
     if (auto ec = check_key(k)) return post_result(std::move(handler), ec);
   }
@@ -181,14 +181,13 @@ void engine_core::warm(std::size_t ks) {
   if (rt == nullptr) return;
   for (const auto& key : rt->opts.warm_keys) {
     async_get(ks, key,
-              net::bind_executor(ioc_.get_executor(),
-                                 [this, &slot, key](error_code ec, const value_handle&) {
-                                   if (ec && ec != errc::stopped) {
-                                     cfg_.log(log_level::warning, "keyspace '" + slot.name +
-                                                                      "': warm key '" + key +
-                                                                      "' failed: " + ec.message());
-                                   }
-                                 }));
+              net::bind_executor(
+                  ioc_.get_executor(), [this, &slot, key](error_code ec, const value_handle&) {
+                    if (ec && ec != errc::stopped) {
+                      cfg_.log(log_level::warning, "keyspace '" + slot.name + "': warm key '" +
+                                                       key + "' failed: " + ec.message());
+                    }
+                  }));
   }
 }
 

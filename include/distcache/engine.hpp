@@ -197,12 +197,6 @@ class basic_engine {
     using V = value_type_of<K>;
     return initiate<void(error_code, value_ptr<V>)>(
         token, [key = std::string(key)](detail::engine_core& c, auto h) mutable {
-          if (auto v = c.try_hit(index_of<K>(), key)) {  // a hit skips the erased handler
-            auto ex = net::get_associated_executor(h, c.get_executor());
-            return net::post(ex, [h = std::move(h), v = std::move(v)]() mutable {
-              std::move(h)(error_code{}, detail::as_value<V>{}(std::move(v)));
-            });
-          }
           c.async_get(index_of<K>(), std::move(key),
                       detail::converting_handler<detail::as_value<V>, decltype(h)>{std::move(h)});
         });
@@ -228,11 +222,9 @@ class basic_engine {
       core_.count_hits(index_of<K>(), hits.size());
       return hits;
     }
-    auto [ec, values] = detail::block_on<error_code, detail::engine_core::values>([&](auto h) {
-      core_.async_get_many(index_of<K>(), detail::copy_keys(keys), std::move(h));
-    });
-    if (ec) return ec;
-    return detail::as_values<V>{}(std::move(values));
+    auto values = get_many_erased(index_of<K>(), detail::copy_keys(keys));
+    if (!values) return values.error();
+    return detail::as_values<V>{}(std::move(*values));
   }
 
   /// Asynchronous get_many(); completes with
@@ -262,7 +254,7 @@ class basic_engine {
   /// blocking_call_on_engine_thread.
   template <class K>
   result<void> put(std::string_view key, value_type_of<K> value, duration ttl = duration::zero()) {
-    return put_entries<K>(one_entry<K>(key, std::move(value)), ttl);
+    return put_entries(index_of<K>(), one_entry<K>(key, std::move(value)), ttl);
   }
 
   /// Asynchronous put(); completes with `void(error_code)`.
@@ -277,7 +269,7 @@ class basic_engine {
   /// first: on invalid_key or value_too_large nothing is stored.
   template <class K, class Range>
   result<void> put_many(const Range& entries, duration ttl = duration::zero()) {
-    return put_entries<K>(copy_entries<K>(entries), ttl);
+    return put_entries(index_of<K>(), copy_entries<K>(entries), ttl);
   }
 
   /// Asynchronous put_many(); `entries` is copied; completes with
@@ -298,7 +290,7 @@ class basic_engine {
   /// blocking_call_on_engine_thread.
   template <class K>
   result<void> remove(std::string_view key) {
-    return remove_keys<K>({std::string(key)});
+    return remove_keys(index_of<K>(), {std::string(key)});
   }
 
   /// Asynchronous remove(); completes with `void(error_code)`.
@@ -312,7 +304,7 @@ class basic_engine {
   /// first: on invalid_key nothing is removed.
   template <class K, class Range>
   result<void> remove_many(const Range& keys) {
-    return remove_keys<K>(detail::copy_keys(keys));
+    return remove_keys(index_of<K>(), detail::copy_keys(keys));
   }
 
   /// Asynchronous remove_many(); completes with `void(error_code)`.
@@ -417,9 +409,13 @@ class basic_engine {
 
   static detail::erased_policies erase(discovery_type discovery) {
     detail::erased_policies p;
-    p.discovery = std::make_unique<detail::discovery_model<discovery_type>>(std::move(discovery));
-    p.transport = detail::make_transport_factories<transport_type>();
-    p.has_transport = !std::is_same_v<transport_type, transport::none>;
+    p.make_cluster =
+        detail::make_cluster_factory<discovery_type, transport_type>(std::move(discovery));
+    if constexpr (!std::is_same_v<transport_type, transport::none>) {
+      p.make_peer_service = [](detail::engine_core& c) {
+        return detail::engine_core::peer_service_of(c);
+      };
+    }
     p.guards = detail::make_guard_policies<typename Policies::rate_limiter_type,
                                            typename Policies::circuit_breaker_type>();
     return p;
@@ -470,12 +466,21 @@ class basic_engine {
         std::move(op));
   }
 
-  template <class K>
-  result<void> put_entries(entries e, duration ttl) {
+  // The blocking forms take the keyspace's index, not its type: compiled
+  // once per engine type, whatever the number of keyspaces.
+  result<void> put_entries(std::size_t ks, entries e, duration ttl) {
     if (auto ec = core_.check_blocking_call()) return ec;
     auto [ec] = detail::block_on<error_code>(
-        [&](auto h) { core_.async_put(index_of<K>(), std::move(e), ttl, std::move(h)); });
+        [&](auto h) { core_.async_put(ks, std::move(e), ttl, std::move(h)); });
     return to_result(ec);
+  }
+
+  result<detail::engine_core::values> get_many_erased(std::size_t ks,
+                                                      std::vector<std::string> keys) {
+    auto [ec, values] = detail::block_on<error_code, detail::engine_core::values>(
+        [&](auto h) { core_.async_get_many(ks, std::move(keys), std::move(h)); });
+    if (ec) return ec;
+    return std::move(values);
   }
 
   template <class K, class CompletionToken>
@@ -486,11 +491,10 @@ class basic_engine {
         });
   }
 
-  template <class K>
-  result<void> remove_keys(std::vector<std::string> keys) {
+  result<void> remove_keys(std::size_t ks, std::vector<std::string> keys) {
     if (auto ec = core_.check_blocking_call()) return ec;
     auto [ec] = detail::block_on<error_code>(
-        [&](auto h) { core_.async_remove(index_of<K>(), std::move(keys), std::move(h)); });
+        [&](auto h) { core_.async_remove(ks, std::move(keys), std::move(h)); });
     return to_result(ec);
   }
 

@@ -13,6 +13,7 @@
 #include <distcache/core/impl/peer_requests.ipp>
 #include <distcache/core/impl/read_path.ipp>
 #include <distcache/core/impl/write_path.ipp>
+#include <distcache/detail/impl/waiters.ipp>
 #include <distcache/protection/impl/source_guard.ipp>
 #include <distcache/transport/impl/http.ipp>
 

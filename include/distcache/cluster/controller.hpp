@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -81,6 +82,53 @@ transport_factories make_transport_factories() {
   return f;
 }
 
+/// What the engine core asks of its cluster: who owns a key, the peer
+/// client, the outcome of each peer request, and the lifecycle. Created by
+/// the typed engine front only for an engine with a transport and
+/// cluster.enabled, so a single-node program never compiles the cluster code.
+class cluster_service {
+ public:
+  cluster_service() = default;
+  cluster_service(const cluster_service&) = delete;
+  cluster_service& operator=(const cluster_service&) = delete;
+  virtual ~cluster_service() = default;
+
+  /// This node's name ("host:port" once started). Unlocked: call it only
+  /// after start() returned, or from the engine's threads.
+  [[nodiscard]] virtual const std::string& self() const noexcept = 0;
+  /// This node's name, safe from any thread at any time.
+  [[nodiscard]] virtual std::string self_name() const = 0;
+  /// The ring now.
+  [[nodiscard]] virtual std::shared_ptr<const ring> current() const = 0;
+  /// The peers in the ring now (this node excluded).
+  [[nodiscard]] virtual std::vector<std::string> alive_peers() const = 0;
+  /// The peer client; valid between a successful start() and release().
+  [[nodiscard]] virtual transport::peer_client& client() noexcept = 0;
+  /// Adds a subscriber of membership events (see basic_engine::subscribe).
+  virtual void subscribe(std::function<void(const peer_event&)> on_event) = 0;
+  /// A request to `peer` succeeded: it (re)joins the ring.
+  virtual void peer_ok(const std::string& peer) = 0;
+  /// A request to `peer` failed: after failure_threshold in a row it leaves.
+  virtual void peer_failed(const std::string& peer) = 0;
+  /// Starts the peer server answering through `service`, the client and
+  /// discovery, and waits for the quorum. On failure releases everything it
+  /// started and returns why.
+  virtual error_code start(net::thread_pool& pool, transport::peer_service& service) = 0;
+  /// Starts the periodic discovery rounds and probes; they stop once
+  /// `running` is false.
+  virtual void start_rounds(const std::atomic<bool>& running) = 0;
+  /// Cancels the rounds, deregisters from discovery and stops the transport.
+  virtual void stop() = 0;
+  /// Destroys the timers, server and client and forgets the pool; called
+  /// once the engine's threads have ended, so no handler of theirs runs.
+  virtual void release() = 0;
+};
+
+/// Makes the cluster_service of an engine; empty for an engine that has no
+/// transport (transport::none).
+using cluster_factory = std::function<std::unique_ptr<cluster_service>(
+    const void* engine, const config& cfg, net::io_context& ioc)>;
+
 /// Joins and watches the cluster of one engine: owns the membership (the
 /// peer set and ring), the discovery provider, the peer server and client,
 /// the periodic discovery rounds and health probes, and the subscribers of
@@ -90,7 +138,7 @@ transport_factories make_transport_factories() {
 /// Thread safety: the observers and the peer_* reports may be called
 /// concurrently; start(), stop() and release() are called by the engine's
 /// lifecycle, one at a time.
-class cluster_controller {
+class cluster_controller final : public cluster_service {
  public:
   /// `cfg` must outlive the controller; `engine` identifies the engine's
   /// threads (see current_engine) where events are delivered.
@@ -100,35 +148,40 @@ class cluster_controller {
 
   /// This node's name ("host:port" once started in a cluster, "self" before).
   /// Unlocked: call it only after start() returned, or from the engine's threads.
-  [[nodiscard]] const std::string& self() const noexcept { return self_; }
+  [[nodiscard]] const std::string& self() const noexcept override { return self_; }
   /// This node's name, safe from any thread at any time.
-  [[nodiscard]] DISTCACHE_DECL std::string self_name() const;
+  [[nodiscard]] DISTCACHE_DECL std::string self_name() const override;
   /// The ring now.
-  [[nodiscard]] std::shared_ptr<const ring> current() const { return members_.current(); }
+  [[nodiscard]] std::shared_ptr<const ring> current() const override {
+    return members_.current();
+  }
   /// The peers in the ring now (this node excluded).
-  [[nodiscard]] std::vector<std::string> alive_peers() const { return members_.alive_peers(); }
+  [[nodiscard]] std::vector<std::string> alive_peers() const override {
+    return members_.alive_peers();
+  }
   /// The peer client; valid between a successful start() and release().
-  [[nodiscard]] transport::peer_client& client() noexcept { return *client_; }
+  [[nodiscard]] transport::peer_client& client() noexcept override { return *client_; }
 
   /// Adds a subscriber of membership events (see basic_engine::subscribe).
-  DISTCACHE_DECL void subscribe(std::function<void(const peer_event&)> on_event);
+  DISTCACHE_DECL void subscribe(std::function<void(const peer_event&)> on_event) override;
   /// A request to `peer` succeeded: it (re)joins the ring.
-  DISTCACHE_DECL void peer_ok(const std::string& peer);
+  DISTCACHE_DECL void peer_ok(const std::string& peer) override;
   /// A request to `peer` failed: after failure_threshold in a row it leaves.
-  DISTCACHE_DECL void peer_failed(const std::string& peer);
+  DISTCACHE_DECL void peer_failed(const std::string& peer) override;
 
   /// Starts the peer server answering through `service`, the client and
   /// discovery, and waits for the quorum. On failure releases everything it
   /// started and returns why.
-  DISTCACHE_DECL error_code start(net::thread_pool& pool, transport::peer_service& service);
+  DISTCACHE_DECL error_code start(net::thread_pool& pool,
+                                 transport::peer_service& service) override;
   /// Starts the periodic discovery rounds and probes; they stop once
   /// `running` is false.
-  DISTCACHE_DECL void start_rounds(const std::atomic<bool>& running);
+  DISTCACHE_DECL void start_rounds(const std::atomic<bool>& running) override;
   /// Cancels the rounds, deregisters from discovery and stops the transport.
-  DISTCACHE_DECL void stop();
+  DISTCACHE_DECL void stop() override;
   /// Destroys the timers, server and client and forgets the pool; called
   /// once the engine's threads have ended, so no handler of theirs runs.
-  DISTCACHE_DECL void release();
+  DISTCACHE_DECL void release() override;
 
  private:
   struct subscriber {
@@ -162,6 +215,23 @@ class cluster_controller {
   std::vector<std::shared_ptr<subscriber>> subscribers_;
   net::thread_pool* pool_ = nullptr;  // guarded by subscribers_mutex_
 };
+
+/// The cluster factory of an engine whose policies are Discovery and
+/// Transport, holding `discovery` until the engine asks for its cluster.
+template <class Discovery, class Transport>
+cluster_factory make_cluster_factory(Discovery discovery) {
+  if constexpr (std::is_same_v<Transport, transport::none>) {
+    (void)discovery;
+    return {};
+  } else {
+    auto held = std::make_shared<Discovery>(std::move(discovery));
+    return [held](const void* engine, const config& cfg, net::io_context& ioc) {
+      return std::unique_ptr<cluster_service>(std::make_unique<cluster_controller>(
+          engine, cfg, ioc, std::make_unique<discovery_model<Discovery>>(std::move(*held)),
+          make_transport_factories<Transport>()));
+    };
+  }
+}
 
 }  // namespace distcache::detail
 

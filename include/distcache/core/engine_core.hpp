@@ -7,7 +7,6 @@
 #include <atomic>
 #include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/any_completion_handler.hpp>
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -17,6 +16,7 @@
 #include <cstdint>
 #include <distcache/cache/stats.hpp>
 #include <distcache/cluster/controller.hpp>
+#include <distcache/cluster/ring.hpp>
 #include <distcache/config.hpp>
 #include <distcache/core/keyspace_adapter.hpp>
 #include <distcache/core/keyspace_runtime.hpp>
@@ -40,13 +40,17 @@
 
 namespace distcache::detail {
 
+class engine_core;
+
 /// The policies of an engine, seen without their types.
 struct erased_policies {
-  std::unique_ptr<any_discovery> discovery;
-  transport_factories transport;
+  /// Empty for transport::none: cluster.enabled is then refused.
+  cluster_factory make_cluster;
+  /// Makes the peer_service that answers peers (engine_core::peer_service_of),
+  /// from the front's template code: a single-node program compiles none of
+  /// the code that answers peers.
+  std::function<std::unique_ptr<transport::peer_service>(engine_core&)> make_peer_service;
   guard_policies guards;
-  /// False for transport::none: cluster.enabled is then refused.
-  bool has_transport = false;
 };
 
 /// The engine core: the keyspace registry (by index and by name), the
@@ -94,11 +98,9 @@ class engine_core {
 
   // Reads.
   DISTCACHE_DECL result<value_handle> get(std::size_t ks, std::string_view key);
-  /// The cached value of `key`, counted as a hit; null when the engine is not
+  /// The cached value of `key`, not counted; null when the engine is not
   /// running, the key is invalid, the keyspace is deleted or the key is not
   /// cached here (the caller then takes the general path).
-  DISTCACHE_DECL value_handle try_hit(std::size_t ks, std::string_view key);
-  /// As try_hit(), without counting.
   DISTCACHE_DECL value_handle peek(std::size_t ks, std::string_view key) const;
   DISTCACHE_DECL void count_hits(std::size_t ks, std::uint64_t n) noexcept;
   DISTCACHE_DECL void async_get(std::size_t ks, std::string key, get_handler handler);
@@ -119,28 +121,24 @@ class engine_core {
   [[nodiscard]] DISTCACHE_DECL keyspace_stats stats(std::size_t ks) const;
   [[nodiscard]] DISTCACHE_DECL result<keyspace_stats> stats(std::string_view name) const;
 
+  /// The peer_service of `core` (see erased_policies::make_peer_service).
+  template <class Core = engine_core>
+  static std::unique_ptr<transport::peer_service> peer_service_of(Core& core) {
+    return std::make_unique<typename Core::peer_requests>(core);
+  }
+
   /// Completes `handler` with `args` without invoking it from the calling
   /// function: posted to its associated executor (default: the engine's
   /// while running, the system executor otherwise).
   template <class... Args>
   void post_result(net::any_completion_handler<void(Args...)> handler, Args... args) {
-    // any_completion_executor cannot be required never to block, so the
-    // result is posted to the engine's (or the system) executor, which then
-    // dispatches it to the handler's own executor.
     const bool on_engine = running_.load(std::memory_order_acquire);
     const net::any_completion_executor ex =
         on_engine ? net::get_associated_executor(handler, ioc_.get_executor())
                   : net::get_associated_executor(handler, net::system_executor());
-    auto deliver = [ex, h = std::move(handler), ... a = std::move(args)]() mutable {
-      net::dispatch(ex, [h = std::move(h), ... a = std::move(a)]() mutable {
-        std::move(h)(std::move(a)...);
-      });
-    };
-    if (on_engine) {
-      net::post(ioc_.get_executor(), std::move(deliver));
-    } else {
-      net::post(net::system_executor(), std::move(deliver));
-    }
+    post_job(on_engine, ex, make_job([h = std::move(handler), ... a = std::move(args)]() mutable {
+               std::move(h)(std::move(a)...);
+             }));
   }
 
  private:
@@ -220,6 +218,10 @@ class engine_core {
                                 std::function<void(std::vector<transport::reply_item>)> done);
 
   DISTCACHE_DECL void shutdown_threads();
+  // any_completion_executor cannot be required never to block, so a result
+  // is posted to the engine's (or the system) executor, which dispatches it
+  // to the handler's own executor `ex`.
+  DISTCACHE_DECL void post_job(bool on_engine, const net::any_completion_executor& ex, job j);
 
   config cfg_;
   guard_policies guards_;
@@ -232,8 +234,9 @@ class engine_core {
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
   std::unique_ptr<net::thread_pool> pool_;
-  cluster_controller cluster_;
-  peer_requests peer_requests_{*this};
+  std::shared_ptr<const ring> solo_ring_;      // the ring of a node alone
+  std::unique_ptr<cluster_service> cluster_;  // null: this node runs alone
+  std::unique_ptr<transport::peer_service> peer_requests_;  // with cluster_ only
 };
 
 }  // namespace distcache::detail

@@ -54,22 +54,34 @@ struct converting_handler {
   }
 };
 
+/// The state a blocking caller waits on.
+template <class... Args>
+struct blocking_state {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::optional<std::tuple<Args...>> outcome;
+};
+
+/// The completion handler of block_on(): stores the outcome and wakes the
+/// waiting thread. One type per signature, whatever the operation, so the
+/// erased handler it becomes is compiled once.
+template <class... Args>
+struct blocking_handler {
+  std::shared_ptr<blocking_state<Args...>> state;
+  void operator()(Args... args) const {
+    std::lock_guard lock(state->mutex);
+    state->outcome.emplace(std::move(args)...);
+    state->cv.notify_one();
+  }
+};
+
 /// Runs an asynchronous operation and blocks the calling thread until it
 /// completes: `initiate(handler)` starts it; returns the completion's
 /// arguments. The one way the engine's blocking forms wait.
 template <class... Args, class Initiate>
 std::tuple<Args...> block_on(Initiate&& initiate) {
-  struct state {
-    std::mutex mutex;
-    std::condition_variable cv;
-    std::optional<std::tuple<Args...>> outcome;
-  };
-  auto s = std::make_shared<state>();
-  std::forward<Initiate>(initiate)([s](Args... args) {
-    std::lock_guard lock(s->mutex);
-    s->outcome.emplace(std::move(args)...);
-    s->cv.notify_one();
-  });
+  auto s = std::make_shared<blocking_state<Args...>>();
+  std::forward<Initiate>(initiate)(blocking_handler<Args...>{s});
   std::unique_lock lock(s->mutex);
   s->cv.wait(lock, [&] { return s->outcome.has_value(); });
   return std::move(*s->outcome);

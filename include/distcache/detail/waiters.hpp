@@ -7,7 +7,6 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,6 +15,7 @@
 #include <condition_variable>
 #include <distcache/cache/singleflight.hpp>
 #include <distcache/detail/config.hpp>
+#include <distcache/detail/job.hpp>
 #include <distcache/error.hpp>
 #include <functional>
 #include <memory>
@@ -93,6 +93,11 @@ class sync_waiter final : public timed_waiter {
   std::shared_ptr<const void> value_;
 };
 
+/// Runs `j` on `ex` (dispatch: inline when the caller already runs there).
+/// Every completion the core delivers goes through this one compiled
+/// function, instead of one Asio instantiation per completion signature.
+DISTCACHE_DECL void dispatch_job(const net::any_completion_executor& ex, job j);
+
 /// The handler's associated executor (default: `fallback`), tracking
 /// outstanding work so that its execution context stays alive until the
 /// operation completes.
@@ -136,12 +141,12 @@ class async_waiter final : public timed_waiter {
     cancel_timer();
     auto self = std::static_pointer_cast<async_waiter>(shared_from_this());
     auto ex = work_;
-    net::dispatch(ex, [self = std::move(self), ec, value = std::move(value)]() mutable {
-      net::get_associated_cancellation_slot(self->handler_).clear();
-      auto handler = std::move(self->handler_);
-      self->work_ = net::any_completion_executor();
-      std::move(handler)(ec, std::move(value));
-    });
+    dispatch_job(ex, make_job([self = std::move(self), ec, value = std::move(value)]() mutable {
+                   net::get_associated_cancellation_slot(self->handler_).clear();
+                   auto handler = std::move(self->handler_);
+                   self->work_ = net::any_completion_executor();
+                   std::move(handler)(ec, std::move(value));
+                 }));
   }
 
  private:
@@ -208,5 +213,9 @@ inline error_code first_error(const std::vector<error_code>& outcomes) {
 }
 
 }  // namespace distcache::detail
+
+#if DISTCACHE_HEADER_ONLY
+#include <distcache/detail/impl/waiters.ipp>
+#endif
 
 #endif  // DISTCACHE_DETAIL_WAITERS_HPP

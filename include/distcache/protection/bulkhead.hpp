@@ -4,7 +4,7 @@
 #define DISTCACHE_PROTECTION_BULKHEAD_HPP
 
 #include <cassert>
-#include <concepts>
+#include <distcache/detail/job.hpp>
 #include <cstddef>
 #include <deque>
 #include <exception>
@@ -16,44 +16,6 @@
 
 namespace distcache::protection {
 
-namespace detail {
-
-/// What a bulkhead job must be: callable with no arguments, and movable into
-/// the queue.
-template <class T>
-concept job_callable = std::move_constructible<T> && std::invocable<T&>;
-
-/// A type-erased, move-only `void()` callable: std::function would require
-/// the completion handlers that jobs capture to be copyable.
-class job {
- public:
-  job() = default;
-  /// Holds `f`. The tag keeps this constructor apart from the move
-  /// constructor.
-  template <class Callable>
-  job(std::in_place_t /*tag*/, Callable f)
-      : impl_(std::make_unique<model<Callable>>(std::move(f))) {}
-
-  void operator()() { impl_->call(); }
-
- private:
-  struct callable {
-    callable() = default;
-    callable(const callable&) = delete;
-    callable& operator=(const callable&) = delete;
-    virtual ~callable() = default;
-    virtual void call() = 0;
-  };
-  template <class Callable>
-  struct model final : callable {
-    explicit model(Callable fn) : f(std::move(fn)) {}
-    void call() override { f(); }
-    Callable f;
-  };
-  std::unique_ptr<callable> impl_;
-};
-
-}  // namespace detail
 
 /// Limits how many jobs run at once; jobs beyond the limit wait in a FIFO
 /// queue and start, in submission order, as running jobs release their slot.
@@ -85,9 +47,9 @@ class bulkhead {
   /// `start` should not throw. If it does, its slot is released and the
   /// exception propagates out of the outermost submit() or release() on this
   /// thread, after the other jobs it started have run.
-  template <detail::job_callable Start>
+  template <distcache::detail::job_callable Start>
   void submit(Start start) {
-    detail::job j(std::in_place, std::move(start));
+    distcache::detail::job j(std::in_place, std::move(start));
     {
       std::lock_guard lock(mutex_);
       if (limit_ != 0 && running_ >= limit_) {
@@ -124,7 +86,7 @@ class bulkhead {
   // start after the current one returns.
   struct trampoline {
     const bulkhead* owner;
-    std::deque<detail::job>* pending;
+    std::deque<distcache::detail::job>* pending;
   };
   static trampoline& current() noexcept {
     thread_local trampoline t{nullptr, nullptr};
@@ -133,27 +95,27 @@ class bulkhead {
 
   // Passes the slot of a finished job to the next queued job (returned, to be
   // run by the caller outside the lock) or frees it.
-  std::optional<detail::job> take_next() {
+  std::optional<distcache::detail::job> take_next() {
     std::lock_guard lock(mutex_);
     assert(running_ > 0 && "bulkhead::release() called more often than jobs started");
     if (queue_.empty()) {
       if (running_ > 0) --running_;
       return std::nullopt;
     }
-    std::optional<detail::job> next(std::move(queue_.front()));
+    std::optional<distcache::detail::job> next(std::move(queue_.front()));
     queue_.pop_front();
     return next;
   }
 
   // Starts `j`, which already holds a slot. Inside a job of this bulkhead on
   // this thread, only appends it to that run's list.
-  void run(detail::job j) {
+  void run(distcache::detail::job j) {
     trampoline& t = current();
     if (t.owner == this) {
       t.pending->push_back(std::move(j));
       return;
     }
-    std::deque<detail::job> pending;
+    std::deque<distcache::detail::job> pending;
     struct restore {
       trampoline& slot;
       trampoline saved;
@@ -163,7 +125,7 @@ class bulkhead {
     std::exception_ptr failure;
     pending.push_back(std::move(j));
     while (!pending.empty()) {
-      detail::job next = std::move(pending.front());
+      distcache::detail::job next = std::move(pending.front());
       pending.pop_front();
       try {
         next();
@@ -180,7 +142,7 @@ class bulkhead {
   mutable std::mutex mutex_;
   // Invariant: queue_ is empty unless limit_ != 0 and running_ == limit_.
   std::size_t running_ = 0;
-  std::deque<detail::job> queue_;
+  std::deque<distcache::detail::job> queue_;
 };
 
 }  // namespace distcache::protection

@@ -45,7 +45,7 @@ config engine_core::validated(config cfg, const erased_policies& p,
         "protection::no_circuit_breaker; build the engine with policies<..., "
         "protection::circuit_breaker>");
   }
-  if (cfg.cluster.enabled && !p.has_transport) {
+  if (cfg.cluster.enabled && !p.make_cluster) {
     throw config_error(
         "config.cluster.enabled: true, but the engine's Transport policy is transport::none; "
         "build the engine with policies<Discovery, transport::http> (include "
@@ -58,7 +58,12 @@ engine_core::engine_core(config cfg, erased_policies policies,
                          std::vector<std::unique_ptr<keyspace_adapter>> defs)
     : cfg_(validated(std::move(cfg), policies, defs)),
       guards_(std::move(policies.guards)),
-      cluster_(this, cfg_, ioc_, std::move(policies.discovery), std::move(policies.transport)) {
+      solo_ring_(std::make_shared<const ring>(std::vector<std::string>{"self"}, 1,
+                                              hash_key("self,"))) {
+  if (cfg_.cluster.enabled) {
+    cluster_ = policies.make_cluster(this, cfg_, ioc_);
+    peer_requests_ = policies.make_peer_service(*this);
+  }
   std::string why;
   for (auto& def : defs) {
     auto slot = std::make_unique<keyspace_slot>(std::string(def->name()));
@@ -105,15 +110,15 @@ result<void> engine_core::start() {
       ioc_.run();
     });
   }
-  if (cfg_.cluster.enabled) {
-    if (auto ec = cluster_.start(*pool_, peer_requests_)) {
+  if (cluster_) {
+    if (auto ec = cluster_->start(*pool_, *peer_requests_)) {
       shutdown_threads();
       return ec;
     }
   }
   state_.store(running);
   running_.store(true);
-  if (cfg_.cluster.enabled) cluster_.start_rounds(running_);
+  if (cluster_) cluster_->start_rounds(running_);
   for (std::size_t ks = 0; ks < slots_.size(); ++ks) warm(ks);
   return {};
 }
@@ -124,7 +129,7 @@ result<void> engine_core::stop() {
   int expected = running;
   if (!state_.compare_exchange_strong(expected, stopped)) return {};
   running_.store(false);
-  if (cfg_.cluster.enabled) cluster_.stop();
+  if (cluster_) cluster_->stop();
   for (auto& slot : slots_) {
     std::lock_guard slot_lock(slot->mutex);
     for (auto& rt : slot->runtimes) rt->flights.abandon_all(make_error_code(errc::stopped));
@@ -140,8 +145,17 @@ void engine_core::shutdown_threads() {
   work_.reset();
   for (auto& t : threads_) t.join();
   threads_.clear();
-  cluster_.release();
+  if (cluster_) cluster_->release();
   pool_.reset();
+}
+
+void engine_core::post_job(bool on_engine, const net::any_completion_executor& ex, job j) {
+  auto deliver = [ex, j = std::move(j)]() mutable { dispatch_job(ex, std::move(j)); };
+  if (on_engine) {
+    net::post(ioc_.get_executor(), std::move(deliver));
+  } else {
+    net::post(net::system_executor(), std::move(deliver));
+  }
 }
 
 error_code engine_core::check_blocking_call() const noexcept {
@@ -149,19 +163,24 @@ error_code engine_core::check_blocking_call() const noexcept {
   return {};
 }
 
-std::string engine_core::self_name() const { return cluster_.self_name(); }
+std::string engine_core::self_name() const { return cluster_ ? cluster_->self_name() : "self"; }
 
-std::vector<std::string> engine_core::cluster_peers() const { return cluster_.alive_peers(); }
+std::vector<std::string> engine_core::cluster_peers() const {
+  return cluster_ ? cluster_->alive_peers() : std::vector<std::string>{};
+}
 
 std::string engine_core::owner_of(std::string_view key) const {
-  auto r = cluster_.current();
+  auto r = cluster_ ? cluster_->current() : solo_ring_;
   return r->nodes()[r->owner_index(hash_key(key))];
 }
 
-std::uint64_t engine_core::ring_version() const { return cluster_.current()->version(); }
+std::uint64_t engine_core::ring_version() const {
+  return (cluster_ ? cluster_->current() : solo_ring_)->version();
+}
 
+// A node alone has no membership events; its subscribers are never called.
 void engine_core::subscribe(std::function<void(const peer_event&)> on_event) {
-  cluster_.subscribe(std::move(on_event));
+  if (cluster_) cluster_->subscribe(std::move(on_event));
 }
 
 // ---------------------------------------------------------------- registry

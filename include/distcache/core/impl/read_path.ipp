@@ -40,12 +40,6 @@ engine_core::value_handle engine_core::peek(std::size_t ks, std::string_view key
   return lookup(*rt, {key, hash_key(key)});
 }
 
-engine_core::value_handle engine_core::try_hit(std::size_t ks, std::string_view key) {
-  auto v = peek(ks, key);
-  if (v) slots_[ks]->counters.cache_hits.add();
-  return v;
-}
-
 void engine_core::count_hits(std::size_t ks, std::uint64_t n) noexcept {
   slots_[ks]->counters.cache_hits.add(n);
 }
@@ -77,10 +71,10 @@ void engine_core::join_load(keyspace_slot& slot, keyspace_runtime& rt,
   if (!rt.flights.join(w->key(), w)) return;
   slot.counters.loads_deduped.add();
   const hashed_key k = w->key();
-  if (cfg_.cluster.enabled) {
-    auto r = cluster_.current();
+  if (cluster_) {
+    auto r = cluster_->current();
     const std::string& owner = r->nodes()[r->owner_index(k.hash)];
-    if (owner != cluster_.self()) {
+    if (owner != cluster_->self()) {
       load_remotely(slot, rt, owner, r->version(), {{std::string(k.text), k.hash}});
       return;
     }
@@ -101,15 +95,15 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
   auto all = gather<result<value_handle>>::make(
       keys.size(),
       [h = std::make_shared<get_many_handler>(std::move(handler)), work](values results) mutable {
-        net::dispatch(work, [h, results = std::move(results)]() mutable {
-          std::move (*h)(error_code{}, std::move(results));
-        });
+        dispatch_job(work, make_job([h, results = std::move(results)]() mutable {
+                       std::move(*h)(error_code{}, std::move(results));
+                     }));
       });
   // Each key joins its flight as a single get would; the flights this call
   // leads for keys of another owner leave in one batch per owner.
   std::map<std::string, std::vector<pending_key>> batches;
-  const bool cluster = cfg_.cluster.enabled;
-  auto r = cluster_.current();
+  const bool cluster = cluster_ != nullptr;
+  auto r = cluster ? cluster_->current() : solo_ring_;
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (auto ec = check_key(keys[i])) {
       all->set(i, ec);
@@ -136,7 +130,7 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
     if (!leader) continue;
     slot.counters.loads_deduped.add();
     const std::string* owner = cluster ? &r->nodes()[r->owner_index(h)] : nullptr;
-    if (owner == nullptr || *owner == cluster_.self()) {
+    if (owner == nullptr || *owner == cluster_->self()) {
       load_locally(slot, *rt, std::move(keys[i]), h);
     } else {
       batches[*owner].push_back({std::move(keys[i]), h});
@@ -154,7 +148,7 @@ void engine_core::load_remotely(keyspace_slot& slot, keyspace_runtime& rt, const
   std::vector<std::string> names;
   names.reserve(keys.size());
   for (const auto& k : keys) names.push_back(k.key);
-  cluster_.client().get(
+  cluster_->client().get(
       owner, slot.name, std::move(names), ring_version, peer_read_timeout(rt),
       [this, &slot, rt = rt.shared_from_this(), owner, keys = std::move(keys)](
           error_code ec, std::vector<transport::reply_item> items) mutable {
@@ -163,7 +157,7 @@ void engine_core::load_remotely(keyspace_slot& slot, keyspace_runtime& rt, const
           slot.counters.peer_errors.add();
           // A peer that answers "not serving" is alive: it stays in the
           // ring (it may serve other keyspaces, or soon start).
-          if (!transport::peer_not_serving(ec)) cluster_.peer_failed(owner);
+          if (!transport::peer_not_serving(ec)) cluster_->peer_failed(owner);
           cfg_.log(log_level::warning, "keyspace '" + slot.name + "': peer " + owner + " failed (" +
                                            ec.message() + "); loading locally");
           for (auto& k : keys) load_locally(slot, *rt, std::move(k.key), k.hash);
@@ -186,9 +180,9 @@ void engine_core::load_remotely(keyspace_slot& slot, keyspace_runtime& rt, const
           load_locally(slot, *rt, std::move(keys[j].key), keys[j].hash);
         }
         if (garbage) {
-          cluster_.peer_failed(owner);
+          cluster_->peer_failed(owner);
         } else if (answered) {
-          cluster_.peer_ok(owner);
+          cluster_->peer_ok(owner);
         }
       });
 }

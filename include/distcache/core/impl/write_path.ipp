@@ -56,7 +56,7 @@ void engine_core::async_put(std::size_t ks, std::vector<entry> entries, duration
       return post_result(std::move(handler), ec);
     }
   }
-  if (!cfg_.cluster.enabled) {
+  if (!cluster_) {
     for (std::size_t i = 0; i < entries.size(); ++i) {
       const auto& e = entries[i];
       store_locally(*rt, {e.key, hash_key(e.key)}, e.value, bytes[i], expiry_for(*rt, e.key, ttl));
@@ -64,8 +64,8 @@ void engine_core::async_put(std::size_t ks, std::vector<entry> entries, duration
     return post_result(std::move(handler), error_code{});
   }
   // Plan every request first, so the fan-in knows how many to wait for.
-  auto r = cluster_.current();
-  const auto peers = cluster_.alive_peers();
+  auto r = cluster_->current();
+  const auto peers = cluster_->alive_peers();
   struct set_request {
     std::string owner;
     std::size_t entry;
@@ -81,7 +81,7 @@ void engine_core::async_put(std::size_t ks, std::vector<entry> entries, duration
     for (const auto& p : peers) {
       if (p != owner) invalidations[p].push_back(e.key);
     }
-    if (owner == cluster_.self()) {
+    if (owner == cluster_->self()) {
       store_locally(*rt, hk, e.value, bytes[i], expires);
     } else {
       drop_locally(*rt, hk);
@@ -97,12 +97,12 @@ void engine_core::async_put(std::size_t ks, std::vector<entry> entries, duration
   for (const auto& s : sets) {
     std::string encoded;
     rt->adapter->serialize(entries[s.entry].value.get(), encoded);
-    cluster_.client().set(s.owner, slot.name, entries[s.entry].key, std::move(encoded),
+    cluster_->client().set(s.owner, slot.name, entries[s.entry].key, std::move(encoded),
                           to_ttl_ms(s.expires), r->version(), rt->opts.write_timeout,
                           [this, &slot, all, i = part++, owner = s.owner](error_code ec) {
                             if (ec) {
                               slot.counters.peer_errors.add();
-                              cluster_.peer_failed(owner);
+                              cluster_->peer_failed(owner);
                               ec = ec == errc::value_too_large || ec == errc::malformed_value
                                        ? ec
                                        : make_error_code(errc::peer_unavailable);
@@ -111,14 +111,14 @@ void engine_core::async_put(std::size_t ks, std::vector<entry> entries, duration
                           });
   }
   for (auto& [peer, keys] : invalidations) {
-    cluster_.client().invalidate(
+    cluster_->client().invalidate(
         peer, slot.name, std::move(keys), r->version(), rt->opts.write_timeout,
         [this, all, i = part++, peer = peer](error_code ec) {
           if (ec) {
             // The put landed; a node that missed the invalidation may serve
             // its hot copy until it expires or is evicted. Logged, not failed.
             cfg_.log(log_level::warning, "invalidate on " + peer + " failed: " + ec.message());
-            cluster_.peer_failed(peer);
+            cluster_->peer_failed(peer);
           }
           all->set(i, error_code{});
         });
@@ -138,19 +138,19 @@ void engine_core::async_remove(std::size_t ks, std::vector<std::string> keys,
     if (auto ec = check_key(k)) return post_result(std::move(handler), ec);
   }
   remove_here(slot, *rt, keys);
-  if (!cfg_.cluster.enabled) return post_result(std::move(handler), error_code{});
-  const auto version = cluster_.current()->version();
-  const auto peers = cluster_.alive_peers();
+  if (!cluster_) return post_result(std::move(handler), error_code{});
+  const auto version = cluster_->current()->version();
+  const auto peers = cluster_->alive_peers();
   auto h = std::make_shared<write_handler>(std::move(handler));
   auto all = gather<error_code>::make(peers.size(), [this, h](const std::vector<error_code>& out) {
     post_result(std::move(*h), first_error(out));
   });
   for (std::size_t i = 0; i < peers.size(); ++i) {
-    cluster_.client().remove(peers[i], slot.name, keys, version, rt->opts.write_timeout,
+    cluster_->client().remove(peers[i], slot.name, keys, version, rt->opts.write_timeout,
                              [this, &slot, all, i, peer = peers[i]](error_code ec, std::size_t) {
                                if (ec) {
                                  slot.counters.peer_errors.add();
-                                 cluster_.peer_failed(peer);
+                                 cluster_->peer_failed(peer);
                                  ec = make_error_code(errc::peer_unavailable);
                                }
                                all->set(i, ec);

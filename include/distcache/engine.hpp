@@ -412,8 +412,8 @@ class basic_engine {
     p.make_cluster =
         detail::make_cluster_factory<discovery_type, transport_type>(std::move(discovery));
     if constexpr (!std::is_same_v<transport_type, transport::none>) {
-      p.make_peer_service = [](detail::engine_core& c) {
-        return detail::engine_core::peer_service_of(c);
+      p.make_cluster_operations = [](detail::engine_core& c) {
+        return detail::engine_core::cluster_operations_of(c);
       };
     }
     p.guards = detail::make_guard_policies<typename Policies::rate_limiter_type,

@@ -9,8 +9,8 @@
 // already reached through the headers, so including this header changes
 // nothing.
 #include <distcache/cluster/impl/controller.ipp>
+#include <distcache/core/impl/cluster_operations.ipp>
 #include <distcache/core/impl/engine_core.ipp>
-#include <distcache/core/impl/peer_requests.ipp>
 #include <distcache/core/impl/read_path.ipp>
 #include <distcache/core/impl/write_path.ipp>
 #include <distcache/detail/impl/waiters.ipp>

@@ -20,8 +20,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -152,9 +152,7 @@ class cluster_controller final : public cluster_service {
   /// This node's name, safe from any thread at any time.
   [[nodiscard]] DISTCACHE_DECL std::string self_name() const override;
   /// The ring now.
-  [[nodiscard]] std::shared_ptr<const ring> current() const override {
-    return members_.current();
-  }
+  [[nodiscard]] std::shared_ptr<const ring> current() const override { return members_.current(); }
   /// The peers in the ring now (this node excluded).
   [[nodiscard]] std::vector<std::string> alive_peers() const override {
     return members_.alive_peers();
@@ -173,7 +171,7 @@ class cluster_controller final : public cluster_service {
   /// discovery, and waits for the quorum. On failure releases everything it
   /// started and returns why.
   DISTCACHE_DECL error_code start(net::thread_pool& pool,
-                                 transport::peer_service& service) override;
+                                  transport::peer_service& service) override;
   /// Starts the periodic discovery rounds and probes; they stop once
   /// `running` is false.
   DISTCACHE_DECL void start_rounds(const std::atomic<bool>& running) override;

@@ -42,14 +42,49 @@ namespace distcache::detail {
 
 class engine_core;
 
+/// A value to store, already type-erased.
+struct value_entry {
+  std::string key;
+  std::shared_ptr<const void> value;
+};
+
+/// A key whose load this node leads, on its way to its owner.
+struct pending_key {
+  std::string key;
+  std::uint64_t hash;
+};
+
+/// Everything the core does only in a cluster: ask owners for keys, tell
+/// peers about writes, and answer peers (the peer_service the server calls).
+/// Made by the typed front for engines that have a transport
+/// (engine_core::cluster_operations_of), so a single-node program generates
+/// none of this code. Defined in core/impl/cluster_operations.ipp.
+class cluster_operations : public transport::peer_service {
+ public:
+  using write_handler = net::any_completion_handler<void(error_code)>;
+
+  /// Asks `owner` for the keys of flights this node leads, in one request;
+  /// each answer ends its flight, and a key the owner could not answer is
+  /// loaded here.
+  virtual void load_remotely(keyspace_slot& slot, keyspace_runtime& rt, const std::string& owner,
+                             std::uint64_t ring_version, std::vector<pending_key> keys) = 0;
+  /// Stores checked `entries` (charged `bytes`) at their owners, here for the
+  /// keys this node owns, and drops them on every other node.
+  virtual void put_remotely(keyspace_slot& slot, keyspace_runtime& rt,
+                            std::vector<value_entry> entries, std::vector<std::size_t> bytes,
+                            duration ttl, write_handler handler) = 0;
+  /// Removes `keys` on every other node in the ring (after this node did).
+  virtual void remove_remotely(keyspace_slot& slot, keyspace_runtime& rt,
+                               std::vector<std::string> keys, write_handler handler) = 0;
+};
+
 /// The policies of an engine, seen without their types.
 struct erased_policies {
   /// Empty for transport::none: cluster.enabled is then refused.
   cluster_factory make_cluster;
-  /// Makes the peer_service that answers peers (engine_core::peer_service_of),
-  /// from the front's template code: a single-node program compiles none of
-  /// the code that answers peers.
-  std::function<std::unique_ptr<transport::peer_service>(engine_core&)> make_peer_service;
+  /// Makes the cluster operations (engine_core::cluster_operations_of), from
+  /// the front's template code.
+  std::function<std::unique_ptr<cluster_operations>(engine_core&)> make_cluster_operations;
   guard_policies guards;
 };
 
@@ -69,11 +104,7 @@ class engine_core {
   using get_handler = net::any_completion_handler<void(error_code, value_handle)>;
   using get_many_handler = net::any_completion_handler<void(error_code, values)>;
   using write_handler = net::any_completion_handler<void(error_code)>;
-  /// A value to store, already type-erased.
-  struct entry {
-    std::string key;
-    value_handle value;
-  };
+  using entry = value_entry;
 
   /// Validates `cfg` and every definition; throws config_error naming the
   /// keyspace, field and value.
@@ -121,10 +152,10 @@ class engine_core {
   [[nodiscard]] DISTCACHE_DECL keyspace_stats stats(std::size_t ks) const;
   [[nodiscard]] DISTCACHE_DECL result<keyspace_stats> stats(std::string_view name) const;
 
-  /// The peer_service of `core` (see erased_policies::make_peer_service).
+  /// The cluster operations of `core` (see erased_policies).
   template <class Core = engine_core>
-  static std::unique_ptr<transport::peer_service> peer_service_of(Core& core) {
-    return std::make_unique<typename Core::peer_requests>(core);
+  static std::unique_ptr<cluster_operations> cluster_operations_of(Core& core) {
+    return std::make_unique<typename Core::cluster_operations_impl>(core);
   }
 
   /// Completes `handler` with `args` without invoking it from the calling
@@ -144,10 +175,10 @@ class engine_core {
  private:
   enum : int { created = 0, running = 1, stopped = 2 };
 
-  /// Answers the peer server's requests with this engine's caches.
-  class peer_requests final : public transport::peer_service {
+  class cluster_operations_impl final : public cluster_operations {
    public:
-    explicit peer_requests(engine_core& core) : core_(core) {}
+    explicit cluster_operations_impl(engine_core& core) : core_(core) {}
+    // The answers to peers.
     [[nodiscard]] DISTCACHE_DECL bool has_keyspace(std::string_view name) const override;
     DISTCACHE_DECL void get(std::string_view keyspace, std::vector<std::string> keys,
                             std::function<void(std::vector<transport::reply_item>)> done) override;
@@ -157,15 +188,26 @@ class engine_core {
                                       const std::vector<std::string>& keys) override;
     DISTCACHE_DECL void invalidate(std::string_view keyspace,
                                    const std::vector<std::string>& keys) override;
+    // Asking owners and telling peers.
+    DISTCACHE_DECL void load_remotely(keyspace_slot& slot, keyspace_runtime& rt,
+                                      const std::string& owner, std::uint64_t ring_version,
+                                      std::vector<pending_key> keys) override;
+    DISTCACHE_DECL void put_remotely(keyspace_slot& slot, keyspace_runtime& rt,
+                                     std::vector<value_entry> entries,
+                                     std::vector<std::size_t> bytes, duration ttl,
+                                     write_handler handler) override;
+    DISTCACHE_DECL void remove_remotely(keyspace_slot& slot, keyspace_runtime& rt,
+                                        std::vector<std::string> keys,
+                                        write_handler handler) override;
 
    private:
-    engine_core& core_;
-  };
+    DISTCACHE_DECL bool accept_remote(keyspace_slot& slot, keyspace_runtime& rt,
+                                      const pending_key& key, transport::reply_item& item);
+    DISTCACHE_DECL void serve_get(keyspace_slot& slot, std::vector<std::string> keys,
+                                  std::function<void(std::vector<transport::reply_item>)> done);
+    DISTCACHE_DECL duration peer_read_timeout(const keyspace_runtime& rt) const;
 
-  /// A key whose load this node leads, on its way to its owner.
-  struct pending_key {
-    std::string key;
-    std::uint64_t hash;
+    engine_core& core_;
   };
 
   // Registry and checks.
@@ -187,16 +229,10 @@ class engine_core {
                                                      std::string_view key, duration ttl) const;
   [[nodiscard]] DISTCACHE_DECL time_point from_ttl_ms(std::int64_t ttl_ms) const;
   [[nodiscard]] DISTCACHE_DECL std::int64_t to_ttl_ms(time_point expires) const;
-  [[nodiscard]] DISTCACHE_DECL duration peer_read_timeout(const keyspace_runtime& rt) const;
 
   // Read path (impl/read_path.ipp).
   DISTCACHE_DECL void join_load(keyspace_slot& slot, keyspace_runtime& rt,
                                 const std::shared_ptr<timed_waiter>& w);
-  DISTCACHE_DECL void load_remotely(keyspace_slot& slot, keyspace_runtime& rt,
-                                    const std::string& owner, std::uint64_t ring_version,
-                                    std::vector<pending_key> keys);
-  DISTCACHE_DECL bool accept_remote(keyspace_slot& slot, keyspace_runtime& rt,
-                                    const pending_key& key, transport::reply_item& item);
   DISTCACHE_DECL void load_locally(keyspace_slot& slot, keyspace_runtime& rt, std::string key,
                                    std::uint64_t hash);
   DISTCACHE_DECL void fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt,
@@ -212,10 +248,6 @@ class engine_core {
   DISTCACHE_DECL std::size_t remove_here(keyspace_slot& slot, keyspace_runtime& rt,
                                          const std::vector<std::string>& keys);
   DISTCACHE_DECL void warm(std::size_t ks);
-
-  // Answers to peers (impl/peer_requests.ipp).
-  DISTCACHE_DECL void serve_get(keyspace_slot& slot, std::vector<std::string> keys,
-                                std::function<void(std::vector<transport::reply_item>)> done);
 
   DISTCACHE_DECL void shutdown_threads();
   // any_completion_executor cannot be required never to block, so a result
@@ -234,16 +266,16 @@ class engine_core {
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
   std::unique_ptr<net::thread_pool> pool_;
-  std::shared_ptr<const ring> solo_ring_;      // the ring of a node alone
-  std::unique_ptr<cluster_service> cluster_;  // null: this node runs alone
-  std::unique_ptr<transport::peer_service> peer_requests_;  // with cluster_ only
+  std::shared_ptr<const ring> solo_ring_;       // the ring of a node alone
+  std::unique_ptr<cluster_service> cluster_;    // null: this node runs alone
+  std::unique_ptr<cluster_operations> remote_;  // with cluster_ only
 };
 
 }  // namespace distcache::detail
 
 #if DISTCACHE_HEADER_ONLY
+#include <distcache/core/impl/cluster_operations.ipp>
 #include <distcache/core/impl/engine_core.ipp>
-#include <distcache/core/impl/peer_requests.ipp>
 #include <distcache/core/impl/read_path.ipp>
 #include <distcache/core/impl/write_path.ipp>
 #endif

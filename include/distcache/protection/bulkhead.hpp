@@ -4,9 +4,9 @@
 #define DISTCACHE_PROTECTION_BULKHEAD_HPP
 
 #include <cassert>
-#include <distcache/detail/job.hpp>
 #include <cstddef>
 #include <deque>
+#include <distcache/detail/job.hpp>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -15,7 +15,6 @@
 #include <utility>
 
 namespace distcache::protection {
-
 
 /// Limits how many jobs run at once; jobs beyond the limit wait in a FIFO
 /// queue and start, in submission order, as running jobs release their slot.

@@ -58,11 +58,11 @@ engine_core::engine_core(config cfg, erased_policies policies,
                          std::vector<std::unique_ptr<keyspace_adapter>> defs)
     : cfg_(validated(std::move(cfg), policies, defs)),
       guards_(std::move(policies.guards)),
-      solo_ring_(std::make_shared<const ring>(std::vector<std::string>{"self"}, 1,
-                                              hash_key("self,"))) {
+      solo_ring_(
+          std::make_shared<const ring>(std::vector<std::string>{"self"}, 1, hash_key("self,"))) {
   if (cfg_.cluster.enabled) {
     cluster_ = policies.make_cluster(this, cfg_, ioc_);
-    peer_requests_ = policies.make_peer_service(*this);
+    remote_ = policies.make_cluster_operations(*this);
   }
   std::string why;
   for (auto& def : defs) {
@@ -111,7 +111,7 @@ result<void> engine_core::start() {
     });
   }
   if (cluster_) {
-    if (auto ec = cluster_->start(*pool_, *peer_requests_)) {
+    if (auto ec = cluster_->start(*pool_, *remote_)) {
       shutdown_threads();
       return ec;
     }
@@ -302,13 +302,6 @@ std::int64_t engine_core::to_ttl_ms(time_point expires) const {
   if (expires == never_expires) return -1;
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(expires - now());
   return std::max<std::int64_t>(0, left.count());
-}
-
-// How long a get waits for the owner: min(cluster.peer_timeout, half the
-// read timeout), so that a local load after a peer failure still fits in
-// the caller's read timeout.
-duration engine_core::peer_read_timeout(const keyspace_runtime& rt) const {
-  return std::min<duration>(cfg_.cluster.peer_timeout, rt.opts.read_timeout / 2);
 }
 
 }  // namespace distcache::detail

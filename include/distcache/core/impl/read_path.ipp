@@ -1,5 +1,5 @@
 // distcache — engine_core: the read path. A get travels top to bottom:
-// cache → singleflight → owner (load_remotely) or source (load_locally →
+// cache → singleflight → owner (cluster_operations::load_remotely) or source (load_locally →
 // source guard → fetch_on_pool) → flight → caller.
 #ifndef DISTCACHE_CORE_IMPL_READ_PATH_IPP
 #define DISTCACHE_CORE_IMPL_READ_PATH_IPP
@@ -75,7 +75,7 @@ void engine_core::join_load(keyspace_slot& slot, keyspace_runtime& rt,
     auto r = cluster_->current();
     const std::string& owner = r->nodes()[r->owner_index(k.hash)];
     if (owner != cluster_->self()) {
-      load_remotely(slot, rt, owner, r->version(), {{std::string(k.text), k.hash}});
+      remote_->load_remotely(slot, rt, owner, r->version(), {{std::string(k.text), k.hash}});
       return;
     }
   }
@@ -96,7 +96,7 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
       keys.size(),
       [h = std::make_shared<get_many_handler>(std::move(handler)), work](values results) mutable {
         dispatch_job(work, make_job([h, results = std::move(results)]() mutable {
-                       std::move(*h)(error_code{}, std::move(results));
+                       std::move (*h)(error_code{}, std::move(results));
                      }));
       });
   // Each key joins its flight as a single get would; the flights this call
@@ -136,88 +136,9 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
       batches[*owner].push_back({std::move(keys[i]), h});
     }
   }
-  for (auto& [owner, batch] : batches) load_remotely(slot, *rt, owner, r->version(), batch);
-}
-
-// Asks `owner` for the keys of flights this node leads, in one request. Each
-// reply item ends its flight through accept_remote(); a key the owner could
-// not answer (transport failure, garbage, "not serving") counts in
-// peer_errors and is loaded here, so its callers still get a value.
-void engine_core::load_remotely(keyspace_slot& slot, keyspace_runtime& rt, const std::string& owner,
-                                std::uint64_t ring_version, std::vector<pending_key> keys) {
-  std::vector<std::string> names;
-  names.reserve(keys.size());
-  for (const auto& k : keys) names.push_back(k.key);
-  cluster_->client().get(
-      owner, slot.name, std::move(names), ring_version, peer_read_timeout(rt),
-      [this, &slot, rt = rt.shared_from_this(), owner, keys = std::move(keys)](
-          error_code ec, std::vector<transport::reply_item> items) mutable {
-        if (!ec && items.size() != keys.size()) ec = make_error_code(errc::peer_unavailable);
-        if (ec) {
-          slot.counters.peer_errors.add();
-          // A peer that answers "not serving" is alive: it stays in the
-          // ring (it may serve other keyspaces, or soon start).
-          if (!transport::peer_not_serving(ec)) cluster_->peer_failed(owner);
-          cfg_.log(log_level::warning, "keyspace '" + slot.name + "': peer " + owner + " failed (" +
-                                           ec.message() + "); loading locally");
-          for (auto& k : keys) load_locally(slot, *rt, std::move(k.key), k.hash);
-          return;
-        }
-        bool answered = false;
-        bool garbage = false;
-        for (std::size_t j = 0; j < keys.size(); ++j) {
-          if (accept_remote(slot, *rt, keys[j], items[j])) {
-            answered = true;
-            continue;
-          }
-          const bool alive = transport::peer_not_serving(items[j]);
-          garbage = garbage || !alive;
-          slot.counters.peer_errors.add();
-          const error_code why =
-              alive ? make_error_code(items[j].error) : make_error_code(errc::peer_unavailable);
-          cfg_.log(log_level::warning, "keyspace '" + slot.name + "': peer " + owner + " failed (" +
-                                           why.message() + "); loading locally");
-          load_locally(slot, *rt, std::move(keys[j].key), keys[j].hash);
-        }
-        if (garbage) {
-          cluster_->peer_failed(owner);
-        } else if (answered) {
-          cluster_->peer_ok(owner);
-        }
-      });
-}
-
-// Ends the flight of `key` with a peer's reply item; the value enters the
-// hot cache. Returns false (and leaves the flight alone) when the owner
-// cannot serve or the value does not decode. The one place a peer's answer
-// reaches the caches, for get and get_many alike.
-bool engine_core::accept_remote(keyspace_slot& slot, keyspace_runtime& rt, const pending_key& key,
-                                transport::reply_item& item) {
-  const hashed_key hk{key.key, key.hash};
-  if (transport::peer_not_serving(item)) return false;
-  if (item.status != transport::reply_item::kind::value) {
-    const error_code ec = item.status == transport::reply_item::kind::not_found
-                              ? make_error_code(errc::not_found)
-                              : make_error_code(item.error);
-    slot.counters.peer_loads.add();  // counted before the waiters wake
-    rt.flights.finish(hk, ec, nullptr, [] { return error_code{}; });
-    return true;
+  for (auto& [owner, batch] : batches) {
+    remote_->load_remotely(slot, *rt, owner, r->version(), std::move(batch));
   }
-  auto decoded = rt.adapter->deserialize(item.value);
-  if (!decoded) return false;
-  const time_point expires = from_ttl_ms(item.ttl_ms);
-  slot.counters.peer_loads.add();
-  rt.flights.finish(
-      hk, {}, decoded->value,
-      [&]() -> error_code {
-        if (rt.retired.load(std::memory_order_acquire)) return {};
-        if (expires != never_expires && expires <= now()) return {};
-        // A value too large for the hot cache is still handed out.
-        (void)rt.hot.put(hk, decoded->value, decoded->bytes, expires);
-        return {};
-      },
-      expires);
-  return true;
 }
 
 // Loads one flight's key from the data source, through the source guard.

@@ -63,66 +63,7 @@ void engine_core::async_put(std::size_t ks, std::vector<entry> entries, duration
     }
     return post_result(std::move(handler), error_code{});
   }
-  // Plan every request first, so the fan-in knows how many to wait for.
-  auto r = cluster_->current();
-  const auto peers = cluster_->alive_peers();
-  struct set_request {
-    std::string owner;
-    std::size_t entry;
-    time_point expires;
-  };
-  std::vector<set_request> sets;
-  std::map<std::string, std::vector<std::string>> invalidations;
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const auto& e = entries[i];
-    const hashed_key hk{e.key, hash_key(e.key)};
-    const std::string& owner = r->nodes()[r->owner_index(hk.hash)];
-    const time_point expires = expiry_for(*rt, e.key, ttl);
-    for (const auto& p : peers) {
-      if (p != owner) invalidations[p].push_back(e.key);
-    }
-    if (owner == cluster_->self()) {
-      store_locally(*rt, hk, e.value, bytes[i], expires);
-    } else {
-      drop_locally(*rt, hk);
-      sets.push_back({owner, i, expires});
-    }
-  }
-  auto h = std::make_shared<write_handler>(std::move(handler));
-  auto all = gather<error_code>::make(sets.size() + invalidations.size(),
-                                      [this, h](const std::vector<error_code>& outcomes) {
-                                        post_result(std::move(*h), first_error(outcomes));
-                                      });
-  std::size_t part = 0;
-  for (const auto& s : sets) {
-    std::string encoded;
-    rt->adapter->serialize(entries[s.entry].value.get(), encoded);
-    cluster_->client().set(s.owner, slot.name, entries[s.entry].key, std::move(encoded),
-                          to_ttl_ms(s.expires), r->version(), rt->opts.write_timeout,
-                          [this, &slot, all, i = part++, owner = s.owner](error_code ec) {
-                            if (ec) {
-                              slot.counters.peer_errors.add();
-                              cluster_->peer_failed(owner);
-                              ec = ec == errc::value_too_large || ec == errc::malformed_value
-                                       ? ec
-                                       : make_error_code(errc::peer_unavailable);
-                            }
-                            all->set(i, ec);
-                          });
-  }
-  for (auto& [peer, keys] : invalidations) {
-    cluster_->client().invalidate(
-        peer, slot.name, std::move(keys), r->version(), rt->opts.write_timeout,
-        [this, all, i = part++, peer = peer](error_code ec) {
-          if (ec) {
-            // The put landed; a node that missed the invalidation may serve
-            // its hot copy until it expires or is evicted. Logged, not failed.
-            cfg_.log(log_level::warning, "invalidate on " + peer + " failed: " + ec.message());
-            cluster_->peer_failed(peer);
-          }
-          all->set(i, error_code{});
-        });
-  }
+  remote_->put_remotely(slot, *rt, std::move(entries), std::move(bytes), ttl, std::move(handler));
 }
 
 // Removes `keys` here and, in a cluster, on every node in the ring (one
@@ -139,23 +80,7 @@ void engine_core::async_remove(std::size_t ks, std::vector<std::string> keys,
   }
   remove_here(slot, *rt, keys);
   if (!cluster_) return post_result(std::move(handler), error_code{});
-  const auto version = cluster_->current()->version();
-  const auto peers = cluster_->alive_peers();
-  auto h = std::make_shared<write_handler>(std::move(handler));
-  auto all = gather<error_code>::make(peers.size(), [this, h](const std::vector<error_code>& out) {
-    post_result(std::move(*h), first_error(out));
-  });
-  for (std::size_t i = 0; i < peers.size(); ++i) {
-    cluster_->client().remove(peers[i], slot.name, keys, version, rt->opts.write_timeout,
-                             [this, &slot, all, i, peer = peers[i]](error_code ec, std::size_t) {
-                               if (ec) {
-                                 slot.counters.peer_errors.add();
-                                 cluster_->peer_failed(peer);
-                                 ec = make_error_code(errc::peer_unavailable);
-                               }
-                               all->set(i, ec);
-                             });
-  }
+  remote_->remove_remotely(slot, *rt, std::move(keys), std::move(handler));
 }
 
 // Removes `keys` from this node's caches and counts the request.

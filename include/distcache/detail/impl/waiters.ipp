@@ -7,7 +7,9 @@
 
 namespace distcache::detail {
 
-void dispatch_job(const net::any_completion_executor& ex, job j) { net::dispatch(ex, std::move(j)); }
+void dispatch_job(const net::any_completion_executor& ex, job j) {
+  net::dispatch(ex, std::move(j));
+}
 
 }  // namespace distcache::detail
 

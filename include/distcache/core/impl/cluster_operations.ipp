@@ -1,0 +1,304 @@
+// distcache — engine_core: everything it does only in a cluster. It asks
+// owners for keys (the one place a peer's answer reaches the caches), tells
+// peers about writes, and answers peers: a request that came from a peer is
+// answered from this node's caches or by a local load as owner, and is never
+// forwarded again.
+#ifndef DISTCACHE_CORE_IMPL_CLUSTER_OPERATIONS_IPP
+#define DISTCACHE_CORE_IMPL_CLUSTER_OPERATIONS_IPP
+
+#include <algorithm>
+#include <distcache/core/engine_core.hpp>
+#include <distcache/detail/hash.hpp>
+#include <map>
+
+namespace distcache::detail {
+
+bool engine_core::cluster_operations_impl::has_keyspace(std::string_view name) const {
+  auto* slot = core_.slot_named(name);
+  return slot != nullptr && slot->current.load(std::memory_order_acquire) != nullptr;
+}
+
+void engine_core::cluster_operations_impl::get(
+    std::string_view keyspace, std::vector<std::string> keys,
+    std::function<void(std::vector<transport::reply_item>)> done) {
+  if (auto* slot = core_.slot_named(keyspace)) {
+    return serve_get(*slot, std::move(keys), std::move(done));
+  }
+  std::vector<transport::reply_item> items(keys.size(),
+                                           transport::reply_item::failed(errc::keyspace_not_found));
+  done(std::move(items));
+}
+
+error_code engine_core::cluster_operations_impl::set(std::string_view keyspace, std::string key,
+                                                     std::string value, std::int64_t ttl_ms) {
+  auto* slot = core_.slot_named(keyspace);
+  auto* rt = slot != nullptr ? slot->current.load(std::memory_order_acquire) : nullptr;
+  if (rt == nullptr || core_.check_state()) return make_error_code(errc::keyspace_not_found);
+  if (auto ec = core_.check_key(key)) return ec;
+  auto decoded = rt->adapter->deserialize(value);
+  if (!decoded) return make_error_code(errc::malformed_value);
+  if (auto ec = core_.check_entry(*rt, key, decoded->bytes)) return ec;
+  store_locally(*rt, {key, hash_key(key)}, decoded->value, decoded->bytes,
+                core_.from_ttl_ms(ttl_ms));
+  return {};
+}
+
+std::size_t engine_core::cluster_operations_impl::remove(std::string_view keyspace,
+                                                         const std::vector<std::string>& keys) {
+  auto* slot = core_.slot_named(keyspace);
+  auto* rt = slot != nullptr ? slot->current.load(std::memory_order_acquire) : nullptr;
+  if (rt == nullptr) return 0;
+  return core_.remove_here(*slot, *rt, keys);
+}
+
+void engine_core::cluster_operations_impl::invalidate(std::string_view keyspace,
+                                                      const std::vector<std::string>& keys) {
+  auto* slot = core_.slot_named(keyspace);
+  auto* rt = slot != nullptr ? slot->current.load(std::memory_order_acquire) : nullptr;
+  if (rt == nullptr) return;
+  for (const auto& k : keys) drop_locally(*rt, {k, hash_key(k)});
+}
+
+// Answers a peer's get as the owner: from the caches, else one local load
+// per key shared with every other caller (never forwarded).
+void engine_core::cluster_operations_impl::serve_get(
+    keyspace_slot& slot, std::vector<std::string> keys,
+    std::function<void(std::vector<transport::reply_item>)> done) {
+  auto* rt = slot.current.load(std::memory_order_acquire);
+  auto item_of = [this, rt](error_code ec, const value_handle& v, time_point expires) {
+    transport::reply_item item;
+    if (ec == errc::not_found) {
+      item.status = transport::reply_item::kind::not_found;
+    } else if (ec) {
+      item.status = transport::reply_item::kind::error;
+      item.error = ec.category() == error_category() ? static_cast<errc>(ec.value())
+                                                     : errc::data_source_failed;
+    } else {
+      item.status = transport::reply_item::kind::value;
+      rt->adapter->serialize(v.get(), item.value);
+      item.ttl_ms = core_.to_ttl_ms(expires);
+    }
+    return item;
+  };
+  auto all = gather<transport::reply_item>::make(keys.size(), std::move(done));
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (auto ec = core_.check_state(); ec || rt == nullptr) {
+      all->set(i, item_of(ec ? ec : make_error_code(errc::keyspace_not_found), nullptr, {}));
+      continue;
+    }
+    const std::uint64_t h = hash_key(keys[i]);
+    time_point expires = never_expires;
+    auto v = rt->main.get({keys[i], h}, &expires);
+    if (!v) v = rt->hot.get({keys[i], h}, &expires);
+    if (v) {
+      slot.counters.cache_hits.add();
+      all->set(i, item_of({}, v, expires));
+      continue;
+    }
+    auto w = std::make_shared<callback_waiter>(
+        core_.ioc_.get_executor(), keys[i], h,
+        [all, i, item_of](error_code ec, const value_handle& value, time_point exp) {
+          all->set(i, item_of(ec, value, exp));
+        });
+    w->arm(rt->flights, rt->opts.read_timeout);
+    if (rt->flights.join(w->key(), w)) {
+      slot.counters.loads_deduped.add();
+      core_.load_locally(slot, *rt, keys[i], h);
+    }
+    slot.counters.loads.add();
+  }
+}
+
+// ---------------------------------------------------------------- asking owners
+
+duration engine_core::cluster_operations_impl::peer_read_timeout(const keyspace_runtime& rt) const {
+  // min(cluster.peer_timeout, half the read timeout), so that a local load
+  // after a peer failure still fits in the caller's read timeout.
+  return std::min<duration>(core_.cfg_.cluster.peer_timeout, rt.opts.read_timeout / 2);
+}
+
+// Asks `owner` for the keys of flights this node leads, in one request. Each
+// reply item ends its flight through accept_remote(); a key the owner could
+// not answer (transport failure, garbage, "not serving") counts in
+// peer_errors and is loaded here, so its callers still get a value.
+void engine_core::cluster_operations_impl::load_remotely(keyspace_slot& slot, keyspace_runtime& rt,
+                                                         const std::string& owner,
+                                                         std::uint64_t ring_version,
+                                                         std::vector<pending_key> keys) {
+  std::vector<std::string> names;
+  names.reserve(keys.size());
+  for (const auto& k : keys) names.push_back(k.key);
+  core_.cluster_->client().get(
+      owner, slot.name, std::move(names), ring_version, peer_read_timeout(rt),
+      [this, &slot, rt = rt.shared_from_this(), owner, keys = std::move(keys)](
+          error_code ec, std::vector<transport::reply_item> items) mutable {
+        if (!ec && items.size() != keys.size()) ec = make_error_code(errc::peer_unavailable);
+        if (ec) {
+          slot.counters.peer_errors.add();
+          // A peer that answers "not serving" is alive: it stays in the
+          // ring (it may serve other keyspaces, or soon start).
+          if (!transport::peer_not_serving(ec)) core_.cluster_->peer_failed(owner);
+          core_.cfg_.log(log_level::warning, "keyspace '" + slot.name + "': peer " + owner +
+                                                 " failed (" + ec.message() + "); loading locally");
+          for (auto& k : keys) core_.load_locally(slot, *rt, std::move(k.key), k.hash);
+          return;
+        }
+        bool answered = false;
+        bool garbage = false;
+        for (std::size_t j = 0; j < keys.size(); ++j) {
+          if (accept_remote(slot, *rt, keys[j], items[j])) {
+            answered = true;
+            continue;
+          }
+          const bool alive = transport::peer_not_serving(items[j]);
+          garbage = garbage || !alive;
+          slot.counters.peer_errors.add();
+          const error_code why =
+              alive ? make_error_code(items[j].error) : make_error_code(errc::peer_unavailable);
+          core_.cfg_.log(log_level::warning, "keyspace '" + slot.name + "': peer " + owner +
+                                                 " failed (" + why.message() +
+                                                 "); loading locally");
+          core_.load_locally(slot, *rt, std::move(keys[j].key), keys[j].hash);
+        }
+        if (garbage) {
+          core_.cluster_->peer_failed(owner);
+        } else if (answered) {
+          core_.cluster_->peer_ok(owner);
+        }
+      });
+}
+
+// Ends the flight of `key` with a peer's reply item; the value enters the
+// hot cache. Returns false (and leaves the flight alone) when the owner
+// cannot serve or the value does not decode. The one place a peer's answer
+// reaches the caches, for get and get_many alike.
+bool engine_core::cluster_operations_impl::accept_remote(keyspace_slot& slot, keyspace_runtime& rt,
+                                                         const pending_key& key,
+                                                         transport::reply_item& item) {
+  const hashed_key hk{key.key, key.hash};
+  if (transport::peer_not_serving(item)) return false;
+  if (item.status != transport::reply_item::kind::value) {
+    const error_code ec = item.status == transport::reply_item::kind::not_found
+                              ? make_error_code(errc::not_found)
+                              : make_error_code(item.error);
+    slot.counters.peer_loads.add();  // counted before the waiters wake
+    rt.flights.finish(hk, ec, nullptr, [] { return error_code{}; });
+    return true;
+  }
+  auto decoded = rt.adapter->deserialize(item.value);
+  if (!decoded) return false;
+  const time_point expires = core_.from_ttl_ms(item.ttl_ms);
+  slot.counters.peer_loads.add();
+  rt.flights.finish(
+      hk, {}, decoded->value,
+      [&]() -> error_code {
+        if (rt.retired.load(std::memory_order_acquire)) return {};
+        if (expires != never_expires && expires <= core_.now()) return {};
+        // A value too large for the hot cache is still handed out.
+        (void)rt.hot.put(hk, decoded->value, decoded->bytes, expires);
+        return {};
+      },
+      expires);
+  return true;
+}
+
+// ---------------------------------------------------------------- telling peers
+
+// Stores each entry at its owner (here when this node owns it) and sends
+// every other node in the ring one invalidation of the keys; completes when
+// every request has (the invalidations' failures are logged, not returned).
+void engine_core::cluster_operations_impl::put_remotely(keyspace_slot& slot, keyspace_runtime& rt,
+                                                        std::vector<value_entry> entries,
+                                                        std::vector<std::size_t> bytes,
+                                                        duration ttl, write_handler handler) {
+  // Plan every request first, so the fan-in knows how many to wait for.
+  auto r = core_.cluster_->current();
+  const auto peers = core_.cluster_->alive_peers();
+  struct set_request {
+    std::string owner;
+    std::size_t entry;
+    time_point expires;
+  };
+  std::vector<set_request> sets;
+  std::map<std::string, std::vector<std::string>> invalidations;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    const hashed_key hk{e.key, hash_key(e.key)};
+    const std::string& owner = r->nodes()[r->owner_index(hk.hash)];
+    const time_point expires = core_.expiry_for(rt, e.key, ttl);
+    for (const auto& p : peers) {
+      if (p != owner) invalidations[p].push_back(e.key);
+    }
+    if (owner == core_.cluster_->self()) {
+      store_locally(rt, hk, e.value, bytes[i], expires);
+    } else {
+      drop_locally(rt, hk);
+      sets.push_back({owner, i, expires});
+    }
+  }
+  auto h = std::make_shared<write_handler>(std::move(handler));
+  auto all = gather<error_code>::make(sets.size() + invalidations.size(),
+                                      [this, h](const std::vector<error_code>& outcomes) {
+                                        core_.post_result(std::move(*h), first_error(outcomes));
+                                      });
+  std::size_t part = 0;
+  for (const auto& s : sets) {
+    std::string encoded;
+    rt.adapter->serialize(entries[s.entry].value.get(), encoded);
+    core_.cluster_->client().set(s.owner, slot.name, entries[s.entry].key, std::move(encoded),
+                                 core_.to_ttl_ms(s.expires), r->version(), rt.opts.write_timeout,
+                                 [this, &slot, all, i = part++, owner = s.owner](error_code ec) {
+                                   if (ec) {
+                                     slot.counters.peer_errors.add();
+                                     core_.cluster_->peer_failed(owner);
+                                     ec = ec == errc::value_too_large || ec == errc::malformed_value
+                                              ? ec
+                                              : make_error_code(errc::peer_unavailable);
+                                   }
+                                   all->set(i, ec);
+                                 });
+  }
+  for (auto& [peer, keys] : invalidations) {
+    core_.cluster_->client().invalidate(
+        peer, slot.name, std::move(keys), r->version(), rt.opts.write_timeout,
+        [this, all, i = part++, peer = peer](error_code ec) {
+          if (ec) {
+            // The put landed; a node that missed the invalidation may serve
+            // its hot copy until it expires or is evicted. Logged, not failed.
+            core_.cfg_.log(log_level::warning,
+                           "invalidate on " + peer + " failed: " + ec.message());
+            core_.cluster_->peer_failed(peer);
+          }
+          all->set(i, error_code{});
+        });
+  }
+}
+
+// Removes `keys` on every other node in the ring, one request each.
+void engine_core::cluster_operations_impl::remove_remotely(keyspace_slot& slot,
+                                                           keyspace_runtime& rt,
+                                                           std::vector<std::string> keys,
+                                                           write_handler handler) {
+  const auto version = core_.cluster_->current()->version();
+  const auto peers = core_.cluster_->alive_peers();
+  auto h = std::make_shared<write_handler>(std::move(handler));
+  auto all = gather<error_code>::make(peers.size(), [this, h](const std::vector<error_code>& out) {
+    core_.post_result(std::move(*h), first_error(out));
+  });
+  for (std::size_t i = 0; i < peers.size(); ++i) {
+    core_.cluster_->client().remove(
+        peers[i], slot.name, keys, version, rt.opts.write_timeout,
+        [this, &slot, all, i, peer = peers[i]](error_code ec, std::size_t) {
+          if (ec) {
+            slot.counters.peer_errors.add();
+            core_.cluster_->peer_failed(peer);
+            ec = make_error_code(errc::peer_unavailable);
+          }
+          all->set(i, ec);
+        });
+  }
+}
+
+}  // namespace distcache::detail
+
+#endif  // DISTCACHE_CORE_IMPL_CLUSTER_OPERATIONS_IPP

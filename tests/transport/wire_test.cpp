@@ -1,3 +1,4 @@
+#include <distcache/transport/protocol.hpp>
 #include <distcache/transport/wire.hpp>
 //
 #include <doctest/doctest.h>

@@ -15,6 +15,7 @@
 #include <distcache/detail/config.hpp>
 #include <distcache/error.hpp>
 #include <distcache/transport/peer_service.hpp>
+#include <distcache/transport/protocol.hpp>
 #include <distcache/transport/wire.hpp>
 #include <functional>
 #include <memory>
@@ -150,19 +151,6 @@ struct none {
 /// Declared here, defined by <distcache/transport/http.hpp>, which a program
 /// that forms a cluster over HTTP includes (<distcache/distcache.hpp> does).
 struct http;
-
-/// True when a peer's answer `ec` says it cannot serve now (it is still
-/// joining, stopping, or lacks the keyspace): the asker treats it like a
-/// failed peer and loads the key itself, but keeps the peer in its ring.
-inline bool peer_not_serving(const error_code& ec) noexcept {
-  return ec == errc::not_started || ec == errc::stopped || ec == errc::keyspace_not_found ||
-         ec == errc::blocking_call_on_engine_thread;
-}
-
-/// peer_not_serving() for a reply item.
-inline bool peer_not_serving(const reply_item& item) noexcept {
-  return item.status == reply_item::kind::error && peer_not_serving(make_error_code(item.error));
-}
 
 }  // namespace distcache::transport
 

@@ -432,11 +432,6 @@ inline bool decode_path_segment(std::string_view s, std::string& out) {
   return true;
 }
 
-/// Protocol v1 paths.
-inline constexpr std::string_view dc_api_prefix = "/_distcache/v1/";
-inline constexpr std::string_view dc_health_path = "/_distcache/v1/health";
-inline constexpr std::string_view dc_keyspace_prefix = "/_distcache/v1/ks/";
-
 /// A log line must not carry control bytes or unbounded text from the wire.
 inline std::string printable_for_log(std::string_view s, std::size_t max = 120) {
   std::string out;
@@ -447,40 +442,6 @@ inline std::string printable_for_log(std::string_view s, std::size_t max = 120) 
   }
   if (s.size() > max) out += "...";
   return out;
-}
-
-/// The protocol names of distcache::errc values (the DC-Error header).
-inline constexpr std::array<std::string_view, 16> errc_names = {
-    "",
-    "keyspace_not_found",
-    "not_found",
-    "data_source_rate_limited",
-    "data_source_circuit_open",
-    "data_source_failed",
-    "timeout",
-    "cluster_quorum",
-    "invalid_key",
-    "value_too_large",
-    "peer_unavailable",
-    "invalid_config",
-    "not_started",
-    "stopped",
-    "malformed_value",
-    "blocking_call_on_engine_thread",
-};
-
-/// The protocol name of `e`, or an empty view for a value this version does
-/// not know.
-inline std::string_view errc_name(distcache::errc e) noexcept {
-  const auto i = static_cast<std::size_t>(e);
-  return i < errc_names.size() ? errc_names[i] : std::string_view{};
-}
-
-/// The errc named `name`, if this version knows it.
-inline std::optional<distcache::errc> errc_from_name(std::string_view name) noexcept {
-  for (std::size_t i = 1; i < errc_names.size(); ++i)
-    if (errc_names[i] == name) return static_cast<distcache::errc>(i);
-  return std::nullopt;
 }
 
 }  // namespace distcache::detail

@@ -1,0 +1,505 @@
+// distcache — the HTTP client's connections: one request at a time each, pooled per peer.
+#ifndef DISTCACHE_TRANSPORT_DETAIL_HTTP_CLIENT_CONNECTION_HPP
+#define DISTCACHE_TRANSPORT_DETAIL_HTTP_CLIENT_CONNECTION_HPP
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <distcache/clock.hpp>
+#include <distcache/config.hpp>
+#include <distcache/detail/config.hpp>
+#include <distcache/error.hpp>
+#include <distcache/transport/detail/http_client_state.hpp>
+#include <distcache/transport/detail/http_parser.hpp>
+#include <distcache/transport/peer.hpp>
+#include <distcache/transport/wire.hpp>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace distcache::detail {
+
+class http_client_connection : public std::enable_shared_from_this<http_client_connection> {
+ public:
+  /// The request being sent. Written only by the owner before start().
+  struct request {
+    http_client_op op = http_client_op::health;
+    std::size_t expected = 0;  // reply items a get expects
+    duration timeout{};
+    std::string keyspace;  // for log lines
+    std::string out;       // request head and body, or the body up to a set's value
+    std::string value;     // a set's value, sent from its own buffer
+    std::function<void(error_code, std::vector<transport::reply_item>)> get_done;
+    std::function<void(error_code, std::size_t)> remove_done;
+    std::function<void(error_code)> done;
+  };
+
+  http_client_connection(std::shared_ptr<http_client_state> st,
+                         std::shared_ptr<http_peer_pool> pool)
+      : st_(std::move(st)),
+        pool_(std::move(pool)),
+        strand_(net::make_strand(st_->ioc)),
+        socket_(strand_),
+        timer_(strand_) {}
+
+  request req;
+
+  [[nodiscard]] const std::shared_ptr<http_peer_pool>& pool() const noexcept { return pool_; }
+
+  /// Sends `req` (from any thread; the caller owns the connection).
+  void start() {
+    net::post(strand_, [self = shared_from_this()] { self->on_start(); });
+  }
+
+  /// Closes the connection; a request in progress completes with
+  /// errc::stopped. From any thread.
+  void shutdown() {
+    net::post(strand_, [self = shared_from_this()] { self->on_shutdown(); });
+  }
+
+ private:
+  using tcp = net::ip::tcp;
+  static constexpr std::size_t read_chunk = std::size_t{16} * 1024;
+
+  struct outcome {
+    error_code ec;
+    std::vector<transport::reply_item> items;
+    std::size_t removed = 0;
+  };
+
+  void on_start() {
+    busy_ = true;
+    retried_ = false;
+    response_started_ = false;
+    if (dead_ || closed_) {
+      fail(errc::stopped, false);
+      return;
+    }
+    deadline_ = clock_type::now() + req.timeout;
+    if (socket_.is_open()) {
+      reused_ = true;
+      arm(deadline_);
+      write();
+    } else {
+      connect();
+    }
+  }
+
+  void on_shutdown() {
+    closed_ = true;
+    if (busy_) {
+      fail(errc::stopped, false);
+    } else {
+      close_socket();
+      dead_ = true;
+    }
+    timer_.cancel();
+  }
+
+  void close_socket() {
+    error_code ignored;
+    socket_.close(ignored);  // NOLINT(bugprone-unused-return-value)
+    if (resolver_) resolver_->cancel();
+    buffer_.clear();
+  }
+
+  /// Makes sure the timer fires no later than `when`. The timer is only
+  /// re-armed when `when` is earlier than its pending expiry; a timer that
+  /// fires early re-arms itself, so a steady stream of requests costs about
+  /// one timer operation per timeout period rather than one per request.
+  void arm(time_point when) {
+    if (armed_ && expiry_ <= when) return;
+    armed_ = true;
+    expiry_ = when;
+    timer_.expires_at(when);  // a pending wait completes with operation_aborted
+    timer_.async_wait(
+        [self = shared_from_this(), gen = ++timer_gen_](error_code) { self->on_timer(gen); });
+  }
+
+  void on_timer(std::uint64_t gen) {
+    if (gen != timer_gen_) return;  // superseded by a later arm()
+    armed_ = false;
+    if (!busy_ || dead_ || closed_) return;
+    const auto now = clock_type::now();
+    if (connecting_ && now >= connect_deadline_ && now < deadline_) {
+      log_failure("connect timed out after " + format_duration(st_->options.connect_timeout));
+      fail(errc::peer_unavailable, false);
+      return;
+    }
+    if (now >= deadline_) {
+      log_failure("no response within " + format_duration(req.timeout));
+      fail(errc::timeout, false);
+      return;
+    }
+    arm(connecting_ ? connect_deadline_ : deadline_);
+  }
+
+  void connect() {
+    reused_ = false;
+    connecting_ = true;
+    const auto now = clock_type::now();
+    connect_deadline_ = std::min(deadline_, now + st_->options.connect_timeout);
+    arm(connect_deadline_);
+    if (pool_->endpoint) {
+      socket_.async_connect(*pool_->endpoint,
+                            [self = shared_from_this()](error_code ec) { self->on_connect(ec); });
+      return;
+    }
+    if (!resolver_) resolver_.emplace(strand_);
+    resolver_->async_resolve(
+        pool_->host, pool_->port,
+        [self = shared_from_this()](error_code ec, const tcp::resolver::results_type& results) {
+          if (self->dead_) return;
+          if (ec) {
+            self->on_connect(ec);
+            return;
+          }
+          net::async_connect(self->socket_, results, [self](error_code cec, const tcp::endpoint&) {
+            self->on_connect(cec);
+          });
+        });
+  }
+
+  void on_connect(error_code ec) {
+    if (dead_) return;
+    connecting_ = false;
+    if (ec) {
+      on_failure(ec, "connect");
+      return;
+    }
+    socket_.set_option(tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec);  // for the direct write in write()
+    write();
+  }
+
+  void write() {
+    std::array<net::const_buffer, 2> buffers{net::buffer(req.out), net::buffer(req.value)};
+    // A request almost always fits the socket's send buffer: write it now
+    // (the socket is non-blocking) and go straight to reading, saving a
+    // completion round trip through the io_context.
+    error_code ec;
+    std::size_t n = socket_.write_some(buffers, ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) ec = {};
+    if (ec) {
+      on_failure(ec, "write");
+      return;
+    }
+    if (n == req.out.size() + req.value.size()) {
+      written();
+      return;
+    }
+    for (auto& b : buffers) {
+      const std::size_t used = std::min(n, b.size());
+      b += used;
+      n -= used;
+    }
+    net::async_write(socket_, buffers, [self = shared_from_this()](error_code wec, std::size_t) {
+      if (self->dead_) return;
+      if (wec) {
+        self->on_failure(wec, "write");
+        return;
+      }
+      self->written();
+    });
+  }
+
+  void written() {
+    response_.reset();
+    parser_.emplace(response_, st_->options.limits);
+    read();
+  }
+
+  void read() {
+    socket_.async_read_some(
+        buffer_.prepare(read_size()),
+        [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
+  }
+
+  [[nodiscard]] std::size_t read_size() const {
+    // Large bodies are read in large pieces; small replies keep the
+    // per-connection buffer small.
+    const std::uint64_t have = response_.body.size();
+    if (response_.content_length > have) {
+      return static_cast<std::size_t>(
+          std::clamp<std::uint64_t>(response_.content_length - have, read_chunk, 1 << 20));
+    }
+    return read_chunk;
+  }
+
+  void on_read(error_code ec, std::size_t n) {
+    if (dead_) return;
+    if (ec) {
+      if (ec == net::error::eof && response_started_ && parser_->need_eof()) {
+        error_code pec;
+        parser_->put_eof(pec);
+        if (!pec) {
+          on_response(false);
+          return;
+        }
+      }
+      on_failure(ec, "read");
+      return;
+    }
+    buffer_.commit(n);
+    response_started_ = true;
+    for (;;) {
+      error_code pec;
+      const std::size_t used = parser_->put(buffer_.data(), pec);
+      buffer_.consume(used);
+      if (pec == boost::beast::http::error::need_more) break;
+      if (pec) {
+        log_failure("malformed HTTP response: " + pec.message());
+        fail(errc::peer_unavailable, false);
+        return;
+      }
+      if (parser_->is_done()) {
+        if (response_.status >= 100 && response_.status < 200) {  // interim: read on
+          response_.reset();
+          parser_.emplace(response_, st_->options.limits);
+          if (buffer_.size() > 0) continue;
+          break;
+        }
+        on_response(parser_->keep_alive() && buffer_.size() == 0);
+        return;
+      }
+      if (used == 0 || buffer_.size() == 0) break;
+    }
+    read();
+  }
+
+  void on_response(bool keep_alive) {
+    outcome out;
+    const unsigned status = response_.status;
+    const auto expected = req.op == http_client_op::get || req.op == http_client_op::get_many ||
+                                  req.op == http_client_op::health
+                              ? 200U
+                              : 204U;
+    if (status == expected) {
+      switch (req.op) {
+        case http_client_op::get: {
+          out.items.resize(1);
+          if (auto ec =
+                  transport::decode_get_reply(response_.body, st_->options.limits, out.items[0])) {
+            return protocol_error("undecodable get reply: " + ec.message(), keep_alive);
+          }
+          break;
+        }
+        case http_client_op::get_many: {
+          if (auto ec = transport::decode_get_many_reply(response_.body, st_->options.limits,
+                                                         out.items)) {
+            return protocol_error("undecodable get-many reply: " + ec.message(), keep_alive);
+          }
+          if (out.items.size() != req.expected) {
+            return protocol_error("get-many reply has " + std::to_string(out.items.size()) +
+                                      " items for " + std::to_string(req.expected) + " keys",
+                                  keep_alive);
+          }
+          break;
+        }
+        case http_client_op::remove:
+          if (!response_.dc_removed)
+            return protocol_error("remove reply without a valid DC-Removed", keep_alive);
+          out.removed = static_cast<std::size_t>(*response_.dc_removed);
+          break;
+        case http_client_op::health:
+          if (response_.body != "ok")
+            return protocol_error("health reply is not \"ok\"", keep_alive);
+          break;
+        case http_client_op::set:
+        case http_client_op::invalidate:
+          break;
+      }
+      finish(std::move(out), keep_alive);
+      return;
+    }
+    if (status == 404 && response_.dc_error == "keyspace_not_found") {
+      out.ec = make_error_code(errc::keyspace_not_found);
+    } else if (status == 422 && req.op == http_client_op::set &&
+               errc_from_name(response_.dc_error)) {
+      out.ec = make_error_code(*errc_from_name(response_.dc_error));
+    } else {
+      log_failure(
+          "answered HTTP " + std::to_string(status) +
+              (response_.dc_error.empty() ? "" : " (DC-Error: " + response_.dc_error + ")") +
+              (response_.body.empty() ? "" : ": " + printable_for_log(response_.body, 200)),
+          status == 503 ? log_level::info : log_level::warning);
+      out.ec = make_error_code(errc::peer_unavailable);
+    }
+    finish(std::move(out), keep_alive);
+  }
+
+  /// A reply that framed correctly but does not make sense: the
+  /// connection is dropped all the same.
+  void protocol_error(const std::string& why, bool /*keep_alive*/) {
+    log_failure(why);
+    fail(errc::peer_unavailable, false);
+  }
+
+  void fail(errc e, bool keep) {
+    outcome out;
+    out.ec = make_error_code(e);
+    finish(std::move(out), keep);
+  }
+
+  /// A request that failed before a usable response arrived.
+  void on_failure(error_code ec, std::string_view where) {
+    // A pooled connection may have been closed by the peer while it idled
+    // (idle_timeout, restart). Nothing of the response arrived, so the
+    // request is sent once more on a fresh connection: every operation is
+    // idempotent.
+    if (reused_ && !response_started_ && !retried_ && clock_type::now() < deadline_) {
+      retried_ = true;
+      close_socket();
+      connect();
+      return;
+    }
+    log_failure(std::string(where) + " failed: " + ec.message(), log_level::debug);
+    fail(errc::peer_unavailable, false);
+  }
+
+  void log_failure(const std::string& why, log_level level = log_level::warning) const {
+    static constexpr std::array<std::string_view, 6> names = {"get",    "get-many",   "set",
+                                                              "remove", "invalidate", "health"};
+    st_->write_log(level, "distcache transport: peer " + pool_->name + " " +
+                              std::string(names[static_cast<std::size_t>(req.op)]) +
+                              (req.keyspace.empty() ? "" : " '" + req.keyspace + "'") + ": " + why);
+  }
+
+  /// Completes the request: hands the connection back (keep) or drops it,
+  /// then runs the caller's callback.
+  void finish(outcome out, bool keep) {
+    busy_ = false;
+    connecting_ = false;
+    // Take what the callback needs before the connection becomes available
+    // to another thread.
+    auto get_done = std::move(req.get_done);
+    auto remove_done = std::move(req.remove_done);
+    auto done = std::move(req.done);
+    req.get_done = nullptr;
+    req.remove_done = nullptr;
+    req.done = nullptr;
+    const http_client_op op = req.op;
+    if (keep && !closed_ && !dead_) keep = release(true);
+    if (!keep) {
+      dead_ = true;
+      close_socket();
+      timer_.cancel();
+      release(false);
+    }
+    try {
+      switch (op) {
+        case http_client_op::get:
+        case http_client_op::get_many:
+          if (get_done) get_done(out.ec, std::move(out.items));
+          break;
+        case http_client_op::remove:
+          if (remove_done) remove_done(out.ec, out.removed);
+          break;
+        default:
+          if (done) done(out.ec);
+          break;
+      }
+    } catch (const std::exception& e) {
+      st_->write_log(log_level::error,
+                     std::string("distcache transport: a completion callback threw: ") + e.what());
+    }
+  }
+
+  /// Returns the connection to its pool (true) or removes it (false).
+  bool release(bool keep) {
+    const auto self = shared_from_this();
+    std::lock_guard lock(st_->mutex);
+    http_peer_pool& pool = *pool_;
+    if (keep && !st_->closed && !pool.dropped &&
+        pool.idle.size() < st_->options.max_idle_per_peer) {
+      pool.idle.push_back(self);
+      return true;
+    }
+    auto it = std::find(pool.all.begin(), pool.all.end(), self);
+    if (it != pool.all.end()) {
+      *it = std::move(pool.all.back());
+      pool.all.pop_back();
+    }
+    return false;
+  }
+
+  std::shared_ptr<http_client_state> st_;
+  std::shared_ptr<http_peer_pool> pool_;
+  net::strand<net::io_context::executor_type> strand_;
+  tcp::socket socket_;
+  net::steady_timer timer_;
+  std::optional<tcp::resolver> resolver_;
+  boost::beast::flat_buffer buffer_;
+  http_response_data response_;
+  std::optional<http_response_parser> parser_;
+  time_point deadline_{};
+  time_point connect_deadline_{};
+  time_point expiry_{};
+  std::uint64_t timer_gen_ = 0;
+  bool armed_ = false;
+  bool busy_ = false;
+  bool connecting_ = false;
+  bool reused_ = false;
+  bool retried_ = false;
+  bool response_started_ = false;
+  bool dead_ = false;    // never used again; late handlers return at once
+  bool closed_ = false;  // the client was closed
+};
+
+/// Appends the request line and headers.
+inline void append_request_head(std::string& out, std::string_view method, std::string_view path,
+                                std::string_view keyspace, std::string_view op,
+                                const http_peer_pool& pool, std::string_view self_name,
+                                std::uint64_t ring_version, std::size_t body_size) {
+  out += method;
+  out += ' ';
+  out += path;
+  if (!keyspace.empty()) {
+    append_path_segment(out, keyspace);
+    out += '/';
+    out += op;
+  }
+  out += " HTTP/1.1\r\nHost: ";
+  out += pool.name;
+  out += "\r\nDC-From: ";
+  out += self_name;
+  if (!keyspace.empty()) {
+    out += "\r\nDC-Ring-Version: ";
+    append_decimal_u64(out, ring_version);
+    out += "\r\nContent-Type: application/octet-stream\r\nContent-Length: ";
+    append_decimal_u64(out, body_size);
+  }
+  out += "\r\n\r\n";
+}
+
+/// Joins the replies of a batch split into several requests.
+struct http_get_join {
+  std::mutex mutex;
+  std::vector<transport::reply_item> items;
+  std::size_t removed = 0;
+  std::size_t pending = 0;
+  error_code ec;
+};
+
+}  // namespace distcache::detail
+
+#endif  // DISTCACHE_TRANSPORT_DETAIL_HTTP_CLIENT_CONNECTION_HPP

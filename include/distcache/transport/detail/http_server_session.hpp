@@ -1,0 +1,594 @@
+// distcache — the HTTP server's sessions: one per connection, a coroutine each.
+#ifndef DISTCACHE_TRANSPORT_DETAIL_HTTP_SERVER_SESSION_HPP
+#define DISTCACHE_TRANSPORT_DETAIL_HTTP_SERVER_SESSION_HPP
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <distcache/clock.hpp>
+#include <distcache/config.hpp>
+#include <distcache/detail/config.hpp>
+#include <distcache/error.hpp>
+#include <distcache/transport/detail/http_parser.hpp>
+#include <distcache/transport/detail/http_server_state.hpp>
+#include <distcache/transport/peer.hpp>
+#include <distcache/transport/peer_service.hpp>
+#include <distcache/transport/wire.hpp>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace distcache::detail {
+
+class http_server_session : public std::enable_shared_from_this<http_server_session> {
+ public:
+  http_server_session(std::shared_ptr<http_server_state> st, net::ip::tcp::socket socket)
+      : st_(std::move(st)), socket_(std::move(socket)), timer_(socket_.get_executor()) {
+    error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    remote_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  /// Starts both coroutines.
+  static void launch(const std::shared_ptr<http_server_session>& self) {
+    auto ex = self->socket_.get_executor();
+    std::weak_ptr<http_server_state> weak_state = self->st_;
+    net::co_spawn(ex, run(self), [weak_state](const std::exception_ptr& e) {
+      if (!e) return;
+      if (auto st = weak_state.lock()) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          st->write_log(log_level::error,
+                        std::string("distcache transport: session failed: ") + x.what());
+        } catch (...) {
+          st->write_log(log_level::error, "distcache transport: session failed");
+        }
+      }
+    });
+    net::co_spawn(ex, watchdog(self), [](const std::exception_ptr&) {});
+  }
+
+  /// Asks the session to end: closes it now when it waits for a request,
+  /// otherwise after the response in progress. Runs on the strand.
+  void on_stop() {
+    if (waiting_) close_socket();
+  }
+
+  [[nodiscard]] net::any_io_executor executor() { return socket_.get_executor(); }
+
+ private:
+  using tcp = net::ip::tcp;
+  static constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
+  static constexpr std::size_t read_chunk = std::size_t{16} * 1024;
+
+  enum class read_outcome { request, parse_error, closed, truncated, timed_out, failed };
+
+  void log(log_level level, const std::string& text) const {
+    st_->write_log(level, "distcache transport: " + text);
+  }
+
+  void set_deadline(duration d) {
+    deadline_ = clock_type::now() + d;
+    // Only a deadline shorter than read_timeout can fall before the
+    // watchdog's next wake-up (see watchdog()); wake it to re-arm.
+    if (deadline_ < timer_expiry_) timer_.cancel();
+  }
+
+  void close_socket() {
+    error_code ignored;
+    socket_.close(ignored);  // NOLINT(bugprone-unused-return-value)
+  }
+
+  static net::awaitable<void> watchdog(std::shared_ptr<http_server_session> self) {
+    // The timer wakes at least every read_timeout, so moving the deadline
+    // closer (idle -> reading, exactly read_timeout ahead) needs no timer
+    // operation; set_deadline() wakes it only for a shorter deadline.
+    const duration tick = self->st_->options.read_timeout;
+    while (!self->ended_) {
+      const auto now = clock_type::now();
+      if (now >= self->deadline_) {
+        self->timed_out_ = true;
+        self->close_socket();
+        co_return;
+      }
+      self->timer_expiry_ = self->deadline_ - now > tick ? now + tick : self->deadline_;
+      self->timer_.expires_at(self->timer_expiry_);
+      co_await self->timer_.async_wait(tuple_awaitable);
+      self->timer_expiry_ = time_point::min();
+    }
+  }
+
+  static net::awaitable<void> run(std::shared_ptr<http_server_session> self) {
+    try {
+      co_await self->serve();
+    } catch (const std::exception& e) {  // e.g. bad_alloc: end this session, keep the server
+      self->log(log_level::error, "closing connection from " + self->remote_ + ": " + e.what());
+    }
+    self->ended_ = true;
+    self->timer_.cancel();
+    self->close_socket();
+    self->st_->session_ended(self.get());
+  }
+
+  net::awaitable<void> serve() {
+    error_code ec;
+    socket_.set_option(tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec);  // for the direct write in write_response()
+    for (;;) {
+      req_.reset();
+      http_request_parser parser(req_, st_->options.limits);
+      error_code parse_ec;
+      const read_outcome outcome = co_await read_request(parser, parse_ec);
+      switch (outcome) {
+        case read_outcome::request:
+          // The node's own timeouts bound the work; read_timeout covers
+          // reading and writing only.
+          deadline_ = time_point::max();
+          break;
+        case read_outcome::parse_error:
+          co_await reject_unparsable(parse_ec);
+          co_return;
+        case read_outcome::truncated:
+          log(log_level::warning, "closing connection from " + remote_ +
+                                      ": it closed in the middle of a request (truncated)");
+          co_return;
+        case read_outcome::timed_out:
+          log(log_level::warning, "closing connection from " + remote_ +
+                                      ": request not complete within read_timeout " +
+                                      format_duration(st_->options.read_timeout));
+          co_return;
+        case read_outcome::closed:
+        case read_outcome::failed:
+          co_return;
+      }
+      co_await handle(parser.keep_alive());
+      if (!co_await write_response()) co_return;
+      if (closing_) {
+        co_await linger_close();
+        co_return;
+      }
+    }
+  }
+
+  net::awaitable<read_outcome> read_request(http_request_parser& parser, error_code& parse_ec) {
+    bool started = buf_.size() > 0;
+    if (started) {
+      set_deadline(st_->options.read_timeout);
+    } else {
+      if (st_->stopping.load(std::memory_order_acquire)) co_return read_outcome::closed;
+      set_deadline(st_->options.idle_timeout);
+      waiting_ = true;
+    }
+    bool continue_sent = false;
+    for (;;) {
+      if (buf_.size() > 0) {
+        error_code ec;
+        const std::size_t n = parser.put(buf_.data(), ec);
+        buf_.consume(n);
+        if (ec == boost::beast::http::error::need_more) {
+          ec = {};
+        } else if (ec) {
+          parse_ec = ec;
+          co_return read_outcome::parse_error;
+        } else if (parser.is_done()) {
+          co_return read_outcome::request;
+        }
+        if (parser.is_header_done() && req_.expect_continue && !continue_sent) {
+          continue_sent = true;
+          static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+          auto [wec, wn] = co_await net::async_write(socket_, net::buffer(cont), tuple_awaitable);
+          if (wec) co_return timed_out_ ? read_outcome::timed_out : read_outcome::failed;
+        }
+        if (n > 0 && buf_.size() > 0) continue;
+      }
+      auto [ec, n] = co_await socket_.async_read_some(buf_.prepare(read_chunk), tuple_awaitable);
+      waiting_ = false;
+      if (ec) {
+        if (timed_out_) co_return started ? read_outcome::timed_out : read_outcome::closed;
+        if (!started) co_return read_outcome::closed;
+        if (ec == net::error::eof || ec == net::error::connection_reset)
+          co_return read_outcome::truncated;
+        co_return read_outcome::failed;
+      }
+      buf_.commit(n);
+      if (!started) {
+        started = true;
+        set_deadline(st_->options.read_timeout);
+      }
+    }
+  }
+
+  /// Answers a request the parser rejected, then closes the connection.
+  net::awaitable<void> reject_unparsable(const error_code& ec) {
+    namespace http = boost::beast::http;
+    unsigned status = 400;
+    std::string why;
+    if (ec == http::error::header_limit) {
+      status = 431;
+      why = "request header larger than max_header_bytes (" +
+            std::to_string(st_->options.limits.max_header_bytes) + ")";
+    } else if (ec == http::error::body_limit) {
+      status = 413;
+      why = "request body larger than max_body_bytes (" +
+            std::to_string(st_->options.limits.max_body_bytes) + ")";
+    } else {
+      why = "malformed HTTP request: " + ec.message();
+    }
+    log(log_level::warning,
+        std::to_string(status) + " to " + remote_ + " " + printable_for_log(req_.method_text) +
+            " " + printable_for_log(req_.target) + ": " + why + "; closing the connection");
+    make_text_response(status, why, {}, true);
+    if (co_await write_response()) co_await linger_close();
+  }
+
+  /// Builds a plain-text response with `extra` header lines.
+  void make_text_response(unsigned status, std::string_view text, std::string_view extra,
+                          bool close) {
+    body_.assign(text);
+    value_ = {};
+    make_head(status, "text/plain", extra, close);
+  }
+
+  void make_head(unsigned status, std::string_view content_type, std::string_view extra,
+                 bool close) {
+    head_.clear();
+    head_ += "HTTP/1.1 ";
+    append_decimal_u64(head_, status);
+    head_ += ' ';
+    head_ += http_reason_phrase(status);
+    head_ += "\r\n";
+    if (status != 204) {  // RFC 9110: a 204 carries no Content-Length
+      head_ += "Content-Type: ";
+      head_ += content_type;
+      head_ += "\r\nContent-Length: ";
+      append_decimal_u64(head_, body_.size() + value_.size());
+      head_ += "\r\n";
+    }
+    head_ += extra;
+    // A stopping server answers what it already received (pipelined
+    // requests get 503) and closes after the last of it.
+    if (st_->stopping.load(std::memory_order_acquire) && buf_.size() == 0) close = true;
+    closing_ = close;
+    if (close) {
+      head_ += "Connection: close\r\n";
+    } else if (req_.version == 10) {
+      head_ += "Connection: keep-alive\r\n";
+    }
+    head_ += "\r\n";
+  }
+
+  /// Rejects a request that parsed: logs one line and builds the response.
+  void reject(unsigned status, std::string_view why, std::string_view extra, bool close) {
+    log(log_level::warning, std::to_string(status) + " to " + remote_ + " (" +
+                                printable_for_log(req_.from.empty() ? std::string_view("no DC-From")
+                                                                    : std::string_view(req_.from)) +
+                                ") " + printable_for_log(req_.method_text) + " " +
+                                printable_for_log(req_.target) + ": " +
+                                printable_for_log(why, 300));
+    make_text_response(status, why, extra, close);
+  }
+
+  /// Handles a parsed request and builds the response in head_/body_/value_
+  /// (make_head() sets closing_). Returns whether the connection closes.
+  net::awaitable<bool> handle(bool keep_alive) {
+    namespace http = boost::beast::http;
+    bool close = !keep_alive;
+    if (st_->stopping.load(std::memory_order_acquire)) {
+      reject(503, "node is stopping", {}, true);
+      co_return true;
+    }
+    const std::string_view target = req_.target;
+    if (target == dc_health_path) {
+      if (req_.method != http::verb::get) {
+        reject(405, "health takes GET", "Allow: GET\r\n", close);
+      } else {
+        body_.assign("ok");
+        value_ = {};
+        make_head(200, "text/plain", {}, close);
+      }
+      co_return close;
+    }
+    if (!target.starts_with(dc_keyspace_prefix)) {
+      reject(404, "unknown path", {}, close);
+      co_return close;
+    }
+    const std::string_view rest = target.substr(dc_keyspace_prefix.size());
+    const auto slash = rest.find('/');
+    const std::string_view op = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+    const operation* handler = find_operation(op);
+    if (handler == nullptr) {
+      reject(404, "unknown path", {}, close);
+      co_return close;
+    }
+    if (req_.method != http::verb::post) {
+      reject(405, "keyspace operations take POST", "Allow: POST\r\n", close);
+      co_return close;
+    }
+    if (!decode_path_segment(rest.substr(0, slash), keyspace_) || keyspace_.empty()) {
+      reject(400, "malformed keyspace name in the path", {}, close);
+      co_return close;
+    }
+    if (!req_.has_from || req_.from.empty()) {
+      reject(400, "missing DC-From header", {}, close);
+      co_return close;
+    }
+    if (req_.bad_ring_version) {
+      reject(400, "DC-Ring-Version is not an unsigned 64-bit decimal", {}, close);
+      co_return close;
+    }
+    try {
+      if (!st_->svc.has_keyspace(keyspace_)) {
+        reject(404,
+               "keyspace '" + printable_for_log(keyspace_) + "' is not configured on this node",
+               "DC-Error: keyspace_not_found\r\n", close);
+        co_return close;
+      }
+      st_->svc.on_peer_request(transport::request_info{req_.from, req_.ring_version});
+      co_await (this->*(handler->handle))(close);
+    } catch (const std::exception& e) {
+      reject(500, std::string("the node failed: ") + e.what(), {}, close);
+    }
+    co_return close;
+  }
+
+  // One handler per keyspace operation of protocol v1. Each decodes the
+  // body, calls the peer_service and prepares the response (or a rejection).
+  using handler_fn = net::awaitable<void> (http_server_session::*)(bool close);
+  struct operation {
+    std::string_view name;
+    handler_fn handle;
+  };
+  static const operation* find_operation(std::string_view name) noexcept {
+    static constexpr std::array<operation, 5> table{{
+        {"get", &http_server_session::handle_get},
+        {"get-many", &http_server_session::handle_get_many},
+        {"set", &http_server_session::handle_set},
+        {"remove", &http_server_session::handle_remove},
+        {"invalidate", &http_server_session::handle_invalidate},
+    }};
+    for (const auto& op : table) {
+      if (op.name == name) return &op;
+    }
+    return nullptr;
+  }
+
+  net::awaitable<void> handle_get(bool close) { return lookup(close, false); }
+  net::awaitable<void> handle_get_many(bool close) { return lookup(close, true); }
+
+  net::awaitable<void> lookup(bool close, bool many) {
+    if (auto ec = transport::decode_key_list(req_.body, st_->options.limits, keys_)) {
+      reject(400, ec.message(), {}, close);
+      co_return;
+    }
+    const std::size_t count = keys_.size();
+    if (!many && count != 1) {
+      reject(400, "get takes exactly one key; use get-many", {}, close);
+      co_return;
+    }
+    items_.clear();
+    service_failed_ = false;
+    if (count > 0) items_ = co_await call_get();
+    if (service_failed_ || items_.size() != count) {
+      reject(500,
+             service_failed_ ? std::string("the node failed to look the keys up")
+                             : "the node answered " + std::to_string(items_.size()) +
+                                   " items for " + std::to_string(count) + " keys",
+             {}, close);
+      co_return;
+    }
+    body_.clear();
+    if (!many) {
+      detail::wire_put_reply_item_head(body_, items_[0]);
+      value_ = items_[0].status == transport::reply_item::kind::value
+                   ? std::string_view(items_[0].value)
+                   : std::string_view{};
+    } else {
+      transport::encode_get_many_reply(body_, items_);
+      value_ = {};
+    }
+    make_head(200, "application/octet-stream", {}, close);
+  }
+
+  net::awaitable<void> handle_set(bool close) {
+    transport::set_body_view set;
+    if (auto ec = transport::decode_set_body(req_.body, st_->options.limits, set)) {
+      reject(400, ec.message(), {}, close);
+      co_return;
+    }
+    const error_code ec =
+        st_->svc.set(keyspace_, std::string(set.key), std::string(set.value), set.ttl_ms);
+    if (ec) {
+      const std::string_view name =
+          ec.category() == error_category() ? errc_name(static_cast<errc>(ec.value())) : "";
+      if (name.empty()) {
+        reject(500, "set failed: " + ec.message(), {}, close);
+      } else {
+        reject(422, "set refused: " + ec.message(), "DC-Error: " + std::string(name) + "\r\n",
+               close);
+      }
+      co_return;
+    }
+    body_.clear();
+    value_ = {};
+    make_head(204, {}, {}, close);
+  }
+
+  net::awaitable<void> handle_remove(bool close) {
+    if (auto ec = transport::decode_key_list(req_.body, st_->options.limits, keys_)) {
+      reject(400, ec.message(), {}, close);
+      co_return;
+    }
+    const std::size_t removed = st_->svc.remove(keyspace_, keys_);
+    body_.clear();
+    value_ = {};
+    extra_.assign("DC-Removed: ");
+    append_decimal_u64(extra_, removed);
+    extra_ += "\r\n";
+    make_head(204, {}, extra_, close);
+  }
+
+  net::awaitable<void> handle_invalidate(bool close) {
+    if (auto ec = transport::decode_key_list(req_.body, st_->options.limits, keys_)) {
+      reject(400, ec.message(), {}, close);
+      co_return;
+    }
+    st_->svc.invalidate(keyspace_, keys_);
+    body_.clear();
+    value_ = {};
+    make_head(204, {}, {}, close);
+  }
+
+  /// Calls transport::peer_service::get with keys_ and waits for its completion.
+  net::awaitable<std::vector<transport::reply_item>> call_get() {
+    return net::async_initiate<decltype(net::use_awaitable),
+                               void(std::vector<transport::reply_item>)>(
+        [this](auto handler) {
+          using state_type = peer_get_completion<decltype(handler)>;
+          auto state = std::make_shared<state_type>(std::move(handler));
+          try {
+            st_->svc.get(keyspace_, std::move(keys_),
+                         [state](std::vector<transport::reply_item> items) {
+                           state->complete(std::move(items));
+                         });
+          } catch (...) {
+            service_failed_ = true;
+            state->complete({});
+          }
+        },
+        net::use_awaitable);
+  }
+
+  /// Writes head_, body_ and value_. False when the connection broke.
+  net::awaitable<bool> write_response() {
+    set_deadline(st_->options.read_timeout);
+    std::array<net::const_buffer, 3> buffers{net::buffer(head_), net::buffer(body_),
+                                             net::buffer(value_)};
+    // A response almost always fits the socket's send buffer: write it now
+    // (the socket is non-blocking) and skip the completion round trip
+    // through the io_context; wait for writability only for what is left.
+    error_code ec;
+    std::size_t n = socket_.write_some(buffers, ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) ec = {};
+    if (!ec && n < head_.size() + body_.size() + value_.size()) {
+      for (auto& b : buffers) {
+        const std::size_t used = std::min(n, b.size());
+        b += used;
+        n -= used;
+      }
+      auto [wec, wn] = co_await net::async_write(socket_, buffers, tuple_awaitable);
+      ec = wec;
+    }
+    value_ = {};
+    items_.clear();
+    if (ec) {
+      if (timed_out_) {
+        log(log_level::warning,
+            "closing connection from " + remote_ + ": response not written within read_timeout");
+      }
+      co_return false;
+    }
+    deadline_ = time_point::max();
+    co_return true;
+  }
+
+  /// Half-closes and drains what the client still sends (bounded), so that
+  /// the kernel does not reset the connection and destroy the response
+  /// before the client read it.
+  net::awaitable<void> linger_close() {
+    error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) co_return;
+    set_deadline(std::min<duration>(st_->options.read_timeout, std::chrono::seconds(2)));
+    std::size_t drained = 0;
+    while (drained < (std::size_t{1} << 20)) {
+      buf_.clear();
+      auto [rec, n] = co_await socket_.async_read_some(buf_.prepare(read_chunk), tuple_awaitable);
+      if (rec) break;
+      drained += n;
+    }
+    buf_.clear();
+  }
+
+  std::shared_ptr<http_server_state> st_;
+  tcp::socket socket_;
+  net::steady_timer timer_;
+  boost::beast::flat_buffer buf_;
+  http_request_data req_;
+  std::string keyspace_;
+  std::vector<std::string> keys_;
+  std::vector<transport::reply_item> items_;
+  std::string head_;
+  std::string body_;
+  std::string extra_;
+  std::string_view value_;  // points into items_ while a get reply is written
+  std::string remote_;
+  time_point deadline_ = time_point::max();
+  time_point timer_expiry_ = time_point::min();  // when the watchdog wakes next
+  bool waiting_ = false;
+  bool timed_out_ = false;
+  bool ended_ = false;
+  bool service_failed_ = false;
+  bool closing_ = false;  // the response being written ends the connection
+};
+
+inline net::awaitable<void> http_accept_loop(std::shared_ptr<http_server_state> st) {
+  for (;;) {
+    net::any_io_executor session_executor = net::make_strand(st->ioc);
+    auto [ec, socket] =
+        co_await st->acceptor.async_accept(session_executor, net::as_tuple(net::use_awaitable));
+    if (ec) {
+      if (ec == net::error::operation_aborted || !st->acceptor.is_open() ||
+          st->stopping.load(std::memory_order_acquire))
+        break;
+      // Out of descriptors or a connection reset before accept: log, pause
+      // briefly so the loop does not spin, and keep accepting.
+      st->write_log(log_level::error, "distcache transport: accept failed: " + ec.message());
+      net::steady_timer pause(st->acceptor.get_executor(), std::chrono::milliseconds(50));
+      co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+      continue;
+    }
+    st->accepted.fetch_add(1, std::memory_order_relaxed);
+    auto session = std::make_shared<http_server_session>(st, std::move(socket));
+    {
+      std::lock_guard lock(st->mutex);
+      st->sessions.emplace(session.get(), session);
+      st->active.fetch_add(1, std::memory_order_relaxed);
+    }
+    http_server_session::launch(session);
+  }
+  std::lock_guard lock(st->mutex);
+  st->accepting = false;
+  if (st->sessions.empty()) st->idle_cv.notify_all();
+}
+
+}  // namespace distcache::detail
+
+#endif  // DISTCACHE_TRANSPORT_DETAIL_HTTP_SERVER_SESSION_HPP

@@ -21,11 +21,13 @@
 #include <distcache/clock.hpp>
 #include <distcache/config.hpp>
 #include <distcache/detail/config.hpp>
+#include <distcache/detail/gather.hpp>
 #include <distcache/error.hpp>
 #include <distcache/transport/detail/http_client_connection.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/wire.hpp>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -317,69 +319,72 @@ class http_client final : public peer_client {
     encode_key_list(r.out, keys);
   }
 
-  void split_get(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
-                 std::uint64_t ring_version, duration timeout, get_handler done) {
+  /// Calls `send(part_index, keys)` for each part of at most max_batch keys.
+  template <class Send>
+  void for_each_part(std::vector<std::string>& keys, Send send) const {
     const std::size_t max = st_->options.limits.max_batch;
-    auto join = std::make_shared<detail::http_get_join>();
-    join->items.resize(keys.size());
-    join->pending = (keys.size() + max - 1) / max;
-    auto shared_done = std::make_shared<get_handler>(std::move(done));
-    for (std::size_t offset = 0; offset < keys.size(); offset += max) {
-      const std::size_t n = std::min(max, keys.size() - offset);
+    for (std::size_t offset = 0, part = 0; offset < keys.size(); offset += max, ++part) {
       const auto first = keys.begin() + static_cast<std::ptrdiff_t>(offset);
-      std::vector<std::string> part(
-          std::make_move_iterator(first),
-          std::make_move_iterator(first + static_cast<std::ptrdiff_t>(n)));
-      get(peer, keyspace, std::move(part), ring_version, timeout,
-          [join, shared_done, offset](error_code ec, std::vector<reply_item> items) {
-            bool last = false;
-            {
-              std::lock_guard lock(join->mutex);
-              if (ec && !join->ec) join->ec = ec;
-              for (std::size_t i = 0; i < items.size() && offset + i < join->items.size(); ++i)
-                join->items[offset + i] = std::move(items[i]);
-              last = --join->pending == 0;
-            }
-            if (!last) return;
-            if (join->ec) {
-              (*shared_done)(join->ec, {});
-            } else {
-              (*shared_done)({}, std::move(join->items));
-            }
-          });
+      const auto last = first + static_cast<std::ptrdiff_t>(std::min(max, keys.size() - offset));
+      send(part,
+           std::vector<std::string>(std::make_move_iterator(first), std::make_move_iterator(last)));
     }
   }
 
+  [[nodiscard]] std::size_t parts(std::size_t keys) const {
+    const std::size_t max = st_->options.limits.max_batch;
+    return (keys + max - 1) / max;
+  }
+
+  /// A get of more than max_batch keys: one request per part, in parallel;
+  /// the first error wins, else the items in key order.
+  void split_get(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
+                 std::uint64_t ring_version, duration timeout, get_handler done) {
+    using part_result = std::pair<error_code, std::vector<reply_item>>;
+    auto all = detail::gather<part_result>::make(
+        parts(keys.size()), [done = std::move(done)](std::vector<part_result> results) {
+          std::vector<reply_item> items;
+          for (auto& [ec, part] : results) {
+            if (ec) return done(ec, {});
+            std::move(part.begin(), part.end(), std::back_inserter(items));
+          }
+          done({}, std::move(items));
+        });
+    for_each_part(keys, [&](std::size_t i, std::vector<std::string> part) {
+      get(peer, keyspace, std::move(part), ring_version, timeout,
+          [all, i](error_code ec, std::vector<reply_item> items) {
+            all->set(i, {ec, std::move(items)});
+          });
+    });
+  }
+
+  /// A remove or invalidate of more than max_batch keys, split the same way;
+  /// the removed counts add up.
   void split_keys(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
                   std::uint64_t ring_version, duration timeout, remove_handler done,
                   bool is_remove) {
-    const std::size_t max = st_->options.limits.max_batch;
-    auto join = std::make_shared<detail::http_get_join>();
-    join->pending = (keys.size() + max - 1) / max;
-    auto shared_done = std::make_shared<remove_handler>(std::move(done));
-    auto part_done = [join, shared_done](error_code ec, std::size_t n) {
-      bool last = false;
-      {
-        std::lock_guard lock(join->mutex);
-        if (ec && !join->ec) join->ec = ec;
-        join->removed += n;
-        last = --join->pending == 0;
-      }
-      if (last) (*shared_done)(join->ec, join->ec ? 0 : join->removed);
-    };
-    for (std::size_t offset = 0; offset < keys.size(); offset += max) {
-      const std::size_t n = std::min(max, keys.size() - offset);
-      const auto first = keys.begin() + static_cast<std::ptrdiff_t>(offset);
-      std::vector<std::string> part(
-          std::make_move_iterator(first),
-          std::make_move_iterator(first + static_cast<std::ptrdiff_t>(n)));
+    using part_result = std::pair<error_code, std::size_t>;
+    auto all = detail::gather<part_result>::make(
+        parts(keys.size()), [done = std::move(done)](const std::vector<part_result>& results) {
+          std::size_t removed = 0;
+          for (const auto& [ec, n] : results) {
+            if (ec) return done(ec, 0);
+            removed += n;
+          }
+          done({}, removed);
+        });
+    for_each_part(keys, [&](std::size_t i, std::vector<std::string> part) {
       if (is_remove) {
-        remove(peer, keyspace, std::move(part), ring_version, timeout, part_done);
+        remove(peer, keyspace, std::move(part), ring_version, timeout,
+               [all, i](error_code ec, std::size_t n) {
+                 all->set(i, {ec, n});
+               });
       } else {
-        invalidate(peer, keyspace, std::move(part), ring_version, timeout,
-                   [part_done](error_code ec) { part_done(ec, 0); });
+        invalidate(peer, keyspace, std::move(part), ring_version, timeout, [all, i](error_code ec) {
+          all->set(i, {ec, 0});
+        });
       }
-    }
+    });
   }
 
   std::shared_ptr<detail::http_client_state> st_;

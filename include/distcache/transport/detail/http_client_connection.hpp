@@ -492,13 +492,6 @@ inline void append_request_head(std::string& out, std::string_view method, std::
 }
 
 /// Joins the replies of a batch split into several requests.
-struct http_get_join {
-  std::mutex mutex;
-  std::vector<transport::reply_item> items;
-  std::size_t removed = 0;
-  std::size_t pending = 0;
-  error_code ec;
-};
 
 }  // namespace distcache::detail
 

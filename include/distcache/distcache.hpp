@@ -4,7 +4,6 @@
 #ifndef DISTCACHE_DISTCACHE_HPP
 #define DISTCACHE_DISTCACHE_HPP
 
-#include <distcache/cache/stats.hpp>
 #include <distcache/clock.hpp>
 #include <distcache/cluster/ring.hpp>
 #include <distcache/config.hpp>
@@ -13,6 +12,7 @@
 #include <distcache/keyspace.hpp>
 #include <distcache/policies.hpp>
 #include <distcache/serializers.hpp>
+#include <distcache/stats.hpp>
 #include <distcache/transport/http.hpp>
 #include <distcache/value.hpp>
 

@@ -11,9 +11,8 @@
 #include <boost/asio/post.hpp>
 #include <cstddef>
 #include <cstdint>
-#include <distcache/cache/stats.hpp>
 #include <distcache/clock.hpp>
-#include <distcache/cluster/membership.hpp>
+#include <distcache/cluster/peer_event.hpp>
 #include <distcache/config.hpp>
 #include <distcache/core/engine_core.hpp>
 #include <distcache/core/keyspace_adapter.hpp>
@@ -22,6 +21,7 @@
 #include <distcache/error.hpp>
 #include <distcache/keyspace.hpp>
 #include <distcache/policies.hpp>
+#include <distcache/stats.hpp>
 #include <distcache/value.hpp>
 #include <functional>
 #include <memory>

@@ -161,10 +161,17 @@ constexpr bool check_keyspace() {
           { k.max_bytes } -> std::convertible_to<std::int64_t>;
         },
         "distcache: a keyspace needs a `std::int64_t max_bytes` member (its byte budget)");
-    static_assert(
-        data_source<decltype(std::declval<K&>().source), typename K::value_type>,
-        "distcache: a keyspace needs a `source` member with `fetch(std::string_view)` returning "
-        "fetch_result<value_type> (a value, distcache::not_found or an error_code)");
+    constexpr bool has_source = requires(K & k) { k.source; };
+    static_assert(has_source,
+                  "distcache: a keyspace needs a `source` member with `fetch(std::string_view)` "
+                  "returning fetch_result<value_type> (a value, distcache::not_found or an "
+                  "error_code)");
+    if constexpr (has_source) {
+      static_assert(
+          data_source<decltype(std::declval<K&>().source), typename K::value_type>,
+          "distcache: a keyspace needs a `source` member with `fetch(std::string_view)` "
+          "returning fetch_result<value_type> (a value, distcache::not_found or an error_code)");
+    }
     static_assert(!std::is_void_v<keyspace_serializer_t<K>>,
                   "distcache: no serializer can be deduced for this keyspace's value_type; declare "
                   "`using serializer = ...;` (or describe the type with BOOST_DESCRIBE_STRUCT)");

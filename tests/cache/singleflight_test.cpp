@@ -1,4 +1,4 @@
-#include <distcache/cache/singleflight.hpp>
+#include <distcache/cache/detail/singleflight.hpp>
 //
 #include <doctest/doctest.h>
 

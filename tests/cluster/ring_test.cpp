@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <distcache/cluster/membership.hpp>
+#include <distcache/cluster/detail/membership.hpp>
 #include <distcache/config.hpp>
 #include <distcache/discovery/provider.hpp>
 #include <map>

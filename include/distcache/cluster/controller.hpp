@@ -9,7 +9,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <cstdint>
-#include <distcache/cluster/membership.hpp>
+#include <distcache/cluster/detail/membership.hpp>
 #include <distcache/cluster/ring.hpp>
 #include <distcache/config.hpp>
 #include <distcache/detail/config.hpp>

@@ -14,7 +14,6 @@
 #include <boost/asio/thread_pool.hpp>
 #include <cstddef>
 #include <cstdint>
-#include <distcache/cache/stats.hpp>
 #include <distcache/cluster/controller.hpp>
 #include <distcache/cluster/ring.hpp>
 #include <distcache/config.hpp>
@@ -25,6 +24,7 @@
 #include <distcache/detail/waiters.hpp>
 #include <distcache/error.hpp>
 #include <distcache/protection/source_guard.hpp>
+#include <distcache/stats.hpp>
 #include <distcache/transport/peer.hpp>
 #include <functional>
 #include <map>

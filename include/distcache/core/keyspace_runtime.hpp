@@ -4,9 +4,9 @@
 #define DISTCACHE_CORE_KEYSPACE_RUNTIME_HPP
 
 #include <atomic>
-#include <distcache/cache/lru_cache.hpp>
-#include <distcache/cache/singleflight.hpp>
-#include <distcache/cache/stats.hpp>
+#include <distcache/cache/detail/counters.hpp>
+#include <distcache/cache/detail/singleflight.hpp>
+#include <distcache/cache/detail/value_cache.hpp>
 #include <distcache/config.hpp>
 #include <distcache/core/keyspace_adapter.hpp>
 #include <distcache/protection/source_guard.hpp>
@@ -29,16 +29,16 @@ struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime> {
         opts(std::move(o)),
         guard(opts, clock, policies),
         main(opts.max_bytes,
-             opts.shards != 0 ? opts.shards : lru_cache::default_shards(opts.max_bytes), clock),
+             opts.shards != 0 ? opts.shards : value_cache::default_shards(opts.max_bytes), clock),
         hot(opts.hot_max_bytes,
-            opts.shards != 0 ? opts.shards : lru_cache::default_shards(opts.hot_max_bytes), clock) {
-  }
+            opts.shards != 0 ? opts.shards : value_cache::default_shards(opts.hot_max_bytes),
+            clock) {}
 
   const std::unique_ptr<keyspace_adapter> adapter;  // the typed definition
   const resolved_keyspace opts;
   source_guard guard;  // rate limiter, circuit breaker, concurrency limit of the source
-  lru_cache main;      // keys this node owns
-  lru_cache hot;       // keys other nodes own, copied here because they are read often
+  value_cache main;    // keys this node owns
+  value_cache hot;     // keys other nodes own, copied here because they are read often
   singleflight flights;
   std::atomic<bool> retired{false};  // set when replaced; loads then skip publishing
 };

@@ -13,7 +13,7 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
-#include <distcache/cache/singleflight.hpp>
+#include <distcache/cache/detail/singleflight.hpp>
 #include <distcache/detail/config.hpp>
 #include <distcache/detail/gather.hpp>
 #include <distcache/detail/job.hpp>

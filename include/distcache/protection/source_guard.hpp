@@ -9,12 +9,13 @@
 #include <boost/asio/thread_pool.hpp>
 #include <cstddef>
 #include <cstdint>
-#include <distcache/cache/stats.hpp>
+#include <distcache/cache/detail/counters.hpp>
 #include <distcache/clock.hpp>
 #include <distcache/config.hpp>
 #include <distcache/detail/config.hpp>
 #include <distcache/error.hpp>
 #include <distcache/protection/protection.hpp>
+#include <distcache/stats.hpp>
 #include <functional>
 #include <memory>
 #include <optional>

@@ -16,8 +16,8 @@ namespace distcache::detail {
 config engine_core::validated(config cfg, const erased_policies& p,
                               const std::vector<std::unique_ptr<keyspace_adapter>>& defs) {
   if (auto why = validate_engine(cfg); !why.empty()) throw config_error(why);
-  for (const auto& [name, options] : cfg.keyspaces) {
-    (void)options;
+  for (const auto& entry : cfg.keyspaces) {
+    const std::string& name = entry.first;  // not a structured binding: a lambda uses it
     const bool known =
         std::any_of(defs.begin(), defs.end(), [&](const auto& d) { return d->name() == name; });
     if (!known) {

@@ -1,11 +1,12 @@
 // distcache — membership: which peers are alive, and the ring over them.
-#ifndef DISTCACHE_CLUSTER_MEMBERSHIP_HPP
-#define DISTCACHE_CLUSTER_MEMBERSHIP_HPP
+#ifndef DISTCACHE_CLUSTER_DETAIL_MEMBERSHIP_HPP
+#define DISTCACHE_CLUSTER_DETAIL_MEMBERSHIP_HPP
 
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <distcache/cluster/peer_event.hpp>
 #include <distcache/cluster/ring.hpp>
 #include <distcache/detail/hash.hpp>
 #include <map>
@@ -16,20 +17,6 @@
 #include <vector>
 
 namespace distcache {
-
-/// What happened to a peer.
-enum class peer_event_kind {
-  joined,   ///< the peer answers and is in the ring
-  left,     ///< the peer stopped answering or is no longer discovered; out of the ring
-  updated,  ///< the ring changed for another reason (reserved; not emitted yet)
-};
-
-/// A membership change, delivered to subscribers.
-struct peer_event {
-  peer_event_kind kind;
-  std::string peer;            ///< "host:port"
-  std::uint64_t ring_version;  ///< the version of the ring after the change
-};
 
 namespace detail {
 
@@ -182,4 +169,4 @@ class membership {
 }  // namespace detail
 }  // namespace distcache
 
-#endif  // DISTCACHE_CLUSTER_MEMBERSHIP_HPP
+#endif  // DISTCACHE_CLUSTER_DETAIL_MEMBERSHIP_HPP

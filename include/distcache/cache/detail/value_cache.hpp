@@ -1,6 +1,7 @@
-// distcache — byte-bounded, sharded LRU cache with per-entry expiry.
-#ifndef DISTCACHE_CACHE_LRU_CACHE_HPP
-#define DISTCACHE_CACHE_LRU_CACHE_HPP
+// distcache — value_cache: the byte-bounded, sharded CLOCK cache that holds a
+// keyspace's values (main and hot), with per-entry expiry.
+#ifndef DISTCACHE_CACHE_DETAIL_VALUE_CACHE_HPP
+#define DISTCACHE_CACHE_DETAIL_VALUE_CACHE_HPP
 
 #include <algorithm>
 #include <atomic>
@@ -44,7 +45,7 @@ struct hashed_key {
 /// Thread safety: every member function may be called concurrently.
 /// Invariant: no lock is held while user code runs (values are destroyed
 /// outside the shard lock when an eviction releases the last handle).
-class lru_cache {
+class value_cache {
  public:
   /// Bytes charged per entry on top of its key and value bytes.
   static constexpr std::size_t entry_overhead = 160;
@@ -64,7 +65,8 @@ class lru_cache {
 
   /// A cache of at most `max_bytes` over `shards` shards (rounded up to a power
   /// of two, at least 1). `clock` may be null: the steady clock is used.
-  lru_cache(std::int64_t max_bytes, std::size_t shards, const clock_source* clock) : clock_(clock) {
+  value_cache(std::int64_t max_bytes, std::size_t shards, const clock_source* clock)
+      : clock_(clock) {
     std::size_t n = 1;
     while (n < std::max<std::size_t>(shards, 1)) n *= 2;
     mask_ = n - 1;
@@ -293,4 +295,4 @@ class lru_cache {
 
 }  // namespace distcache::detail
 
-#endif  // DISTCACHE_CACHE_LRU_CACHE_HPP
+#endif  // DISTCACHE_CACHE_DETAIL_VALUE_CACHE_HPP

@@ -1,12 +1,12 @@
 // distcache — singleflight: concurrent misses on one key share one load.
-#ifndef DISTCACHE_CACHE_SINGLEFLIGHT_HPP
-#define DISTCACHE_CACHE_SINGLEFLIGHT_HPP
+#ifndef DISTCACHE_CACHE_DETAIL_SINGLEFLIGHT_HPP
+#define DISTCACHE_CACHE_DETAIL_SINGLEFLIGHT_HPP
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <distcache/cache/lru_cache.hpp>
+#include <distcache/cache/detail/value_cache.hpp>
 #include <distcache/clock.hpp>
 #include <distcache/error.hpp>
 #include <functional>
@@ -168,4 +168,4 @@ class singleflight {
 
 }  // namespace distcache::detail
 
-#endif  // DISTCACHE_CACHE_SINGLEFLIGHT_HPP
+#endif  // DISTCACHE_CACHE_DETAIL_SINGLEFLIGHT_HPP

@@ -1,4 +1,4 @@
-#include <distcache/cache/lru_cache.hpp>
+#include <distcache/cache/detail/value_cache.hpp>
 //
 #include <doctest/doctest.h>
 
@@ -12,7 +12,7 @@
 #include "support/manual_clock.hpp"
 
 using distcache::detail::hashed_key;
-using distcache::detail::lru_cache;
+using distcache::detail::value_cache;
 
 namespace {
 struct key_holder {
@@ -31,7 +31,7 @@ std::string str(const std::shared_ptr<const void>& p) {
 }  // namespace
 
 TEST_CASE("lru returns stored values and misses absent keys") {
-  lru_cache c(1 << 20, 1, nullptr);
+  value_cache c(1 << 20, 1, nullptr);
   CHECK(c.put(key_holder("a"), val("1"), 1, distcache::never_expires));
   CHECK(str(c.get(key_holder("a"))) == "1");
   CHECK(c.get(key_holder("b")) == nullptr);
@@ -45,8 +45,8 @@ TEST_CASE("lru returns stored values and misses absent keys") {
 }
 
 TEST_CASE("lru evicts the least recently used entry when over budget") {
-  const auto per = static_cast<std::int64_t>(lru_cache::charge(1, 10));
-  lru_cache c(per * 3, 1, nullptr);  // room for exactly three entries
+  const auto per = static_cast<std::int64_t>(value_cache::charge(1, 10));
+  value_cache c(per * 3, 1, nullptr);  // room for exactly three entries
   for (const char* k : {"a", "b", "c"}) c.put(key_holder(k), val(k), 10, distcache::never_expires);
   CHECK(c.get(key_holder("a")) != nullptr);  // a is now the most recently used
   c.put(key_holder("d"), val("d"), 10, distcache::never_expires);
@@ -59,9 +59,9 @@ TEST_CASE("lru evicts the least recently used entry when over budget") {
 }
 
 TEST_CASE("lru charges key, value and overhead, and rejects an entry larger than a shard") {
-  lru_cache c(1000, 1, nullptr);
+  value_cache c(1000, 1, nullptr);
   c.put(key_holder("abc"), val("x"), 100, distcache::never_expires);
-  CHECK(c.bytes() == static_cast<std::int64_t>(lru_cache::entry_overhead + 3 + 100));
+  CHECK(c.bytes() == static_cast<std::int64_t>(value_cache::entry_overhead + 3 + 100));
   CHECK(!c.put(key_holder("big"), val("x"), 1000, distcache::never_expires));
   CHECK(c.get(key_holder("big")) == nullptr);
   CHECK(c.size() == 1);
@@ -72,7 +72,7 @@ TEST_CASE("lru charges key, value and overhead, and rejects an entry larger than
 
 TEST_CASE("lru never exceeds its byte budget under random puts of random sizes") {
   const std::int64_t budget = 64 << 10;
-  lru_cache c(budget, 4, nullptr);
+  value_cache c(budget, 4, nullptr);
   std::mt19937 rng(7);
   for (int i = 0; i < 20000; ++i) {
     const std::string k = "k" + std::to_string(rng() % 3000);
@@ -87,7 +87,7 @@ TEST_CASE("lru never exceeds its byte budget under random puts of random sizes")
 
 TEST_CASE("lru never returns an expired entry (manual clock)") {
   distcache::test::manual_clock clock;
-  lru_cache c(1 << 20, 2, &clock);
+  value_cache c(1 << 20, 2, &clock);
   c.put(key_holder("a"), val("1"), 1, clock.now() + std::chrono::seconds(10));
   c.put(key_holder("b"), val("2"), 1, distcache::never_expires);
   clock.advance(std::chrono::seconds(9));
@@ -100,14 +100,14 @@ TEST_CASE("lru never returns an expired entry (manual clock)") {
 }
 
 TEST_CASE("lru shard count is a power of two and the default keeps shards >= 256 KiB") {
-  CHECK(lru_cache(1 << 20, 3, nullptr).shards() == 4);
-  CHECK(lru_cache::default_shards(1 << 20) == 4);
-  CHECK(lru_cache::default_shards(100) == 1);
-  CHECK(lru_cache::default_shards(std::int64_t{1} << 30) == 16);
+  CHECK(value_cache(1 << 20, 3, nullptr).shards() == 4);
+  CHECK(value_cache::default_shards(1 << 20) == 4);
+  CHECK(value_cache::default_shards(100) == 1);
+  CHECK(value_cache::default_shards(std::int64_t{1} << 30) == 16);
 }
 
 TEST_CASE("lru clear drops everything") {
-  lru_cache c(1 << 20, 4, nullptr);
+  value_cache c(1 << 20, 4, nullptr);
   for (int i = 0; i < 100; ++i)
     c.put(key_holder(std::to_string(i)), val("v"), 1, distcache::never_expires);
   CHECK(c.size() == 100);
@@ -118,7 +118,7 @@ TEST_CASE("lru clear drops everything") {
 }
 
 TEST_CASE("lru stays consistent under concurrent gets, puts and removes") {
-  lru_cache c(32 << 10, 4, nullptr);
+  value_cache c(32 << 10, 4, nullptr);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&c, t] {
@@ -146,8 +146,8 @@ TEST_CASE("lru stays consistent under concurrent gets, puts and removes") {
 
 TEST_CASE("an expired entry gets no second chance, even when it was read") {
   distcache::test::manual_clock clock;
-  const auto per = static_cast<std::int64_t>(lru_cache::charge(1, 10));
-  lru_cache c(per * 2, 1, &clock);
+  const auto per = static_cast<std::int64_t>(value_cache::charge(1, 10));
+  value_cache c(per * 2, 1, &clock);
   c.put(key_holder("x"), val("x"), 10, clock.now() + std::chrono::seconds(1));
   c.put(key_holder("a"), val("a"), 10, distcache::never_expires);
   CHECK(c.get(key_holder("x")) != nullptr);  // referenced
@@ -159,8 +159,8 @@ TEST_CASE("an expired entry gets no second chance, even when it was read") {
 }
 
 TEST_CASE("a read entry gets a second chance before an unread one is evicted") {
-  const auto per = static_cast<std::int64_t>(lru_cache::charge(1, 10));
-  lru_cache c(per * 3, 1, nullptr);
+  const auto per = static_cast<std::int64_t>(value_cache::charge(1, 10));
+  value_cache c(per * 3, 1, nullptr);
   for (const char* k : {"a", "b", "c"}) c.put(key_holder(k), val(k), 10, distcache::never_expires);
   CHECK(c.get(key_holder("a")) != nullptr);
   CHECK(c.get(key_holder("b")) != nullptr);

@@ -1,0 +1,42 @@
+// distcache — keyspace_stats: what a keyspace has done and holds.
+#ifndef DISTCACHE_STATS_HPP
+#define DISTCACHE_STATS_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <distcache/clock.hpp>
+#include <distcache/protection/circuit_breaker.hpp>
+
+namespace distcache {
+
+/// A snapshot of one keyspace's counters. Counters are cumulative over the
+/// engine's life (they survive update_keyspace and delete_keyspace); the byte
+/// and item figures describe the caches now. The meanings follow groupcache's.
+struct keyspace_stats {
+  std::uint64_t gets = 0;             ///< get requests, hits and misses, incl. each key of get_many
+  std::uint64_t cache_hits = 0;       ///< gets answered from the main or hot cache
+  std::uint64_t peer_loads = 0;       ///< misses answered by the owning peer
+  std::uint64_t peer_errors = 0;      ///< requests to a peer that failed
+  std::uint64_t loads = 0;            ///< misses (gets - cache_hits)
+  std::uint64_t loads_deduped = 0;    ///< loads after singleflight: one per shared flight
+  std::uint64_t local_loads = 0;      ///< data-source calls that returned a value
+  std::uint64_t local_load_errs = 0;  ///< data-source calls that failed (not_found excluded)
+  std::uint64_t remove_keys_requests = 0;  ///< remove and remove_many calls received
+  std::uint64_t removed_keys = 0;          ///< keys that were present and removed
+  std::int64_t main_cache_bytes = 0;       ///< bytes charged in the main cache now
+  std::int64_t hot_cache_bytes = 0;        ///< bytes charged in the hot cache now
+  std::size_t main_cache_items = 0;        ///< entries in the main cache now
+  std::size_t hot_cache_items = 0;         ///< entries in the hot cache now
+  std::uint64_t evictions = 0;  ///< entries evicted for room, main and hot, current definition
+  // Protection of the current definition's data source (protection.md).
+  std::uint64_t rate_limited = 0;  ///< loads refused by the rate limiter
+  protection::breaker_state circuit_state = protection::breaker_state::closed;  ///< breaker state
+  time_point circuit_last_change{};    ///< when the breaker last changed state
+  std::uint64_t circuit_rejected = 0;  ///< loads the open breaker refused
+  std::size_t fetches_in_flight = 0;   ///< data-source calls running now
+  std::size_t fetches_queued = 0;      ///< loads waiting for the concurrency limit
+};
+
+}  // namespace distcache
+
+#endif  // DISTCACHE_STATS_HPP

@@ -3,9 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <distcache/cluster/detail/membership.hpp>
 #include <distcache/config.hpp>
-#include <distcache/discovery/provider.hpp>
+#include <distcache/detail/hash.hpp>
 #include <map>
 #include <random>
 #include <string>
@@ -73,47 +72,4 @@ TEST_CASE("removing a node only moves the keys it owned") {
 TEST_CASE("an empty ring has no owner") {
   distcache::ring r({}, 16, 0);
   CHECK(r.owner_index(42) == distcache::ring::npos);
-}
-
-TEST_CASE("membership admits answering peers, drops failing ones, and versions the ring") {
-  distcache::detail::membership m("self:1", 64, 2);
-  const auto v0 = m.current()->version();
-  CHECK(m.current()->nodes() == std::vector<std::string>{"self:1"});
-  CHECK(m.on_discovered({"self:1", "p:2", "q:3"}).empty());  // candidates only
-  CHECK(m.known_peers().size() == 2);
-  CHECK(m.alive_peers().empty());
-  auto ev = m.on_success("p:2");
-  REQUIRE(ev.size() == 1);
-  CHECK(ev[0].kind == distcache::peer_event_kind::joined);
-  CHECK(ev[0].ring_version == m.current()->version());
-  CHECK(m.current()->version() != v0);
-  CHECK(m.current()->nodes().size() == 2);
-  CHECK(m.on_failure("p:2").empty());  // one failure is not enough
-  CHECK(m.on_success("p:2").empty());  // and a success resets the count
-  CHECK(m.on_failure("p:2").empty());
-  ev = m.on_failure("p:2");
-  REQUIRE(ev.size() == 1);
-  CHECK(ev[0].kind == distcache::peer_event_kind::left);
-  CHECK(m.current()->version() == v0);     // same members, same version
-  CHECK(m.on_success("p:2").size() == 1);  // back when it answers again
-  ev = m.on_discovered({"q:3"});           // p:2 is no longer listed
-  REQUIRE(ev.size() == 1);
-  CHECK(ev[0].kind == distcache::peer_event_kind::left);
-  CHECK(m.known_peers() == std::vector<std::string>{"q:3"});
-  CHECK(m.on_success("unknown:9").empty());
-}
-
-TEST_CASE("discovery::in_process: copies share one registry; nodes come and go") {
-  distcache::discovery::in_process a;
-  distcache::discovery::in_process b = a;  // shares a's registry
-  distcache::discovery::in_process other;  // a registry of its own
-  REQUIRE(a.initialize());
-  REQUIRE(a.register_node("n1:1"));
-  REQUIRE(b.register_node("n2:2"));
-  REQUIRE(b.register_node("n2:2"));  // registering twice lists it once
-  CHECK(*a.discover_peers() == std::vector<std::string>{"n1:1", "n2:2"});
-  CHECK(other.discover_peers()->empty());
-  REQUIRE(a.deregister_node("n1:1"));
-  CHECK(*b.discover_peers() == std::vector<std::string>{"n2:2"});
-  a.close();
 }

@@ -1,0 +1,224 @@
+// basic_engine: get and get_many (the read path of one node).
+#include <distcache/engine.hpp>
+//
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/engine_fixture.hpp"
+
+using distcache::config;
+using distcache::errc;
+using distcache::error_code;
+using distcache::test::eventually;
+using distcache::test::lengths;
+using distcache::test::test_engine;
+using distcache::test::users;
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+using distcache::test::fixture;
+using distcache::test::small_config;
+
+TEST_CASE("get loads a miss once, then answers from the cache") {
+  fixture f;
+  f.src->set("user:1", "Ada");
+  auto a = f.e->get<users>("user:1");
+  REQUIRE(a.has_value());
+  CHECK(**a == "Ada");
+  auto b = f.e->get<users>("user:1");
+  REQUIRE(b.has_value());
+  CHECK(*b == *a);  // the same shared object: a hit neither copies nor re-parses
+  CHECK(f.src->calls == 1);
+  auto s = f.e->stats<users>();
+  CHECK(s.gets == 2);
+  CHECK(s.cache_hits == 1);
+  CHECK(s.loads == 1);
+  CHECK(s.loads_deduped == 1);
+  CHECK(s.local_loads == 1);
+  CHECK(s.local_load_errs == 0);
+  CHECK(s.main_cache_items == 1);
+  CHECK(s.main_cache_bytes > 0);
+}
+
+TEST_CASE("100 threads missing one key cause exactly one data-source call") {
+  fixture f;
+  f.src->set("hot", "value");
+  f.src->close_gate();
+  std::vector<std::thread> callers;
+  callers.reserve(100);
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 100; ++i) {
+    callers.emplace_back([&] {
+      auto r = f.e->get<users>("hot");
+      if (r && **r == "value") ok.fetch_add(1);
+    });
+  }
+  // Hold the load until every caller has missed and joined the flight
+  // (`loads` counts a miss once its caller waits in a flight).
+  CHECK(eventually([&] { return f.e->stats<users>().loads == 100; }));
+  f.src->open_gate();
+  for (auto& t : callers) t.join();
+  CHECK(ok == 100);
+  CHECK(f.src->calls == 1);
+  CHECK(f.e->stats<users>().loads_deduped == 1);
+}
+
+TEST_CASE("a data-source error reaches every waiter and nothing is cached") {
+  fixture f;
+  f.src->fail = true;
+  f.src->close_gate();
+  auto a = f.e->async_get<users>("k", net::use_future);
+  auto b = f.e->async_get<users>("k", net::use_future);
+  CHECK(eventually([&] { return f.e->stats<users>().loads == 2; }));
+  f.src->open_gate();
+  for (auto* fut : {&a, &b}) {
+    try {
+      (void)fut->get();
+      FAIL("expected an error");
+    } catch (const boost::system::system_error& e) {
+      CHECK(e.code() == errc::data_source_failed);
+    }
+  }
+  CHECK(f.src->calls == 1);
+  CHECK(f.e->stats<users>().local_load_errs == 1);
+  f.src->fail = false;
+  f.src->set("k", "fixed");
+  CHECK(**f.e->get<users>("k") == "fixed");  // the failure was not cached
+}
+
+TEST_CASE("an exception thrown by the data source becomes data_source_failed for every waiter") {
+  std::vector<std::string> logged;
+  std::mutex log_mutex;
+  config c = small_config();
+  c.log = [&](distcache::log_level, std::string_view line) {
+    std::lock_guard lock(log_mutex);
+    logged.emplace_back(line);
+  };
+  fixture f(c);
+  f.src->do_throw = true;
+  f.src->close_gate();
+  auto a = f.e->async_get<users>("boom", net::use_future);
+  auto b = f.e->async_get<users>("boom", net::use_future);
+  CHECK(eventually([&] { return f.e->stats<users>().loads == 2; }));
+  f.src->open_gate();
+  for (auto* fut : {&a, &b}) CHECK_THROWS_AS((void)fut->get(), boost::system::system_error);
+  CHECK(f.src->calls == 1);
+  {
+    std::lock_guard lock(log_mutex);
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].find("database exploded") != std::string::npos);
+  }
+  // The engine keeps serving other keys and keyspaces.
+  f.src->do_throw = false;
+  f.src->set("fine", "yes");
+  CHECK(**f.e->get<users>("fine") == "yes");
+  CHECK(**f.e->get<lengths>("abc") == 3);
+}
+
+TEST_CASE("not_found is reported, not cached, and asked again next time") {
+  fixture f;
+  auto r = f.e->get<users>("missing");
+  CHECK(r.error() == errc::not_found);
+  CHECK(f.e->get<users>("missing").error() == errc::not_found);
+  CHECK(f.src->calls == 2);
+  CHECK(f.e->stats<users>().local_load_errs == 0);  // not_found is not a failure
+  CHECK(f.e->stats<users>().main_cache_items == 0);
+}
+
+TEST_CASE("a waiter that times out ends alone; the load runs on and fills the cache") {
+  config c = small_config();
+  c.keyspaces["users"].read_timeout = 30ms;
+  fixture f(c);
+  f.src->set("slow", "eventually");
+  f.src->close_gate();
+  auto r = f.e->get<users>("slow");
+  CHECK(r.error() == errc::timeout);
+  CHECK(f.src->in_flight == 1);  // still loading
+  f.src->open_gate();
+  CHECK(eventually([&] { return f.e->stats<users>().main_cache_items == 1; }));
+  auto again = f.e->get<users>("slow");
+  REQUIRE(again.has_value());
+  CHECK(**again == "eventually");
+  CHECK(f.src->calls == 1);
+}
+
+TEST_CASE("cancelling one waiter does not cancel the shared load for the others") {
+  fixture f;
+  f.src->set("k", "v");
+  f.src->close_gate();
+  // The signal is emitted, and the handler runs, on one strand, as Asio's
+  // per-operation cancellation requires.
+  auto strand = net::make_strand(f.e->get_executor());
+  net::cancellation_signal signal;
+  std::promise<error_code> cancelled;
+  net::post(strand, [&] {
+    f.e->async_get<users>(
+        "k", net::bind_cancellation_slot(
+                 signal.slot(), net::bind_executor(strand, [&](error_code ec, const auto&) {
+                   cancelled.set_value(ec);
+                 })));
+  });
+  auto other = f.e->async_get<users>("k", net::use_future);
+  CHECK(eventually([&] { return f.e->stats<users>().loads == 2; }));
+  net::post(strand, [&] { signal.emit(net::cancellation_type::terminal); });
+  auto fut = cancelled.get_future();
+  CHECK(fut.get() == net::error::operation_aborted);
+  f.src->open_gate();
+  CHECK(*other.get() == "v");
+  CHECK(f.src->calls == 1);
+}
+
+TEST_CASE("get_many answers in key order with per-key errors") {
+  fixture f;
+  f.src->set("a", "A");
+  f.src->set("c", "C");
+  REQUIRE(f.e->put<users>("b", "B"));
+  std::vector<std::string> keys{"a", "b", "missing", "", "c", "a"};
+  auto r = f.e->get_many<users>(keys);
+  REQUIRE(r.has_value());
+  REQUIRE(r->size() == keys.size());
+  CHECK(*(*r)[0].value() == "A");
+  CHECK(*(*r)[1].value() == "B");
+  CHECK((*r)[2].error() == errc::not_found);
+  CHECK((*r)[3].error() == errc::invalid_key);
+  CHECK(*(*r)[4].value() == "C");
+  CHECK(*(*r)[5].value() == "A");
+  CHECK(f.e->get_many<users>(std::vector<std::string>{})->empty());
+}
+
+TEST_CASE("get_many of cached keys answers inline and counts one hit per key") {
+  fixture f;
+  std::vector<std::pair<std::string, std::string>> entries{{"h1", "1"}, {"h2", "2"}, {"h3", "3"}};
+  REQUIRE(f.e->put_many<users>(entries));
+  const std::vector<std::string> keys{"h3", "h1", "h2", "h1"};
+  auto r = f.e->get_many<users>(keys);
+  REQUIRE(r.has_value());
+  REQUIRE(r->size() == 4);
+  CHECK(**(*r)[0] == "3");
+  CHECK(**(*r)[1] == "1");
+  CHECK(**(*r)[2] == "2");
+  CHECK((*r)[1].value() == (*r)[3].value());  // the same cached object
+  CHECK(f.e->stats<users>().cache_hits == 4);
+  CHECK(f.e->stats<users>().gets == 4);
+  CHECK(f.src->calls == 0);
+  // One miss among hits takes the general path; nothing is counted twice.
+  f.src->set("m", "miss");
+  const std::vector<std::string> mixed{"h1", "m"};
+  auto m = f.e->get_many<users>(mixed);
+  REQUIRE(m.has_value());
+  CHECK(**(*m)[1] == "miss");
+  CHECK(f.e->stats<users>().cache_hits == 5);
+  CHECK(f.e->stats<users>().loads == 1);
+}

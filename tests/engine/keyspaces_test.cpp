@@ -1,0 +1,93 @@
+// basic_engine: delete_keyspace(s), update_keyspace, warm keys.
+#include <distcache/engine.hpp>
+//
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/engine_fixture.hpp"
+
+using distcache::config;
+using distcache::errc;
+using distcache::error_code;
+using distcache::test::eventually;
+using distcache::test::lengths;
+using distcache::test::test_engine;
+using distcache::test::users;
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+using distcache::test::fixture;
+using distcache::test::small_config;
+
+TEST_CASE("delete_keyspace then get gives keyspace_not_found; other keyspaces serve on") {
+  fixture f;
+  REQUIRE(f.e->put<users>("a", "1"));
+  CHECK(f.e->keyspaces() == std::vector<std::string>{"users", "lengths"});
+  REQUIRE(f.e->delete_keyspace("users"));
+  CHECK(f.e->keyspaces() == std::vector<std::string>{"lengths"});
+  CHECK(f.e->get<users>("a").error() == errc::keyspace_not_found);
+  CHECK(f.e->put<users>("a", "1").error() == errc::keyspace_not_found);
+  CHECK(f.e->get_many<users>(std::vector<std::string>{"a"}).error() == errc::keyspace_not_found);
+  CHECK(f.e->delete_keyspace("users").error() == errc::keyspace_not_found);
+  CHECK(f.e->delete_keyspace("orders").error() == errc::keyspace_not_found);
+  CHECK(**f.e->get<lengths>("ab") == 2);
+  CHECK(f.e->stats("users").has_value());
+  CHECK(f.e->stats("orders").error() == errc::keyspace_not_found);
+}
+
+TEST_CASE("delete_keyspaces deletes all named keyspaces, or none when a name is unknown") {
+  fixture f;
+  CHECK(f.e->delete_keyspaces(std::vector<std::string>{"users", "nope"}).error() ==
+        errc::keyspace_not_found);
+  CHECK(f.e->keyspaces().size() == 2);
+  REQUIRE(f.e->delete_keyspaces(std::vector<std::string>{"users", "lengths"}));
+  CHECK(f.e->keyspaces().empty());
+}
+
+TEST_CASE("update_keyspace replaces the source and drops the old content") {
+  fixture f;
+  f.src->set("k", "from-old");
+  CHECK(**f.e->get<users>("k") == "from-old");
+  users replacement;
+  replacement.source.state->set("k", "from-new");
+  REQUIRE(f.e->update_keyspace(replacement));
+  CHECK(**f.e->get<users>("k") == "from-new");
+  CHECK(replacement.source.state->calls == 1);
+  CHECK(f.src->calls == 1);
+  // Counters survive the update.
+  CHECK(f.e->stats<users>().gets == 2);
+  // An invalid definition is refused and the live one stays.
+  users invalid;
+  invalid.max_bytes = 0;
+  CHECK(f.e->update_keyspace(invalid).error() == errc::invalid_config);
+  CHECK(**f.e->get<users>("k") == "from-new");
+  // After delete_keyspace, update_keyspace defines it again.
+  REQUIRE(f.e->delete_keyspace("users"));
+  REQUIRE(f.e->update_keyspace(replacement));
+  CHECK(**f.e->get<users>("k") == "from-new");
+}
+
+TEST_CASE("warm keys are loaded at start and after update_keyspace") {
+  config c = small_config();
+  c.keyspaces["lengths"].warm_keys = std::vector<std::string>{"a", "bb", "ccc"};
+  fixture f(c);
+  CHECK(eventually([&] { return f.e->stats<lengths>().main_cache_items == 3; }));
+  CHECK(*f.length_calls == 3);
+  CHECK(**f.e->get<lengths>("bb") == 2);
+  CHECK(*f.length_calls == 3);
+  lengths fresh;
+  REQUIRE(f.e->update_keyspace(fresh));
+  CHECK(eventually([&] { return *fresh.source.calls == 3; }));
+}

@@ -471,7 +471,7 @@ class basic_engine {
   result<void> put_entries(std::size_t ks, entries e, duration ttl) {
     if (auto ec = core_.check_blocking_call()) return ec;
     auto [ec] = detail::block_on<error_code>(
-        [&](auto h) { core_.async_put(ks, std::move(e), ttl, std::move(h)); });
+        [&](auto h) { core_.put(ks, std::move(e), ttl, std::move(h)); });
     return to_result(ec);
   }
 
@@ -494,7 +494,7 @@ class basic_engine {
   result<void> remove_keys(std::size_t ks, std::vector<std::string> keys) {
     if (auto ec = core_.check_blocking_call()) return ec;
     auto [ec] = detail::block_on<error_code>(
-        [&](auto h) { core_.async_remove(ks, std::move(keys), std::move(h)); });
+        [&](auto h) { core_.remove(ks, std::move(keys), std::move(h)); });
     return to_result(ec);
   }
 

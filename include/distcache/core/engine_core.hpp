@@ -61,7 +61,8 @@ struct pending_key {
 /// none of this code. Defined in core/impl/cluster_operations.ipp.
 class cluster_operations : public transport::peer_service {
  public:
-  using write_handler = net::any_completion_handler<void(error_code)>;
+  /// Called once with the outcome of a write, on any thread, possibly inline.
+  using write_done = std::function<void(error_code)>;
 
   /// Asks `owner` for the keys of flights this node leads, in one request;
   /// each answer ends its flight, and a key the owner could not answer is
@@ -72,10 +73,10 @@ class cluster_operations : public transport::peer_service {
   /// keys this node owns, and drops them on every other node.
   virtual void put_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                             std::vector<value_entry> entries, std::vector<std::size_t> bytes,
-                            duration ttl, write_handler handler) = 0;
+                            duration ttl, write_done done) = 0;
   /// Removes `keys` on every other node in the ring (after this node did).
   virtual void remove_remotely(keyspace_slot& slot, keyspace_runtime& rt,
-                               std::vector<std::string> keys, write_handler handler) = 0;
+                               std::vector<std::string> keys, write_done done) = 0;
 };
 
 /// The policies of an engine, seen without their types.
@@ -139,6 +140,12 @@ class engine_core {
                                      get_many_handler handler);
 
   // Writes.
+  /// Writes call `done` once, possibly inline (a blocking caller then does
+  /// not change threads); the async_ forms post their handler instead.
+  using write_done = cluster_operations::write_done;
+  DISTCACHE_DECL void put(std::size_t ks, std::vector<entry> entries, duration ttl,
+                          write_done done);
+  DISTCACHE_DECL void remove(std::size_t ks, std::vector<std::string> keys, write_done done);
   DISTCACHE_DECL void async_put(std::size_t ks, std::vector<entry> entries, duration ttl,
                                 write_handler handler);
   DISTCACHE_DECL void async_remove(std::size_t ks, std::vector<std::string> keys,
@@ -195,10 +202,9 @@ class engine_core {
     DISTCACHE_DECL void put_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                                      std::vector<value_entry> entries,
                                      std::vector<std::size_t> bytes, duration ttl,
-                                     write_handler handler) override;
+                                     write_done done) override;
     DISTCACHE_DECL void remove_remotely(keyspace_slot& slot, keyspace_runtime& rt,
-                                        std::vector<std::string> keys,
-                                        write_handler handler) override;
+                                        std::vector<std::string> keys, write_done done) override;
 
    private:
     DISTCACHE_DECL bool accept_remote(keyspace_slot& slot, keyspace_runtime& rt,
@@ -254,6 +260,8 @@ class engine_core {
   // is posted to the engine's (or the system) executor, which dispatches it
   // to the handler's own executor `ex`.
   DISTCACHE_DECL void post_job(bool on_engine, const net::any_completion_executor& ex, job j);
+  // A write_done that posts `handler` with the outcome.
+  DISTCACHE_DECL write_done posting(write_handler handler);
 
   config cfg_;
   guard_policies guards_;

@@ -210,7 +210,7 @@ bool engine_core::cluster_operations_impl::accept_remote(keyspace_slot& slot, ke
 void engine_core::cluster_operations_impl::put_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                                                         std::vector<value_entry> entries,
                                                         std::vector<std::size_t> bytes,
-                                                        duration ttl, write_handler handler) {
+                                                        duration ttl, write_done done) {
   // Plan every request first, so the fan-in knows how many to wait for.
   auto r = core_.cluster_->current();
   const auto peers = core_.cluster_->alive_peers();
@@ -236,11 +236,11 @@ void engine_core::cluster_operations_impl::put_remotely(keyspace_slot& slot, key
       sets.push_back({owner, i, expires});
     }
   }
-  auto h = std::make_shared<write_handler>(std::move(handler));
-  auto all = gather<error_code>::make(sets.size() + invalidations.size(),
-                                      [this, h](const std::vector<error_code>& outcomes) {
-                                        core_.post_result(std::move(*h), first_error(outcomes));
-                                      });
+  auto all =
+      gather<error_code>::make(sets.size() + invalidations.size(),
+                               [done = std::move(done)](const std::vector<error_code>& outcomes) {
+                                 done(first_error(outcomes));
+                               });
   std::size_t part = 0;
   for (const auto& s : sets) {
     std::string encoded;
@@ -278,13 +278,12 @@ void engine_core::cluster_operations_impl::put_remotely(keyspace_slot& slot, key
 void engine_core::cluster_operations_impl::remove_remotely(keyspace_slot& slot,
                                                            keyspace_runtime& rt,
                                                            std::vector<std::string> keys,
-                                                           write_handler handler) {
+                                                           write_done done) {
   const auto version = core_.cluster_->current()->version();
   const auto peers = core_.cluster_->alive_peers();
-  auto h = std::make_shared<write_handler>(std::move(handler));
-  auto all = gather<error_code>::make(peers.size(), [this, h](const std::vector<error_code>& out) {
-    core_.post_result(std::move(*h), first_error(out));
-  });
+  auto all = gather<error_code>::make(
+      peers.size(),
+      [done = std::move(done)](const std::vector<error_code>& out) { done(first_error(out)); });
   for (std::size_t i = 0; i < peers.size(); ++i) {
     core_.cluster_->client().remove(
         peers[i], slot.name, keys, version, rt.opts.write_timeout,

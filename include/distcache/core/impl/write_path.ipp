@@ -37,23 +37,37 @@ void engine_core::drop_locally(keyspace_runtime& rt, hashed_key key) {
 // Validates and stores `entries`: on this node when it owns a key (or runs
 // alone), else on the owner; then every other node in the ring drops the
 // keys. All keys and sizes are checked before anything is stored.
+engine_core::write_done engine_core::posting(write_handler handler) {
+  return [this, h = std::make_shared<write_handler>(std::move(handler))](error_code ec) {
+    post_result(std::move(*h), ec);
+  };
+}
+
 void engine_core::async_put(std::size_t ks, std::vector<entry> entries, duration ttl,
                             write_handler handler) {
-  if (auto ec = check_state()) return post_result(std::move(handler), ec);
+  put(ks, std::move(entries), ttl, posting(std::move(handler)));
+}
+
+void engine_core::async_remove(std::size_t ks, std::vector<std::string> keys,
+                               write_handler handler) {
+  remove(ks, std::move(keys), posting(std::move(handler)));
+}
+
+void engine_core::put(std::size_t ks, std::vector<entry> entries, duration ttl, write_done done) {
+  if (auto ec = check_state()) return done(ec);
   if (ttl < duration::zero()) {
     cfg_.log(log_level::warning, "put: ttl must be >= 0, got " + format_duration(ttl));
-    return post_result(std::move(handler), make_error_code(errc::invalid_config));
+    return done(make_error_code(errc::invalid_config));
   }
   auto& slot = *slots_[ks];
   auto* rt = slot.current.load(std::memory_order_acquire);
-  if (rt == nullptr)
-    return post_result(std::move(handler), make_error_code(errc::keyspace_not_found));
+  if (rt == nullptr) return done(make_error_code(errc::keyspace_not_found));
   std::vector<std::size_t> bytes;
   bytes.reserve(entries.size());
   for (const auto& e : entries) {
     bytes.push_back(rt->adapter->value_bytes(e.value.get()));
     if (auto ec = check_entry(*rt, e.key, bytes.back())) {
-      return post_result(std::move(handler), ec);
+      return done(ec);
     }
   }
   if (!cluster_) {
@@ -61,26 +75,24 @@ void engine_core::async_put(std::size_t ks, std::vector<entry> entries, duration
       const auto& e = entries[i];
       store_locally(*rt, {e.key, hash_key(e.key)}, e.value, bytes[i], expiry_for(*rt, e.key, ttl));
     }
-    return post_result(std::move(handler), error_code{});
+    return done(error_code{});
   }
-  remote_->put_remotely(slot, *rt, std::move(entries), std::move(bytes), ttl, std::move(handler));
+  remote_->put_remotely(slot, *rt, std::move(entries), std::move(bytes), ttl, std::move(done));
 }
 
 // Removes `keys` here and, in a cluster, on every node in the ring (one
 // request each).
-void engine_core::async_remove(std::size_t ks, std::vector<std::string> keys,
-                               write_handler handler) {
-  if (auto ec = check_state()) return post_result(std::move(handler), ec);
+void engine_core::remove(std::size_t ks, std::vector<std::string> keys, write_done done) {
+  if (auto ec = check_state()) return done(ec);
   auto& slot = *slots_[ks];
   auto* rt = slot.current.load(std::memory_order_acquire);
-  if (rt == nullptr)
-    return post_result(std::move(handler), make_error_code(errc::keyspace_not_found));
+  if (rt == nullptr) return done(make_error_code(errc::keyspace_not_found));
   for (const auto& k : keys) {
-    if (auto ec = check_key(k)) return post_result(std::move(handler), ec);
+    if (auto ec = check_key(k)) return done(ec);
   }
   remove_here(slot, *rt, keys);
-  if (!cluster_) return post_result(std::move(handler), error_code{});
-  remote_->remove_remotely(slot, *rt, std::move(keys), std::move(handler));
+  if (!cluster_) return done(error_code{});
+  remote_->remove_remotely(slot, *rt, std::move(keys), std::move(done));
 }
 
 // Removes `keys` from this node's caches and counts the request.

@@ -19,18 +19,6 @@
 
 #include "support/engine_fixture.hpp"
 
-using distcache::config;
-using distcache::errc;
-using distcache::error_code;
-using distcache::test::eventually;
-using distcache::test::lengths;
-using distcache::test::test_engine;
-using distcache::test::users;
-namespace net = boost::asio;
-using namespace std::chrono_literals;
-using distcache::test::fixture;
-using distcache::test::small_config;
-
 TEST_CASE("delete_keyspace then get gives keyspace_not_found; other keyspaces serve on") {
   fixture f;
   REQUIRE(f.e->put<users>("a", "1"));

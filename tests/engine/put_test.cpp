@@ -19,18 +19,6 @@
 
 #include "support/engine_fixture.hpp"
 
-using distcache::config;
-using distcache::errc;
-using distcache::error_code;
-using distcache::test::eventually;
-using distcache::test::lengths;
-using distcache::test::test_engine;
-using distcache::test::users;
-namespace net = boost::asio;
-using namespace std::chrono_literals;
-using distcache::test::fixture;
-using distcache::test::small_config;
-
 TEST_CASE("put then get returns the put value without calling the source") {
   fixture f;
   REQUIRE(f.e->put<users>("user:2", "Grace"));

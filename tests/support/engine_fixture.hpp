@@ -38,4 +38,18 @@ struct fixture {
 
 }  // namespace distcache::test
 
+// The names every engine test uses (tests/engine/*_test.cpp include this
+// header only).
+using distcache::config;
+using distcache::errc;
+using distcache::error_code;
+using distcache::test::eventually;
+using distcache::test::fixture;
+using distcache::test::lengths;
+using distcache::test::small_config;
+using distcache::test::test_engine;
+using distcache::test::users;
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
 #endif  // DISTCACHE_TESTS_SUPPORT_ENGINE_FIXTURE_HPP

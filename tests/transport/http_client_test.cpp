@@ -1,0 +1,302 @@
+// transport::http_client: requests of every type, limits, batches, pooling,
+// failures and close; and the client and server together under load.
+#include <distcache/transport/http_client.hpp>
+//
+#include <doctest/doctest.h>
+
+#include "support/http_fixture.hpp"
+
+TEST_CASE("http client and server round-trip every request type") {
+  cluster cl;
+  CHECK_FALSE(cl.health());
+
+  CHECK_FALSE(cl.set("user:1", "alice", 1500));
+  auto stored = cl.svc.find("users", "user:1");
+  REQUIRE(stored);
+  CHECK(stored->value == "alice");
+  CHECK(stored->ttl_ms == 1500);
+  CHECK(cl.svc.last_sender() == std::pair<std::string, std::uint64_t>{"node-a", 7});
+
+  auto [ec, items] = cl.get({"user:1"});
+  REQUIRE_FALSE(ec);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0] == reply_item::found("alice", 1500));
+
+  auto [ec2, missing] = cl.get({"user:404"});
+  REQUIRE_FALSE(ec2);
+  REQUIRE(missing.size() == 1);
+  CHECK(missing[0].status == reply_item::kind::not_found);
+
+  CHECK_FALSE(cl.set("user:2", std::string("b\0b", 3)));
+  auto [ec3, many] = cl.get({"user:2", "nobody", "error:x", "user:1"});
+  REQUIRE_FALSE(ec3);
+  REQUIRE(many.size() == 4);
+  CHECK(many[0] == reply_item::found(std::string("b\0b", 3), -1));
+  CHECK(many[1] == reply_item::missing());
+  CHECK(many[2] == reply_item::failed(errc::data_source_failed));
+  CHECK(many[3] == reply_item::found("alice", 1500));
+
+  auto [ec4, removed] = cl.remove({"user:1", "user:2", "nobody"});
+  REQUIRE_FALSE(ec4);
+  CHECK(removed == 2);
+  CHECK_FALSE(cl.svc.find("users", "user:1"));
+
+  CHECK_FALSE(cl.invalidate({"s:1", "s:2"}));
+  CHECK(cl.svc.invalidated() == std::vector<std::string>{"sessions/s:1", "sessions/s:2"});
+}
+
+TEST_CASE("http client percent-encodes keyspace names and the server decodes them") {
+  cluster cl;
+  const std::string ks(map_service::odd_keyspace);
+  REQUIRE_FALSE(cl.set("k", "v", -1, ks));
+  CHECK(cl.svc.find(ks, "k")->value == "v");
+  auto [ec, items] = cl.get({"k"}, ks);
+  REQUIRE_FALSE(ec);
+  CHECK(items.at(0) == reply_item::found("v"));
+}
+
+TEST_CASE("http server answers a get-many of no keys with an empty reply") {
+  cluster cl;
+  auto r = raw_exchange(cl.server->port(), ks_request("get-many", key_list({})));
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body == std::string("\0\0\0\0", 4));
+}
+
+TEST_CASE("http client reports the peer's keyspace and set errors") {
+  cluster cl;
+  auto [ec, items] = cl.get({"k"}, "orders");
+  CHECK(ec == errc::keyspace_not_found);
+  CHECK(items.empty());
+  CHECK(cl.set("k", "v", -1, "orders") == errc::keyspace_not_found);
+  CHECK(cl.set("refuse", "v") == errc::value_too_large);
+  CHECK(cl.server_log.contains("422"));
+}
+
+TEST_CASE("http client rejects arguments over the limits before sending") {
+  cluster cl;
+  CHECK(cl.get({std::string(1025, 'k')}).first == errc::invalid_key);
+  CHECK(cl.get({""}).first == errc::invalid_key);
+  CHECK(cl.set(std::string(1025, 'k'), "v") == errc::invalid_key);
+  CHECK(cl.set("k", std::string((64 << 20) + 1, 'v')) == errc::value_too_large);
+  CHECK(cl.get({"k"}, "").first == errc::keyspace_not_found);
+  CHECK(cl.set("k", "v", -1, "") == errc::keyspace_not_found);
+  auto [ec, none] = cl.get({});
+  CHECK_FALSE(ec);
+  CHECK(none.empty());
+  CHECK(cl.server->accepted_connections() == 0);
+}
+
+TEST_CASE("http client splits batches over max_batch and keeps key order") {
+  cluster cl;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 2500; ++i) {
+    keys.push_back("k" + std::to_string(i));
+    if (i % 3 == 0) cl.svc.put("users", keys.back(), reply_item::found("v" + std::to_string(i)));
+  }
+  auto [ec, items] = cl.get(keys);
+  REQUIRE_FALSE(ec);
+  REQUIRE(items.size() == 2500);
+  for (int i = 0; i < 2500; ++i) {
+    CAPTURE(i);
+    if (i % 3 == 0) {
+      CHECK(items[i] == reply_item::found("v" + std::to_string(i)));
+    } else {
+      CHECK(items[i].status == reply_item::kind::not_found);
+    }
+  }
+  auto [rec, removed] = cl.remove(keys);
+  REQUIRE_FALSE(rec);
+  CHECK(removed == 834);
+}
+
+TEST_CASE("http client carries large values in both directions") {
+  cluster cl;
+  std::string big(5 << 20, 'x');
+  for (std::size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i / 4096);
+  REQUIRE_FALSE(cl.set("big", big, 60000));
+  auto [ec, items] = cl.get({"big"});
+  REQUIRE_FALSE(ec);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].value == big);
+  CHECK(items[0].ttl_ms == 60000);
+}
+
+TEST_CASE("http client reuses keep-alive connections") {
+  cluster cl;
+  cl.svc.put("users", "k", reply_item::found("v"));
+  for (int i = 0; i < 20; ++i) REQUIRE_FALSE(cl.get({"k"}).first);
+  CHECK(cl.server->accepted_connections() == 1);
+  CHECK(cl.client->connections(cl.peer()) == 1);
+
+  // 8 at once need more connections, which then stay pooled.
+  std::vector<std::future<error_code>> fs;
+  std::vector<std::promise<error_code>> ps(8);
+  for (auto& p : ps) {
+    fs.push_back(p.get_future());
+    cl.client->get(cl.peer(), "users", {"k"}, 1, 5s,
+                   [&p](error_code ec, const std::vector<reply_item>&) { p.set_value(ec); });
+  }
+  for (auto& f : fs) {
+    REQUIRE(f.wait_for(bound) == std::future_status::ready);
+    CHECK_FALSE(f.get());
+  }
+  const auto after_burst = cl.server->accepted_connections();
+  CHECK(after_burst <= 8);
+  for (int i = 0; i < 20; ++i) REQUIRE_FALSE(cl.get({"k"}).first);
+  CHECK(cl.server->accepted_connections() == after_burst);
+}
+
+TEST_CASE("http client keeps at most max_idle_per_peer idle connections") {
+  client_options co = cluster::make_client_options();
+  co.max_idle_per_peer = 0;
+  cluster cl({}, 2, co);
+  for (int i = 0; i < 3; ++i) REQUIRE_FALSE(cl.health());
+  CHECK(cl.server->accepted_connections() == 3);
+  CHECK(eventually([&] { return cl.client->connections(cl.peer()) == 0; }));
+}
+
+TEST_CASE("http client resends once when a pooled connection was closed by the server") {
+  server_options so;
+  so.idle_timeout = 100ms;
+  so.read_timeout = 100ms;
+  cluster cl(so);
+  REQUIRE_FALSE(cl.health());
+  CHECK(eventually([&] { return cl.server->connections() == 0; }));  // idle_timeout closed it
+  CHECK_FALSE(cl.health());
+  CHECK(cl.server->accepted_connections() == 2);
+}
+
+TEST_CASE("http client times out a request whose peer does not answer") {
+  cluster cl;
+  const auto started = std::chrono::steady_clock::now();
+  auto [ec, items] = cl.get({"block:1"}, "users", 200ms);
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(ec == errc::timeout);
+  CHECK(items.empty());
+  CHECK(took >= 200ms);
+  CHECK(took < bound);
+  REQUIRE(cl.svc.wait_blocked(1));
+  cl.svc.release();  // the server's late answer meets a closed connection
+  CHECK_FALSE(cl.health());
+  cl.svc.put("users", "k", reply_item::found("v"));
+  CHECK_FALSE(cl.get({"k"}).first);
+}
+
+TEST_CASE("http client reports a peer that is down as unavailable") {
+  std::uint16_t port = 0;
+  {
+    net::io_context probe;
+    net::ip::tcp::acceptor a(probe, {net::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }  // closed: nothing listens there now
+  cluster cl;
+  const std::string down = "127.0.0.1:" + std::to_string(port);
+  CHECK(cl.get({"k"}, "users", 2s, down).first == errc::peer_unavailable);
+  CHECK(cl.health(down) == errc::peer_unavailable);
+  CHECK(cl.health("not-an-address") == errc::peer_unavailable);
+  CHECK(cl.health("127.0.0.1:0") == errc::peer_unavailable);
+  CHECK(cl.health("127.0.0.1:99999") == errc::peer_unavailable);
+}
+
+TEST_CASE("http client resolves host names") {
+  cluster cl;
+  CHECK_FALSE(cl.health("localhost:" + std::to_string(cl.server->port())));
+}
+
+TEST_CASE("http client treats garbage and error statuses as an unavailable peer") {
+  // A fake peer that answers every request with the next canned response.
+  net::io_context ioc;
+  net::ip::tcp::acceptor acceptor(ioc, {net::ip::make_address("127.0.0.1"), 0});
+  const std::vector<std::string> canned{
+      "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",                      // undecodable
+      "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nboom",  // error status
+      "HTTP/1.1 204 No Content\r\n\r\n",                                      // wrong status
+      "NOT HTTP AT ALL\r\n\r\n",                                              // garbage
+      "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",                     // truncated
+  };
+  std::thread fake([&] {
+    for (const auto& reply : canned) {
+      net::ip::tcp::socket s(ioc);
+      acceptor.accept(s);
+      std::array<char, 4096> buf{};
+      boost::system::error_code ec;
+      s.read_some(net::buffer(buf), ec);
+      net::write(s, net::buffer(reply), ec);
+      s.shutdown(net::ip::tcp::socket::shutdown_both, ec);
+    }
+  });
+  cluster cl;
+  const std::string fake_peer = "127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  for (std::size_t i = 0; i < canned.size(); ++i) {
+    CAPTURE(i);
+    CHECK(cl.get({"k"}, "users", 5s, fake_peer).first == errc::peer_unavailable);
+  }
+  fake.join();
+}
+
+TEST_CASE("http client fails every call with stopped after close") {
+  cluster cl;
+  REQUIRE_FALSE(cl.health());
+  cl.client->close();
+  CHECK(cl.health() == errc::stopped);
+  CHECK(cl.get({"k"}).first == errc::stopped);
+  CHECK(cl.set("k", "v") == errc::stopped);
+}
+
+TEST_CASE("http client close completes a request in flight with stopped") {
+  cluster cl;
+  std::promise<error_code> p;
+  auto f = p.get_future();
+  cl.client->get(cl.peer(), "users", {"block:2"}, 1, 30s,
+                 [&p](error_code ec, const std::vector<reply_item>&) { p.set_value(ec); });
+  REQUIRE(cl.svc.wait_blocked(1));
+  cl.client->close();
+  REQUIRE(f.wait_for(bound) == std::future_status::ready);
+  CHECK(f.get() == errc::stopped);
+}
+
+TEST_CASE("http client options are validated at construction") {
+  net::io_context ioc;
+  CHECK_THROWS_AS(http_client(ioc, client_options{}), distcache::config_error);
+  client_options o = cluster::make_client_options();
+  o.self_name = "bad name";
+  CHECK_THROWS_AS(http_client(ioc, o), distcache::config_error);
+  o = cluster::make_client_options();
+  o.connect_timeout = 0s;
+  CHECK_THROWS_AS(http_client(ioc, o), distcache::config_error);
+}
+
+TEST_CASE("http client and server stay consistent under concurrent load") {
+  cluster cl({}, 2);
+  for (int i = 0; i < 50; ++i)
+    cl.svc.put("users", "k" + std::to_string(i), reply_item::found("v" + std::to_string(i)));
+  std::atomic<int> failures{0};
+  std::atomic<int> completed{0};
+  std::vector<std::thread> callers;
+  callers.reserve(4);
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&, t] {
+      for (int i = 0; i < 150; ++i) {
+        const int k = (t * 7 + i) % 60;
+        std::promise<void> p;
+        auto f = p.get_future();
+        cl.client->get(cl.peer(), "users", {"k" + std::to_string(k)}, 1, 5s,
+                       [&, k](error_code ec, std::vector<reply_item> items) {
+                         const bool ok =
+                             !ec && items.size() == 1 &&
+                             (k < 50 ? items[0] == reply_item::found("v" + std::to_string(k))
+                                     : items[0].status == reply_item::kind::not_found);
+                         if (!ok) ++failures;
+                         ++completed;
+                         p.set_value();
+                       });
+        if (f.wait_for(bound) != std::future_status::ready) ++failures;
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  CHECK(failures == 0);
+  CHECK(completed == 600);
+  CHECK(cl.server->accepted_connections() <= 4);
+}

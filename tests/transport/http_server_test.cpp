@@ -1,0 +1,304 @@
+// transport::http_server: start, health, pipelining, and every bad request a
+// peer can send (each gets a 4xx or a closed connection, and the server serves on).
+#include <distcache/transport/http_server.hpp>
+//
+#include <doctest/doctest.h>
+
+#include "support/http_fixture.hpp"
+
+TEST_CASE("http server reports bind errors and bad options from start") {
+  cluster cl;
+  map_service svc;
+  net::io_context ioc;
+  log_capture log;
+  server_options same_port;
+  same_port.port = cl.server->port();
+  http_server taken(ioc, svc, same_port, log.logger());
+  CHECK(taken.start().error() == net::error::address_in_use);
+  server_options bad_address;
+  bad_address.bind_address = "not-an-ip";
+  http_server bad(ioc, svc, bad_address, log.logger());
+  CHECK(bad.start().error() == errc::invalid_config);
+  CHECK(log.contains("server_options.bind_address"));
+  server_options bad_timeout;
+  bad_timeout.read_timeout = 0s;
+  http_server zero(ioc, svc, bad_timeout, log.logger());
+  CHECK(zero.start().error() == errc::invalid_config);
+  CHECK(log.contains("server_options.read_timeout"));
+}
+
+TEST_CASE("http server answers health and keeps the connection alive") {
+  cluster cl;
+  raw_connection c(cl.server->port());
+  for (int i = 0; i < 3; ++i) {
+    c.send("GET /_distcache/v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == "ok");
+  }
+  CHECK(cl.server->accepted_connections() == 1);
+}
+
+TEST_CASE("http server answers pipelined requests in order") {
+  cluster cl;
+  cl.svc.put("users", "a", reply_item::found("A"));
+  raw_connection c(cl.server->port());
+  c.send(ks_request("get", key_list({"a"})) + ks_request("get", key_list({"b"})) +
+         "GET /_distcache/v1/health HTTP/1.1\r\n\r\n");
+  auto r1 = c.read_response();
+  auto r2 = c.read_response();
+  auto r3 = c.read_response();
+  REQUIRE((r1 && r2 && r3));
+  std::string a;
+  tr::encode_get_reply(a, reply_item::found("A"));
+  CHECK(r1->body == a);
+  CHECK(r2->body == "\x01");
+  CHECK(r3->body == "ok");
+}
+
+TEST_CASE("http server rejects bad requests with a 4xx and a log line, and serves on") {
+  cluster cl;
+  const auto port = cl.server->port();
+  struct bad_case {
+    const char* name;
+    std::string request;
+    unsigned status;
+    std::string_view body_contains;
+  };
+  std::string chunk_body = key_list({"a"});
+  const std::vector<bad_case> cases{
+      {"unknown path", "GET /nothing HTTP/1.1\r\n\r\n", 404, "unknown path"},
+      {"unknown operation", ks_request("frobnicate", key_list({"a"})), 404, "unknown path"},
+      {"unknown keyspace", ks_request("get", key_list({"a"}), "orders"), 404, "orders"},
+      {"wrong method on health", "POST /_distcache/v1/health HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+       405, "GET"},
+      {"wrong method on get", ks_request("get", "", "users", "DC-From: raw\r\n", "GET"), 405,
+       "POST"},
+      {"missing DC-From", ks_request("get", key_list({"a"}), "users", ""), 400, "DC-From"},
+      {"bad ring version",
+       ks_request("get", key_list({"a"}), "users", "DC-From: r\r\nDC-Ring-Version: x\r\n"), 400,
+       "DC-Ring-Version"},
+      {"bad keyspace escape", ks_request("get", key_list({"a"}), "us%zz"), 400, "keyspace"},
+      {"truncated key list", ks_request("get", key_list({"abc"}).substr(0, 9)), 400, "truncated"},
+      {"get with two keys", ks_request("get", key_list({"a", "b"})), 400, "exactly one key"},
+      {"get with no keys", ks_request("get", key_list({})), 400, "exactly one key"},
+      {"empty body", ks_request("remove", ""), 400, "truncated"},
+      {"trailing bytes", ks_request("invalidate", key_list({"a"}) + "!"), 400, "after the last"},
+      {"oversized key", ks_request("get", key_list({std::string(1025, 'k')})), 400,
+       "max_key_bytes"},
+      {"empty key", ks_request("remove", key_list({""})), 400, "empty"},
+      {"oversized batch", ks_request("get-many", key_list(std::vector<std::string>(1001, "k"))),
+       400, "max_batch"},
+      {"oversized value claim",
+       ks_request("set",
+                  [] {
+                    std::string b;
+                    tr::encode_set_body_head(b, "k", -1, (64 << 20) + 1);
+                    return b + "tiny";
+                  }()),
+       400, "max_value_bytes"},
+      {"bad ttl",
+       ks_request("set",
+                  [] {
+                    std::string b;
+                    tr::encode_set_body(b, "k", "v", -5);
+                    return b;
+                  }()),
+       400, "ttl"},
+      {"truncated set body",
+       ks_request("set",
+                  [] {
+                    std::string b;
+                    tr::encode_set_body(b, "k", "value", 1);
+                    return b.substr(0, b.size() - 2);
+                  }()),
+       400, "truncated"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    const auto lines_before = cl.server_log.size();
+    auto r = raw_exchange(port, c.request);
+    REQUIRE(r);
+    CHECK(r->status == c.status);
+    CHECK(r->body.find(c.body_contains) != std::string::npos);
+    CHECK(cl.server_log.size() == lines_before + 1);
+    CHECK(cl.server_log.last().find(std::to_string(c.status)) != std::string::npos);
+  }
+  auto unknown = raw_exchange(port, ks_request("get", key_list({"a"}), "orders"));
+  REQUIRE(unknown);
+  CHECK(unknown->headers["dc-error"] == "keyspace_not_found");
+  auto method = raw_exchange(port, ks_request("set", "", "users", "DC-From: raw\r\n", "PUT"));
+  REQUIRE(method);
+  CHECK(method->headers["allow"] == "POST");
+  CHECK_FALSE(cl.health());
+}
+
+TEST_CASE("http server keeps the connection after a rejected but well-framed request") {
+  cluster cl;
+  raw_connection c(cl.server->port());
+  c.send(ks_request("get", key_list({std::string(2000, 'k')})));
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 400);
+  CHECK(r->keep_alive);
+  c.send("GET /_distcache/v1/health HTTP/1.1\r\n\r\n");
+  auto ok = c.read_response();
+  REQUIRE(ok);
+  CHECK(ok->status == 200);
+}
+
+TEST_CASE("http server rejects a body over max_body_bytes from its Content-Length") {
+  cluster cl;
+  raw_connection c(cl.server->port());
+  c.send("POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nContent-Length: " +
+         std::to_string((std::size_t{128} << 20) + 1) + "\r\n\r\nabc");
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 413);
+  CHECK_FALSE(r->keep_alive);
+  CHECK(c.wait_closed());
+  CHECK(cl.server_log.contains("413"));
+  CHECK_FALSE(cl.health());
+}
+
+TEST_CASE("http server rejects headers over max_header_bytes") {
+  cluster cl;
+  raw_connection c(cl.server->port());
+  c.send("GET /_distcache/v1/health HTTP/1.1\r\nX-Big: " + std::string(10000, 'a') + "\r\n\r\n");
+  auto r = c.read_response();
+  if (r) CHECK(r->status == 431);  // or the connection closed without an answer
+  CHECK(c.wait_closed());
+  CHECK(cl.server_log.contains("431"));
+  CHECK_FALSE(cl.health());
+}
+
+TEST_CASE("http server answers garbage with 400 and closes") {
+  cluster cl;
+  for (std::string_view garbage :
+       {std::string_view("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11),
+        std::string_view("hello there\r\n\r\n"), std::string_view("GET / HTTP/9.9\r\n\r\n"),
+        std::string_view(
+            "POST /_distcache/v1/ks/users/get HTTP/1.1\r\nContent-Length: x\r\n\r\n")}) {
+    raw_connection c(cl.server->port());
+    c.send(garbage);
+    auto r = c.read_response();
+    if (r) CHECK(r->status == 400);
+    CHECK(c.wait_closed());
+  }
+  CHECK(cl.server_log.contains("malformed HTTP request"));
+  CHECK_FALSE(cl.health());
+}
+
+TEST_CASE("http server closes a connection whose body stops mid-way after read_timeout") {
+  server_options so;
+  so.read_timeout = 200ms;
+  cluster cl(so);
+  raw_connection c(cl.server->port());
+  const auto started = std::chrono::steady_clock::now();
+  c.send(
+      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nContent-Length: 100\r\n\r\n"
+      "0123456789");
+  CHECK(c.wait_closed());
+  CHECK(std::chrono::steady_clock::now() - started >= 200ms);
+  CHECK(eventually([&] { return cl.server_log.contains("read_timeout"); }));
+  CHECK_FALSE(cl.health());
+}
+
+TEST_CASE("http server closes a connection that trickles its headers past read_timeout") {
+  server_options so;
+  so.read_timeout = 200ms;
+  cluster cl(so);
+  raw_connection c(cl.server->port());
+  c.send("GET /_distcache/v1/health HTTP/1.1\r\n");
+  CHECK(c.wait_closed());
+  CHECK_FALSE(cl.health());
+}
+
+TEST_CASE("http server survives a truncated body followed by close") {
+  cluster cl;
+  {
+    raw_connection c(cl.server->port());
+    const std::string full = ks_request("set", [] {
+      std::string b;
+      tr::encode_set_body(b, "k", "value", 1);
+      return b;
+    }());
+    c.send(full.substr(0, full.size() - 3));
+    c.shutdown_write();
+    CHECK(c.wait_closed());
+  }
+  CHECK(eventually([&] { return cl.server_log.contains("truncated"); }));
+  CHECK_FALSE(cl.svc.find("users", "k"));
+  CHECK_FALSE(cl.health());
+}
+
+TEST_CASE("http server accepts chunked bodies and Expect: 100-continue") {
+  cluster cl;
+  std::string body;
+  tr::encode_set_body(body, "chunked", "yes", -1);
+  raw_connection c(cl.server->port());
+  std::string req =
+      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx\r\n", body.size() - 4);
+  req += size + body.substr(0, body.size() - 4) + "\r\n4\r\n" + body.substr(body.size() - 4) +
+         "\r\n0\r\n\r\n";
+  c.send(req);
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 204);
+  CHECK(cl.svc.find("users", "chunked")->value == "yes");
+
+  std::string body2;
+  tr::encode_set_body(body2, "expect", "continue", -1);
+  c.send(
+      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nExpect: 100-continue\r\n"
+      "Content-Length: " +
+      std::to_string(body2.size()) + "\r\n\r\n");
+  auto interim = c.read_response();
+  REQUIRE(interim);
+  CHECK(interim->status == 100);
+  c.send(body2);
+  auto done = c.read_response();
+  REQUIRE(done);
+  CHECK(done->status == 204);
+  CHECK(cl.svc.find("users", "expect")->value == "continue");
+}
+
+TEST_CASE("http server stop closes idle connections, finishes requests in flight, then idles") {
+  cluster cl;
+  raw_connection idle(cl.server->port());
+  idle.send("GET /_distcache/v1/health HTTP/1.1\r\n\r\n");
+  REQUIRE(idle.read_response());
+
+  raw_connection busy(cl.server->port());
+  // A get that blocks, and behind it on the same connection a request that
+  // the server reads only after stop().
+  busy.send(ks_request("get", key_list({"block:3"})) +
+            "GET /_distcache/v1/health HTTP/1.1\r\n\r\n");
+  REQUIRE(cl.svc.wait_blocked(1));
+
+  cl.server->stop();
+  CHECK(idle.wait_closed());
+  CHECK_FALSE(cl.server->idle());
+  CHECK(eventually([&] {
+    raw_connection probe(cl.server->port());
+    return !probe.connected();
+  }));
+
+  cl.svc.release();
+  auto first = busy.read_response();
+  REQUIRE(first);
+  CHECK(first->status == 200);
+  auto second = busy.read_response();
+  REQUIRE(second);
+  CHECK(second->status == 503);
+  CHECK_FALSE(second->keep_alive);
+  CHECK(busy.wait_closed());
+  busy.close();  // ends the server's lingering close at once
+  CHECK(cl.server->wait_idle(bound));
+  CHECK(cl.server->idle());
+  CHECK(cl.health() == errc::peer_unavailable);
+}

@@ -117,7 +117,7 @@ class async_waiter final : public timed_waiter {
  public:
   using handler_type = net::any_completion_handler<void(error_code, std::shared_ptr<const void>)>;
 
-  async_waiter(net::io_context::executor_type ex, std::string key, std::uint64_t hash,
+  async_waiter(const net::io_context::executor_type& ex, std::string key, std::uint64_t hash,
                handler_type handler)
       : timed_waiter(ex, std::move(key), hash),
         handler_(std::move(handler)),

@@ -342,7 +342,9 @@ class http_client final : public peer_client {
                  std::uint64_t ring_version, duration timeout, get_handler done) {
     using part_result = std::pair<error_code, std::vector<reply_item>>;
     auto all = detail::gather<part_result>::make(
-        parts(keys.size()), [done = std::move(done)](std::vector<part_result> results) {
+        parts(keys.size()),
+        // NOLINTNEXTLINE(performance-unnecessary-value-param): the items are moved out
+        [done = std::move(done)](std::vector<part_result> results) {
           std::vector<reply_item> items;
           for (auto& [ec, part] : results) {
             if (ec) return done(ec, {});

@@ -16,9 +16,7 @@
 #include <utility>
 #include <vector>
 
-namespace distcache {
-
-namespace detail {
+namespace distcache::detail {
 
 /// The peer set of one node and the ring built over it.
 ///
@@ -166,7 +164,6 @@ class membership {
   std::shared_ptr<const ring> ring_;
 };
 
-}  // namespace detail
-}  // namespace distcache
+}  // namespace distcache::detail
 
 #endif  // DISTCACHE_CLUSTER_DETAIL_MEMBERSHIP_HPP

@@ -470,15 +470,18 @@ class basic_engine {
   // once per engine type, whatever the number of keyspaces.
   result<void> put_entries(std::size_t ks, entries e, duration ttl) {
     if (auto ec = core_.check_blocking_call()) return ec;
-    auto [ec] = detail::block_on<error_code>(
-        [&](auto h) { core_.put(ks, std::move(e), ttl, std::move(h)); });
+    auto [ec] = detail::block_on<error_code>([this, ks, e = std::move(e), ttl](auto h) mutable {
+      core_.put(ks, std::move(e), ttl, std::move(h));
+    });
     return to_result(ec);
   }
 
   result<detail::engine_core::values> get_many_erased(std::size_t ks,
                                                       std::vector<std::string> keys) {
     auto [ec, values] = detail::block_on<error_code, detail::engine_core::values>(
-        [&](auto h) { core_.async_get_many(ks, std::move(keys), std::move(h)); });
+        [this, ks, keys = std::move(keys)](auto h) mutable {
+          core_.async_get_many(ks, std::move(keys), std::move(h));
+        });
     if (ec) return ec;
     return std::move(values);
   }
@@ -493,8 +496,9 @@ class basic_engine {
 
   result<void> remove_keys(std::size_t ks, std::vector<std::string> keys) {
     if (auto ec = core_.check_blocking_call()) return ec;
-    auto [ec] = detail::block_on<error_code>(
-        [&](auto h) { core_.remove(ks, std::move(keys), std::move(h)); });
+    auto [ec] = detail::block_on<error_code>([this, ks, keys = std::move(keys)](auto h) mutable {
+      core_.remove(ks, std::move(keys), std::move(h));
+    });
     return to_result(ec);
   }
 

@@ -141,11 +141,12 @@ class async_waiter final : public timed_waiter {
   void complete(error_code ec, std::shared_ptr<const void> value) override {
     cancel_timer();
     auto self = std::static_pointer_cast<async_waiter>(shared_from_this());
-    auto ex = work_;
+    // complete() runs once: the work guard moves out here and ends after the
+    // dispatch, which holds the executor busy itself until the handler ran.
+    const net::any_completion_executor ex = std::move(work_);
     dispatch_job(ex, make_job([self = std::move(self), ec, value = std::move(value)]() mutable {
                    net::get_associated_cancellation_slot(self->handler_).clear();
                    auto handler = std::move(self->handler_);
-                   self->work_ = net::any_completion_executor();
                    std::move(handler)(ec, std::move(value));
                  }));
   }

@@ -62,6 +62,13 @@ struct bad {
   std::int64_t max_bytes = 1 << 20;
   str_source source;
 };
+#elif defined(CASE_UNKNOWN_KEYSPACE)
+struct orders {  // a keyspace, but not one of the engine's
+  static constexpr std::string_view name = "orders";
+  using value_type = std::string;
+  std::int64_t max_bytes = 1 << 20;
+  str_source source;
+};
 #elif defined(CASE_DUPLICATE_NAMES)
 struct bad {
   static constexpr std::string_view name = "users";  // as the other keyspace
@@ -77,6 +84,9 @@ struct not_a_policy {};
 int main() {
 #if defined(CASE_NO_KEYSPACE)
   distcache::basic_engine<distcache::policies<>> e{distcache::config{}};
+#elif defined(CASE_UNKNOWN_KEYSPACE)
+  distcache::engine<users> e{distcache::config{}, users{}};
+  (void)e.get<orders>("o:1");
 #elif defined(CASE_HTTP_NOT_INCLUDED)
   // transport::automatic picks transport::http for a non-standalone provider;
   // <distcache/transport/http.hpp> is not included here.

@@ -103,3 +103,102 @@ TEST_CASE("dispatch_job runs the job on the given executor") {
   CHECK(ran);
   CHECK(where == runner_id);
 }
+
+namespace {
+
+struct batch_outcome {
+  std::size_t index;
+  distcache::error_code ec;
+  std::shared_ptr<const void> value;
+};
+
+// A waiter_batch whose outcomes are recorded in `out`.
+std::shared_ptr<dd::waiter_batch> make_recording_batch(boost::asio::io_context& ioc,
+                                                       dd::singleflight& flights,
+                                                       std::size_t capacity,
+                                                       distcache::duration timeout,
+                                                       std::vector<batch_outcome>& out) {
+  return dd::waiter_batch::make(ioc.get_executor(), flights, capacity, timeout,
+                                [&out](std::size_t i, distcache::error_code ec,
+                                       std::shared_ptr<const void> v, distcache::time_point) {
+                                  out.push_back({i, ec, std::move(v)});
+                                });
+}
+
+auto no_publish = [] { return distcache::error_code{}; };
+
+}  // namespace
+
+TEST_CASE("a waiter batch completes each joined key with its flight's outcome, once") {
+  boost::asio::io_context ioc;
+  dd::singleflight flights;
+  std::vector<batch_outcome> out;
+  auto batch = make_recording_batch(ioc, flights, 3, 1h, out);
+  CHECK(batch->join(0, "a", dd::hash_key("a")));        // leads "a"
+  CHECK(batch->join(2, "b", dd::hash_key("b")));        // leads "b"
+  CHECK_FALSE(batch->join(1, "a", dd::hash_key("a")));  // the same key twice: one flight
+  batch->done_joining();
+  auto value = std::make_shared<const int>(7);
+  CHECK(flights.finish({"a", dd::hash_key("a")}, {}, value, no_publish) == 2);
+  CHECK(flights.finish({"b", dd::hash_key("b")}, make_error_code(distcache::errc::not_found),
+                       nullptr, no_publish) == 1);
+  REQUIRE(out.size() == 3);
+  CHECK(out[0].index == 0);
+  CHECK(out[0].value == value);
+  CHECK(out[1].index == 1);
+  CHECK(out[1].value == value);
+  CHECK(out[2].index == 2);
+  CHECK(out[2].ec == distcache::errc::not_found);
+  // The last completion cancelled the one-hour deadline: run() returns at once.
+  batch.reset();
+  CHECK(ioc.run() == 1);  // the cancelled wait's handler, nothing else
+  CHECK(ioc.stopped());
+}
+
+TEST_CASE("a waiter batch's deadline times out the keys still waiting; the loads run on") {
+  boost::asio::io_context ioc;
+  dd::singleflight flights;
+  std::vector<batch_outcome> out;
+  auto batch = make_recording_batch(ioc, flights, 2, 10ms, out);
+  REQUIRE(batch->join(0, "slow", dd::hash_key("slow")));
+  REQUIRE(batch->join(1, "fast", dd::hash_key("fast")));
+  batch->done_joining();
+  CHECK(flights.finish({"fast", dd::hash_key("fast")}, {}, std::make_shared<const int>(1),
+                       no_publish) == 1);
+  ioc.run();  // returns after the deadline fired
+  REQUIRE(out.size() == 2);
+  CHECK(out[1].index == 0);
+  CHECK(out[1].ec == distcache::errc::timeout);
+  CHECK(flights.in_flight() == 1);  // "slow" still loads, for other callers
+  CHECK(flights.finish({"slow", dd::hash_key("slow")}, {}, nullptr, no_publish) == 0);
+  CHECK(out.size() == 2);
+}
+
+TEST_CASE("a key that joins a waiter batch after its deadline passed times out at once") {
+  boost::asio::io_context ioc;
+  dd::singleflight flights;
+  std::vector<batch_outcome> out;
+  auto batch = make_recording_batch(ioc, flights, 2, distcache::duration::zero(), out);
+  ioc.run();  // the deadline fires before any key joined
+  CHECK(out.empty());
+  CHECK(batch->join(0, "k", dd::hash_key("k")));  // still the leader: the load must start
+  batch->done_joining();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].ec == distcache::errc::timeout);
+  CHECK(flights.finish({"k", dd::hash_key("k")}, {}, nullptr, no_publish) == 0);
+}
+
+TEST_CASE("a waiter batch joining a closed singleflight completes with its error") {
+  boost::asio::io_context ioc;
+  dd::singleflight flights;
+  flights.abandon_all(make_error_code(distcache::errc::stopped));
+  std::vector<batch_outcome> out;
+  auto batch = make_recording_batch(ioc, flights, 1, 1h, out);
+  CHECK_FALSE(batch->join(0, "k", dd::hash_key("k")));
+  batch->done_joining();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].ec == distcache::errc::stopped);
+  batch.reset();
+  ioc.run();  // the deadline was cancelled: returns without waiting an hour
+  CHECK(ioc.stopped());
+}

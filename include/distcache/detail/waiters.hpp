@@ -156,23 +156,69 @@ class async_waiter final : public timed_waiter {
   net::any_completion_executor work_;  // tracks outstanding work until completion
 };
 
-/// A waiter that calls a function with the outcome and the value's expiry
-/// (used to answer peers). The function runs on the thread that completes.
-class callback_waiter final : public timed_waiter {
+/// The waiters of one multi-key read (a get_many, a peer's batch): one
+/// allocation and one deadline for all its keys instead of a waiter and a
+/// timer each. Each key's waiter lives in the batch and reaches its flight as
+/// an aliasing pointer that keeps the whole batch alive.
+///
+/// Use: make() → join() per missing key → done_joining(). When the deadline
+/// passes, every key still waiting leaves its flight and completes with
+/// errc::timeout; the loads run on for the others. The deadline is armed in
+/// make(), before any key joins, and cancelled by the last key to complete.
+///
+/// Thread safety: make(), join() and done_joining() on one thread; the
+/// completions may run on any.
+class waiter_batch : public std::enable_shared_from_this<waiter_batch> {
  public:
-  using callback = std::function<void(error_code, std::shared_ptr<const void>, time_point)>;
-  callback_waiter(net::io_context::executor_type ex, std::string key, std::uint64_t hash,
-                  callback fn)
-      : timed_waiter(std::move(ex), std::move(key), hash), fn_(std::move(fn)) {}
+  /// Called once per joined key: (its index in the call, outcome, value, expiry).
+  using callback =
+      std::function<void(std::size_t, error_code, std::shared_ptr<const void>, time_point)>;
 
-  void complete(error_code ec, std::shared_ptr<const void> value) override {
-    cancel_timer();
-    auto fn = std::move(fn_);
-    fn(ec, std::move(value), expires_at);
-  }
+  /// A batch for at most `capacity` keys of `flights` (which must outlive it).
+  DISTCACHE_DECL static std::shared_ptr<waiter_batch> make(const net::io_context::executor_type& ex,
+                                                           singleflight& flights,
+                                                           std::size_t capacity, duration timeout,
+                                                           callback fn);
+
+  /// Joins (or starts) the flight of `key` for the call's key `index`.
+  /// Returns true when this key leads its flight and must be loaded.
+  DISTCACHE_DECL bool join(std::size_t index, std::string key, std::uint64_t hash);
+
+  /// Ends the joining: the deadline may now be cancelled once every joined
+  /// key completed.
+  DISTCACHE_DECL void done_joining();
+
+  DISTCACHE_DECL waiter_batch(const net::io_context::executor_type& ex, singleflight& flights,
+                              std::size_t capacity, callback fn);
 
  private:
+  struct entry final : waiter {
+    waiter_batch* batch = nullptr;
+    std::size_t index = 0;
+    std::string key;
+    std::uint64_t hash = 0;
+    void complete(error_code ec, std::shared_ptr<const void> value) override {
+      batch->completed(*this, ec, std::move(value));
+    }
+  };
+
+  DISTCACHE_DECL void arm(duration timeout);
+  DISTCACHE_DECL void expire();
+  DISTCACHE_DECL void completed(entry& e, error_code ec, std::shared_ptr<const void> value);
+  DISTCACHE_DECL void release();
+
+  net::steady_timer timer_;
+  singleflight& flights_;
+  std::unique_ptr<entry[]> entries_;
+  std::size_t capacity_;
   callback fn_;
+  // seq_cst on both: join() stores joined_ then reads expired_, expire()
+  // stores expired_ then reads joined_, so a key joined as the deadline
+  // passes is timed out by one of them (abandon() lets only one win).
+  std::atomic<std::size_t> joined_{0};
+  std::atomic<bool> expired_{false};
+  // Joined keys not yet completed, plus one while joining goes on.
+  std::atomic<std::size_t> pending_{1};
 };
 
 }  // namespace distcache::detail

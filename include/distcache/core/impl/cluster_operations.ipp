@@ -81,6 +81,7 @@ void engine_core::cluster_operations_impl::serve_get(
     return item;
   };
   auto all = gather<transport::reply_item>::make(keys.size(), std::move(done));
+  std::shared_ptr<waiter_batch> batch;  // made at the first miss: one deadline for the request
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (auto ec = core_.check_state(); ec || rt == nullptr) {
       all->set(i, item_of(ec ? ec : make_error_code(errc::keyspace_not_found), nullptr, {}));
@@ -95,18 +96,19 @@ void engine_core::cluster_operations_impl::serve_get(
       all->set(i, item_of({}, v, expires));
       continue;
     }
-    auto w = std::make_shared<callback_waiter>(
-        core_.ioc_.get_executor(), keys[i], h,
-        [all, i, item_of](error_code ec, const value_handle& value, time_point exp) {
-          all->set(i, item_of(ec, value, exp));
-        });
-    w->arm(rt->flights, rt->opts.read_timeout);
-    if (rt->flights.join(w->key(), w)) {
+    if (!batch) {
+      batch = waiter_batch::make(
+          core_.ioc_.get_executor(), rt->flights, keys.size(), rt->opts.read_timeout,
+          [all, item_of](std::size_t index, error_code ec, const value_handle& value,
+                         time_point exp) { all->set(index, item_of(ec, value, exp)); });
+    }
+    if (batch->join(i, keys[i], h)) {
       slot.counters.loads_deduped.add();
       core_.load_locally(slot, *rt, keys[i], h);
     }
     slot.counters.loads.add();
   }
+  if (batch) batch->done_joining();
 }
 
 // ---------------------------------------------------------------- asking owners

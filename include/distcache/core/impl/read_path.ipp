@@ -102,6 +102,7 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
   // Each key joins its flight as a single get would; the flights this call
   // leads for keys of another owner leave in one batch per owner.
   std::map<std::string, std::vector<pending_key>> batches;
+  std::shared_ptr<waiter_batch> batch;  // made at the first miss: one deadline for the call
   const bool cluster = cluster_ != nullptr;
   auto r = cluster ? cluster_->current() : solo_ring_;
   for (std::size_t i = 0; i < keys.size(); ++i) {
@@ -115,17 +116,18 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
       all->set(i, std::move(v));
       continue;
     }
-    auto w = std::make_shared<callback_waiter>(
-        ioc_.get_executor(), keys[i], h,
-        [all, i](error_code ec, const value_handle& v, time_point /*expires*/) {
-          if (ec) {
-            all->set(i, ec);
-          } else {
-            all->set(i, v);
-          }
-        });
-    w->arm(rt->flights, rt->opts.read_timeout);
-    const bool leader = rt->flights.join(w->key(), w);
+    if (!batch) {
+      batch = waiter_batch::make(
+          ioc_.get_executor(), rt->flights, keys.size(), rt->opts.read_timeout,
+          [all](std::size_t index, error_code ec, const value_handle& v, time_point /*expires*/) {
+            if (ec) {
+              all->set(index, ec);
+            } else {
+              all->set(index, v);
+            }
+          });
+    }
+    const bool leader = batch->join(i, keys[i], h);
     slot.counters.loads.add();
     if (!leader) continue;
     slot.counters.loads_deduped.add();
@@ -136,8 +138,9 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
       batches[*owner].push_back({std::move(keys[i]), h});
     }
   }
-  for (auto& [owner, batch] : batches) {
-    remote_->load_remotely(slot, *rt, owner, r->version(), std::move(batch));
+  if (batch) batch->done_joining();
+  for (auto& [owner, keys_of_owner] : batches) {
+    remote_->load_remotely(slot, *rt, owner, r->version(), std::move(keys_of_owner));
   }
 }
 

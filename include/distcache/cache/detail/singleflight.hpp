@@ -6,7 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <distcache/cache/detail/value_cache.hpp>
+#include <distcache/cache/detail/hashed_key.hpp>
 #include <distcache/clock.hpp>
 #include <distcache/error.hpp>
 #include <functional>
@@ -58,8 +58,8 @@ class singleflight {
     {
       std::lock_guard lock(s.mutex);
       if (!s.closed) {
-        auto [it, created] = s.flights.try_emplace(std::string(key.text));
-        it->second.waiters.push_back(std::move(w));
+        auto [it, created] = s.flights.try_emplace(stored_key{std::string(key.text), key.hash});
+        it->second.waiters.add(std::move(w));
         return created;
       }
     }
@@ -73,13 +73,9 @@ class singleflight {
   bool abandon(hashed_key key, const waiter* w) {
     shard& s = shard_for(key.hash);
     std::lock_guard lock(s.mutex);
-    auto it = s.flights.find(key.text);
+    auto it = s.flights.find(key);
     if (it == s.flights.end()) return false;
-    auto& ws = it->second.waiters;
-    auto pos = std::find_if(ws.begin(), ws.end(), [w](const auto& p) { return p.get() == w; });
-    if (pos == ws.end()) return false;
-    ws.erase(pos);
-    return true;
+    return it->second.waiters.remove(w);
   }
 
   /// Marks the flight of `key`, if any, so that its outcome is not published:
@@ -87,7 +83,7 @@ class singleflight {
   void invalidate(hashed_key key) {
     shard& s = shard_for(key.hash);
     std::lock_guard lock(s.mutex);
-    auto it = s.flights.find(key.text);
+    auto it = s.flights.find(key);
     if (it != s.flights.end()) it->second.invalidated = true;
   }
 
@@ -98,38 +94,35 @@ class singleflight {
   template <class Publish>
   std::size_t finish(hashed_key key, error_code ec, const std::shared_ptr<const void>& value,
                      Publish&& publish, time_point expires_at = never_expires) {
-    std::vector<std::shared_ptr<waiter>> waiters;
+    waiter_list waiters;
     {
       shard& s = shard_for(key.hash);
       std::lock_guard lock(s.mutex);
-      auto it = s.flights.find(key.text);
+      auto it = s.flights.find(key);
       if (it == s.flights.end()) return 0;
       if (!ec && !it->second.invalidated) ec = std::forward<Publish>(publish)();
       waiters = std::move(it->second.waiters);
       s.flights.erase(it);
     }
-    for (auto& w : waiters) {
-      w->expires_at = expires_at;
-      w->complete(ec, ec ? nullptr : value);
-    }
-    return waiters.size();
+    return waiters.for_each([&](waiter& w) {
+      w.expires_at = expires_at;
+      w.complete(ec, ec ? nullptr : value);
+    });
   }
 
   /// Ends every flight at once and closes the singleflight: each waiter
   /// completes with `ec`, loads that still run publish nothing, and later
   /// joins fail with `ec` (used by stop()).
   void abandon_all(error_code ec) {
-    std::vector<std::shared_ptr<waiter>> waiters;
+    std::vector<waiter_list> waiters;
     closed_with_ = ec;  // written before any shard is closed, read after
     for (auto& s : shards_) {
       std::lock_guard lock(s.mutex);
       s.closed = true;
-      for (auto& [key, f] : s.flights) {
-        for (auto& w : f.waiters) waiters.push_back(std::move(w));
-      }
+      for (auto& [key, f] : s.flights) waiters.push_back(std::move(f.waiters));
       s.flights.clear();
     }
-    for (auto& w : waiters) w->complete(ec, nullptr);
+    for (auto& list : waiters) list.for_each([&](waiter& w) { w.complete(ec, nullptr); });
   }
 
   /// Number of flights in progress (for tests and stats).
@@ -143,19 +136,52 @@ class singleflight {
   }
 
  private:
-  struct flight {
-    std::vector<std::shared_ptr<waiter>> waiters;
-    bool invalidated = false;
-  };
-  struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
+  // The waiters of one flight. Most flights have one, kept inline: a miss
+  // costs no allocation for its list.
+  class waiter_list {
+   public:
+    void add(std::shared_ptr<waiter> w) {
+      if (!first_) {
+        first_ = std::move(w);
+      } else {
+        more_.push_back(std::move(w));
+      }
     }
+    bool remove(const waiter* w) {
+      if (first_.get() == w) {
+        first_.reset();
+        return true;
+      }
+      auto pos =
+          std::find_if(more_.begin(), more_.end(), [w](const auto& p) { return p.get() == w; });
+      if (pos == more_.end()) return false;
+      more_.erase(pos);
+      return true;
+    }
+    // Calls fn on every waiter; returns how many there were.
+    template <class Fn>
+    std::size_t for_each(Fn&& fn) {
+      std::size_t n = 0;
+      if (first_) {
+        fn(*first_);
+        ++n;
+      }
+      for (auto& w : more_) fn(*w);
+      return n + more_.size();
+    }
+
+   private:
+    std::shared_ptr<waiter> first_;
+    std::vector<std::shared_ptr<waiter>> more_;
+  };
+
+  struct flight {
+    waiter_list waiters;
+    bool invalidated = false;
   };
   struct alignas(64) shard {
     mutable std::mutex mutex;
-    std::unordered_map<std::string, flight, string_hash, std::equal_to<>> flights;
+    std::unordered_map<stored_key, flight, key_hash, key_equal> flights;
     bool closed = false;
   };
   static constexpr std::size_t shard_count = 16;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <distcache/cache/detail/hashed_key.hpp>
 #include <distcache/clock.hpp>
 #include <memory>
 #include <mutex>
@@ -18,13 +19,6 @@
 #include <vector>
 
 namespace distcache::detail {
-
-/// A key with its precomputed hash, so that the hash tables never hash a key
-/// a second time.
-struct hashed_key {
-  std::string_view text;
-  std::uint64_t hash;
-};
 
 /// A byte-bounded cache of decoded values with CLOCK (second-chance LRU)
 /// eviction, split into shards by the key's hash so that concurrent
@@ -218,10 +212,6 @@ class value_cache {
   }
 
  private:
-  struct stored_key {
-    std::string text;
-    std::uint64_t hash;
-  };
   struct entry;
   using node = std::pair<const stored_key, entry>;
   struct entry {
@@ -231,18 +221,6 @@ class value_cache {
     node* prev;       // towards the most recently used
     node* next;       // towards the least recently used
     bool referenced;  // read since it last reached the tail (CLOCK)
-  };
-  struct key_hash {
-    using is_transparent = void;
-    std::size_t operator()(const stored_key& k) const noexcept { return k.hash; }
-    std::size_t operator()(const hashed_key& k) const noexcept { return k.hash; }
-  };
-  struct key_equal {
-    using is_transparent = void;
-    template <class A, class B>
-    bool operator()(const A& a, const B& b) const noexcept {
-      return a.hash == b.hash && std::string_view(a.text) == std::string_view(b.text);
-    }
   };
   using map_type = std::unordered_map<stored_key, entry, key_hash, key_equal>;
 

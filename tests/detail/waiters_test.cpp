@@ -59,33 +59,82 @@ TEST_CASE("block_on returns what a handler completed on another thread received"
   CHECK(n == 42);
 }
 
-TEST_CASE("a timed waiter leaves its flight with timeout when its deadline passes") {
-  boost::asio::io_context ioc;
+TEST_CASE("a blocking waiter leaves its flight with timeout when its deadline passes") {
   dd::singleflight flights;
-  auto w = std::make_shared<dd::sync_waiter>(ioc.get_executor(), "k", dd::hash_key("k"));
-  w->arm(flights, 10ms);
+  auto w = std::make_shared<dd::sync_waiter>("k", dd::hash_key("k"));
   REQUIRE(flights.join(w->key(), w));  // the leader; nobody finishes the load
-  std::thread runner([&] { ioc.run(); });
-  auto [ec, value] = w->wait();
-  runner.join();
+  auto [ec, value] = w->wait(flights, 10ms);
   CHECK(ec == distcache::errc::timeout);
   CHECK(value == nullptr);
   CHECK(flights.in_flight() == 1);  // the load's flight is still there for others
   CHECK(flights.finish(w->key(), {}, nullptr, [] { return distcache::error_code{}; }) == 0);
 }
 
-TEST_CASE("a waiter completed by its load does not time out later") {
+TEST_CASE("a blocking waiter gets the value its load completed with, from another thread") {
+  dd::singleflight flights;
+  auto w = std::make_shared<dd::sync_waiter>("k", dd::hash_key("k"));
+  REQUIRE(flights.join(w->key(), w));
+  auto value = std::make_shared<const int>(7);
+  std::thread loader([&] {
+    CHECK(flights.finish(w->key(), {}, value, [] { return distcache::error_code{}; }) == 1);
+  });
+  auto [ec, got] = w->wait(flights, 1h);
+  loader.join();
+  CHECK_FALSE(ec);
+  CHECK(got == value);
+}
+
+TEST_CASE("a blocking waiter taken by its load at the deadline waits for that outcome") {
+  dd::singleflight flights;
+  auto w = std::make_shared<dd::sync_waiter>("k", dd::hash_key("k"));
+  REQUIRE(flights.join(w->key(), w));
+  // The load ends before the deadline but the waiter has not looked yet: with
+  // a zero timeout, wait() finds itself no longer in the flight and returns
+  // the load's outcome instead of a timeout.
+  auto value = std::make_shared<const int>(7);
+  CHECK(flights.finish(w->key(), {}, value, [] { return distcache::error_code{}; }) == 1);
+  auto [ec, got] = w->wait(flights, distcache::duration::zero());
+  CHECK_FALSE(ec);
+  CHECK(got == value);
+}
+
+TEST_CASE("an asynchronous waiter leaves its flight with timeout when its deadline passes") {
   boost::asio::io_context ioc;
   dd::singleflight flights;
-  auto w = std::make_shared<dd::sync_waiter>(ioc.get_executor(), "k", dd::hash_key("k"));
-  w->arm(flights, 50ms);
+  distcache::error_code got = make_error_code(distcache::errc::stopped);
+  int calls = 0;
+  auto w = std::make_shared<dd::async_waiter>(
+      ioc.get_executor(), "k", dd::hash_key("k"),
+      [&](distcache::error_code ec, const std::shared_ptr<const void>& v) {
+        ++calls;
+        got = ec;
+        CHECK(v == nullptr);
+      });
+  w->arm(flights, 10ms);
+  REQUIRE(flights.join(w->key(), w));
+  w.reset();
+  ioc.run();  // the deadline fires, then the handler runs
+  CHECK(calls == 1);
+  CHECK(got == distcache::errc::timeout);
+  CHECK(flights.finish({"k", dd::hash_key("k")}, {}, nullptr,
+                       [] { return distcache::error_code{}; }) == 0);
+}
+
+TEST_CASE("an asynchronous waiter completed by its load does not time out later") {
+  boost::asio::io_context ioc;
+  dd::singleflight flights;
+  std::vector<distcache::error_code> seen;
+  auto w = std::make_shared<dd::async_waiter>(
+      ioc.get_executor(), "k", dd::hash_key("k"),
+      [&](distcache::error_code ec, const std::shared_ptr<const void>&) { seen.push_back(ec); });
+  w->arm(flights, 1h);
   REQUIRE(flights.join(w->key(), w));
   auto value = std::make_shared<const int>(7);
   CHECK(flights.finish(w->key(), {}, value, [] { return distcache::error_code{}; }) == 1);
-  auto [ec, got] = w->wait();
-  CHECK_FALSE(ec);
-  CHECK(got == value);
-  ioc.run();  // the cancelled timer's handler runs and completes nothing twice
+  w.reset();
+  ioc.run();  // the handler and the cancelled timer's handler; returns without waiting an hour
+  REQUIRE(seen.size() == 1);
+  CHECK_FALSE(seen[0]);
 }
 
 TEST_CASE("dispatch_job runs the job on the given executor") {

@@ -237,8 +237,8 @@ class engine_core {
   [[nodiscard]] DISTCACHE_DECL std::int64_t to_ttl_ms(time_point expires) const;
 
   // Read path (impl/read_path.ipp).
-  DISTCACHE_DECL void join_load(keyspace_slot& slot, keyspace_runtime& rt,
-                                const std::shared_ptr<timed_waiter>& w);
+  DISTCACHE_DECL void join_load(keyspace_slot& slot, keyspace_runtime& rt, hashed_key key,
+                                std::shared_ptr<waiter> w);
   DISTCACHE_DECL void load_locally(keyspace_slot& slot, keyspace_runtime& rt, std::string key,
                                    std::uint64_t hash);
   DISTCACHE_DECL void fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt,

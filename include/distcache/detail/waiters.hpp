@@ -27,9 +27,9 @@
 
 namespace distcache::detail {
 
-/// A waiter with a deadline: when the read timeout passes before the load
-/// ends, the waiter leaves its flight and completes with errc::timeout; the
-/// load runs on for the others.
+/// A waiter with a deadline on the engine's io_context (asynchronous
+/// callers): when the read timeout passes before the load ends, the waiter leaves its flight and
+/// completes with errc::timeout; the load runs on for the others.
 ///
 /// Invariant: the timer is armed before the waiter joins a flight, so the
 /// only later access to it is cancel(), from complete().
@@ -65,13 +65,16 @@ class timed_waiter : public waiter, public std::enable_shared_from_this<timed_wa
   std::uint64_t hash_;
 };
 
-/// A waiter for a blocking caller: complete() wakes the thread in wait().
-class sync_waiter final : public timed_waiter {
+/// A waiter for a blocking caller: the caller's thread waits on the waiter's
+/// own condition with the deadline, so a blocking miss arms no Asio timer
+/// (and its cancellation wakes no network thread). complete() wakes wait().
+class sync_waiter final : public waiter {
  public:
-  using timed_waiter::timed_waiter;
+  sync_waiter(std::string key, std::uint64_t hash) : key_(std::move(key)), hash_(hash) {}
+
+  [[nodiscard]] hashed_key key() const noexcept { return {key_, hash_}; }
 
   void complete(error_code ec, std::shared_ptr<const void> value) override {
-    cancel_timer();
     std::lock_guard lock(mutex_);
     ec_ = ec;
     value_ = std::move(value);
@@ -79,14 +82,16 @@ class sync_waiter final : public timed_waiter {
     cv_.notify_one();
   }
 
-  /// Blocks until complete() ran; returns its outcome.
-  std::pair<error_code, std::shared_ptr<const void>> wait() {
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [this] { return done_; });
-    return {ec_, std::move(value_)};
-  }
+  /// Blocks until complete() ran or `timeout` passed. On the deadline the
+  /// waiter leaves its flight in `flights` and returns errc::timeout; the load
+  /// runs on for the others. Should the load have taken the waiter just
+  /// before, its completion is imminent and is waited for.
+  DISTCACHE_DECL std::pair<error_code, std::shared_ptr<const void>> wait(singleflight& flights,
+                                                                         duration timeout);
 
  private:
+  std::string key_;
+  std::uint64_t hash_;
   std::mutex mutex_;
   std::condition_variable cv_;
   bool done_ = false;

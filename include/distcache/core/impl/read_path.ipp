@@ -25,10 +25,10 @@ result<engine_core::value_handle> engine_core::get(std::size_t ks, std::string_v
     slot.counters.cache_hits.add();
     return v;
   }
-  auto w = std::make_shared<sync_waiter>(ioc_.get_executor(), std::string(key), h);
-  join_load(slot, **rt, w);
+  auto w = std::make_shared<sync_waiter>(std::string(key), h);
+  join_load(slot, **rt, w->key(), w);
   slot.counters.loads.add();  // after joining: `loads` callers are all in a flight
-  auto [ec, value] = w->wait();
+  auto [ec, value] = w->wait((*rt)->flights, (*rt)->opts.read_timeout);
   if (ec) return ec;
   return value;
 }
@@ -58,19 +58,18 @@ void engine_core::async_get(std::size_t ks, std::string key, get_handler handler
   // Connected before joining: once joined, the load may complete (and take
   // the handler) on another thread at any moment.
   w->connect_cancellation((*rt)->flights);
-  join_load(slot, **rt, w);
+  w->arm((*rt)->flights, (*rt)->opts.read_timeout);  // before joining: see timed_waiter
+  join_load(slot, **rt, w->key(), w);
   slot.counters.loads.add();  // after joining: `loads` callers are all in a flight
 }
 
-// Joins (or starts) the flight of w's key and arms w's deadline. The leader
-// loads the key from its owner when that is another node, else from the
-// data source.
-void engine_core::join_load(keyspace_slot& slot, keyspace_runtime& rt,
-                            const std::shared_ptr<timed_waiter>& w) {
-  w->arm(rt.flights, rt.opts.read_timeout);
-  if (!rt.flights.join(w->key(), w)) return;
+// Joins (or starts) the flight of `k` with `w` (whose deadline, if any, is
+// already armed). The leader loads the key from its owner when that is
+// another node, else from the data source.
+void engine_core::join_load(keyspace_slot& slot, keyspace_runtime& rt, hashed_key k,
+                            std::shared_ptr<waiter> w) {
+  if (!rt.flights.join(k, std::move(w))) return;
   slot.counters.loads_deduped.add();
-  const hashed_key k = w->key();
   if (cluster_) {
     auto r = cluster_->current();
     const std::string& owner = r->nodes()[r->owner_index(k.hash)];

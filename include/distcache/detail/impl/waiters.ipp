@@ -12,6 +12,18 @@ void dispatch_job(const net::any_completion_executor& ex, job j) {
   net::dispatch(ex, std::move(j));
 }
 
+std::pair<error_code, std::shared_ptr<const void>> sync_waiter::wait(singleflight& flights,
+                                                                     duration timeout) {
+  std::unique_lock lock(mutex_);
+  if (!cv_.wait_for(lock, timeout, [this] { return done_; })) {
+    lock.unlock();
+    if (flights.abandon(key(), this)) return {make_error_code(errc::timeout), nullptr};
+    lock.lock();
+    cv_.wait(lock, [this] { return done_; });
+  }
+  return {ec_, std::move(value_)};
+}
+
 waiter_batch::waiter_batch(const net::io_context::executor_type& ex, singleflight& flights,
                            std::size_t capacity, callback fn)
     : timer_(ex),

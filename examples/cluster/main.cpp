@@ -2,9 +2,11 @@
 //
 // Each node runs an engine with one keyspace, `users`, whose data source reads the SQLite table
 // users(id TEXT PRIMARY KEY, name TEXT, age INT). The nodes find each other through a fixed list
-// of peer addresses (discovery::static_peers). Every key is owned by one node of the ring: only
-// the owner queries the database for it; the other nodes ask the owner and keep a hot copy.
-// An HTTP server (Boost.Beast) lets people and scripts use the cache:
+// of peer addresses (discovery::static_peers, --peers) or through DNS (discovery::dns, A/AAAA or
+// SRV records, --discovery dns); one provider type chosen at run time wraps both. Every key is
+// owned by one node of the ring: only the owner queries the database for it; the other nodes ask
+// the owner and keep a hot copy. An HTTP server (Boost.Beast) lets people and scripts use the
+// cache:
 //
 //   GET    /users/<id>   200 and the user as JSON ({"name":"Ada","age":36}), or 404
 //   PUT    /users/<id>   body {"name":"Ada","age":37}: writes the row, then put()s the value: 204
@@ -19,6 +21,8 @@
 //
 //   example_cluster --port 7001 --http-port 8001 --db /tmp/users.db
 //                   --peers 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 [--bind 127.0.0.1]
+//   example_cluster --port 7001 --http-port 8001 --db /tmp/users.db --discovery dns
+//                   --dns-name _cache._tcp.example.test --dns-type srv --dns-server 127.0.0.1:5353
 //
 // Once the engine has started, the node prints "ready <name> http=<port>" on stdout. SIGINT and
 // SIGTERM stop it: the HTTP server, then the engine; it then prints "stopped <name>". Log lines
@@ -64,6 +68,7 @@
 #include <csignal>
 #include <cstdint>
 #include <ctime>
+#include <distcache/discovery/dns.hpp>
 #include <distcache/distcache.hpp>
 #include <exception>
 #include <iostream>
@@ -77,6 +82,7 @@
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace {
@@ -89,16 +95,21 @@ using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
 
 constexpr std::string_view usage_line =
-    "usage: example_cluster --port N --peers ADDRESS:PORT[,ADDRESS:PORT...] --db FILE --http-port "
-    "N "
-    "[--bind ADDRESS]";
+    "usage: example_cluster --port N --db FILE --http-port N [--bind ADDRESS]\n"
+    "         (--peers ADDRESS:PORT[,ADDRESS:PORT...] | --discovery dns --dns-name NAME\n"
+    "          [--dns-type a|aaaa|srv] [--dns-port N] [--dns-server ADDRESS:PORT])";
 
 constexpr std::string_view help_text = R"(
   --bind ADDRESS     numeric IP address of both servers (default 127.0.0.1); peers reach this
                      node at ADDRESS:PORT, which is also its name
   --port N           port of the peer server, which the other nodes call (1-65535)
-  --peers LIST       comma-separated ADDRESS:PORT of the cluster's nodes, as given to their
-                     --bind and --port ([::1]:7001 for IPv6); listing this node too is fine
+  --discovery KIND   how the nodes find each other: static (default, --peers) or dns
+  --peers LIST       static: comma-separated ADDRESS:PORT of the cluster's nodes, as given to
+                     their --bind and --port ([::1]:7001 for IPv6); listing this node too is fine
+  --dns-name NAME    dns: the name to resolve (an SRV name such as _cache._tcp.example.test)
+  --dns-type TYPE    dns: a (default), aaaa (IPv6) or srv (each record gives its node's port)
+  --dns-port N       dns, a/aaaa: the peers' port (default: --port)
+  --dns-server A:P   dns: the nameserver to ask (default: the system resolver)
   --db FILE          SQLite database with the table users(id TEXT PRIMARY KEY, name TEXT, age INT),
                      created when missing; the nodes of a cluster share it
   --http-port N      port of the application HTTP server (1-65535):
@@ -127,7 +138,8 @@ class usage_error : public std::runtime_error {
 struct options {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 0;
-  std::vector<std::string> peers;  // without this node
+  std::vector<std::string> peers;                        // without this node
+  std::optional<distcache::discovery::dns_options> dns;  // set by --discovery dns
   std::string db;
   std::uint16_t http_port = 0;
   bool help = false;
@@ -177,7 +189,8 @@ std::pair<net::ip::address, std::uint16_t> parse_peer(std::string_view text) {
 
 options parse_options(int argc, char** argv) {
   options o;
-  std::optional<std::string> bind, port, peers, db, http_port;
+  std::optional<std::string> bind, port, peers, db, http_port, discovery, dns_name, dns_type,
+      dns_port, dns_server;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -200,6 +213,16 @@ options parse_options(int argc, char** argv) {
       slot = &db;
     } else if (arg == "--http-port") {
       slot = &http_port;
+    } else if (arg == "--discovery") {
+      slot = &discovery;
+    } else if (arg == "--dns-name") {
+      slot = &dns_name;
+    } else if (arg == "--dns-type") {
+      slot = &dns_type;
+    } else if (arg == "--dns-port") {
+      slot = &dns_port;
+    } else if (arg == "--dns-server") {
+      slot = &dns_server;
     } else {
       throw usage_error("unknown argument '" + std::string(arg) + "'");
     }
@@ -212,9 +235,29 @@ options parse_options(int argc, char** argv) {
       throw usage_error(std::string(arg) + ": missing value");
     }
   }
-  for (const auto& [flag, value] : {std::pair{"--port", &port}, std::pair{"--peers", &peers},
-                                    std::pair{"--db", &db}, std::pair{"--http-port", &http_port}}) {
+  const std::string kind = discovery.value_or("static");
+  if (kind != "static" && kind != "dns") {
+    throw usage_error("--discovery: expected static or dns, got '" + kind + "'");
+  }
+  for (const auto& [flag, value] :
+       {std::pair{"--port", &port}, std::pair{"--db", &db}, std::pair{"--http-port", &http_port},
+        std::pair{kind == "static" ? "--peers" : "--dns-name",
+                  kind == "static" ? &peers : &dns_name}}) {
     if (!value->has_value()) throw usage_error(std::string(flag) + " is required");
+  }
+  const auto only_with = [&](const char* flag, const std::optional<std::string>& value,
+                             const char* mode) {
+    if (value.has_value()) {
+      throw usage_error(std::string(flag) + ": only with --discovery " + mode);
+    }
+  };
+  if (kind == "static") {
+    only_with("--dns-name", dns_name, "dns");
+    only_with("--dns-type", dns_type, "dns");
+    only_with("--dns-port", dns_port, "dns");
+    only_with("--dns-server", dns_server, "dns");
+  } else {
+    only_with("--peers", peers, "static");
   }
   if (bind) o.bind = *bind;
   boost::system::error_code ec;
@@ -230,6 +273,28 @@ options parse_options(int argc, char** argv) {
   if (o.http_port == o.port) throw usage_error("--http-port: must differ from --port");
   if (db->empty()) throw usage_error("--db: must not be empty");
   o.db = *db;
+  if (kind == "dns") {
+    distcache::discovery::dns_options d;
+    d.name = *dns_name;
+    const std::string type = dns_type.value_or("a");
+    if (type == "srv") {
+      d.type = distcache::discovery::dns_options::record_type::srv;
+      if (dns_port) throw usage_error("--dns-port: SRV records give each node's port");
+    } else if (type == "a" || type == "aaaa") {
+      d.family = type == "a" ? distcache::discovery::dns_options::address_family::ipv4
+                             : distcache::discovery::dns_options::address_family::ipv6;
+      d.port = dns_port ? parse_port("--dns-port", *dns_port) : o.port;
+    } else {
+      throw usage_error("--dns-type: expected a, aaaa or srv, got '" + type + "'");
+    }
+    d.nameserver = dns_server.value_or("");
+    d.timeout = 500ms;
+    if (auto why = distcache::discovery::dns::check(d); !why.empty()) {
+      throw usage_error("--discovery dns: " + why);  // names the dns_options field
+    }
+    o.dns = std::move(d);
+    return o;
+  }
   std::string_view list = *peers;
   while (true) {
     const auto comma = list.find(',');
@@ -362,9 +427,41 @@ struct users {
   user_source source;
 };
 
-/// An engine whose peers are a fixed list of addresses.
-using node_engine =
-    distcache::basic_engine<distcache::policies<distcache::discovery::static_peers>, users>;
+/// The node's discovery provider, chosen at run time: a fixed list or DNS. A provider is any type
+/// with the five member functions of the discovery_provider concept, so wrapping two is enough.
+class node_discovery {
+ public:
+  node_discovery() = default;
+  explicit node_discovery(const options& o) {
+    if (o.dns) {
+      provider_ = distcache::discovery::dns(*o.dns);
+    } else {
+      provider_ = distcache::discovery::static_peers(o.peers);
+    }
+  }
+  distcache::result<void> initialize() {
+    return std::visit([](auto& p) { return p.initialize(); }, provider_);
+  }
+  distcache::result<void> register_node(const std::string& self) {
+    return std::visit([&](auto& p) { return p.register_node(self); }, provider_);
+  }
+  distcache::result<void> deregister_node(const std::string& self) {
+    return std::visit([&](auto& p) { return p.deregister_node(self); }, provider_);
+  }
+  distcache::result<std::vector<std::string>> discover_peers() {
+    return std::visit([](auto& p) { return p.discover_peers(); }, provider_);
+  }
+  void close() {
+    std::visit([](auto& p) { p.close(); }, provider_);
+  }
+
+ private:
+  std::variant<distcache::discovery::static_peers, distcache::discovery::dns> provider_;
+};
+static_assert(distcache::discovery_provider<node_discovery>);
+
+/// An engine whose peers come from node_discovery.
+using node_engine = distcache::basic_engine<distcache::policies<node_discovery>, users>;
 
 // ------------------------------------------------------------------ HTTP
 
@@ -674,8 +771,7 @@ int run(const options& opts) {
   cfg.cluster.discovery_interval = 1s;
   // Start alone if need be: the others join the ring as they come up.
   cfg.cluster.minimum_peers_quorum = 1;
-  node_engine cache(cfg, distcache::discovery::static_peers(opts.peers),
-                    users{.source = std::move(source)});
+  node_engine cache(cfg, node_discovery(opts), users{.source = std::move(source)});
 
   // Declared after the engine, so destroyed before it: handlers queued here may refer to it.
   net::thread_pool db_pool(1);

@@ -54,6 +54,18 @@ TEST_CASE("engine-level fields are validated and the error names field and value
   c = {};
   c.fetch_threads = 5000;
   CHECK(mentions(rejection(c), "config.fetch_threads"));
+  for (const char* bad : {"", "has space", "a/b", "ünï"}) {
+    c = {};
+    c.cluster.enabled = true;
+    c.cluster.name = bad;
+    CHECK_MESSAGE(mentions(rejection(c), "config.cluster.name: must be 1-64 characters"), bad);
+  }
+  c = {};
+  c.cluster.enabled = true;
+  c.cluster.name = std::string(65, 'a');
+  CHECK(mentions(rejection(c), "config.cluster.name"));
+  c.cluster.name = "prod-eu_1.cache";
+  CHECK_FALSE(mentions(rejection(c), "config.cluster.name"));
 }
 
 TEST_CASE("overrides for a keyspace the engine does not hold are rejected by name") {

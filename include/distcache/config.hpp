@@ -76,6 +76,11 @@ struct cluster_options {
   std::uint16_t port = 0;
   /// Address other nodes reach this one at; empty means bind_address.
   std::string advertise_address;
+  /// The cluster this node belongs to. Every request between nodes and every
+  /// health probe carries it; a node of another cluster (found through the
+  /// same DNS name, say) is refused and never enters the ring. 1..64
+  /// characters of [A-Za-z0-9._-].
+  std::string name = "distcache";
   /// Points per node on the hash ring. 1..4096. The default keeps the
   /// busiest of 3, 5 or 10 nodes under 1.15x the mean load (docs/performance.md).
   std::size_t virtual_nodes = 512;
@@ -182,6 +187,14 @@ inline std::string validate_engine(const config& c) {
   const auto& k = c.cluster;
   if (k.enabled) {
     if (k.bind_address.empty()) return "config.cluster.bind_address: must not be empty";
+    if (k.name.empty() || k.name.size() > 64 ||
+        !std::all_of(k.name.begin(), k.name.end(), [](char ch) {
+          return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '.' || ch == '_' || ch == '-';
+        })) {
+      return "config.cluster.name: must be 1-64 characters of [A-Za-z0-9._-], got \"" +
+             k.name.substr(0, 80) + "\"";
+    }
     if (k.virtual_nodes < 1 || k.virtual_nodes > 4096)
       return "config.cluster.virtual_nodes: must be between 1 and 4096, got " +
              std::to_string(k.virtual_nodes);

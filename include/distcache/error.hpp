@@ -51,6 +51,9 @@ enum class errc {
   /// A blocking operation was called from one of the engine's own threads,
   /// where it would deadlock; use the async_ form there.
   blocking_call_on_engine_thread,
+  /// A peer belongs to another cluster (its cluster.name differs): it is
+  /// refused and never enters the ring.
+  cluster_mismatch,
 };
 
 namespace detail {
@@ -104,6 +107,8 @@ class error_category_impl final : public boost::system::error_category {
       case errc::blocking_call_on_engine_thread:
         return "a blocking operation was called on an engine thread, where it would deadlock; "
                "use the async_ form";
+      case errc::cluster_mismatch:
+        return "the peer belongs to another cluster (its cluster.name differs)";
     }
     return "unknown distcache error";
   }

@@ -312,6 +312,34 @@ TEST_CASE("start fails with cluster_quorum when too few nodes answer, and cleans
   CHECK(lonely.start().error() == errc::cluster_quorum);  // a retry starts from clean state
 }
 
+TEST_CASE("a node of another cluster found through the same provider never enters the ring") {
+  auto reg = std::make_shared<registry>();
+  auto db = std::make_shared<distcache::test::source_state>();
+  std::atomic<int> mismatches{0};
+  std::vector<std::unique_ptr<node_engine>> nodes;
+  for (const char* name : {"blue", "green", "blue"}) {
+    config c = node_config();
+    c.cluster.name = name;
+    c.log = [&](distcache::log_level, std::string_view line) {
+      if (line.find("belongs to another cluster") != std::string_view::npos) ++mismatches;
+    };
+    users u;
+    u.source.state = db;
+    nodes.push_back(std::make_unique<node_engine>(c, registry_discovery(reg), u));
+    REQUIRE(nodes.back()->start());
+  }
+  // The two "blue" nodes form a ring; "green" is listed by the same registry but both sides
+  // refuse it (403 cluster_mismatch on every probe), so it stays alone.
+  CHECK(eventually([&] {
+    return nodes[0]->cluster_peers() == std::vector<std::string>{nodes[2]->self_name()} &&
+           nodes[2]->cluster_peers() == std::vector<std::string>{nodes[0]->self_name()} &&
+           mismatches.load() >= 4;
+  }));
+  CHECK(nodes[1]->cluster_peers().empty());
+  CHECK(nodes[0]->ring_version() == nodes[2]->ring_version());
+  CHECK(nodes[1]->ring_version() != nodes[0]->ring_version());
+}
+
 TEST_CASE("static_peers: nodes listed up front find each other") {
   // Ports chosen by the OS, then released and given to the nodes.
   std::vector<std::uint16_t> ports;

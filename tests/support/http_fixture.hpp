@@ -413,9 +413,10 @@ std::string key_list(const std::vector<std::string>& keys) {
 }
 
 /// A POST to a keyspace operation with a DC-From header.
-std::string ks_request(std::string_view op, std::string_view body, std::string_view ks = "users",
-                       std::string_view extra = "DC-From: raw\r\nDC-Ring-Version: 3\r\n",
-                       std::string_view method = "POST") {
+std::string ks_request(
+    std::string_view op, std::string_view body, std::string_view ks = "users",
+    std::string_view extra = "DC-From: raw\r\nDC-Cluster: distcache\r\nDC-Ring-Version: 3\r\n",
+    std::string_view method = "POST") {
   std::string r(method);
   r += " /_distcache/v1/ks/";
   r += ks;

@@ -31,7 +31,7 @@ TEST_CASE("http server answers health and keeps the connection alive") {
   cluster cl;
   raw_connection c(cl.server->port());
   for (int i = 0; i < 3; ++i) {
-    c.send("GET /_distcache/v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.send("GET /_distcache/v1/health HTTP/1.1\r\nHost: x\r\nDC-Cluster: distcache\r\n\r\n");
     auto r = c.read_response();
     REQUIRE(r);
     CHECK(r->status == 200);
@@ -45,7 +45,7 @@ TEST_CASE("http server answers pipelined requests in order") {
   cl.svc.put("users", "a", reply_item::found("A"));
   raw_connection c(cl.server->port());
   c.send(ks_request("get", key_list({"a"})) + ks_request("get", key_list({"b"})) +
-         "GET /_distcache/v1/health HTTP/1.1\r\n\r\n");
+         "GET /_distcache/v1/health HTTP/1.1\r\nDC-Cluster: distcache\r\n\r\n");
   auto r1 = c.read_response();
   auto r2 = c.read_response();
   auto r3 = c.read_response();
@@ -77,8 +77,19 @@ TEST_CASE("http server rejects bad requests with a 4xx and a log line, and serve
        "POST"},
       {"missing DC-From", ks_request("get", key_list({"a"}), "users", ""), 400, "DC-From"},
       {"bad ring version",
-       ks_request("get", key_list({"a"}), "users", "DC-From: r\r\nDC-Ring-Version: x\r\n"), 400,
-       "DC-Ring-Version"},
+       ks_request("get", key_list({"a"}), "users",
+                  "DC-From: r\r\nDC-Cluster: distcache\r\nDC-Ring-Version: x\r\n"),
+       400, "DC-Ring-Version"},
+      {"health from another cluster",
+       "GET /_distcache/v1/health HTTP/1.1\r\nDC-Cluster: other\r\n\r\n", 403,
+       "belongs to cluster 'distcache', not 'other'"},
+      {"health without DC-Cluster", "GET /_distcache/v1/health HTTP/1.1\r\n\r\n", 403,
+       "missing DC-Cluster"},
+      {"get from another cluster",
+       ks_request("get", key_list({"a"}), "users", "DC-From: r\r\nDC-Cluster: other\r\n"), 403,
+       "not 'other'"},
+      {"get without DC-Cluster", ks_request("get", key_list({"a"}), "users", "DC-From: r\r\n"), 403,
+       "missing DC-Cluster"},
       {"bad keyspace escape", ks_request("get", key_list({"a"}), "us%zz"), 400, "keyspace"},
       {"truncated key list", ks_request("get", key_list({"abc"}).substr(0, 9)), 400, "truncated"},
       {"get with two keys", ks_request("get", key_list({"a", "b"})), 400, "exactly one key"},
@@ -142,7 +153,7 @@ TEST_CASE("http server keeps the connection after a rejected but well-framed req
   REQUIRE(r);
   CHECK(r->status == 400);
   CHECK(r->keep_alive);
-  c.send("GET /_distcache/v1/health HTTP/1.1\r\n\r\n");
+  c.send("GET /_distcache/v1/health HTTP/1.1\r\nDC-Cluster: distcache\r\n\r\n");
   auto ok = c.read_response();
   REQUIRE(ok);
   CHECK(ok->status == 200);
@@ -151,8 +162,10 @@ TEST_CASE("http server keeps the connection after a rejected but well-framed req
 TEST_CASE("http server rejects a body over max_body_bytes from its Content-Length") {
   cluster cl;
   raw_connection c(cl.server->port());
-  c.send("POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nContent-Length: " +
-         std::to_string((std::size_t{128} << 20) + 1) + "\r\n\r\nabc");
+  c.send(
+      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nDC-Cluster: "
+      "distcache\r\nContent-Length: " +
+      std::to_string((std::size_t{128} << 20) + 1) + "\r\n\r\nabc");
   auto r = c.read_response();
   REQUIRE(r);
   CHECK(r->status == 413);
@@ -197,7 +210,8 @@ TEST_CASE("http server closes a connection whose body stops mid-way after read_t
   raw_connection c(cl.server->port());
   const auto started = std::chrono::steady_clock::now();
   c.send(
-      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nContent-Length: 100\r\n\r\n"
+      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nDC-Cluster: "
+      "distcache\r\nContent-Length: 100\r\n\r\n"
       "0123456789");
   CHECK(c.wait_closed());
   CHECK(std::chrono::steady_clock::now() - started >= 200ms);
@@ -239,7 +253,7 @@ TEST_CASE("http server accepts chunked bodies and Expect: 100-continue") {
   tr::encode_set_body(body, "chunked", "yes", -1);
   raw_connection c(cl.server->port());
   std::string req =
-      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\n"
+      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nDC-Cluster: distcache\r\n"
       "Transfer-Encoding: chunked\r\n\r\n";
   char size[16];
   std::snprintf(size, sizeof size, "%zx\r\n", body.size() - 4);
@@ -254,7 +268,8 @@ TEST_CASE("http server accepts chunked bodies and Expect: 100-continue") {
   std::string body2;
   tr::encode_set_body(body2, "expect", "continue", -1);
   c.send(
-      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nExpect: 100-continue\r\n"
+      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nDC-Cluster: "
+      "distcache\r\nExpect: 100-continue\r\n"
       "Content-Length: " +
       std::to_string(body2.size()) + "\r\n\r\n");
   auto interim = c.read_response();
@@ -270,14 +285,14 @@ TEST_CASE("http server accepts chunked bodies and Expect: 100-continue") {
 TEST_CASE("http server stop closes idle connections, finishes requests in flight, then idles") {
   cluster cl;
   raw_connection idle(cl.server->port());
-  idle.send("GET /_distcache/v1/health HTTP/1.1\r\n\r\n");
+  idle.send("GET /_distcache/v1/health HTTP/1.1\r\nDC-Cluster: distcache\r\n\r\n");
   REQUIRE(idle.read_response());
 
   raw_connection busy(cl.server->port());
   // A get that blocks, and behind it on the same connection a request that
   // the server reads only after stop().
   busy.send(ks_request("get", key_list({"block:3"})) +
-            "GET /_distcache/v1/health HTTP/1.1\r\n\r\n");
+            "GET /_distcache/v1/health HTTP/1.1\r\nDC-Cluster: distcache\r\n\r\n");
   REQUIRE(cl.svc.wait_blocked(1));
 
   cl.server->stop();

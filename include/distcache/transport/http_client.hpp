@@ -192,7 +192,7 @@ class http_client final : public peer_client {
     r.out.clear();
     r.value.clear();
     detail::append_request_head(r.out, "GET", detail::dc_health_path, {}, {}, *(*c)->pool(),
-                                st_->options.self_name, 0, 0);
+                                st_->options.self_name, st_->options.cluster_name, 0, 0);
     r.done = std::move(done);
     (*c)->start();
   }
@@ -304,7 +304,8 @@ class http_client final : public peer_client {
     r.out.clear();
     r.value.clear();
     detail::append_request_head(r.out, "POST", detail::dc_keyspace_prefix, keyspace, op,
-                                *conn.pool(), st_->options.self_name, ring_version, body_size);
+                                *conn.pool(), st_->options.self_name, st_->options.cluster_name,
+                                ring_version, body_size);
   }
 
   void send_key_list(detail::http_client_connection& conn, detail::http_client_op op,

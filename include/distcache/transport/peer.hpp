@@ -30,6 +30,9 @@ struct client_options {
   /// This node's name, sent as DC-From on every request. Non-empty, visible
   /// ASCII only (it is an HTTP header value).
   std::string self_name;
+  /// The cluster's name, sent as DC-Cluster on every request (health
+  /// included); a server of another cluster answers 403 cluster_mismatch.
+  std::string cluster_name = "distcache";
   /// Idle keep-alive connections kept per peer; more are closed when they
   /// finish. 0 disables reuse.
   std::size_t max_idle_per_peer = 64;
@@ -47,6 +50,10 @@ struct server_options {
   std::string bind_address = "127.0.0.1";
   /// The TCP port; 0 lets the operating system choose (see port()).
   std::uint16_t port = 0;
+  /// The cluster's name: a request (health included) whose DC-Cluster
+  /// header differs, or is missing, is answered 403 with DC-Error:
+  /// cluster_mismatch.
+  std::string cluster_name = "distcache";
   /// How long one request may take to arrive once its first byte did
   /// (headers and body, however slowly they trickle in), and how long
   /// writing a response may take. A connection over it is closed. > 0.

@@ -68,6 +68,7 @@ error_code cluster_controller::start(net::thread_pool& pool, transport::peer_ser
   transport::server_options so;
   so.bind_address = k.bind_address;
   so.port = k.port;
+  so.cluster_name = k.name;
   so.read_timeout = cfg_.read_timeout;
   so.limits.max_key_bytes = cfg_.max_key_bytes;
   server_ = transport_.make_server(ioc_, service, so, cfg_.log);
@@ -84,6 +85,7 @@ error_code cluster_controller::start(net::thread_pool& pool, transport::peer_ser
   members_.reset(self_);
   transport::client_options co;
   co.self_name = self_;
+  co.cluster_name = k.name;
   co.connect_timeout = k.peer_timeout;
   co.limits.max_key_bytes = cfg_.max_key_bytes;
   client_ = transport_.make_client(ioc_, co, cfg_.log);

@@ -333,6 +333,9 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     }
     if (status == 404 && response_.dc_error == "keyspace_not_found") {
       out.ec = make_error_code(errc::keyspace_not_found);
+    } else if (status == 403 && response_.dc_error == "cluster_mismatch") {
+      log_failure("belongs to another cluster: " + printable_for_log(response_.body, 200));
+      out.ec = make_error_code(errc::cluster_mismatch);
     } else if (status == 422 && req.op == http_client_op::set &&
                errc_from_name(response_.dc_error)) {
       out.ec = make_error_code(*errc_from_name(response_.dc_error));
@@ -469,7 +472,8 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
 inline void append_request_head(std::string& out, std::string_view method, std::string_view path,
                                 std::string_view keyspace, std::string_view op,
                                 const http_peer_pool& pool, std::string_view self_name,
-                                std::uint64_t ring_version, std::size_t body_size) {
+                                std::string_view cluster_name, std::uint64_t ring_version,
+                                std::size_t body_size) {
   out += method;
   out += ' ';
   out += path;
@@ -482,6 +486,8 @@ inline void append_request_head(std::string& out, std::string_view method, std::
   out += pool.name;
   out += "\r\nDC-From: ";
   out += self_name;
+  out += "\r\nDC-Cluster: ";
+  out += cluster_name;
   if (!keyspace.empty()) {
     out += "\r\nDC-Ring-Version: ";
     append_decimal_u64(out, ring_version);

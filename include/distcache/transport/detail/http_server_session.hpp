@@ -309,6 +309,8 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
     if (target == dc_health_path) {
       if (req_.method != http::verb::get) {
         reject(405, "health takes GET", "Allow: GET\r\n", close);
+      } else if (refuse_other_cluster(close)) {
+        co_return close;
       } else {
         body_.assign("ok");
         value_ = {};
@@ -344,6 +346,7 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
       reject(400, "DC-Ring-Version is not an unsigned 64-bit decimal", {}, close);
       co_return close;
     }
+    if (refuse_other_cluster(close)) co_return close;
     try {
       if (!st_->svc.has_keyspace(keyspace_)) {
         reject(404,
@@ -357,6 +360,19 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
       reject(500, std::string("the node failed: ") + e.what(), {}, close);
     }
     co_return close;
+  }
+
+  // A request of another cluster (DC-Cluster differs or is missing) is
+  // answered 403 cluster_mismatch, health included, so nodes of two
+  // clusters never enter each other's rings. Returns whether it refused.
+  bool refuse_other_cluster(bool close) {
+    if (req_.has_cluster && req_.cluster == st_->options.cluster_name) return false;
+    reject(403,
+           req_.has_cluster ? "this node belongs to cluster '" + st_->options.cluster_name +
+                                  "', not '" + printable_for_log(req_.cluster) + "'"
+                            : std::string("missing DC-Cluster header"),
+           "DC-Error: cluster_mismatch\r\n", close);
+    return true;
   }
 
   // One handler per keyspace operation of protocol v1. Each decodes the

@@ -84,6 +84,8 @@ struct http_request_data {
   std::string target;
   std::string from;
   bool has_from = false;
+  std::string cluster;
+  bool has_cluster = false;
   std::uint64_t ring_version = 0;
   bool bad_ring_version = false;
   bool expect_continue = false;
@@ -96,6 +98,8 @@ struct http_request_data {
     target.clear();
     from.clear();
     has_from = false;
+    cluster.clear();
+    has_cluster = false;
     ring_version = 0;
     bad_ring_version = false;
     expect_continue = false;
@@ -119,6 +123,9 @@ struct http_request_data {
       if (boost::beast::iequals(name_string, "DC-From")) {
         from.assign(value.data(), value.size());
         has_from = true;
+      } else if (boost::beast::iequals(name_string, "DC-Cluster")) {
+        cluster.assign(value.data(), std::min<std::size_t>(value.size(), 80));
+        has_cluster = true;
       } else if (boost::beast::iequals(name_string, "DC-Ring-Version")) {
         if (auto v = parse_decimal_u64(value)) {
           ring_version = *v;

@@ -1,0 +1,290 @@
+// discovery::nats against a real nats-server started by the test on a free
+// loopback port: rings of engines, a node that stops, the server killed and
+// started again on the same port, a node that starts while it is down,
+// authentication, and malformed messages published by a raw client.
+#include <distcache/discovery/nats.hpp>
+//
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <distcache/engine.hpp>
+#include <distcache/transport/http.hpp>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/processes.hpp"
+#include "support/sources.hpp"
+
+using distcache::config;
+using distcache::discovery::nats;
+using distcache::discovery::nats_errc;
+using distcache::discovery::nats_options;
+using distcache::test::eventually;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// nats-server on a loopback port (free when first started; kept across
+/// restart()), with extra arguments (authentication).
+class nats_server {
+ public:
+  explicit nats_server(std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
+    program_ = distcache::test::find_program("nats-server");
+    REQUIRE_MESSAGE(!program_.empty(), "nats-server is not installed (scripts/deps installs it)");
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      port_ = distcache::test::free_loopback_port();
+      if (start()) return;
+    }
+    FAIL("nats-server did not start");
+  }
+
+  /// Starts it (again) on the same port; true once it accepts connections.
+  bool start() {
+    std::vector<std::string> argv = {program_, "-a", "127.0.0.1", "-p", std::to_string(port_)};
+    argv.insert(argv.end(), extra_.begin(), extra_.end());
+    process_ = distcache::test::child_process(argv, log_.path());
+    return eventually(
+               [&] {
+                 if (!process_.running()) return true;
+                 boost::asio::io_context ioc;
+                 boost::asio::ip::tcp::socket s(ioc);
+                 boost::system::error_code ec;
+                 s.connect({boost::asio::ip::make_address("127.0.0.1"), port_}, ec);
+                 return !ec;
+               },
+               5s) &&
+           process_.running();
+  }
+  void stop() { process_.stop(); }
+
+  [[nodiscard]] std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+
+ private:
+  std::string program_;
+  std::vector<std::string> extra_;
+  distcache::test::temp_file log_{""};
+  distcache::test::child_process process_;
+  std::uint16_t port_ = 0;
+};
+
+nats_options options_for(const nats_server& s) {
+  nats_options o;
+  o.server = s.address();
+  o.connect_timeout = 2s;
+  o.reconnect_min = 20ms;
+  o.reconnect_max = 200ms;
+  o.log = [](distcache::log_level, std::string_view) {};
+  return o;
+}
+
+struct users {
+  static constexpr std::string_view name = "users";
+  using value_type = std::string;
+  std::int64_t max_bytes = 1 << 20;
+  distcache::test::scripted_source source;
+};
+using nats_engine = distcache::basic_engine<distcache::policies<nats>, users>;
+
+config node_config() {
+  config c;
+  c.threads = 1;
+  c.cluster.enabled = true;
+  c.cluster.bind_address = "127.0.0.1";
+  c.cluster.port = 0;
+  c.cluster.probe_interval = 50ms;
+  c.cluster.discovery_interval = 50ms;
+  c.cluster.join_retry_interval = 20ms;
+  c.cluster.peer_timeout = 500ms;
+  c.cluster.minimum_peers_quorum = 1;
+  c.log = [](distcache::log_level, std::string_view) {};
+  return c;
+}
+
+/// Started engines that find each other through one nats-server.
+struct nats_cluster {
+  explicit nats_cluster(const nats_server& server) : server(server) {}
+  const nats_server& server;
+  std::shared_ptr<distcache::test::source_state> db =
+      std::make_shared<distcache::test::source_state>();
+  std::vector<std::unique_ptr<nats_engine>> nodes;
+
+  nats_engine& add() {
+    users u;
+    u.source.state = db;
+    nodes.push_back(std::make_unique<nats_engine>(node_config(), nats(options_for(server)), u));
+    REQUIRE(nodes.back()->start());
+    return *nodes.back();
+  }
+  /// Every running node sees the `peers` others, on one ring version.
+  bool one_ring(std::size_t peers) {
+    const nats_engine* first = nullptr;
+    for (auto& n : nodes) {
+      if (!n) continue;
+      if (n->cluster_peers().size() != peers) return false;
+      if (first != nullptr && n->ring_version() != first->ring_version()) return false;
+      first = n.get();
+    }
+    return true;
+  }
+};
+
+/// Publishes raw payloads on `subject` through a connection of its own.
+void publish_raw(const nats_server& s, const std::string& subject,
+                 const std::vector<std::string>& payloads) {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket sock(ioc);
+  sock.connect({boost::asio::ip::make_address("127.0.0.1"), s.port()});
+  boost::asio::streambuf in;
+  boost::asio::read_until(sock, in, "\r\n");  // INFO
+  std::string out = "CONNECT {\"verbose\":false}\r\n";
+  for (const auto& p : payloads) {
+    out += "PUB " + subject + " " + std::to_string(p.size()) + "\r\n" + p + "\r\n";
+  }
+  out += "PING\r\n";
+  boost::asio::write(sock, boost::asio::buffer(out));
+  std::string line;
+  while (line.find("PONG") == std::string::npos) {  // everything before PING was processed
+    boost::asio::read_until(sock, in, "\r\n");
+    std::istream is(&in);
+    std::getline(is, line);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("nats: three engines form one ring through nats-server; a stopped node leaves it") {
+  nats_server server;
+  nats_cluster c(server);
+  c.db->set("k", "v");
+  for (int i = 0; i < 3; ++i) c.add();
+  REQUIRE(eventually([&] { return c.one_ring(2); }));
+  for (auto& n : c.nodes) CHECK(**n->get<users>("k") == "v");
+  CHECK(c.db->calls == 1);
+  // stop() deregisters: the others drop the node from discovery, and from their rings.
+  REQUIRE(c.nodes[2]->stop());
+  c.nodes[2].reset();
+  CHECK(eventually([&] { return c.one_ring(1); }));
+}
+
+TEST_CASE("nats: the server restarted on the same port; a node started meanwhile joins") {
+  nats_server server;
+  nats_cluster c(server);
+  c.add();
+  c.add();
+  REQUIRE(eventually([&] { return c.one_ring(1); }));
+  server.stop();
+  // While the server is down, discovery fails (and the ring stays as it was).
+  nats probe(options_for(server));
+  REQUIRE(probe.initialize());  // an unreachable server is not an error: it retries
+  CHECK_FALSE(probe.connected());
+  CHECK(probe.discover_peers().error() == nats_errc::not_connected);
+  CHECK(c.one_ring(1));
+  // A node that starts now starts alone ...
+  auto& late = c.add();
+  CHECK(late.cluster_peers().empty());
+  // ... and once the server is back on the same port, everyone reconnects, announces again
+  // and the three form one ring.
+  REQUIRE(server.start());
+  CHECK(eventually([&] { return c.one_ring(2); }, 15s));
+  CHECK(eventually([&] { return probe.connected(); }));
+  CHECK(probe.reconnects() == 0);  // its first connection came after the restart
+  probe.close();
+}
+
+TEST_CASE("nats: refused credentials fail start() with a clear error; token and user work") {
+  SUBCASE("token") {
+    nats_server server({"--auth", "s3cret"});
+    auto o = options_for(server);
+    o.token = "wrong";
+    nats_engine bad(node_config(), nats(o), users{});
+    auto r = bad.start();
+    REQUIRE_FALSE(r);
+    CHECK(r.error() == nats_errc::authorization);
+    CHECK(r.error().message() ==
+          "NATS: the server refused the credentials (Authorization Violation)");
+    o.token = "s3cret";
+    nats good(o);
+    REQUIRE(good.initialize());
+    CHECK(good.connected());
+    good.close();
+  }
+  SUBCASE("user and password") {
+    nats_server server({"--user", "cache", "--pass", "pw"});
+    auto o = options_for(server);
+    o.user = "cache";
+    o.password = "nope";
+    nats bad(o);
+    CHECK(bad.initialize().error() == nats_errc::authorization);
+    bad.close();
+    o.password = "pw";
+    nats good(o);
+    REQUIRE(good.initialize());
+    CHECK(good.connected());
+    good.close();
+  }
+}
+
+TEST_CASE("nats: malformed messages on the subjects are counted and never add a peer") {
+  nats_server server;
+  nats watcher(options_for(server));
+  REQUIRE(watcher.initialize());
+  REQUIRE(watcher.register_node("127.0.0.1:7001"));
+  publish_raw(server, "distcache.distcache.announce",
+              {"hello", "+", "+no-port", "+127.0.0.1:0", "+127.0.0.1:99999", "+has space:1",
+               "*127.0.0.1:7002",
+               std::string("+127.0.0.1:70\x01"
+                           "2"),
+               "+::1:7002"});
+  CHECK(eventually([&] { return watcher.malformed_messages() == 9; }));
+  publish_raw(server, "distcache.distcache.announce", {"+127.0.0.1:7003", "+[::1]:7004"});
+  CHECK(eventually([&] {
+    auto peers = watcher.discover_peers();
+    return peers &&
+           *peers == std::vector<std::string>{"127.0.0.1:7001", "127.0.0.1:7003", "[::1]:7004"};
+  }));
+  // "-" removes; other clusters' subjects are not heard.
+  publish_raw(server, "distcache.distcache.announce", {"-127.0.0.1:7003"});
+  publish_raw(server, "distcache.other.announce", {"+127.0.0.1:7005"});
+  CHECK(eventually([&] {
+    auto peers = watcher.discover_peers();
+    return peers && *peers == std::vector<std::string>{"127.0.0.1:7001", "[::1]:7004"};
+  }));
+  CHECK(watcher.malformed_messages() == 9);
+  watcher.close();
+}
+
+TEST_CASE("nats: invalid options are refused at construction, naming the field") {
+  auto message_of = [](nats_options o) {
+    try {
+      nats n(std::move(o));
+    } catch (const distcache::config_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  nats_options o;
+  CHECK(message_of(o).starts_with("nats_options.server: expected"));
+  o.server = "127.0.0.1:4222";
+  CHECK(message_of(o) == "no error");
+  o.user = "u";
+  CHECK(message_of(o).starts_with("nats_options.user/password: give both or neither"));
+  o.password = "p";
+  o.token = "t";
+  CHECK(message_of(o).starts_with("nats_options.token: not together"));
+  o = {};
+  o.server = "127.0.0.1:4222";
+  o.cluster = "a.b";  // would add a subject level
+  CHECK(message_of(o).starts_with("nats_options.cluster: must be non-empty"));
+  o.cluster = "distcache";
+  o.peer_ttl = 0s;
+  CHECK(message_of(o).starts_with("nats_options.peer_ttl"));
+  nats unset;
+  CHECK(unset.initialize().error() == distcache::errc::invalid_config);
+}

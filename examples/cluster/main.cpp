@@ -2,8 +2,9 @@
 //
 // Each node runs an engine with one keyspace, `users`, whose data source reads the SQLite table
 // users(id TEXT PRIMARY KEY, name TEXT, age INT). The nodes find each other through a fixed list
-// of peer addresses (discovery::static_peers, --peers) or through DNS (discovery::dns, A/AAAA or
-// SRV records, --discovery dns); one provider type chosen at run time wraps both. Every key is
+// of peer addresses (discovery::static_peers, --peers), through DNS (discovery::dns, A/AAAA or
+// SRV records, --discovery dns) or through a NATS server (discovery::nats, --discovery nats); one
+// provider type chosen at run time wraps the three. Every key is
 // owned by one node of the ring: only the owner queries the database for it; the other nodes ask
 // the owner and keep a hot copy. An HTTP server (Boost.Beast) lets people and scripts use the
 // cache:
@@ -23,6 +24,8 @@
 //                   --peers 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 [--bind 127.0.0.1]
 //   example_cluster --port 7001 --http-port 8001 --db /tmp/users.db --discovery dns
 //                   --dns-name _cache._tcp.example.test --dns-type srv --dns-server 127.0.0.1:5353
+//   example_cluster --port 7001 --http-port 8001 --db /tmp/users.db --discovery nats
+//                   --nats-server 127.0.0.1:4222 [--nats-token T | --nats-user U --nats-password P]
 //
 // Once the engine has started, the node prints "ready <name> http=<port>" on stdout. SIGINT and
 // SIGTERM stop it: the HTTP server, then the engine; it then prints "stopped <name>". Log lines
@@ -69,6 +72,7 @@
 #include <cstdint>
 #include <ctime>
 #include <distcache/discovery/dns.hpp>
+#include <distcache/discovery/nats.hpp>
 #include <distcache/distcache.hpp>
 #include <exception>
 #include <iostream>
@@ -97,19 +101,24 @@ using namespace std::chrono_literals;
 constexpr std::string_view usage_line =
     "usage: example_cluster --port N --db FILE --http-port N [--bind ADDRESS]\n"
     "         (--peers ADDRESS:PORT[,ADDRESS:PORT...] | --discovery dns --dns-name NAME\n"
-    "          [--dns-type a|aaaa|srv] [--dns-port N] [--dns-server ADDRESS:PORT])";
+    "          [--dns-type a|aaaa|srv] [--dns-port N] [--dns-server ADDRESS:PORT]\n"
+    "          | --discovery nats --nats-server ADDRESS:PORT [--nats-token T]\n"
+    "          [--nats-user U --nats-password P])";
 
 constexpr std::string_view help_text = R"(
   --bind ADDRESS     numeric IP address of both servers (default 127.0.0.1); peers reach this
                      node at ADDRESS:PORT, which is also its name
   --port N           port of the peer server, which the other nodes call (1-65535)
-  --discovery KIND   how the nodes find each other: static (default, --peers) or dns
+  --discovery KIND   how the nodes find each other: static (default, --peers), dns or nats
   --peers LIST       static: comma-separated ADDRESS:PORT of the cluster's nodes, as given to
                      their --bind and --port ([::1]:7001 for IPv6); listing this node too is fine
   --dns-name NAME    dns: the name to resolve (an SRV name such as _cache._tcp.example.test)
   --dns-type TYPE    dns: a (default), aaaa (IPv6) or srv (each record gives its node's port)
   --dns-port N       dns, a/aaaa: the peers' port (default: --port)
   --dns-server A:P   dns: the nameserver to ask (default: the system resolver)
+  --nats-server A:P  nats: the NATS server (subjects distcache.distcache.announce|discover)
+  --nats-token T     nats: authentication token
+  --nats-user U      nats: user name (with --nats-password P)
   --db FILE          SQLite database with the table users(id TEXT PRIMARY KEY, name TEXT, age INT),
                      created when missing; the nodes of a cluster share it
   --http-port N      port of the application HTTP server (1-65535):
@@ -138,8 +147,9 @@ class usage_error : public std::runtime_error {
 struct options {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 0;
-  std::vector<std::string> peers;                        // without this node
-  std::optional<distcache::discovery::dns_options> dns;  // set by --discovery dns
+  std::vector<std::string> peers;                          // without this node
+  std::optional<distcache::discovery::dns_options> dns;    // set by --discovery dns
+  std::optional<distcache::discovery::nats_options> nats;  // set by --discovery nats
   std::string db;
   std::uint16_t http_port = 0;
   bool help = false;
@@ -190,7 +200,7 @@ std::pair<net::ip::address, std::uint16_t> parse_peer(std::string_view text) {
 options parse_options(int argc, char** argv) {
   options o;
   std::optional<std::string> bind, port, peers, db, http_port, discovery, dns_name, dns_type,
-      dns_port, dns_server;
+      dns_port, dns_server, nats_server, nats_token, nats_user, nats_password;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -223,6 +233,14 @@ options parse_options(int argc, char** argv) {
       slot = &dns_port;
     } else if (arg == "--dns-server") {
       slot = &dns_server;
+    } else if (arg == "--nats-server") {
+      slot = &nats_server;
+    } else if (arg == "--nats-token") {
+      slot = &nats_token;
+    } else if (arg == "--nats-user") {
+      slot = &nats_user;
+    } else if (arg == "--nats-password") {
+      slot = &nats_password;
     } else {
       throw usage_error("unknown argument '" + std::string(arg) + "'");
     }
@@ -236,13 +254,17 @@ options parse_options(int argc, char** argv) {
     }
   }
   const std::string kind = discovery.value_or("static");
-  if (kind != "static" && kind != "dns") {
-    throw usage_error("--discovery: expected static or dns, got '" + kind + "'");
+  if (kind != "static" && kind != "dns" && kind != "nats") {
+    throw usage_error("--discovery: expected static, dns or nats, got '" + kind + "'");
   }
   for (const auto& [flag, value] :
        {std::pair{"--port", &port}, std::pair{"--db", &db}, std::pair{"--http-port", &http_port},
-        std::pair{kind == "static" ? "--peers" : "--dns-name",
-                  kind == "static" ? &peers : &dns_name}}) {
+        std::pair{kind == "static" ? "--peers"
+                  : kind == "dns"  ? "--dns-name"
+                                   : "--nats-server",
+                  kind == "static" ? &peers
+                  : kind == "dns"  ? &dns_name
+                                   : &nats_server}}) {
     if (!value->has_value()) throw usage_error(std::string(flag) + " is required");
   }
   const auto only_with = [&](const char* flag, const std::optional<std::string>& value,
@@ -251,14 +273,19 @@ options parse_options(int argc, char** argv) {
       throw usage_error(std::string(flag) + ": only with --discovery " + mode);
     }
   };
-  if (kind == "static") {
+  if (kind != "dns") {
     only_with("--dns-name", dns_name, "dns");
     only_with("--dns-type", dns_type, "dns");
     only_with("--dns-port", dns_port, "dns");
     only_with("--dns-server", dns_server, "dns");
-  } else {
-    only_with("--peers", peers, "static");
   }
+  if (kind != "nats") {
+    only_with("--nats-server", nats_server, "nats");
+    only_with("--nats-token", nats_token, "nats");
+    only_with("--nats-user", nats_user, "nats");
+    only_with("--nats-password", nats_password, "nats");
+  }
+  if (kind != "static") only_with("--peers", peers, "static");
   if (bind) o.bind = *bind;
   boost::system::error_code ec;
   const auto bind_address = net::ip::make_address(o.bind, ec);
@@ -293,6 +320,18 @@ options parse_options(int argc, char** argv) {
       throw usage_error("--discovery dns: " + why);  // names the dns_options field
     }
     o.dns = std::move(d);
+    return o;
+  }
+  if (kind == "nats") {
+    distcache::discovery::nats_options n;
+    n.server = *nats_server;
+    n.token = nats_token.value_or("");
+    n.user = nats_user.value_or("");
+    n.password = nats_password.value_or("");
+    if (auto why = distcache::discovery::nats::check(n); !why.empty()) {
+      throw usage_error("--discovery nats: " + why);  // names the nats_options field
+    }
+    o.nats = std::move(n);
     return o;
   }
   std::string_view list = *peers;
@@ -435,6 +474,8 @@ class node_discovery {
   explicit node_discovery(const options& o) {
     if (o.dns) {
       provider_ = distcache::discovery::dns(*o.dns);
+    } else if (o.nats) {
+      provider_ = distcache::discovery::nats(*o.nats);
     } else {
       provider_ = distcache::discovery::static_peers(o.peers);
     }
@@ -456,7 +497,9 @@ class node_discovery {
   }
 
  private:
-  std::variant<distcache::discovery::static_peers, distcache::discovery::dns> provider_;
+  std::variant<distcache::discovery::static_peers, distcache::discovery::dns,
+               distcache::discovery::nats>
+      provider_;
 };
 static_assert(distcache::discovery_provider<node_discovery>);
 

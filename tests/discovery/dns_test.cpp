@@ -291,6 +291,7 @@ TEST_CASE("dns: three engines form one ring from SRV records; a resolver outage 
     ports.push_back(p);
   }
   std::vector<std::string> srv;
+  srv.reserve(3);
   for (int i = 0; i < 3; ++i) {
     srv.push_back("--srv-host=_cache._tcp.ring.test,n" + std::to_string(i + 1) + ".test," +
                   std::to_string(ports[i]));
@@ -324,6 +325,7 @@ TEST_CASE("dns: three engines form one ring from SRV records; a resolver outage 
   }
   // Started together: each node's bootstrap waits for the others to answer.
   std::vector<std::thread> starters;
+  starters.reserve(3);
   std::vector<int> started(3, 0);
   for (int i = 0; i < 3; ++i) {
     starters.emplace_back([&, i] { started[i] = nodes[i]->start().has_value() ? 1 : 0; });

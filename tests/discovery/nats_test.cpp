@@ -145,7 +145,8 @@ void publish_raw(const nats_server& s, const std::string& subject,
   boost::asio::read_until(sock, in, "\r\n");  // INFO
   std::string out = "CONNECT {\"verbose\":false}\r\n";
   for (const auto& p : payloads) {
-    out += "PUB " + subject + " " + std::to_string(p.size()) + "\r\n" + p + "\r\n";
+    out.append("PUB ").append(subject).append(" ").append(std::to_string(p.size()));
+    out.append("\r\n").append(p).append("\r\n");
   }
   out += "PING\r\n";
   boost::asio::write(sock, boost::asio::buffer(out));

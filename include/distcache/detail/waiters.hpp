@@ -214,8 +214,7 @@ class waiter_batch : public std::enable_shared_from_this<waiter_batch> {
 
   net::steady_timer timer_;
   singleflight& flights_;
-  std::unique_ptr<entry[]> entries_;
-  std::size_t capacity_;
+  std::unique_ptr<entry[]> entries_;  // `capacity` of them
   callback fn_;
   // seq_cst on both: join() stores joined_ then reads expired_, expire()
   // stores expired_ then reads joined_, so a key joined as the deadline

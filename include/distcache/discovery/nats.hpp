@@ -217,7 +217,7 @@ class nats {
   /// Why `o` is invalid ("" when valid); the message names the field.
   static std::string check(const nats_options& o) {
     if (!valid_address(o.server)) {
-      return "nats_options.server: expected \"host:port\" (IPv6 in brackets), got \"" + o.server +
+      return R"(nats_options.server: expected "host:port" (IPv6 in brackets), got ")" + o.server +
              "\"";
     }
     if (o.user.empty() != o.password.empty()) {

@@ -3,7 +3,6 @@
 #define DISTCACHE_DETAIL_IMPL_WAITERS_IPP
 
 #include <boost/asio/dispatch.hpp>
-#include <cassert>
 #include <distcache/detail/waiters.hpp>
 
 namespace distcache::detail {
@@ -29,7 +28,6 @@ waiter_batch::waiter_batch(const net::io_context::executor_type& ex, singlefligh
     : timer_(ex),
       flights_(flights),
       entries_(std::make_unique<entry[]>(capacity)),
-      capacity_(capacity),
       fn_(std::move(fn)) {}
 
 std::shared_ptr<waiter_batch> waiter_batch::make(const net::io_context::executor_type& ex,
@@ -48,8 +46,7 @@ void waiter_batch::arm(duration timeout) {
 }
 
 bool waiter_batch::join(std::size_t index, std::string key, std::uint64_t hash) {
-  const std::size_t n = joined_.load(std::memory_order_relaxed);
-  assert(n < capacity_);
+  const std::size_t n = joined_.load(std::memory_order_relaxed);  // < capacity: one per key
   entry& e = entries_[n];
   e.batch = this;
   e.index = index;

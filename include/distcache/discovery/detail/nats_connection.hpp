@@ -1,0 +1,485 @@
+// distcache — discovery::nats: its vocabulary (errors, options) and the
+// connection to the NATS server that runs on the provider's own thread.
+#ifndef DISTCACHE_DISCOVERY_DETAIL_NATS_CONNECTION_HPP
+#define DISTCACHE_DISCOVERY_DETAIL_NATS_CONNECTION_HPP
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <distcache/clock.hpp>
+#include <distcache/config.hpp>
+#include <distcache/detail/config.hpp>
+#include <distcache/discovery/provider.hpp>
+#include <distcache/error.hpp>
+#include <functional>
+#include <future>
+#include <istream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace distcache::discovery {
+
+/// Why the NATS provider cannot answer.
+enum class nats_errc {
+  not_connected = 1,  ///< no connection to the server now (it reconnects by itself)
+  authorization,      ///< the server refused the credentials
+  tls_required,       ///< the server requires TLS, which this provider does not speak yet
+  connect_timeout,    ///< no answer from the server within connect_timeout
+};
+
+/// The category of nats_errc: "distcache.nats".
+inline const boost::system::error_category& nats_category() noexcept {
+  class category final : public boost::system::error_category {
+   public:
+    [[nodiscard]] const char* name() const noexcept override { return "distcache.nats"; }
+    [[nodiscard]] std::string message(int ev) const override {
+      switch (static_cast<nats_errc>(ev)) {
+        case nats_errc::not_connected:
+          return "NATS: not connected to the server (reconnecting)";
+        case nats_errc::authorization:
+          return "NATS: the server refused the credentials (Authorization Violation)";
+        case nats_errc::tls_required:
+          return "NATS: the server requires TLS, which discovery::nats does not support yet";
+        case nats_errc::connect_timeout:
+          return "NATS: the server did not complete the handshake within connect_timeout";
+      }
+      return "NATS: unknown error";
+    }
+  };
+  static const category c;
+  return c;
+}
+
+inline error_code make_error_code(nats_errc e) noexcept {
+  return {static_cast<int>(e), nats_category()};
+}
+
+}  // namespace distcache::discovery
+
+template <>
+struct boost::system::is_error_code_enum<distcache::discovery::nats_errc> : std::true_type {};
+
+namespace distcache::discovery {
+
+/// Where the NATS server is and how to talk to it.
+struct nats_options {
+  /// "host:port" of the server (IPv6 in brackets). Required.
+  std::string server;
+  /// Username and password (nats-server --user/--pass); both or neither.
+  std::string user;
+  std::string password;
+  /// Token (nats-server --auth); not with user/password.
+  std::string token;
+  /// First part of the subjects; the cluster name is the second.
+  std::string subject_prefix = "distcache";
+  /// The cluster's name (use config.cluster.name): nodes of other clusters on
+  /// the same server use other subjects.
+  std::string cluster = "distcache";
+  /// How long initialize() waits for the first handshake.
+  duration connect_timeout = std::chrono::seconds(2);
+  /// Reconnect backoff: the first wait, doubled up to the second.
+  duration reconnect_min = std::chrono::milliseconds(100);
+  duration reconnect_max = std::chrono::seconds(2);
+  /// How long an address stays known after it was last heard.
+  duration peer_ttl = std::chrono::seconds(30);
+  /// Log lines (connects, losses, malformed messages); default: std::cerr.
+  logger log;
+};
+
+}  // namespace distcache::discovery
+
+namespace distcache::detail {
+
+/// "host:port" with a port of 1-65535 and no spaces or control bytes (an
+/// IPv6 host in brackets): what a node announces and what is accepted.
+inline bool valid_peer_address(std::string_view a) {
+  if (a.empty() || a.size() > 300) return false;
+  for (char c : a) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  std::string_view host;
+  std::string_view port;
+  if (a.front() == '[') {
+    const auto close = a.find(']');
+    if (close == std::string_view::npos || close + 1 >= a.size() || a[close + 1] != ':') {
+      return false;
+    }
+    host = a.substr(1, close - 1);
+    port = a.substr(close + 2);
+  } else {
+    const auto colon = a.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    host = a.substr(0, colon);
+    port = a.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return false;
+  }
+  if (host.empty() || port.empty() || port.size() > 5) return false;
+  int p = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+    p = p * 10 + (c - '0');
+  }
+  return p >= 1 && p <= 65535;
+}
+
+/// One connection to a NATS server on a thread of its own: handshake,
+/// reconnects with backoff, subscriptions, announcements, answers to
+/// discovery requests, and the addresses heard (under `mutex`).
+struct nats_connection : std::enable_shared_from_this<nats_connection> {
+  explicit nats_connection(discovery::nats_options o)
+      : opts(std::move(o)), socket(ioc), backoff_timer(ioc) {
+    std::random_device rd;
+    inbox = "_INBOX.distcache." + std::to_string(rd()) + std::to_string(rd());
+  }
+
+  void start() {
+    net::co_spawn(ioc, run(shared_from_this()), net::detached);
+    thread = std::thread([this] { ioc.run(); });
+  }
+
+  void stop() {
+    if (!thread.joinable()) return;
+    net::post(ioc, [this] {
+      stopping = true;
+      error_code ignored;
+      socket.close(ignored);
+      backoff_timer.cancel();
+    });
+    if (thread.joinable()) thread.join();
+  }
+
+  void log_line(log_level level, const std::string& line) const {
+    const std::string text = "discovery::nats " + opts.server + ": " + line;
+    try {
+      if (opts.log) {
+        opts.log(level, text);
+      } else {
+        log_to_stderr(level, text);
+      }
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a throwing logger must not stop discovery
+    }
+  }
+
+  [[nodiscard]] std::string subject(std::string_view what) const {
+    return opts.subject_prefix + "." + opts.cluster + "." + std::string(what);
+  }
+
+  // ---- on the provider's thread ----------------------------------------
+
+  void send(std::string bytes) {
+    if (!connected_now) return;
+    outbox.push_back(std::move(bytes));
+    if (!writing) write_next();
+  }
+  void write_next() {
+    if (outbox.empty()) {
+      writing = false;
+      auto waiting = std::move(flush_waiters);
+      flush_waiters.clear();
+      for (auto& f : waiting) f();
+      return;
+    }
+    writing = true;
+    net::async_write(socket, net::buffer(outbox.front()),
+                     [self = shared_from_this()](error_code ec, std::size_t) {
+                       self->outbox.pop_front();
+                       if (ec) {
+                         self->outbox.clear();
+                         self->writing = false;
+                         auto waiting = std::move(self->flush_waiters);
+                         self->flush_waiters.clear();
+                         for (auto& f : waiting) f();
+                         return;
+                       }
+                       self->write_next();
+                     });
+  }
+  void flush_then(std::function<void()> f) {
+    if (!writing) return f();
+    flush_waiters.push_back(std::move(f));
+  }
+  void publish(const std::string& subj, const std::string& reply, const std::string& payload) {
+    std::string m = "PUB " + subj;
+    if (!reply.empty()) m += " " + reply;
+    m += " " + std::to_string(payload.size()) + "\r\n" + payload + "\r\n";
+    send(std::move(m));
+  }
+  [[nodiscard]] std::string self_now() {
+    std::lock_guard lock(mutex);
+    return self;
+  }
+  void announce() {
+    const auto me = self_now();
+    if (me.empty() || !connected_now) return;
+    publish(subject("announce"), "", "+" + me);
+    request_discovery();
+  }
+  void request_discovery() {
+    if (connected_now) publish(subject("discover"), inbox, "?");
+  }
+
+  void on_message(std::string_view subj, std::string_view reply, std::string_view payload) {
+    if (subj == subject("discover")) {
+      const auto me = self_now();
+      if (!me.empty() && !reply.empty()) publish(std::string(reply), "", "+" + me);
+      return;
+    }
+    // announce or our inbox: "+addr" or "-addr"
+    const bool ok = payload.size() > 1 && (payload[0] == '+' || payload[0] == '-') &&
+                    valid_peer_address(payload.substr(1));
+    if (!ok) {
+      ++malformed;
+      log_line(log_level::warning, "malformed message on " + std::string(subj) + " ignored (" +
+                                       std::to_string(payload.size()) + " bytes)");
+      return;
+    }
+    const std::string addr(payload.substr(1));
+    std::lock_guard lock(mutex);
+    if (payload[0] == '+') {
+      known[addr] = clock_type::now();
+    } else {
+      known.erase(addr);
+    }
+  }
+
+  static net::awaitable<void> run(std::shared_ptr<nats_connection> self) {
+    duration wait = self->opts.reconnect_min;
+    bool ever = false;
+    while (!self->stopping) {
+      const error_code ec = co_await self->session(ever);
+      if (self->stopping) break;
+      {
+        std::lock_guard lock(self->mutex);
+        if (self->connected) self->log_line(log_level::warning, "connection lost: " + ec.message());
+        self->connected = false;
+        self->attempted = true;
+      }
+      self->connected_now = false;
+      self->cv.notify_all();
+      if (self->handshook) {
+        ever = true;
+        self->handshook = false;
+        wait = self->opts.reconnect_min;
+      }
+      self->backoff_timer.expires_after(wait);
+      error_code ignored;
+      co_await self->backoff_timer.async_wait(net::redirect_error(net::use_awaitable, ignored));
+      wait = std::min<duration>(wait * 2, self->opts.reconnect_max);
+    }
+  }
+
+  // One connection: handshake, subscriptions, then messages until it fails.
+  net::awaitable<error_code> session(bool reconnect) {
+    error_code ec;
+    socket = net::ip::tcp::socket(ioc);
+    net::ip::tcp::resolver resolver(ioc);
+    std::string host;
+    std::string port;
+    split(opts.server, host, port);
+    auto endpoints =
+        co_await resolver.async_resolve(host, port, net::redirect_error(net::use_awaitable, ec));
+    if (ec) co_return ec;
+    // The handshake has connect_timeout: a server that accepts and says
+    // nothing does not hold the loop.
+    net::steady_timer guard(ioc, opts.connect_timeout);
+    guard.async_wait([this](error_code e) {
+      if (!e && !handshook) {
+        error_code ignored;
+        socket.close(ignored);
+      }
+    });
+    co_await net::async_connect(socket, endpoints, net::redirect_error(net::use_awaitable, ec));
+    if (ec) co_return ec;
+    net::streambuf in(1 << 20);
+    std::string line;
+    if (ec = co_await read_line(in, line); ec) co_return ec;
+    if (!line.starts_with("INFO ")) co_return make_error_code(errc::peer_unavailable);
+    if (line.find("\"tls_required\":true") != std::string::npos) {
+      fail_fatal(make_error_code(discovery::nats_errc::tls_required));
+      co_return make_error_code(discovery::nats_errc::tls_required);
+    }
+    std::string connect = R"(CONNECT {"verbose":false,"pedantic":false,"lang":"cpp",)"
+                          R"("name":"distcache","version":"1","protocol":1)";
+    if (!opts.user.empty()) {
+      connect +=
+          R"(,"user":)" + json_string(opts.user) + R"(,"pass":)" + json_string(opts.password);
+    }
+    if (!opts.token.empty()) connect += R"(,"auth_token":)" + json_string(opts.token);
+    connect += "}\r\nPING\r\n";
+    co_await net::async_write(socket, net::buffer(connect),
+                              net::redirect_error(net::use_awaitable, ec));
+    if (ec) co_return ec;
+    while (true) {
+      if (ec = co_await read_line(in, line); ec) co_return ec;
+      if (line == "PONG") break;
+      if (line.starts_with("-ERR")) {
+        log_line(log_level::error, "server said " + line);
+        if (line.find("uthorization") != std::string::npos ||
+            line.find("uthentication") != std::string::npos) {
+          fail_fatal(make_error_code(discovery::nats_errc::authorization));
+          co_return make_error_code(discovery::nats_errc::authorization);
+        }
+        co_return make_error_code(errc::peer_unavailable);
+      }
+      if (line == "PING") co_await write_now("PONG\r\n");
+    }
+    handshook = true;
+    guard.cancel();
+    connected_now = true;
+    if (reconnect) ++reconnects;
+    send("SUB " + subject("announce") + " 1\r\nSUB " + subject("discover") + " 2\r\nSUB " + inbox +
+         " 3\r\n");
+    {
+      std::lock_guard lock(mutex);
+      connected = true;
+      attempted = true;
+      fatal = {};
+    }
+    cv.notify_all();
+    log_line(reconnect ? log_level::info : log_level::debug,
+             reconnect ? "reconnected" : "connected");
+    announce();
+    // Messages until the connection fails.
+    while (true) {
+      if (ec = co_await read_line(in, line); ec) co_return ec;
+      if (line == "PING") {
+        send("PONG\r\n");
+      } else if (line.starts_with("MSG ")) {
+        std::vector<std::string_view> parts;
+        std::string_view rest(line);
+        while (!rest.empty()) {
+          const auto sp = rest.find(' ');
+          parts.push_back(rest.substr(0, sp));
+          rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
+        }
+        if (parts.size() != 4 && parts.size() != 5)
+          co_return make_error_code(errc::peer_unavailable);
+        std::size_t n = 0;
+        for (char c : parts.back()) {
+          if (c < '0' || c > '9' || n > (1U << 20))
+            co_return make_error_code(errc::peer_unavailable);
+          n = n * 10 + static_cast<std::size_t>(c - '0');
+        }
+        if (n > (1U << 20)) co_return make_error_code(errc::peer_unavailable);
+        if (in.size() < n + 2) {
+          co_await net::async_read(socket, in, net::transfer_exactly(n + 2 - in.size()),
+                                   net::redirect_error(net::use_awaitable, ec));
+          if (ec) co_return ec;
+        }
+        std::string payload(n + 2, '\0');
+        in.sgetn(payload.data(), static_cast<std::streamsize>(n + 2));
+        payload.resize(n);
+        const std::string subj(parts[1]);
+        const std::string reply(parts.size() == 5 ? parts[3] : std::string_view{});
+        on_message(subj, reply, payload);
+      } else if (line.starts_with("-ERR")) {
+        log_line(log_level::warning, "server said " + line);
+      }
+      // +OK, PONG, INFO (cluster updates): nothing to do.
+    }
+  }
+
+  net::awaitable<error_code> read_line(net::streambuf& in, std::string& line) {
+    error_code ec;
+    const std::size_t n = co_await net::async_read_until(
+        socket, in, "\r\n", net::redirect_error(net::use_awaitable, ec));
+    if (ec) co_return ec;
+    line.resize(n);
+    in.sgetn(line.data(), static_cast<std::streamsize>(n));
+    line.resize(n - 2);
+    co_return error_code{};
+  }
+  net::awaitable<void> write_now(std::string bytes) {
+    error_code ec;
+    co_await net::async_write(socket, net::buffer(bytes),
+                              net::redirect_error(net::use_awaitable, ec));
+  }
+  void fail_fatal(error_code ec) {
+    {
+      std::lock_guard lock(mutex);
+      fatal = ec;
+      attempted = true;
+    }
+    cv.notify_all();
+  }
+  static void split(const std::string& a, std::string& host, std::string& port) {
+    if (a.front() == '[') {
+      const auto close = a.find(']');
+      host = a.substr(1, close - 1);
+      port = a.substr(close + 2);
+    } else {
+      const auto colon = a.rfind(':');
+      host = a.substr(0, colon);
+      port = a.substr(colon + 1);
+    }
+  }
+  static std::string json_string(const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += c;
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      } else {
+        out += c;
+      }
+    }
+    return out + "\"";
+  }
+
+  discovery::nats_options opts;
+  net::io_context ioc{1};
+  net::ip::tcp::socket socket;
+  net::steady_timer backoff_timer;
+  std::thread thread;
+  std::string inbox;
+  // Provider thread only.
+  bool stopping = false;
+  bool handshook = false;
+  bool connected_now = false;
+  bool writing = false;
+  std::deque<std::string> outbox;
+  std::vector<std::function<void()>> flush_waiters;
+  // Shared, under `mutex`.
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool attempted = false;
+  bool connected = false;
+  error_code fatal;
+  std::string self;
+  std::map<std::string, clock_type::time_point> known;
+  std::atomic<std::uint64_t> malformed{0};
+  std::atomic<std::uint64_t> reconnects{0};
+};
+
+}  // namespace distcache::detail
+
+#endif  // DISTCACHE_DISCOVERY_DETAIL_NATS_CONNECTION_HPP

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/keyspaces.hpp"
 #include "support/sources.hpp"
 
 using distcache::config;
@@ -58,12 +59,7 @@ class registry_discovery {
 };
 static_assert(distcache::discovery_provider<registry_discovery>);
 
-struct users {
-  static constexpr std::string_view name = "users";
-  using value_type = std::string;
-  std::int64_t max_bytes = 1 << 20;
-  distcache::test::scripted_source source;
-};
+using users = distcache::test::users;  // support/keyspaces.hpp
 
 using node_engine = distcache::basic_engine<distcache::policies<registry_discovery>, users>;
 

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/keyspaces.hpp"
 #include "support/processes.hpp"
 #include "support/sources.hpp"
 
@@ -271,12 +272,7 @@ TEST_CASE("dns: invalid options are refused at construction, naming the field") 
 
 namespace {
 
-struct users {
-  static constexpr std::string_view name = "users";
-  using value_type = std::string;
-  std::int64_t max_bytes = 1 << 20;
-  distcache::test::scripted_source source;
-};
+using users = distcache::test::users;  // support/keyspaces.hpp
 using dns_engine = distcache::basic_engine<distcache::policies<dns>, users>;
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/keyspaces.hpp"
 #include "support/processes.hpp"
 #include "support/sources.hpp"
 
@@ -84,12 +85,7 @@ nats_options options_for(const nats_server& s) {
   return o;
 }
 
-struct users {
-  static constexpr std::string_view name = "users";
-  using value_type = std::string;
-  std::int64_t max_bytes = 1 << 20;
-  distcache::test::scripted_source source;
-};
+using users = distcache::test::users;  // support/keyspaces.hpp
 using nats_engine = distcache::basic_engine<distcache::policies<nats>, users>;
 
 config node_config() {

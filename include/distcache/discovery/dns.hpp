@@ -139,9 +139,9 @@ class dns {
       mask |= ARES_OPT_LOOKUPS | ARES_OPT_FLAGS;
     }
     if (int rc = ares_init_options(&s->channel, &o, mask); rc != ARES_SUCCESS) {
+      s->channel = nullptr;
       return error_code(rc, dns_category());
     }
-    s->ready = true;
     if (!opts_.nameserver.empty()) {
       if (int rc = ares_set_servers_ports_csv(s->channel, nameserver_csv(opts_.nameserver).c_str());
           rc != ARES_SUCCESS) {
@@ -208,13 +208,12 @@ class dns {
  private:
   struct state {
     std::mutex mutex;
-    ares_channel channel = nullptr;
-    bool ready = false;
+    ares_channel channel = nullptr;  // null until ares_init_options succeeded
     state() = default;
     state(const state&) = delete;
     state& operator=(const state&) = delete;
     ~state() {
-      if (ready) ares_destroy(channel);
+      if (channel != nullptr) ares_destroy(channel);
     }
   };
 

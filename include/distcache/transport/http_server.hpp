@@ -29,6 +29,7 @@
 #include <distcache/config.hpp>
 #include <distcache/detail/config.hpp>
 #include <distcache/error.hpp>
+#include <distcache/transport/detail/http_server_accept.hpp>
 #include <distcache/transport/detail/http_server_session.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/peer_service.hpp>

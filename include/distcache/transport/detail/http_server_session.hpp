@@ -575,36 +575,6 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
   bool closing_ = false;  // the response being written ends the connection
 };
 
-inline net::awaitable<void> http_accept_loop(std::shared_ptr<http_server_state> st) {
-  for (;;) {
-    net::any_io_executor session_executor = net::make_strand(st->ioc);
-    auto [ec, socket] =
-        co_await st->acceptor.async_accept(session_executor, net::as_tuple(net::use_awaitable));
-    if (ec) {
-      if (ec == net::error::operation_aborted || !st->acceptor.is_open() ||
-          st->stopping.load(std::memory_order_acquire))
-        break;
-      // Out of descriptors or a connection reset before accept: log, pause
-      // briefly so the loop does not spin, and keep accepting.
-      st->write_log(log_level::error, "distcache transport: accept failed: " + ec.message());
-      net::steady_timer pause(st->acceptor.get_executor(), std::chrono::milliseconds(50));
-      co_await pause.async_wait(net::as_tuple(net::use_awaitable));
-      continue;
-    }
-    st->accepted.fetch_add(1, std::memory_order_relaxed);
-    auto session = std::make_shared<http_server_session>(st, std::move(socket));
-    {
-      std::lock_guard lock(st->mutex);
-      st->sessions.emplace(session.get(), session);
-      st->active.fetch_add(1, std::memory_order_relaxed);
-    }
-    http_server_session::launch(session);
-  }
-  std::lock_guard lock(st->mutex);
-  st->accepting = false;
-  if (st->sessions.empty()) st->idle_cv.notify_all();
-}
-
 }  // namespace distcache::detail
 
 #endif  // DISTCACHE_TRANSPORT_DETAIL_HTTP_SERVER_SESSION_HPP

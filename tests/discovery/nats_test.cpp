@@ -88,14 +88,14 @@ nats_options options_for(const nats_server& s) {
 using users = distcache::test::users;  // support/keyspaces.hpp
 using nats_engine = distcache::basic_engine<distcache::policies<nats>, users>;
 
-config node_config() {
+config node_config(distcache::duration discovery_interval = 50ms) {
   config c;
   c.threads = 1;
   c.cluster.enabled = true;
   c.cluster.bind_address = "127.0.0.1";
   c.cluster.port = 0;
   c.cluster.probe_interval = 50ms;
-  c.cluster.discovery_interval = 50ms;
+  c.cluster.discovery_interval = discovery_interval;
   c.cluster.join_retry_interval = 20ms;
   c.cluster.peer_timeout = 500ms;
   c.cluster.minimum_peers_quorum = 1;
@@ -110,11 +110,13 @@ struct nats_cluster {
   std::shared_ptr<distcache::test::source_state> db =
       std::make_shared<distcache::test::source_state>();
   std::vector<std::unique_ptr<nats_engine>> nodes;
+  distcache::duration discovery_interval = 50ms;
 
   nats_engine& add() {
     users u;
     u.source.state = db;
-    nodes.push_back(std::make_unique<nats_engine>(node_config(), nats(options_for(server)), u));
+    nodes.push_back(std::make_unique<nats_engine>(node_config(discovery_interval),
+                                                  nats(options_for(server)), u));
     REQUIRE(nodes.back()->start());
     return *nodes.back();
   }
@@ -168,6 +170,14 @@ TEST_CASE("nats: three engines form one ring through nats-server; a stopped node
   REQUIRE(c.nodes[2]->stop());
   c.nodes[2].reset();
   CHECK(eventually([&] { return c.one_ring(1); }));
+}
+
+TEST_CASE("nats: an announcement reaches the others' rings at once, not at the next round") {
+  nats_server server;
+  nats_cluster c(server);
+  c.discovery_interval = 1h;  // only the change handler can bring a later node in
+  for (int i = 0; i < 3; ++i) c.add();
+  CHECK(eventually([&] { return c.one_ring(2); }));
 }
 
 TEST_CASE("nats: the server restarted on the same port; a node started meanwhile joins") {

@@ -38,6 +38,7 @@ class any_discovery {
   virtual result<void> register_node(const std::string& self) = 0;
   virtual result<void> deregister_node(const std::string& self) = 0;
   virtual result<std::vector<std::string>> discover_peers() = 0;
+  virtual void set_change_handler(std::function<void()> on_change) = 0;
   virtual void close() = 0;
 };
 
@@ -52,6 +53,9 @@ class discovery_model final : public any_discovery {
     return d_.deregister_node(self);
   }
   result<std::vector<std::string>> discover_peers() override { return d_.discover_peers(); }
+  void set_change_handler(std::function<void()> on_change) override {
+    if constexpr (discovery_with_change_handler<D>) d_.set_change_handler(std::move(on_change));
+  }
   void close() override { d_.close(); }
 
  private:
@@ -193,6 +197,7 @@ class cluster_controller final : public cluster_service {
   DISTCACHE_DECL void probe_all_and_wait(duration limit);
   DISTCACHE_DECL void arm_probe();
   DISTCACHE_DECL void arm_discovery();
+  DISTCACHE_DECL void discover_soon();
   DISTCACHE_DECL void teardown_transport();
 
   const void* engine_;
@@ -206,6 +211,7 @@ class cluster_controller final : public cluster_service {
   net::strand<net::io_context::executor_type> strand_;
   std::optional<net::steady_timer> probe_timer_;
   std::optional<net::steady_timer> discovery_timer_;
+  bool discover_again_ = false;  // on strand_: a change arrived during a round
   const std::atomic<bool>* running_ = nullptr;
   std::unique_ptr<transport::peer_server> server_;
   std::unique_ptr<transport::peer_client> client_;

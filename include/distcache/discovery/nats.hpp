@@ -16,6 +16,7 @@
 #include <distcache/discovery/detail/nats_connection.hpp>
 #include <distcache/discovery/provider.hpp>
 #include <distcache/error.hpp>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -110,6 +111,15 @@ class nats {
   void close() {
     stopper_.reset();  // stops the thread when this is the last copy
     st_.reset();
+  }
+
+  /// Called (from the connection's thread) when a node announces itself
+  /// for the first time or leaves; the engine sets it to run a discovery
+  /// round at once.
+  void set_change_handler(std::function<void()> on_change) {
+    if (!st_) return;
+    std::lock_guard lock(st_->mutex);
+    st_->on_change = std::move(on_change);
   }
 
   /// True while connected to the server.

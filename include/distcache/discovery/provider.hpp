@@ -5,13 +5,51 @@
 #include <algorithm>
 #include <concepts>
 #include <distcache/error.hpp>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace distcache {
+
+namespace detail {
+
+/// "host:port" with a port of 1-65535 and no spaces or control bytes (an
+/// IPv6 host in brackets): what a node announces and what is accepted.
+inline bool valid_peer_address(std::string_view a) {
+  if (a.empty() || a.size() > 300) return false;
+  for (char c : a) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  std::string_view host;
+  std::string_view port;
+  if (a.front() == '[') {
+    const auto close = a.find(']');
+    if (close == std::string_view::npos || close + 1 >= a.size() || a[close + 1] != ':') {
+      return false;
+    }
+    host = a.substr(1, close - 1);
+    port = a.substr(close + 2);
+  } else {
+    const auto colon = a.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    host = a.substr(0, colon);
+    port = a.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return false;
+  }
+  if (host.empty() || port.empty() || port.size() > 5) return false;
+  int p = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+    p = p * 10 + (c - '0');
+  }
+  return p >= 1 && p <= 65535;
+}
+
+}  // namespace detail
 
 /// A discovery provider tells a node which other nodes exist.
 ///
@@ -29,6 +67,11 @@ namespace distcache {
 /// discover_peers, deregister_node and close on the caller's thread; the
 /// periodic discover_peers() runs on the engine's blocking pool. None is
 /// called on a network thread, so they may block (a DNS query).
+/// Optionally, `set_change_handler(std::function<void()>)`: the engine
+/// passes a callable once it runs; a provider that learns of a change by
+/// itself (a NATS announcement, a Kubernetes watch event) calls it, from
+/// any thread, and the engine runs a discovery round at once instead of at
+/// the next discovery_interval. The provider must not call it after close().
 /// Why: membership is the engine's job; a provider only answers "who is
 /// there", which keeps custom providers a few lines long.
 template <class D>
@@ -38,6 +81,13 @@ concept discovery_provider = requires(D& d, const std::string& self) {
   { d.deregister_node(self) } -> std::same_as<result<void>>;
   { d.discover_peers() } -> std::same_as<result<std::vector<std::string>>>;
   d.close();
+};
+
+/// True when D has the optional set_change_handler (see discovery_provider).
+template <class D>
+concept discovery_with_change_handler = discovery_provider<D> &&
+    requires(D& d, std::function<void()> f) {
+  d.set_change_handler(std::move(f));
 };
 
 namespace discovery {

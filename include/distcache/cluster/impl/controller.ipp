@@ -157,6 +157,16 @@ void cluster_controller::start_rounds(const std::atomic<bool>& running) {
   discovery_timer_.emplace(strand_);
   arm_probe();
   arm_discovery();
+  discovery_->set_change_handler([this] { discover_soon(); });
+}
+
+// The provider saw a change: a discovery round now, or right after the one
+// running.
+void cluster_controller::discover_soon() {
+  net::post(strand_, [this] {
+    if (!discovery_timer_ || !running_->load()) return;
+    if (discovery_timer_->cancel() == 0) discover_again_ = true;
+  });
 }
 
 void cluster_controller::arm_probe() {
@@ -177,9 +187,12 @@ void cluster_controller::arm_probe() {
 }
 
 void cluster_controller::arm_discovery() {
-  discovery_timer_->expires_after(cfg_.cluster.discovery_interval);
+  discovery_timer_->expires_after(discover_again_ ? duration::zero()
+                                                  : cfg_.cluster.discovery_interval);
+  discover_again_ = false;
   discovery_timer_->async_wait([this](error_code ec) {
-    if (ec || !running_->load()) return;
+    // Cancelled: by stop() (no longer running) or by discover_soon().
+    if ((ec && ec != net::error::operation_aborted) || !running_->load()) return;
     // The provider may block: ask it on the pool, then re-arm on the strand.
     net::post(*pool_, [this] {
       auto peers = discovery_->discover_peers();

@@ -115,38 +115,6 @@ struct nats_options {
 
 namespace distcache::detail {
 
-/// "host:port" with a port of 1-65535 and no spaces or control bytes (an
-/// IPv6 host in brackets): what a node announces and what is accepted.
-inline bool valid_peer_address(std::string_view a) {
-  if (a.empty() || a.size() > 300) return false;
-  for (char c : a) {
-    if (c <= 0x20 || c >= 0x7f) return false;
-  }
-  std::string_view host;
-  std::string_view port;
-  if (a.front() == '[') {
-    const auto close = a.find(']');
-    if (close == std::string_view::npos || close + 1 >= a.size() || a[close + 1] != ':') {
-      return false;
-    }
-    host = a.substr(1, close - 1);
-    port = a.substr(close + 2);
-  } else {
-    const auto colon = a.rfind(':');
-    if (colon == std::string_view::npos) return false;
-    host = a.substr(0, colon);
-    port = a.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) return false;
-  }
-  if (host.empty() || port.empty() || port.size() > 5) return false;
-  int p = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9') return false;
-    p = p * 10 + (c - '0');
-  }
-  return p >= 1 && p <= 65535;
-}
-
 /// One connection to a NATS server on a thread of its own: handshake,
 /// reconnects with backoff, subscriptions, announcements, answers to
 /// discovery requests, and the addresses heard (under `mutex`).
@@ -259,12 +227,18 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
       return;
     }
     const std::string addr(payload.substr(1));
-    std::lock_guard lock(mutex);
-    if (payload[0] == '+') {
-      known[addr] = clock_type::now();
-    } else {
-      known.erase(addr);
+    std::function<void()> notify;
+    {
+      std::lock_guard lock(mutex);
+      bool changed = false;
+      if (payload[0] == '+') {
+        changed = known.insert_or_assign(addr, clock_type::now()).second;
+      } else {
+        changed = known.erase(addr) > 0;
+      }
+      if (changed && addr != self) notify = on_change;
     }
+    if (notify) notify();  // a node came or left: the engine asks at once
   }
 
   static net::awaitable<void> run(std::shared_ptr<nats_connection> self) {
@@ -476,6 +450,7 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
   error_code fatal;
   std::string self;
   std::map<std::string, clock_type::time_point> known;
+  std::function<void()> on_change;  // under mutex
   std::atomic<std::uint64_t> malformed{0};
   std::atomic<std::uint64_t> reconnects{0};
 };

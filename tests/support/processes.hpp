@@ -107,6 +107,27 @@ class child_process {
   pid_t pid_ = -1;
 };
 
+/// Runs `argv` to its end (output to `output_file`) and returns its exit
+/// status (-1 when it did not exit normally).
+inline int run_to_completion(const std::vector<std::string>& argv, const std::string& output_file) {
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                   0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return -1;
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
 /// A port on 127.0.0.1 that is free for both UDP and TCP right now.
 inline std::uint16_t free_loopback_port() {
   for (int attempt = 0; attempt < 50; ++attempt) {

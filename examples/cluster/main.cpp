@@ -3,8 +3,9 @@
 // Each node runs an engine with one keyspace, `users`, whose data source reads the SQLite table
 // users(id TEXT PRIMARY KEY, name TEXT, age INT). The nodes find each other through a fixed list
 // of peer addresses (discovery::static_peers, --peers), through DNS (discovery::dns, A/AAAA or
-// SRV records, --discovery dns) or through a NATS server (discovery::nats, --discovery nats); one
-// provider type chosen at run time wraps the three. Every key is
+// SRV records, --discovery dns), through a NATS server (discovery::nats, --discovery nats) or
+// from the ready pods of a Kubernetes label selector (discovery::kubernetes, --discovery
+// kubernetes); one provider type chosen at run time wraps the four. Every key is
 // owned by one node of the ring: only the owner queries the database for it; the other nodes ask
 // the owner and keep a hot copy. An HTTP server (Boost.Beast) lets people and scripts use the
 // cache:
@@ -26,6 +27,8 @@
 //                   --dns-name _cache._tcp.example.test --dns-type srv --dns-server 127.0.0.1:5353
 //   example_cluster --port 7001 --http-port 8001 --db /tmp/users.db --discovery nats
 //                   --nats-server 127.0.0.1:4222 [--nats-token T | --nats-user U --nats-password P]
+//   example_cluster --port 7001 --http-port 8001 --db /tmp/users.db --bind $POD_IP
+//                   --discovery kubernetes --k8s-selector app=cache [--k8s-port-name peer]
 //
 // Once the engine has started, the node prints "ready <name> http=<port>" on stdout. SIGINT and
 // SIGTERM stop it: the HTTP server, then the engine; it then prints "stopped <name>". Log lines
@@ -72,9 +75,11 @@
 #include <cstdint>
 #include <ctime>
 #include <distcache/discovery/dns.hpp>
+#include <distcache/discovery/kubernetes.hpp>
 #include <distcache/discovery/nats.hpp>
 #include <distcache/distcache.hpp>
 #include <exception>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -103,13 +108,17 @@ constexpr std::string_view usage_line =
     "         (--peers ADDRESS:PORT[,ADDRESS:PORT...] | --discovery dns --dns-name NAME\n"
     "          [--dns-type a|aaaa|srv] [--dns-port N] [--dns-server ADDRESS:PORT]\n"
     "          | --discovery nats --nats-server ADDRESS:PORT [--nats-token T]\n"
-    "          [--nats-user U --nats-password P])";
+    "          [--nats-user U --nats-password P]\n"
+    "          | --discovery kubernetes --k8s-selector SELECTOR [--k8s-port-name NAME]\n"
+    "          [--k8s-namespace NS] [--k8s-api-server ADDRESS:PORT] [--k8s-server-name NAME]\n"
+    "          [--k8s-token-file FILE] [--k8s-ca-file FILE] [--k8s-watch on|off])";
 
 constexpr std::string_view help_text = R"(
   --bind ADDRESS     numeric IP address of both servers (default 127.0.0.1); peers reach this
                      node at ADDRESS:PORT, which is also its name
   --port N           port of the peer server, which the other nodes call (1-65535)
-  --discovery KIND   how the nodes find each other: static (default, --peers), dns or nats
+  --discovery KIND   how the nodes find each other: static (default, --peers), dns, nats or
+                     kubernetes
   --peers LIST       static: comma-separated ADDRESS:PORT of the cluster's nodes, as given to
                      their --bind and --port ([::1]:7001 for IPv6); listing this node too is fine
   --dns-name NAME    dns: the name to resolve (an SRV name such as _cache._tcp.example.test)
@@ -119,6 +128,14 @@ constexpr std::string_view help_text = R"(
   --nats-server A:P  nats: the NATS server (subjects distcache.distcache.announce|discover)
   --nats-token T     nats: authentication token
   --nats-user U      nats: user name (with --nats-password P)
+  --k8s-selector S   kubernetes: the label selector of the cluster's pods (e.g. app=cache)
+  --k8s-port-name N  kubernetes: the name of the container port of the peer server (default peer)
+  --k8s-namespace NS kubernetes: the pods' namespace (default: the service account's)
+  --k8s-api-server A:P  kubernetes: the API server (default KUBERNETES_SERVICE_HOST/PORT)
+  --k8s-server-name N   kubernetes: the name its certificate carries (default: its host)
+  --k8s-token-file F    kubernetes: bearer token (default: the service account's)
+  --k8s-ca-file F       kubernetes: CA bundle (default: the service account's)
+  --k8s-watch on|off    kubernetes: watch the pods (default on) or list them every second
   --db FILE          SQLite database with the table users(id TEXT PRIMARY KEY, name TEXT, age INT),
                      created when missing; the nodes of a cluster share it
   --http-port N      port of the application HTTP server (1-65535):
@@ -147,9 +164,10 @@ class usage_error : public std::runtime_error {
 struct options {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 0;
-  std::vector<std::string> peers;                          // without this node
-  std::optional<distcache::discovery::dns_options> dns;    // set by --discovery dns
-  std::optional<distcache::discovery::nats_options> nats;  // set by --discovery nats
+  std::vector<std::string> peers;                               // without this node
+  std::optional<distcache::discovery::dns_options> dns;         // set by --discovery dns
+  std::optional<distcache::discovery::nats_options> nats;       // set by --discovery nats
+  std::optional<distcache::discovery::kubernetes_options> k8s;  // by --discovery kubernetes
   std::string db;
   std::uint16_t http_port = 0;
   bool help = false;
@@ -200,7 +218,9 @@ std::pair<net::ip::address, std::uint16_t> parse_peer(std::string_view text) {
 options parse_options(int argc, char** argv) {
   options o;
   std::optional<std::string> bind, port, peers, db, http_port, discovery, dns_name, dns_type,
-      dns_port, dns_server, nats_server, nats_token, nats_user, nats_password;
+      dns_port, dns_server, nats_server, nats_token, nats_user, nats_password, k8s_selector,
+      k8s_port_name, k8s_namespace, k8s_api_server, k8s_server_name, k8s_token_file, k8s_ca_file,
+      k8s_watch;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -241,6 +261,22 @@ options parse_options(int argc, char** argv) {
       slot = &nats_user;
     } else if (arg == "--nats-password") {
       slot = &nats_password;
+    } else if (arg == "--k8s-selector") {
+      slot = &k8s_selector;
+    } else if (arg == "--k8s-port-name") {
+      slot = &k8s_port_name;
+    } else if (arg == "--k8s-namespace") {
+      slot = &k8s_namespace;
+    } else if (arg == "--k8s-api-server") {
+      slot = &k8s_api_server;
+    } else if (arg == "--k8s-server-name") {
+      slot = &k8s_server_name;
+    } else if (arg == "--k8s-token-file") {
+      slot = &k8s_token_file;
+    } else if (arg == "--k8s-ca-file") {
+      slot = &k8s_ca_file;
+    } else if (arg == "--k8s-watch") {
+      slot = &k8s_watch;
     } else {
       throw usage_error("unknown argument '" + std::string(arg) + "'");
     }
@@ -254,17 +290,19 @@ options parse_options(int argc, char** argv) {
     }
   }
   const std::string kind = discovery.value_or("static");
-  if (kind != "static" && kind != "dns" && kind != "nats") {
-    throw usage_error("--discovery: expected static, dns or nats, got '" + kind + "'");
+  if (kind != "static" && kind != "dns" && kind != "nats" && kind != "kubernetes") {
+    throw usage_error("--discovery: expected static, dns, nats or kubernetes, got '" + kind + "'");
   }
   for (const auto& [flag, value] :
        {std::pair{"--port", &port}, std::pair{"--db", &db}, std::pair{"--http-port", &http_port},
         std::pair{kind == "static" ? "--peers"
                   : kind == "dns"  ? "--dns-name"
-                                   : "--nats-server",
+                  : kind == "nats" ? "--nats-server"
+                                   : "--k8s-selector",
                   kind == "static" ? &peers
                   : kind == "dns"  ? &dns_name
-                                   : &nats_server}}) {
+                  : kind == "nats" ? &nats_server
+                                   : &k8s_selector}}) {
     if (!value->has_value()) throw usage_error(std::string(flag) + " is required");
   }
   const auto only_with = [&](const char* flag, const std::optional<std::string>& value,
@@ -284,6 +322,17 @@ options parse_options(int argc, char** argv) {
     only_with("--nats-token", nats_token, "nats");
     only_with("--nats-user", nats_user, "nats");
     only_with("--nats-password", nats_password, "nats");
+  }
+  if (kind != "kubernetes") {
+    for (const auto& [flag, value] :
+         {std::pair{"--k8s-selector", &k8s_selector}, std::pair{"--k8s-port-name", &k8s_port_name},
+          std::pair{"--k8s-namespace", &k8s_namespace},
+          std::pair{"--k8s-api-server", &k8s_api_server},
+          std::pair{"--k8s-server-name", &k8s_server_name},
+          std::pair{"--k8s-token-file", &k8s_token_file}, std::pair{"--k8s-ca-file", &k8s_ca_file},
+          std::pair{"--k8s-watch", &k8s_watch}}) {
+      only_with(flag, *value, "kubernetes");
+    }
   }
   if (kind != "static") only_with("--peers", peers, "static");
   if (bind) o.bind = *bind;
@@ -332,6 +381,26 @@ options parse_options(int argc, char** argv) {
       throw usage_error("--discovery nats: " + why);  // names the nats_options field
     }
     o.nats = std::move(n);
+    return o;
+  }
+  if (kind == "kubernetes") {
+    distcache::discovery::kubernetes_options k;
+    k.label_selector = *k8s_selector;
+    k.port_name = k8s_port_name.value_or("peer");
+    k.pod_namespace = k8s_namespace.value_or("");
+    k.api_server = k8s_api_server.value_or("");
+    k.server_name = k8s_server_name.value_or("");
+    if (k8s_token_file) k.token_file = *k8s_token_file;
+    if (k8s_ca_file) k.ca_file = *k8s_ca_file;
+    const std::string watch = k8s_watch.value_or("on");
+    if (watch != "on" && watch != "off") {
+      throw usage_error("--k8s-watch: expected on or off, got '" + watch + "'");
+    }
+    k.watch = watch == "on";
+    if (auto why = distcache::discovery::kubernetes::check(k); !why.empty()) {
+      throw usage_error("--discovery kubernetes: " + why);  // names the kubernetes_options field
+    }
+    o.k8s = std::move(k);
     return o;
   }
   std::string_view list = *peers;
@@ -466,8 +535,10 @@ struct users {
   user_source source;
 };
 
-/// The node's discovery provider, chosen at run time: a fixed list or DNS. A provider is any type
-/// with the five member functions of the discovery_provider concept, so wrapping two is enough.
+/// The node's discovery provider, chosen at run time. A provider is any type with the five member
+/// functions of the discovery_provider concept, so wrapping the four is enough; the optional
+/// set_change_handler is passed on to those that have it (NATS, Kubernetes), so their changes
+/// reach the ring at once.
 class node_discovery {
  public:
   node_discovery() = default;
@@ -476,6 +547,8 @@ class node_discovery {
       provider_ = distcache::discovery::dns(*o.dns);
     } else if (o.nats) {
       provider_ = distcache::discovery::nats(*o.nats);
+    } else if (o.k8s) {
+      provider_ = distcache::discovery::kubernetes(*o.k8s);
     } else {
       provider_ = distcache::discovery::static_peers(o.peers);
     }
@@ -495,10 +568,19 @@ class node_discovery {
   void close() {
     std::visit([](auto& p) { p.close(); }, provider_);
   }
+  void set_change_handler(const std::function<void()>& on_change) {
+    std::visit(
+        [&](auto& p) {
+          if constexpr (distcache::discovery_with_change_handler<std::decay_t<decltype(p)>>) {
+            p.set_change_handler(on_change);
+          }
+        },
+        provider_);
+  }
 
  private:
   std::variant<distcache::discovery::static_peers, distcache::discovery::dns,
-               distcache::discovery::nats>
+               distcache::discovery::nats, distcache::discovery::kubernetes>
       provider_;
 };
 static_assert(distcache::discovery_provider<node_discovery>);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "support/keyspaces.hpp"
+#include "support/pki.hpp"
 #include "support/processes.hpp"
 #include "support/sources.hpp"
 
@@ -235,6 +236,72 @@ TEST_CASE("nats: refused credentials fail start() with a clear error; token and 
     REQUIRE(good.initialize());
     CHECK(good.connected());
     good.close();
+  }
+}
+
+TEST_CASE("nats: TLS when the server requires it; mutual TLS; refused certificates fail start()") {
+  distcache::test::test_pki pki;
+  SUBCASE("server TLS: two engines form one ring over it; another CA or name is refused") {
+    nats_server server(
+        {"--tls", "--tlscert", pki.path("server.crt"), "--tlskey", pki.path("server.key")});
+    auto o = options_for(server);
+    o.tls_ca_file = pki.path("ca.crt");
+    users u;
+    nats_engine a(node_config(), nats(o), u);
+    nats_engine b(node_config(), nats(o), u);
+    REQUIRE(a.start());
+    REQUIRE(b.start());
+    CHECK(
+        eventually([&] { return a.cluster_peers().size() == 1 && b.cluster_peers().size() == 1; }));
+    auto other = o;
+    other.tls_ca_file = pki.path("other-ca.crt");
+    nats_engine c(node_config(), nats(other), u);
+    auto r = c.start();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().category() == boost::asio::error::get_ssl_category());
+    CHECK(r.error().message().find("certificate verify failed") != std::string::npos);
+    auto wrong_name = o;
+    wrong_name.tls_server_name = "nats.other.example";
+    nats d(wrong_name);
+    CHECK(d.initialize().error().category() == boost::asio::error::get_ssl_category());
+    d.close();
+    auto by_name = o;  // the certificate's DNS SAN, dialled at 127.0.0.1
+    by_name.tls_server_name = "kubernetes.default.svc";
+    nats e(by_name);
+    CHECK(e.initialize());
+    e.close();
+  }
+  SUBCASE("mutual TLS: a client certificate is required") {
+    nats_server server({"--tlsverify", "--tlscert", pki.path("server.crt"), "--tlskey",
+                        pki.path("server.key"), "--tlscacert", pki.path("ca.crt")});
+    auto o = options_for(server);
+    o.tls_ca_file = pki.path("ca.crt");
+    nats without(o);
+    auto refused = without.initialize();  // the server refuses the handshake
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().category() == boost::asio::error::get_ssl_category());
+    CHECK_FALSE(without.connected());
+    without.close();
+    o.tls_cert_file = pki.path("client.crt");
+    o.tls_key_file = pki.path("client.key");
+    nats with(o);
+    REQUIRE(with.initialize());
+    CHECK(with.connected());
+    with.close();
+  }
+  SUBCASE("tls asked for, server without TLS: refused") {
+    nats_server server;
+    auto o = options_for(server);
+    o.tls = true;
+    nats n(o);
+    CHECK(n.initialize().error() == nats_errc::tls_unavailable);
+    n.close();
+  }
+  SUBCASE("a certificate without its key is a configuration error") {
+    nats_options o;
+    o.server = "127.0.0.1:4222";
+    o.tls_cert_file = pki.path("client.crt");
+    CHECK(nats::check(o) == "nats_options.tls_cert_file/tls_key_file: give both or neither");
   }
 }
 

@@ -34,7 +34,8 @@ namespace distcache::discovery {
 /// counted (malformed_messages()) and logged, never added.
 ///
 /// initialize() waits up to connect_timeout for the first handshake: refused
-/// credentials or a TLS-only server are errors (start() fails with them); an
+/// credentials, a certificate that fails verification (either way) or a
+/// server without TLS when tls is set are errors (start() fails with them); an
 /// unreachable server is not (the node starts alone and joins when it comes
 /// back). discover_peers() fails with not_connected while disconnected, and
 /// the engine keeps its ring. Copies share one connection.
@@ -141,6 +142,9 @@ class nats {
     }
     if (o.user.empty() != o.password.empty()) {
       return "nats_options.user/password: give both or neither";
+    }
+    if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+      return "nats_options.tls_cert_file/tls_key_file: give both or neither";
     }
     if (!o.token.empty() && !o.user.empty()) {
       return "nats_options.token: not together with user/password";

@@ -4,10 +4,6 @@
 #ifndef DISTCACHE_DISCOVERY_DETAIL_KUBERNETES_CLIENT_HPP
 #define DISTCACHE_DISCOVERY_DETAIL_KUBERNETES_CLIENT_HPP
 
-#include <openssl/ssl.h>
-#include <openssl/tls1.h>
-#include <openssl/x509v3.h>
-
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -26,6 +22,7 @@
 #include <cstddef>
 #include <distcache/clock.hpp>
 #include <distcache/discovery/detail/kubernetes_pods.hpp>
+#include <distcache/discovery/detail/tls_client.hpp>
 #include <distcache/error.hpp>
 #include <exception>
 #include <fstream>
@@ -128,26 +125,10 @@ class api_client {
                                                               std::string& why) {
     auto ex = co_await net::this_coro::executor;
     auto c = std::make_unique<connection>(ex);
-    error_code ec;
-    c->ctx.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
-                       net::ssl::context::no_sslv3);
-    SSL_CTX_set_min_proto_version(c->ctx.native_handle(), TLS1_2_VERSION);
-    if (c->ctx.load_verify_file(ep_.ca_file, ec); ec) {
-      why = "cannot load the CA file " + ep_.ca_file + ": " + ec.message();
+    if (auto ec = configure_tls_client(c->ctx, ep_.ca_file, {}, {}, why)) {
       co_return make_error_code(discovery::kubernetes_errc::credentials);
     }
-    // The stream's SSL object was made with the context: set its own mode.
-    c->stream.set_verify_mode(net::ssl::verify_peer);
-    SSL* ssl = c->stream.native_handle();
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-    (void)net::ip::make_address(ep_.server_name, ec);
-    if (!ec) {
-      X509_VERIFY_PARAM_set1_ip_asc(param, ep_.server_name.c_str());
-    } else {
-      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      X509_VERIFY_PARAM_set1_host(param, ep_.server_name.c_str(), 0);
-      SSL_set_tlsext_host_name(ssl, ep_.server_name.c_str());
-    }
+    expect_server_name(c->stream.native_handle(), ep_.server_name);
     net::ip::tcp::resolver resolver(ex);
     auto [rec, endpoints] = co_await resolver.async_resolve(ep_.host, ep_.port, as_tuple);
     if (rec) co_return fail(rec, "cannot resolve " + ep_.host, why);

@@ -14,6 +14,8 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -26,6 +28,7 @@
 #include <distcache/clock.hpp>
 #include <distcache/config.hpp>
 #include <distcache/detail/config.hpp>
+#include <distcache/discovery/detail/tls_client.hpp>
 #include <distcache/discovery/provider.hpp>
 #include <distcache/error.hpp>
 #include <functional>
@@ -48,7 +51,7 @@ namespace distcache::discovery {
 enum class nats_errc {
   not_connected = 1,  ///< no connection to the server now (it reconnects by itself)
   authorization,      ///< the server refused the credentials
-  tls_required,       ///< the server requires TLS, which this provider does not speak yet
+  tls_unavailable,    ///< nats_options.tls is set but the server does not offer TLS
   connect_timeout,    ///< no answer from the server within connect_timeout
 };
 
@@ -63,8 +66,8 @@ inline const boost::system::error_category& nats_category() noexcept {
           return "NATS: not connected to the server (reconnecting)";
         case nats_errc::authorization:
           return "NATS: the server refused the credentials (Authorization Violation)";
-        case nats_errc::tls_required:
-          return "NATS: the server requires TLS, which discovery::nats does not support yet";
+        case nats_errc::tls_unavailable:
+          return "NATS: TLS was asked for (nats_options.tls) but the server does not offer it";
         case nats_errc::connect_timeout:
           return "NATS: the server did not complete the handshake within connect_timeout";
       }
@@ -95,6 +98,17 @@ struct nats_options {
   std::string password;
   /// Token (nats-server --auth); not with user/password.
   std::string token;
+  /// TLS is used when the server requires it (its INFO says tls_required),
+  /// or always with `tls` true (a server without TLS is then refused). The
+  /// server's certificate is verified against `tls_ca_file` (empty: the
+  /// system's CAs) and `tls_server_name` (empty: the host of `server`).
+  bool tls = false;
+  std::string tls_ca_file;
+  /// A client certificate and its key, for servers that verify clients
+  /// (nats-server --tlsverify); both or neither.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_server_name;
   /// First part of the subjects; the cluster name is the second.
   std::string subject_prefix = "distcache";
   /// The cluster's name (use config.cluster.name): nodes of other clusters on
@@ -159,6 +173,12 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
 
   // ---- on the provider's thread ----------------------------------------
 
+  // The connection's stream: TLS over the socket once start_tls() ran.
+  template <class Op>
+  decltype(auto) io(Op&& op) {
+    return tls ? op(*tls) : op(socket);
+  }
+
   void send(std::string bytes) {
     if (!connected_now) return;
     outbox.push_back(std::move(bytes));
@@ -173,19 +193,21 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
       return;
     }
     writing = true;
-    net::async_write(socket, net::buffer(outbox.front()),
-                     [self = shared_from_this()](error_code ec, std::size_t) {
-                       self->outbox.pop_front();
-                       if (ec) {
-                         self->outbox.clear();
-                         self->writing = false;
-                         auto waiting = std::move(self->flush_waiters);
-                         self->flush_waiters.clear();
-                         for (auto& f : waiting) f();
-                         return;
-                       }
-                       self->write_next();
-                     });
+    io([&](auto& stream) {
+      net::async_write(stream, net::buffer(outbox.front()),
+                       [self = shared_from_this()](error_code ec, std::size_t) {
+                         self->outbox.pop_front();
+                         if (ec) {
+                           self->outbox.clear();
+                           self->writing = false;
+                           auto waiting = std::move(self->flush_waiters);
+                           self->flush_waiters.clear();
+                           for (auto& f : waiting) f();
+                           return;
+                         }
+                         self->write_next();
+                       });
+    });
   }
   void flush_then(std::function<void()> f) {
     if (!writing) return f();
@@ -270,6 +292,7 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
   // One connection: handshake, subscriptions, then messages until it fails.
   net::awaitable<error_code> session(bool reconnect) {
     error_code ec;
+    tls.reset();  // it refers to the socket
     socket = net::ip::tcp::socket(ioc);
     net::ip::tcp::resolver resolver(ioc);
     std::string host;
@@ -293,9 +316,18 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
     std::string line;
     if (ec = co_await read_line(in, line); ec) co_return ec;
     if (!line.starts_with("INFO ")) co_return make_error_code(errc::peer_unavailable);
-    if (line.find("\"tls_required\":true") != std::string::npos) {
-      fail_fatal(make_error_code(discovery::nats_errc::tls_required));
-      co_return make_error_code(discovery::nats_errc::tls_required);
+    const bool server_tls = line.find("\"tls_required\":true") != std::string::npos;
+    if (opts.tls && !server_tls) {
+      fail_fatal(make_error_code(discovery::nats_errc::tls_unavailable));
+      co_return make_error_code(discovery::nats_errc::tls_unavailable);
+    }
+    if (server_tls) {
+      // The server upgrades after its INFO; the verification failures of
+      // TLS (another CA, another name, no client certificate) are lasting.
+      if (ec = co_await start_tls(); ec) {
+        if (ec.category() == net::error::get_ssl_category()) fail_fatal(ec);
+        co_return ec;
+      }
     }
     std::string connect = R"(CONNECT {"verbose":false,"pedantic":false,"lang":"cpp",)"
                           R"("name":"distcache","version":"1","protocol":1)";
@@ -305,11 +337,17 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
     }
     if (!opts.token.empty()) connect += R"(,"auth_token":)" + json_string(opts.token);
     connect += "}\r\nPING\r\n";
-    co_await net::async_write(socket, net::buffer(connect),
+    co_await io([&](auto& stream) {
+      return net::async_write(stream, net::buffer(connect),
                               net::redirect_error(net::use_awaitable, ec));
+    });
     if (ec) co_return ec;
     while (true) {
-      if (ec = co_await read_line(in, line); ec) co_return ec;
+      if (ec = co_await read_line(in, line); ec) {
+        // TLS 1.3: a server that refuses our certificate says so after the handshake.
+        if (ec.category() == net::error::get_ssl_category()) fail_fatal(ec);
+        co_return ec;
+      }
       if (line == "PONG") break;
       if (line.starts_with("-ERR")) {
         log_line(log_level::error, "server said " + line);
@@ -361,8 +399,10 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
         }
         if (n > (1U << 20)) co_return make_error_code(errc::peer_unavailable);
         if (in.size() < n + 2) {
-          co_await net::async_read(socket, in, net::transfer_exactly(n + 2 - in.size()),
+          co_await io([&](auto& stream) {
+            return net::async_read(stream, in, net::transfer_exactly(n + 2 - in.size()),
                                    net::redirect_error(net::use_awaitable, ec));
+          });
           if (ec) co_return ec;
         }
         std::string payload(n + 2, '\0');
@@ -380,8 +420,9 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
 
   net::awaitable<error_code> read_line(net::streambuf& in, std::string& line) {
     error_code ec;
-    const std::size_t n = co_await net::async_read_until(
-        socket, in, "\r\n", net::redirect_error(net::use_awaitable, ec));
+    const std::size_t n = co_await io([&](auto& stream) {
+      return net::async_read_until(stream, in, "\r\n", net::redirect_error(net::use_awaitable, ec));
+    });
     if (ec) co_return ec;
     line.resize(n);
     in.sgetn(line.data(), static_cast<std::streamsize>(n));
@@ -390,8 +431,32 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
   }
   net::awaitable<void> write_now(std::string bytes) {
     error_code ec;
-    co_await net::async_write(socket, net::buffer(bytes),
+    co_await io([&](auto& stream) {
+      return net::async_write(stream, net::buffer(bytes),
                               net::redirect_error(net::use_awaitable, ec));
+    });
+  }
+
+  net::awaitable<error_code> start_tls() {
+    std::string why;
+    tls_context = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+    if (auto ec = configure_tls_client(*tls_context, opts.tls_ca_file, opts.tls_cert_file,
+                                       opts.tls_key_file, why)) {
+      log_line(log_level::error, why);
+      fail_fatal(ec);
+      co_return ec;
+    }
+    tls = std::make_unique<net::ssl::stream<net::ip::tcp::socket&>>(socket, *tls_context);
+    std::string host;
+    std::string port;
+    split(opts.server, host, port);
+    expect_server_name(tls->native_handle(),
+                       opts.tls_server_name.empty() ? host : opts.tls_server_name);
+    error_code ec;
+    co_await tls->async_handshake(net::ssl::stream_base::client,
+                                  net::redirect_error(net::use_awaitable, ec));
+    if (ec) log_line(log_level::error, "TLS handshake: " + ec.message());
+    co_return ec;
   }
   void fail_fatal(error_code ec) {
     {
@@ -432,6 +497,8 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
   discovery::nats_options opts;
   net::io_context ioc{1};
   net::ip::tcp::socket socket;
+  std::unique_ptr<net::ssl::context> tls_context;
+  std::unique_ptr<net::ssl::stream<net::ip::tcp::socket&>> tls;  // when the server speaks TLS
   net::steady_timer backoff_timer;
   std::thread thread;
   std::string inbox;

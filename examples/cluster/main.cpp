@@ -108,7 +108,7 @@ constexpr std::string_view usage_line =
     "         (--peers ADDRESS:PORT[,ADDRESS:PORT...] | --discovery dns --dns-name NAME\n"
     "          [--dns-type a|aaaa|srv] [--dns-port N] [--dns-server ADDRESS:PORT]\n"
     "          | --discovery nats --nats-server ADDRESS:PORT [--nats-token T]\n"
-    "          [--nats-user U --nats-password P]\n"
+    "          [--nats-user U --nats-password P] [--nats-ca F] [--nats-cert F --nats-key F]\n"
     "          | --discovery kubernetes --k8s-selector SELECTOR [--k8s-port-name NAME]\n"
     "          [--k8s-namespace NS] [--k8s-api-server ADDRESS:PORT] [--k8s-server-name NAME]\n"
     "          [--k8s-token-file FILE] [--k8s-ca-file FILE] [--k8s-watch on|off])";
@@ -128,6 +128,9 @@ constexpr std::string_view help_text = R"(
   --nats-server A:P  nats: the NATS server (subjects distcache.distcache.announce|discover)
   --nats-token T     nats: authentication token
   --nats-user U      nats: user name (with --nats-password P)
+  --nats-ca F        nats: TLS: the CA file that verifies the server (default: the system's);
+                     TLS is used whenever the server requires it
+  --nats-cert F      nats: TLS client certificate (with --nats-key F), for --tlsverify servers
   --k8s-selector S   kubernetes: the label selector of the cluster's pods (e.g. app=cache)
   --k8s-port-name N  kubernetes: the name of the container port of the peer server (default peer)
   --k8s-namespace NS kubernetes: the pods' namespace (default: the service account's)
@@ -218,9 +221,9 @@ std::pair<net::ip::address, std::uint16_t> parse_peer(std::string_view text) {
 options parse_options(int argc, char** argv) {
   options o;
   std::optional<std::string> bind, port, peers, db, http_port, discovery, dns_name, dns_type,
-      dns_port, dns_server, nats_server, nats_token, nats_user, nats_password, k8s_selector,
-      k8s_port_name, k8s_namespace, k8s_api_server, k8s_server_name, k8s_token_file, k8s_ca_file,
-      k8s_watch;
+      dns_port, dns_server, nats_server, nats_token, nats_user, nats_password, nats_ca, nats_cert,
+      nats_key, k8s_selector, k8s_port_name, k8s_namespace, k8s_api_server, k8s_server_name,
+      k8s_token_file, k8s_ca_file, k8s_watch;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -261,6 +264,12 @@ options parse_options(int argc, char** argv) {
       slot = &nats_user;
     } else if (arg == "--nats-password") {
       slot = &nats_password;
+    } else if (arg == "--nats-ca") {
+      slot = &nats_ca;
+    } else if (arg == "--nats-cert") {
+      slot = &nats_cert;
+    } else if (arg == "--nats-key") {
+      slot = &nats_key;
     } else if (arg == "--k8s-selector") {
       slot = &k8s_selector;
     } else if (arg == "--k8s-port-name") {
@@ -322,6 +331,9 @@ options parse_options(int argc, char** argv) {
     only_with("--nats-token", nats_token, "nats");
     only_with("--nats-user", nats_user, "nats");
     only_with("--nats-password", nats_password, "nats");
+    only_with("--nats-ca", nats_ca, "nats");
+    only_with("--nats-cert", nats_cert, "nats");
+    only_with("--nats-key", nats_key, "nats");
   }
   if (kind != "kubernetes") {
     for (const auto& [flag, value] :
@@ -377,6 +389,9 @@ options parse_options(int argc, char** argv) {
     n.token = nats_token.value_or("");
     n.user = nats_user.value_or("");
     n.password = nats_password.value_or("");
+    n.tls_ca_file = nats_ca.value_or("");
+    n.tls_cert_file = nats_cert.value_or("");
+    n.tls_key_file = nats_key.value_or("");
     if (auto why = distcache::discovery::nats::check(n); !why.empty()) {
       throw usage_error("--discovery nats: " + why);  // names the nats_options field
     }

@@ -416,15 +416,17 @@ TEST_CASE("kubernetes: three engines form one ring from the pods; changes arrive
   std::mutex mutex;
   std::map<std::string, pod_spec> pods;  // what the listing answers
   long version = 100;
-  fake_kubernetes_api api(env.pki, [&](const std::string& target, const std::string&) {
+  auto serve_pods = [&](const std::string& target, const std::string&) {
     if (target.find("watch=1") != std::string::npos) {
       return watch_stream();
     }
     std::lock_guard lock(mutex);
     std::vector<pod_spec> list;
+    list.reserve(pods.size());
     for (const auto& [name, p] : pods) list.push_back(p);
     return fake_kubernetes_api::reply{200, pod_list_json(list, std::to_string(version))};
-  });
+  };
+  fake_kubernetes_api api(env.pki, serve_pods);
   std::vector<std::uint16_t> ports;
   while (ports.size() < 3) {
     const auto p = distcache::test::free_loopback_port();
@@ -483,15 +485,7 @@ TEST_CASE("kubernetes: three engines form one ring from the pods; changes arrive
   CHECK(nodes[0]->ring_version() == ring);
 
   // Back again: a node that stops has its pod deleted, and the others drop it at once.
-  api.set_handler([&](const std::string& target, const std::string&) {
-    if (target.find("watch=1") != std::string::npos) {
-      return watch_stream();
-    }
-    std::lock_guard lock(mutex);
-    std::vector<pod_spec> list;
-    for (const auto& [name, p] : pods) list.push_back(p);
-    return fake_kubernetes_api::reply{200, pod_list_json(list, std::to_string(version))};
-  });
+  api.set_handler(serve_pods);
   REQUIRE(eventually([&] { return api.open_watches() == 3; }, 15s));
   REQUIRE(nodes[2]->stop());
   nodes[2].reset();

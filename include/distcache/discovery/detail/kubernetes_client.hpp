@@ -99,8 +99,8 @@ struct connection {
 /// credentials are used without a restart.
 class api_client {
  public:
-  api_client(const discovery::kubernetes_options& o, api_endpoint ep)
-      : opts_(o), ep_(std::move(ep)) {}
+  api_client(discovery::kubernetes_options o, api_endpoint ep)
+      : opts_(std::move(o)), ep_(std::move(ep)) {}
 
   [[nodiscard]] const api_endpoint& endpoint() const { return ep_; }
 
@@ -190,7 +190,7 @@ class api_client {
       if (res.result() != http::status::ok) co_return status_error(res, target, why);
       auto part = parse_pod_list(res.body(), opts_.port_name, why);
       if (!part) {
-        why = target + ": " + why;
+        why.insert(0, target + ": ");
         co_return part.error();
       }
       all.peers.merge(part->peers);

@@ -34,6 +34,23 @@ inline void log_to_stderr(log_level level, std::string_view line) {
             << '\n';
 }
 
+namespace detail {
+
+/// Sends `line` to `log` (empty: log_to_stderr); a logger that throws is
+/// ignored, so logging never stops the thread that logs.
+inline void log_quietly(const logger& log, log_level level, std::string_view line) noexcept {
+  try {
+    if (log) {
+      log(level, line);
+    } else {
+      log_to_stderr(level, line);
+    }
+  } catch (...) {  // NOLINT(bugprone-empty-catch): see above
+  }
+}
+
+}  // namespace detail
+
 /// Per-keyspace settings that override the keyspace definition or the engine
 /// defaults. Every field is optional; an absent field keeps the default.
 struct keyspace_options {

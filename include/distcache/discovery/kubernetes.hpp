@@ -67,15 +67,7 @@ struct provider_state : std::enable_shared_from_this<provider_state> {
   bool stopping = false;
 
   void log_line(log_level level, const std::string& line) const {
-    const std::string text = "discovery::kubernetes: " + line;
-    try {
-      if (opts.log) {
-        opts.log(level, text);
-      } else {
-        log_to_stderr(level, text);
-      }
-    } catch (...) {  // NOLINT(bugprone-empty-catch): a throwing logger must not stop discovery
-    }
+    log_quietly(opts.log, level, "discovery::kubernetes: " + line);
   }
 
   void failed(error_code ec, const std::string& why) {

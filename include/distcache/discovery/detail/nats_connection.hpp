@@ -156,15 +156,7 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
   }
 
   void log_line(log_level level, const std::string& line) const {
-    const std::string text = "discovery::nats " + opts.server + ": " + line;
-    try {
-      if (opts.log) {
-        opts.log(level, text);
-      } else {
-        log_to_stderr(level, text);
-      }
-    } catch (...) {  // NOLINT(bugprone-empty-catch): a throwing logger must not stop discovery
-    }
+    log_quietly(opts.log, level, "discovery::nats " + opts.server + ": " + line);
   }
 
   [[nodiscard]] std::string subject(std::string_view what) const {

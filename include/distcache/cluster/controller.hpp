@@ -211,7 +211,9 @@ class cluster_controller final : public cluster_service {
   net::strand<net::io_context::executor_type> strand_;
   std::optional<net::steady_timer> probe_timer_;
   std::optional<net::steady_timer> discovery_timer_;
-  bool discover_again_ = false;  // on strand_: a change arrived during a round
+  bool discover_again_ = false;    // on strand_: a change arrived during a round
+  std::mutex discovery_mutex_;     // a periodic round's provider call against stop()'s close()
+  bool discovery_closed_ = false;  // under discovery_mutex_
   const std::atomic<bool>* running_ = nullptr;
   std::unique_ptr<transport::peer_server> server_;
   std::unique_ptr<transport::peer_client> client_;

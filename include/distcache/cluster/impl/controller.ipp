@@ -64,6 +64,10 @@ error_code cluster_controller::start(net::thread_pool& pool, transport::peer_ser
     std::lock_guard lock(subscribers_mutex_);
     pool_ = &pool;
   }
+  {
+    std::lock_guard lock(discovery_mutex_);
+    discovery_closed_ = false;
+  }
   const auto& k = cfg_.cluster;
   transport::server_options so;
   so.bind_address = k.bind_address;
@@ -195,11 +199,17 @@ void cluster_controller::arm_discovery() {
     if ((ec && ec != net::error::operation_aborted) || !running_->load()) return;
     // The provider may block: ask it on the pool, then re-arm on the strand.
     net::post(*pool_, [this] {
-      auto peers = discovery_->discover_peers();
-      if (peers) {
-        publish(members_.on_discovered(*peers));
-      } else {
-        cfg_.log(log_level::warning, "discovery failed: " + peers.error().message());
+      {
+        // stop() closes the provider under this lock: a round either ends
+        // before it or does not ask the provider at all.
+        std::lock_guard lock(discovery_mutex_);
+        if (discovery_closed_) return;
+        auto peers = discovery_->discover_peers();
+        if (peers) {
+          publish(members_.on_discovered(*peers));
+        } else {
+          cfg_.log(log_level::warning, "discovery failed: " + peers.error().message());
+        }
       }
       net::post(strand_, [this] {
         if (running_->load()) arm_discovery();
@@ -217,8 +227,14 @@ void cluster_controller::stop() {
     cancelled.set_value();
   });
   cancelled.get_future().wait();
-  (void)discovery_->deregister_node(self_);
-  discovery_->close();
+  {
+    // Waits for a round running on the pool (bounded by the provider's own
+    // timeout), and keeps later ones from asking a closed provider.
+    std::lock_guard lock(discovery_mutex_);
+    discovery_closed_ = true;
+    (void)discovery_->deregister_node(self_);
+    discovery_->close();
+  }
   teardown_transport();
 }
 

@@ -3,6 +3,7 @@
 //
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -59,6 +60,31 @@ TEST_CASE("stop() completes waiting callers with stopped") {
   } catch (const boost::system::system_error& e) {
     CHECK(e.code() == errc::stopped);
   }
+}
+
+TEST_CASE("stop() calls the data source for no caller it has answered: queued loads are dropped") {
+  auto c = small_config();
+  c.fetch_threads = 2;
+  fixture f(c);
+  f.src->close_gate();
+  std::vector<decltype(f.e->async_get<users>("k", net::use_future))> pending;
+  pending.reserve(6);
+  for (int i = 0; i < 6; ++i) {
+    pending.push_back(f.e->async_get<users>("k" + std::to_string(i), net::use_future));
+  }
+  REQUIRE(eventually([&] { return f.src->in_flight == 2; }));  // 2 running, 4 queued on the pool
+  std::thread opener([&] {
+    // Once stop() has answered every caller it waits for the 2 running fetches.
+    CHECK(eventually([&] {
+      return std::all_of(pending.begin(), pending.end(),
+                         [](auto& p) { return p.wait_for(0s) == std::future_status::ready; });
+    }));
+    f.src->open_gate();
+  });
+  REQUIRE(f.e->stop());
+  opener.join();
+  CHECK(f.src->calls == 2);  // not 6: the queued loads never reached the source
+  for (auto& p : pending) CHECK_THROWS_AS((void)p.get(), boost::system::system_error);
 }
 
 namespace {

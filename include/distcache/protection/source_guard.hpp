@@ -127,6 +127,9 @@ class source_guard {
   /// Records the outcome of an admitted call (no error and not_found are
   /// successes for the breaker) and gives its concurrency slot back.
   DISTCACHE_DECL void finish(const error_code& outcome);
+  /// An admitted load that did not call the source (the engine stopped):
+  /// frees its concurrency slot and tells the breaker nothing.
+  DISTCACHE_DECL void abandon();
 
   /// Copies the guard's figures into `s` (rate_limited, circuit_*, fetches_*).
   DISTCACHE_DECL void fill_stats(keyspace_stats& s) const;

@@ -161,6 +161,14 @@ void engine_core::load_locally(keyspace_slot& slot, keyspace_runtime& rt, std::s
 // and publishes the value into the main cache.
 void engine_core::fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt, const std::string& key,
                                 std::uint64_t hash) {
+  if (!running_.load(std::memory_order_acquire)) {
+    // stop() has answered this flight's callers: do not call the source for
+    // nobody. Queued loads drain this way without waiting for the source.
+    rt.guard.abandon();
+    rt.flights.finish({key, hash}, make_error_code(errc::stopped), nullptr,
+                      [] { return error_code{}; });
+    return;
+  }
   error_code ec;
   loaded_value loaded;
   time_point expires = never_expires;

@@ -83,6 +83,11 @@ void source_guard::finish(const error_code& outcome) {
   fetches_.release();
 }
 
+void source_guard::abandon() {
+  if (breaker_) breaker_->on_neutral();
+  fetches_.release();
+}
+
 void source_guard::fill_stats(keyspace_stats& s) const {
   s.rate_limited = rate_limited_.load();
   if (breaker_) {

@@ -229,6 +229,23 @@ TEST_CASE("http server closes a connection that trickles its headers past read_t
   CHECK_FALSE(cl.health());
 }
 
+TEST_CASE("http server stop closes a connection in the middle of a request at once") {
+  server_options so;
+  so.read_timeout = 30s;  // without the close at stop, the connection would stay this long
+  cluster cl(so);
+  raw_connection c(cl.server->port());
+  c.send(
+      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nDC-From: raw\r\nDC-Cluster: "
+      "distcache\r\nContent-Length: 100\r\n\r\n"
+      "0123456789");
+  REQUIRE_FALSE(cl.health());  // a request on another connection: the server has read the first one
+  const auto stopped_at = std::chrono::steady_clock::now();
+  cl.server->stop();
+  CHECK(c.wait_closed());
+  CHECK(cl.server->wait_idle(bound));
+  CHECK(std::chrono::steady_clock::now() - stopped_at < 5s);
+}
+
 TEST_CASE("http server survives a truncated body followed by close") {
   cluster cl;
   {

@@ -140,8 +140,9 @@ class http_server final : public peer_server {
   /// The bound port (useful with port 0); 0 before a successful start().
   [[nodiscard]] std::uint16_t port() const noexcept override { return port_; }
 
-  /// Stops accepting, closes connections that wait for a request and lets
-  /// requests in progress finish (their responses carry Connection: close;
+  /// Stops accepting, closes connections that wait for a request or are in
+  /// the middle of sending one, and lets requests being handled finish
+  /// (their responses carry Connection: close;
   /// a request received after stop() gets 503). Returns immediately; see
   /// idle() and wait_idle(). Idempotent.
   void stop() override {

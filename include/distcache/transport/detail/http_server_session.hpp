@@ -76,10 +76,13 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
     net::co_spawn(ex, watchdog(self), [](const std::exception_ptr&) {});
   }
 
-  /// Asks the session to end: closes it now when it waits for a request,
-  /// otherwise after the response in progress. Runs on the strand.
+  /// Asks the session to end: closes it now when it waits for a request or
+  /// is in the middle of reading one (a stopping node would only answer it
+  /// 503, and a peer that sends slowly must not hold stop() for
+  /// read_timeout), otherwise after the response in progress. Runs on the
+  /// strand.
   void on_stop() {
-    if (waiting_) close_socket();
+    if (waiting_ || reading_) close_socket();
   }
 
   [[nodiscard]] net::any_io_executor executor() { return socket_.get_executor(); }
@@ -94,6 +97,18 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
   void log(log_level level, const std::string& text) const {
     st_->write_log(level, "distcache transport: " + text);
   }
+
+  // Clears a flag when the coroutine frame leaves its scope.
+  class reading_scope {
+   public:
+    explicit reading_scope(bool& flag) : flag_(flag) {}
+    reading_scope(const reading_scope&) = delete;
+    reading_scope& operator=(const reading_scope&) = delete;
+    ~reading_scope() { flag_ = false; }
+
+   private:
+    bool& flag_;
+  };
 
   void set_deadline(duration d) {
     deadline_ = clock_type::now() + d;
@@ -179,6 +194,8 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
   }
 
   net::awaitable<read_outcome> read_request(http_request_parser& parser, error_code& parse_ec) {
+    reading_ = true;
+    const auto done_reading = reading_scope(reading_);
     bool started = buf_.size() > 0;
     if (started) {
       set_deadline(st_->options.read_timeout);
@@ -569,6 +586,7 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
   time_point deadline_ = time_point::max();
   time_point timer_expiry_ = time_point::min();  // when the watchdog wakes next
   bool waiting_ = false;
+  bool reading_ = false;  // inside read_request()
   bool timed_out_ = false;
   bool ended_ = false;
   bool service_failed_ = false;

@@ -120,6 +120,29 @@ struct cluster_options {
   duration peer_timeout = std::chrono::seconds(1);
 };
 
+/// The admin HTTP server (docs/operations.md): a listener of its own that
+/// answers GET requests for peers, keyspaces, health, readiness and
+/// Prometheus metrics.
+struct admin_options {
+  /// Serve the admin endpoints. false (default): no admin listener.
+  bool enabled = false;
+  /// Numeric IPv4 or IPv6 address it binds to; loopback by default.
+  std::string bind_address = "127.0.0.1";
+  /// Its port; 0 lets the OS choose (see the engine's admin_port()).
+  std::uint16_t port = 0;
+  /// Where the endpoints live: base_path + "/peers", "/keyspaces",
+  /// "/healthz", "/readyz", "/metrics". Starts with '/', no trailing '/'.
+  std::string base_path = "/_distcache/admin";
+  /// When not empty, every request needs "Authorization: Bearer <token>"
+  /// (401 otherwise).
+  std::string token;
+  /// Bound of reading one request, and of a keep-alive connection's idle time. > 0.
+  duration read_timeout = std::chrono::seconds(5);
+  /// Largest request head (request line and headers) accepted; larger
+  /// gets 431. 1024..1048576.
+  std::size_t max_header_bytes = 8192;
+};
+
 /// Engine configuration. Validated by the engine's constructor, which throws
 /// config_error naming the field and the value.
 struct config {
@@ -147,6 +170,8 @@ struct config {
   logger log;
   /// Cluster membership and the peer server.
   cluster_options cluster;
+  /// The admin HTTP server (off by default).
+  admin_options admin;
   /// Rate limit of every keyspace's data-source calls (default: none).
   /// Needs the protection::token_bucket RateLimiter policy.
   std::optional<protection::rate_limit> rate_limiter;
@@ -200,6 +225,20 @@ inline std::string validate_engine(const config& c) {
         !bad.empty()) {
       return bad;
     }
+  }
+  if (const auto& a = c.admin; a.enabled) {
+    if (a.bind_address.empty()) return "config.admin.bind_address: must not be empty";
+    if (a.base_path.empty() || a.base_path.front() != '/' || a.base_path.back() == '/' ||
+        a.base_path.find_first_of(" ?#\r\n") != std::string::npos) {
+      return "config.admin.base_path: must start with '/', not end with '/' and hold no space, "
+             "'?' or '#', got \"" +
+             a.base_path.substr(0, 80) + "\"";
+    }
+    if (a.read_timeout <= duration::zero())
+      return "config.admin.read_timeout: must be > 0, got " + format_duration(a.read_timeout);
+    if (a.max_header_bytes < 1024 || a.max_header_bytes > 1048576)
+      return "config.admin.max_header_bytes: must be between 1024 and 1048576, got " +
+             std::to_string(a.max_header_bytes);
   }
   const auto& k = c.cluster;
   if (k.enabled) {

@@ -157,6 +157,9 @@ class basic_engine {
   [[nodiscard]] std::string owner_of(std::string_view key) const { return core_.owner_of(key); }
   /// The version of the ring now (a hash of its member list).
   [[nodiscard]] std::uint64_t ring_version() const { return core_.ring_version(); }
+  /// The port of the admin server (config.admin, docs/operations.md); 0 when
+  /// it does not run (not enabled, or before the first start()).
+  [[nodiscard]] std::uint16_t admin_port() const { return core_.admin_port(); }
 
   /// Calls `on_event` for every membership change (peer joined or left), in
   /// order, on the engine's blocking pool, one event at a time per
@@ -415,6 +418,9 @@ class basic_engine {
       p.make_cluster_operations = [](detail::engine_core& c) {
         return detail::engine_core::cluster_operations_of(c);
       };
+    }
+    if constexpr (requires { &transport_type::make_admin; }) {
+      p.make_admin = &transport_type::make_admin;
     }
     p.guards = detail::make_guard_policies<typename Policies::rate_limiter_type,
                                            typename Policies::circuit_breaker_type>();

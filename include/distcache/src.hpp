@@ -9,6 +9,7 @@
 // already reached through the headers, so including this header changes
 // nothing.
 #include <distcache/cluster/impl/controller.ipp>
+#include <distcache/core/impl/admin_pages.ipp>
 #include <distcache/core/impl/cluster_operations.ipp>
 #include <distcache/core/impl/engine_core.ipp>
 #include <distcache/core/impl/read_path.ipp>

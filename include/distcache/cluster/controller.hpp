@@ -106,6 +106,8 @@ class cluster_service {
   [[nodiscard]] virtual std::shared_ptr<const ring> current() const = 0;
   /// The peers in the ring now (this node excluded).
   [[nodiscard]] virtual std::vector<std::string> alive_peers() const = 0;
+  /// Every discovered peer with its state (the admin server's /peers).
+  [[nodiscard]] virtual std::vector<member_view> members() const = 0;
   /// The peer client; valid between a successful start() and release().
   [[nodiscard]] virtual transport::peer_client& client() noexcept = 0;
   /// Adds a subscriber of membership events (see basic_engine::subscribe).
@@ -161,6 +163,7 @@ class cluster_controller final : public cluster_service {
   [[nodiscard]] std::vector<std::string> alive_peers() const override {
     return members_.alive_peers();
   }
+  [[nodiscard]] std::vector<member_view> members() const override { return members_.members(); }
   /// The peer client; valid between a successful start() and release().
   [[nodiscard]] transport::peer_client& client() noexcept override { return *client_; }
 

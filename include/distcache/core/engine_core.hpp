@@ -14,6 +14,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <distcache/admin/admin_service.hpp>
 #include <distcache/cluster/controller.hpp>
 #include <distcache/cluster/ring.hpp>
 #include <distcache/config.hpp>
@@ -86,6 +87,11 @@ struct erased_policies {
   /// Makes the cluster operations (engine_core::cluster_operations_of), from
   /// the front's template code.
   std::function<std::unique_ptr<cluster_operations>(engine_core&)> make_cluster_operations;
+  /// Makes the admin server; empty when the Transport policy brings none
+  /// (config.admin.enabled is then refused).
+  std::function<std::unique_ptr<admin::admin_service>(const admin_options&, admin::page_source,
+                                                      const logger&)>
+      make_admin;
   guard_policies guards;
 };
 
@@ -124,6 +130,10 @@ class engine_core {
   [[nodiscard]] DISTCACHE_DECL std::string owner_of(std::string_view key) const;
   [[nodiscard]] DISTCACHE_DECL std::uint64_t ring_version() const;
   DISTCACHE_DECL void subscribe(std::function<void(const peer_event&)> on_event);
+  /// The admin server's port; 0 when it does not run.
+  [[nodiscard]] DISTCACHE_DECL std::uint16_t admin_port() const;
+  /// The admin page of `endpoint` (impl/admin_pages.ipp); any thread.
+  [[nodiscard]] DISTCACHE_DECL admin::reply admin_page(std::string_view endpoint) const;
   [[nodiscard]] net::io_context::executor_type get_executor() noexcept {
     return ioc_.get_executor();
   }
@@ -277,11 +287,18 @@ class engine_core {
   std::shared_ptr<const ring> solo_ring_;       // the ring of a node alone
   std::unique_ptr<cluster_service> cluster_;    // null: this node runs alone
   std::unique_ptr<cluster_operations> remote_;  // with cluster_ only
+  std::function<std::unique_ptr<admin::admin_service>(const admin_options&, admin::page_source,
+                                                      const logger&)>
+      make_admin_;
+  std::atomic<bool> starting_{false};  // start() is joining the cluster
+  std::atomic<std::uint16_t> admin_port_{0};
+  std::unique_ptr<admin::admin_service> admin_;  // from the first start() to destruction
 };
 
 }  // namespace distcache::detail
 
 #if DISTCACHE_HEADER_ONLY
+#include <distcache/core/impl/admin_pages.ipp>
 #include <distcache/core/impl/cluster_operations.ipp>
 #include <distcache/core/impl/engine_core.ipp>
 #include <distcache/core/impl/read_path.ipp>

@@ -2,6 +2,7 @@
 #ifndef DISTCACHE_TRANSPORT_HTTP_HPP
 #define DISTCACHE_TRANSPORT_HTTP_HPP
 
+#include <distcache/admin/admin_service.hpp>
 #include <distcache/config.hpp>
 #include <distcache/detail/config.hpp>
 #include <distcache/transport/peer.hpp>
@@ -21,6 +22,9 @@ struct http {
   DISTCACHE_DECL static std::unique_ptr<peer_client> make_client(net::io_context& ioc,
                                                                  const client_options& options,
                                                                  const logger& log);
+  /// The admin HTTP server (config.admin), which comes with this policy.
+  DISTCACHE_DECL static std::unique_ptr<admin::admin_service> make_admin(
+      const admin_options& options, admin::page_source pages, const logger& log);
 };
 
 }  // namespace distcache::transport

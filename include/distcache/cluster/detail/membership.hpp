@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <distcache/cluster/peer_event.hpp>
@@ -12,11 +13,21 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace distcache::detail {
+
+/// One discovered peer as the admin server shows it.
+struct member_view {
+  std::string address;
+  bool in_ring = false;
+  int failures = 0;  // failed requests or probes in a row
+  /// When it last answered; nullopt when it never did.
+  std::optional<std::chrono::steady_clock::time_point> last_seen;
+};
 
 /// The peer set of one node and the ring built over it.
 ///
@@ -90,6 +101,7 @@ class membership {
     auto it = peers_.find(peer);
     if (it == peers_.end()) return events;
     it->second.failures = 0;
+    it->second.last_seen = std::chrono::steady_clock::now();
     if (!it->second.alive) {
       it->second.alive = true;
       events.push_back({peer_event_kind::joined, peer, 0});
@@ -122,6 +134,17 @@ class membership {
     return out;
   }
 
+  /// Every discovered peer with its state, sorted by address.
+  [[nodiscard]] std::vector<member_view> members() const {
+    std::lock_guard lock(mutex_);
+    std::vector<member_view> out;
+    out.reserve(peers_.size());
+    for (const auto& [name, state] : peers_) {
+      out.push_back({name, state.alive, state.failures, state.last_seen});
+    }
+    return out;
+  }
+
   /// The peers in the ring now (this node excluded).
   [[nodiscard]] std::vector<std::string> alive_peers() const {
     std::lock_guard lock(mutex_);
@@ -136,6 +159,7 @@ class membership {
   struct peer_state {
     bool alive = false;
     int failures = 0;
+    std::optional<std::chrono::steady_clock::time_point> last_seen;
   };
 
   void finish_locked(std::vector<peer_event>& events) {

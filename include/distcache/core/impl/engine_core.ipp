@@ -45,6 +45,13 @@ config engine_core::validated(config cfg, const erased_policies& p,
         "protection::no_circuit_breaker; build the engine with policies<..., "
         "protection::circuit_breaker>");
   }
+  if (cfg.admin.enabled && !p.make_admin) {
+    throw config_error(
+        "config.admin.enabled: true, but the engine's Transport policy brings no admin server; "
+        "build the engine with policies<Discovery, transport::http> (include "
+        "<distcache/transport/http.hpp>); a single node may use policies<discovery::standalone, "
+        "transport::http>");
+  }
   if (cfg.cluster.enabled && !p.make_cluster) {
     throw config_error(
         "config.cluster.enabled: true, but the engine's Transport policy is transport::none; "
@@ -59,7 +66,8 @@ engine_core::engine_core(config cfg, erased_policies policies,
     : cfg_(validated(std::move(cfg), policies, defs)),
       guards_(std::move(policies.guards)),
       solo_ring_(
-          std::make_shared<const ring>(std::vector<std::string>{"self"}, 1, hash_key("self,"))) {
+          std::make_shared<const ring>(std::vector<std::string>{"self"}, 1, hash_key("self,"))),
+      make_admin_(std::move(policies.make_admin)) {
   if (cfg_.cluster.enabled) {
     cluster_ = policies.make_cluster(this, cfg_, ioc_);
     remote_ = policies.make_cluster_operations(*this);
@@ -80,6 +88,8 @@ engine_core::~engine_core() {
     (void)stop();
   } catch (...) {  // a throwing logger or discovery provider must not end the process here
   }
+  if (admin_) admin_->stop();  // before the members its pages read go away
+  admin_.reset();
 }
 
 std::shared_ptr<keyspace_runtime> engine_core::make_runtime(std::unique_ptr<keyspace_adapter> def,
@@ -98,6 +108,20 @@ result<void> engine_core::start() {
   const int s = state_.load();
   if (s == running) return {};
   if (s == stopped) return make_error_code(errc::stopped);
+  if (cfg_.admin.enabled && !admin_) {
+    // First, so /readyz can say why the node is not ready while it joins.
+    auto server = make_admin_(
+        cfg_.admin, [this](std::string_view endpoint) { return admin_page(endpoint); }, cfg_.log);
+    if (auto r = server->start(); !r) {
+      cfg_.log(log_level::error, "start: the admin server cannot listen on " +
+                                     cfg_.admin.bind_address + ":" +
+                                     std::to_string(cfg_.admin.port) + ": " + r.error().message());
+      return r.error();
+    }
+    admin_port_.store(server->port());
+    admin_ = std::move(server);
+  }
+  starting_.store(true);
   const std::size_t fetch_threads = cfg_.fetch_threads != 0 ? cfg_.fetch_threads : 8;
   std::size_t threads = cfg_.threads;
   if (threads == 0) threads = std::max(1U, std::thread::hardware_concurrency());
@@ -113,11 +137,13 @@ result<void> engine_core::start() {
   if (cluster_) {
     if (auto ec = cluster_->start(*pool_, *remote_)) {
       shutdown_threads();
+      starting_.store(false);
       return ec;
     }
   }
   state_.store(running);
   running_.store(true);
+  starting_.store(false);
   if (cluster_) cluster_->start_rounds(running_);
   for (std::size_t ks = 0; ks < slots_.size(); ++ks) warm(ks);
   return {};
@@ -162,6 +188,8 @@ error_code engine_core::check_blocking_call() const noexcept {
   if (current_engine == this) return make_error_code(errc::blocking_call_on_engine_thread);
   return {};
 }
+
+std::uint16_t engine_core::admin_port() const { return admin_port_.load(); }
 
 std::string engine_core::self_name() const { return cluster_ ? cluster_->self_name() : "self"; }
 

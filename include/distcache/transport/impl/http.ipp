@@ -2,6 +2,7 @@
 #ifndef DISTCACHE_TRANSPORT_IMPL_HTTP_IPP
 #define DISTCACHE_TRANSPORT_IMPL_HTTP_IPP
 
+#include <distcache/admin/admin_server.hpp>
 #include <distcache/transport/http.hpp>
 #include <distcache/transport/http_client.hpp>
 #include <distcache/transport/http_server.hpp>
@@ -16,6 +17,12 @@ std::unique_ptr<peer_server> http::make_server(net::io_context& ioc, peer_servic
 std::unique_ptr<peer_client> http::make_client(net::io_context& ioc, const client_options& options,
                                                const logger& log) {
   return std::make_unique<http_client>(ioc, options, log);
+}
+
+std::unique_ptr<admin::admin_service> http::make_admin(const admin_options& options,
+                                                       admin::page_source pages,
+                                                       const logger& log) {
+  return std::make_unique<admin::admin_server>(options, std::move(pages), log);
 }
 
 }  // namespace distcache::transport

@@ -1,0 +1,304 @@
+// The admin server: its endpoints over real HTTP on loopback (Beast client),
+// readiness through the lifecycle, the bearer token, bad input, and the
+// Prometheus text checked by promtool when it is installed.
+#include <distcache/distcache.hpp>
+//
+#include <doctest/doctest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json/parse.hpp>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/keyspaces.hpp"
+#include "support/processes.hpp"
+#include "support/sources.hpp"
+
+using distcache::config;
+using distcache::test::eventually;
+using namespace std::chrono_literals;
+namespace http = boost::beast::http;
+
+namespace {
+
+using users = distcache::test::users;
+using node = distcache::basic_engine<
+    distcache::policies<distcache::discovery::standalone, distcache::transport::http>, users>;
+using cluster_node = distcache::basic_engine<
+    distcache::policies<distcache::discovery::in_process, distcache::transport::http>, users>;
+
+struct answer {
+  unsigned status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;
+};
+
+/// One request on a fresh connection to 127.0.0.1:port.
+answer request(std::uint16_t port, const std::string& target, http::verb method = http::verb::get,
+               const std::map<std::string, std::string>& headers = {},
+               const std::string& body = {}) {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket s(ioc);
+  s.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  http::request<http::string_body> req{method, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  for (const auto& [k, v] : headers) req.set(k, v);
+  if (!body.empty()) {
+    req.body() = body;
+    req.prepare_payload();
+  }
+  http::write(s, req);
+  boost::beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  boost::system::error_code ec;
+  http::read(s, buf, res, ec);
+  answer a;
+  if (ec) return a;
+  a.status = res.result_int();
+  a.body = res.body();
+  for (const auto& f : res) a.headers[std::string(f.name_string())] = std::string(f.value());
+  return a;
+}
+
+config admin_config() {
+  config c;
+  c.threads = 1;
+  c.admin.enabled = true;
+  c.admin.port = 0;
+  c.log = [](distcache::log_level, std::string_view) {};
+  return c;
+}
+
+const std::string base = "/_distcache/admin/";
+
+}  // namespace
+
+TEST_CASE("admin: options are checked, and the admin server needs a transport that brings it") {
+  auto c = admin_config();
+  c.admin.base_path = "no-slash";
+  CHECK_THROWS_WITH_AS(node(c, users{}), doctest::Contains("config.admin.base_path"),
+                       distcache::config_error);
+  c.admin.base_path = "/x/";
+  CHECK_THROWS_AS(node(c, users{}), distcache::config_error);
+  c = admin_config();
+  c.admin.read_timeout = 0s;
+  CHECK_THROWS_WITH_AS(node(c, users{}), doctest::Contains("config.admin.read_timeout"),
+                       distcache::config_error);
+  c = admin_config();
+  c.admin.max_header_bytes = 10;
+  CHECK_THROWS_WITH_AS(node(c, users{}), doctest::Contains("config.admin.max_header_bytes"),
+                       distcache::config_error);
+  using alone = distcache::basic_engine<distcache::policies<>, users>;
+  CHECK_THROWS_WITH_AS(alone(admin_config(), users{}),
+                       doctest::Contains("config.admin.enabled: true, but the engine's Transport"),
+                       distcache::config_error);
+  c = admin_config();
+  c.admin.bind_address = "not-an-address";
+  node bad(c, users{});
+  CHECK(bad.start().error() == distcache::errc::invalid_config);
+}
+
+TEST_CASE("admin: health, readiness, keyspaces and metrics of a single node") {
+  users u;
+  u.source.state->set("a", "alpha");
+  node n(admin_config(), u);
+  CHECK(n.admin_port() == 0);
+  REQUIRE(n.start());
+  const auto port = n.admin_port();
+  REQUIRE(port != 0);
+  CHECK(request(port, base + "healthz").status == 200);
+  auto ready = request(port, base + "readyz");
+  CHECK(ready.status == 200);
+  CHECK(ready.body == "{\"ready\":true}\n");
+
+  for (int i = 0; i < 3; ++i) REQUIRE(n.get<users>("a"));
+  CHECK(n.get<users>("missing").error() == distcache::errc::not_found);
+  auto ks = request(port, base + "keyspaces");
+  REQUIRE(ks.status == 200);
+  CHECK(ks.headers["Content-Type"] == "application/json");
+  const auto doc = boost::json::parse(ks.body);
+  const auto& k = doc.at("keyspaces").at(0);
+  CHECK(k.at("name").as_string() == "users");
+  CHECK(k.at("max_bytes").as_int64() == 1 << 20);
+  CHECK(k.at("default_ttl_ms").as_int64() == 0);
+  CHECK(k.at("read_timeout_ms").as_int64() == 5000);
+  CHECK(k.at("circuit_state").as_string() == "closed");
+  CHECK(k.at("main_cache_items").to_number<int>() == 1);
+  const auto& s = k.at("stats");
+  CHECK(s.at("gets").to_number<int>() == 4);
+  CHECK(s.at("cache_hits").to_number<int>() == 2);
+  CHECK(s.at("loads").to_number<int>() == 2);
+  CHECK(s.at("local_loads").to_number<int>() == 1);
+
+  auto m = request(port, base + "metrics");
+  REQUIRE(m.status == 200);
+  CHECK(m.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK(m.body.find("distcache_gets_total{keyspace=\"users\"} 4\n") != std::string::npos);
+  CHECK(m.body.find("distcache_cache_hits_total{keyspace=\"users\"} 2\n") != std::string::npos);
+  CHECK(m.body.find("distcache_cache_items{keyspace=\"users\",cache=\"main\"} 1\n") !=
+        std::string::npos);
+  CHECK(m.body.find("distcache_up 1\n") != std::string::npos);
+  if (const auto promtool = distcache::test::find_program("promtool"); !promtool.empty()) {
+    distcache::test::temp_file metrics(m.body);
+    distcache::test::temp_file out("");
+    // promtool reads the exposition on stdin: run it through sh.
+    CHECK(distcache::test::run_to_completion(
+              {"/bin/sh", "-c", promtool + " check metrics < " + metrics.path()}, out.path()) == 0);
+  } else {
+    MESSAGE("promtool not installed: the exposition format is not checked by it");
+  }
+
+  auto peers = boost::json::parse(request(port, base + "peers").body);
+  CHECK(peers.at("self").as_string() == "self");
+  CHECK(peers.at("cluster_enabled").as_bool() == false);
+  CHECK(peers.at("members").as_array().empty());
+
+  REQUIRE(n.stop());
+  ready = request(port, base + "readyz");
+  CHECK(ready.status == 503);
+  CHECK(ready.body == "{\"ready\":false,\"reason\":\"stopped\"}\n");
+  CHECK(request(port, base + "healthz").status == 200);  // the process still serves
+  CHECK(request(port, base + "metrics").body.find("distcache_up 0\n") != std::string::npos);
+}
+
+TEST_CASE("admin: bad input gets a 4xx and the node keeps serving") {
+  users u;
+  u.source.state->set("a", "alpha");
+  auto c = admin_config();
+  c.admin.token = "s3cret";
+  c.admin.max_header_bytes = 1024;
+  node n(c, u);
+  REQUIRE(n.start());
+  const auto port = n.admin_port();
+  const std::map<std::string, std::string> auth = {{"Authorization", "Bearer s3cret"}};
+  CHECK(request(port, base + "healthz", http::verb::get, auth).status == 200);
+  auto missing = request(port, base + "healthz");
+  CHECK(missing.status == 401);
+  CHECK(missing.headers["WWW-Authenticate"] == "Bearer");
+  CHECK(request(port, base + "healthz", http::verb::get, {{"Authorization", "Bearer wrong"}})
+            .status == 401);
+  CHECK(request(port, base + "healthz", http::verb::get, {{"Authorization", "Bearer s3cret2"}})
+            .status == 401);
+  auto post = request(port, base + "keyspaces", http::verb::post, auth);
+  CHECK(post.status == 405);
+  CHECK(post.headers["Allow"] == "GET");
+  CHECK(request(port, base + "delete", http::verb::get, auth).status == 404);
+  CHECK(request(port, "/elsewhere", http::verb::get, auth).status == 404);
+  CHECK(request(port, base + "metrics", http::verb::get, auth, "a body").status == 413);
+  auto big = auth;
+  big["X-Padding"] = std::string(4096, 'x');
+  CHECK(request(port, base + "metrics", http::verb::get, big).status == 431);
+  // Garbage instead of HTTP.
+  {
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::socket s(ioc);
+    s.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    boost::asio::write(s, boost::asio::buffer(std::string("\x01\x02 nonsense\r\n\r\n")));
+    std::string got(64, '\0');
+    boost::system::error_code ec;
+    const auto n_read = s.read_some(boost::asio::buffer(got), ec);
+    CHECK(got.substr(0, std::min<std::size_t>(n_read, 12)) == "HTTP/1.1 400");
+  }
+  CHECK(**n.get<users>("a") == "alpha");  // the node kept serving
+  CHECK(request(port, base + "readyz", http::verb::get, auth).status == 200);
+}
+
+TEST_CASE("admin: readiness while joining, and the peers a node knows") {
+  auto registry = std::make_shared<distcache::discovery::in_process::registry>();
+  auto make = [&](std::size_t quorum) {
+    auto c = admin_config();
+    c.cluster.enabled = true;
+    c.cluster.bind_address = "127.0.0.1";
+    c.cluster.probe_interval = 50ms;
+    c.cluster.discovery_interval = 50ms;
+    c.cluster.join_retry_interval = 20ms;
+    c.cluster.minimum_peers_quorum = quorum;
+    c.cluster.bootstrap_timeout = 30s;
+    return std::make_unique<cluster_node>(c, distcache::discovery::in_process(registry), users{});
+  };
+  auto a = make(2);  // waits for a second node
+  std::thread starter([&] { CHECK(a->start()); });
+  REQUIRE(eventually([&] { return a->admin_port() != 0; }));
+  auto joining = request(a->admin_port(), base + "readyz");
+  CHECK(joining.status == 503);
+  CHECK(joining.body.find("starting: joining the cluster") != std::string::npos);
+  auto b = make(1);
+  REQUIRE(b->start());
+  starter.join();
+  CHECK(eventually([&] { return request(a->admin_port(), base + "readyz").status == 200; }));
+  REQUIRE(eventually([&] { return a->cluster_peers().size() == 1; }));
+  const auto peers = boost::json::parse(request(a->admin_port(), base + "peers").body);
+  CHECK(peers.at("self").as_string() == a->self_name());
+  CHECK(peers.at("cluster").as_string() == "distcache");
+  CHECK(peers.at("ring_size").to_number<int>() == 2);
+  CHECK(peers.at("ring_version").to_number<std::uint64_t>() == a->ring_version());
+  const auto& member = peers.at("members").at(0);
+  CHECK(member.at("address").as_string() == b->self_name());
+  CHECK(member.at("state").as_string() == "alive");
+  CHECK(member.at("in_ring").as_bool());
+  CHECK(member.at("last_seen_ms_ago").to_number<std::int64_t>() >= 0);
+  // b stops: it leaves a's ring, and /peers says so.
+  REQUIRE(b->stop());
+  CHECK(eventually([&] {
+    const auto p = boost::json::parse(request(a->admin_port(), base + "peers").body);
+    const auto& m = p.at("members").as_array();
+    return p.at("ring_size").to_number<int>() == 1 &&
+           (m.empty() || m.at(0).at("state").as_string() != "alive");
+  }));
+}
+
+TEST_CASE("admin: a real Prometheus scrapes /metrics and its query API returns the counter") {
+  const std::string program = distcache::test::find_program("prometheus");
+  if (program.empty()) {
+    MESSAGE("prometheus not installed (scripts/deps installs it): scrape not tested");
+    return;
+  }
+  users u;
+  u.source.state->set("a", "alpha");
+  node n(admin_config(), u);
+  REQUIRE(n.start());
+  for (int i = 0; i < 7; ++i) REQUIRE(n.get<users>("a"));
+  char dir[] = "/tmp/distcache-prometheus-XXXXXX";
+  REQUIRE(::mkdtemp(dir) != nullptr);
+  const std::string data = dir;
+  const auto web_port = distcache::test::free_loopback_port();
+  distcache::test::temp_file cfg(
+      "global:\n  scrape_interval: 200ms\n  scrape_timeout: 150ms\n"
+      "scrape_configs:\n  - job_name: distcache\n    metrics_path: /_distcache/admin/metrics\n"
+      "    static_configs:\n      - targets: ['127.0.0.1:" +
+      std::to_string(n.admin_port()) + "']\n");
+  distcache::test::temp_file log("");
+  distcache::test::child_process prom(
+      {program, "--config.file=" + cfg.path(), "--storage.tsdb.path=" + data,
+       "--web.listen-address=127.0.0.1:" + std::to_string(web_port), "--log.level=warn"},
+      log.path());
+  const std::string query = "/api/v1/query?query=distcache_gets_total%7Bkeyspace%3D%22users%22%7D";
+  std::string value;
+  const bool scraped = eventually(
+      [&] {
+        try {
+          const auto a = request(web_port, query);
+          if (a.status != 200) return false;
+          const auto doc = boost::json::parse(a.body);
+          const auto& result = doc.at("data").at("result").as_array();
+          if (result.empty()) return false;
+          value = std::string(result.at(0).at("value").at(1).as_string());
+          return value == "7";
+        } catch (const std::exception&) {
+          return false;  // not listening yet
+        }
+      },
+      30s);
+  CHECK_MESSAGE(scraped, "last value seen: " << value);
+  prom.stop();
+  (void)distcache::test::run_to_completion({"/bin/rm", "-rf", data}, log.path());
+}

@@ -204,6 +204,10 @@ TEST_CASE("the concurrency limit is never exceeded by 64 callers of distinct key
   }
   CHECK(eventually([&] { return f.e->stats<users>().fetches_queued == 60; }));
   CHECK(f.e->stats<users>().fetches_in_flight == 4);
+  // The 4 admitted loads are posted to the pool: wait until they are inside
+  // the source, or on a loaded machine the gate could open before they enter
+  // and the source would never see 4 at once.
+  CHECK(eventually([&] { return f.src->in_flight == 4; }));
   f.src->open_gate();
   for (auto& t : callers) t.join();
   CHECK(ok == 64);

@@ -30,7 +30,8 @@
 //   example_cluster --port 7001 --http-port 8001 --db /tmp/users.db --bind $POD_IP
 //                   --discovery kubernetes --k8s-selector app=cache [--k8s-port-name peer]
 //
-// Once the engine has started, the node prints "ready <name> http=<port>" on stdout. SIGINT and
+// Once the engine has started, the node prints "ready <name> http=<port>" (and " admin=<port>"
+// with --admin-port) on stdout. SIGINT and
 // SIGTERM stop it: the HTTP server, then the engine; it then prints "stopped <name>". Log lines
 // (peers joining and leaving the ring, failures) go to stderr. Exit status: 0 after a clean stop,
 // 1 when the node cannot start, 2 for bad flags.
@@ -104,7 +105,7 @@ using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
 
 constexpr std::string_view usage_line =
-    "usage: example_cluster --port N --db FILE --http-port N [--bind ADDRESS]\n"
+    "usage: example_cluster --port N --db FILE --http-port N [--bind ADDRESS] [--admin-port N]\n"
     "         (--peers ADDRESS:PORT[,ADDRESS:PORT...] | --discovery dns --dns-name NAME\n"
     "          [--dns-type a|aaaa|srv] [--dns-port N] [--dns-server ADDRESS:PORT]\n"
     "          | --discovery nats --nats-server ADDRESS:PORT [--nats-token T]\n"
@@ -143,6 +144,8 @@ constexpr std::string_view help_text = R"(
                      created when missing; the nodes of a cluster share it
   --http-port N      port of the application HTTP server (1-65535):
                      GET|PUT|DELETE /users/<id>, GET /owner/<id>, GET /stats
+  --admin-port N     port of distcache's admin server on --bind (docs/operations.md):
+                     /_distcache/admin/peers|keyspaces|healthz|readyz|metrics; default: none
   --help             this text
 )";
 
@@ -173,6 +176,7 @@ struct options {
   std::optional<distcache::discovery::kubernetes_options> k8s;  // by --discovery kubernetes
   std::string db;
   std::uint16_t http_port = 0;
+  std::uint16_t admin_port = 0;  // 0: no admin server
   bool help = false;
 };
 
@@ -220,10 +224,10 @@ std::pair<net::ip::address, std::uint16_t> parse_peer(std::string_view text) {
 
 options parse_options(int argc, char** argv) {
   options o;
-  std::optional<std::string> bind, port, peers, db, http_port, discovery, dns_name, dns_type,
-      dns_port, dns_server, nats_server, nats_token, nats_user, nats_password, nats_ca, nats_cert,
-      nats_key, k8s_selector, k8s_port_name, k8s_namespace, k8s_api_server, k8s_server_name,
-      k8s_token_file, k8s_ca_file, k8s_watch;
+  std::optional<std::string> bind, port, peers, db, http_port, admin_port, discovery, dns_name,
+      dns_type, dns_port, dns_server, nats_server, nats_token, nats_user, nats_password, nats_ca,
+      nats_cert, nats_key, k8s_selector, k8s_port_name, k8s_namespace, k8s_api_server,
+      k8s_server_name, k8s_token_file, k8s_ca_file, k8s_watch;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -246,6 +250,8 @@ options parse_options(int argc, char** argv) {
       slot = &db;
     } else if (arg == "--http-port") {
       slot = &http_port;
+    } else if (arg == "--admin-port") {
+      slot = &admin_port;
     } else if (arg == "--discovery") {
       slot = &discovery;
     } else if (arg == "--dns-name") {
@@ -359,6 +365,12 @@ options parse_options(int argc, char** argv) {
   o.port = parse_port("--port", *port);
   o.http_port = parse_port("--http-port", *http_port);
   if (o.http_port == o.port) throw usage_error("--http-port: must differ from --port");
+  if (admin_port) {
+    o.admin_port = parse_port("--admin-port", *admin_port);
+    if (o.admin_port == o.port || o.admin_port == o.http_port) {
+      throw usage_error("--admin-port: must differ from --port and --http-port");
+    }
+  }
   if (db->empty()) throw usage_error("--db: must not be empty");
   o.db = *db;
   if (kind == "dns") {
@@ -911,6 +923,11 @@ int run(const options& opts) {
   cfg.cluster.discovery_interval = 1s;
   // Start alone if need be: the others join the ring as they come up.
   cfg.cluster.minimum_peers_quorum = 1;
+  if (opts.admin_port != 0) {
+    cfg.admin.enabled = true;
+    cfg.admin.bind_address = opts.bind;
+    cfg.admin.port = opts.admin_port;
+  }
   node_engine cache(cfg, node_discovery(opts), users{.source = std::move(source)});
 
   // Declared after the engine, so destroyed before it: handlers queued here may refer to it.
@@ -950,8 +967,9 @@ int run(const options& opts) {
     ioc.stop();
   });
 
-  std::cout << "ready " << cache.self_name() << " http=" << acceptor.local_endpoint().port()
-            << std::endl;  // flushed: scripts wait for this line
+  std::cout << "ready " << cache.self_name() << " http=" << acceptor.local_endpoint().port();
+  if (cache.admin_port() != 0) std::cout << " admin=" << cache.admin_port();
+  std::cout << std::endl;  // flushed: scripts wait for this line
 
   std::vector<std::thread> http_threads;
   for (int i = 0; i < 3; ++i) http_threads.emplace_back([&ioc] { ioc.run(); });

@@ -45,7 +45,12 @@ class admin_server final : public admin_service {
       : opts_(std::move(options)), pages_(std::move(pages)), log_(std::move(log)) {}
   admin_server(const admin_server&) = delete;
   admin_server& operator=(const admin_server&) = delete;
-  ~admin_server() override { stop(); }
+  ~admin_server() override {
+    try {
+      stop();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
+    }
+  }
 
   /// Binds bind_address:port; errors such as address_in_use are returned.
   result<void> start() override {

@@ -420,7 +420,11 @@ class basic_engine {
       };
     }
     if constexpr (requires { &transport_type::make_admin; }) {
-      p.make_admin = &transport_type::make_admin;
+      p.make_admin = [](const admin_options& o, const detail::engine_core& core,
+                        const logger& log) {
+        return transport_type::make_admin(
+            o, [&core](std::string_view endpoint) { return core.admin_page(endpoint); }, log);
+      };
     }
     p.guards = detail::make_guard_policies<typename Policies::rate_limiter_type,
                                            typename Policies::circuit_breaker_type>();

@@ -5,6 +5,7 @@
 //
 #include <doctest/doctest.h>
 
+#include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
@@ -176,6 +177,7 @@ TEST_CASE("admin: bad input gets a 4xx and the node keeps serving") {
   auto c = admin_config();
   c.admin.token = "s3cret";
   c.admin.max_header_bytes = 1024;
+  c.admin.read_timeout = 300ms;
   node n(c, u);
   REQUIRE(n.start());
   const auto port = n.admin_port();
@@ -207,6 +209,19 @@ TEST_CASE("admin: bad input gets a 4xx and the node keeps serving") {
     boost::system::error_code ec;
     const auto n_read = s.read_some(boost::asio::buffer(got), ec);
     CHECK(got.substr(0, std::min<std::size_t>(n_read, 12)) == "HTTP/1.1 400");
+  }
+  // Half a request, then silence: closed after read_timeout.
+  {
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::socket s(ioc);
+    s.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    boost::asio::write(s, boost::asio::buffer(std::string("GET " + base + "healthz HTTP/1.1\r\n")));
+    std::array<char, 16> got{};
+    boost::system::error_code ec;
+    const auto t0 = std::chrono::steady_clock::now();
+    (void)s.read_some(boost::asio::buffer(got), ec);
+    CHECK(ec == boost::asio::error::eof);
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);
   }
   CHECK(**n.get<users>("a") == "alpha");  // the node kept serving
   CHECK(request(port, base + "readyz", http::verb::get, auth).status == 200);

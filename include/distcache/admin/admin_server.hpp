@@ -5,6 +5,7 @@
 #ifndef DISTCACHE_ADMIN_ADMIN_SERVER_HPP
 #define DISTCACHE_ADMIN_ADMIN_SERVER_HPP
 
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -12,15 +13,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <cstdint>
 #include <distcache/admin/admin_service.hpp>
 #include <distcache/config.hpp>
@@ -75,7 +73,7 @@ class admin_server final : public admin_service {
     boost::asio::post(ioc_, [this] {
       error_code ignored;
       acceptor_.close(ignored);              // NOLINT(bugprone-unused-return-value)
-      for (auto* s : sessions_) s->close();  // their reads and writes end: so do they
+      for (auto* c : sessions_) c->close();  // their reads and writes end: so do they
     });
     thread_.join();
   }
@@ -86,7 +84,7 @@ class admin_server final : public admin_service {
   [[nodiscard]] std::uint64_t requests() const noexcept { return requests_.load(); }
 
  private:
-  using stream = boost::beast::tcp_stream;
+  using socket_type = boost::asio::ip::tcp::socket;
   static constexpr auto tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
 
   error_code fail(error_code ec) {
@@ -107,76 +105,109 @@ class admin_server final : public admin_service {
         log_line(log_level::warning, "accept failed: " + ec.message());
         continue;
       }
-      boost::asio::co_spawn(ioc_, session(stream(std::move(socket))), boost::asio::detached);
+      boost::asio::co_spawn(ioc_, session(std::move(socket)), boost::asio::detached);
     }
   }
 
-  // Registered while a session runs, so that stop() can close it.
-  class registration {
-   public:
-    registration(std::set<stream*>& all, stream* s) : all_(all), s_(s) { all_.insert(s_); }
-    registration(const registration&) = delete;
-    registration& operator=(const registration&) = delete;
-    ~registration() { all_.erase(s_); }
+  // One connection: its socket, and a timer that closes it when a read or
+  // write takes longer than read_timeout. Registered while it runs, so that
+  // stop() can close it.
+  struct connection {
+    connection(std::set<connection*>& all, socket_type s)
+        : all_(all), socket(std::move(s)), timer(socket.get_executor()) {
+      all_.insert(this);
+    }
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+    ~connection() { all_.erase(this); }
+    void close() {
+      error_code ignored;
+      socket.close(ignored);  // NOLINT(bugprone-unused-return-value)
+      timer.cancel();
+    }
+    void arm(duration d) {
+      timer.expires_after(d);
+      timer.async_wait([this](error_code ec) {
+        if (!ec) close();
+      });
+    }
 
    private:
-    std::set<stream*>& all_;
-    stream* s_;
+    std::set<connection*>& all_;
+
+   public:
+    socket_type socket;
+    boost::asio::steady_timer timer;
   };
 
-  boost::asio::awaitable<void> session(stream s) {
+  boost::asio::awaitable<void> session(socket_type socket) {
     namespace http = boost::beast::http;
-    const registration reg(sessions_, &s);
-    boost::beast::flat_buffer buffer;
+    connection c(sessions_, std::move(socket));
+    std::string in;
+    std::array<char, 4096> chunk{};
     for (;;) {
-      http::request_parser<http::string_body> parser;
+      // Beast's parser, fed from the socket: the head is bounded by
+      // max_header_bytes, and a GET has no body.
+      http::request_parser<http::empty_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(opts_.max_header_bytes));
-      parser.body_limit(0);  // a GET has no body
-      s.expires_after(opts_.read_timeout);
-      auto [ec, n] = co_await http::async_read(s, buffer, parser, tuple);
-      // Named, not braced temporaries: GCC 12 destroys a braced temporary
-      // passed to a coroutine twice.
-      if (ec == http::error::header_limit || ec == http::error::body_limit) {
-        reply refused = ec == http::error::header_limit
-                            ? reply{431, "text/plain", "request headers too large\n"}
-                            : reply{413, "text/plain", "a GET request has no body\n"};
-        co_await send(s, std::move(refused), false);
-        co_return;
-      }
-      if (ec) {
-        if (ec != http::error::end_of_stream && ec != boost::beast::error::timeout &&
-            ec != boost::asio::error::eof && ec != boost::asio::error::operation_aborted) {
-          reply malformed{400, "text/plain", "malformed request\n"};
-          co_await send(s, std::move(malformed), false);
+      parser.body_limit(0);
+      parser.eager(true);
+      error_code ec;
+      c.arm(opts_.read_timeout);
+      while (!parser.is_done()) {
+        if (!in.empty()) {
+          const auto used = parser.put(boost::asio::buffer(in), ec);
+          in.erase(0, used);
+          if (ec == http::error::need_more) ec = {};
+          if (ec || parser.is_done()) break;
+          if (used > 0 && !in.empty()) continue;
         }
-        co_return;
+        auto [rec, n] = co_await c.socket.async_read_some(boost::asio::buffer(chunk), tuple);
+        if (rec) {
+          if (!in.empty() || parser.got_some()) ec = http::error::partial_message;
+          if (!ec) co_return;  // closed between requests
+          break;
+        }
+        in.append(chunk.data(), n);
       }
-      const auto& req = parser.get();
-      const bool keep = req.keep_alive();
-      auto r = answer(req);
-      ++requests_;
-      if (!co_await send(s, std::move(r), keep) || !keep) co_return;
+      c.timer.cancel();
+      reply r;
+      bool keep = false;
+      if (ec == http::error::header_limit) {
+        r = {431, "text/plain", "request headers too large\n"};
+      } else if (ec == http::error::body_limit) {
+        r = {413, "text/plain", "a GET request has no body\n"};
+      } else if (ec == http::error::partial_message) {
+        co_return;  // the peer went away or timed out in the middle of a request
+      } else if (ec) {
+        r = {400, "text/plain", "malformed request\n"};
+      } else {
+        const auto& req = parser.get();
+        keep = req.keep_alive();
+        const auto auth = req[http::field::authorization];
+        r = answer(req.method(), std::string_view(req.target().data(), req.target().size()),
+                   std::string_view(auth.data(), auth.size()));
+        ++requests_;
+      }
+      std::string out = format(r, keep);
+      c.arm(opts_.read_timeout);
+      auto [wec, wn] = co_await boost::asio::async_write(c.socket, boost::asio::buffer(out), tuple);
+      c.timer.cancel();
+      if (wec || !keep) co_return;
     }
   }
 
-  template <class Request>
-  reply answer(const Request& req) {
-    namespace http = boost::beast::http;
-    std::string_view path(req.target().data(), req.target().size());
-    path = path.substr(0, path.find('?'));
+  reply answer(boost::beast::http::verb method, std::string_view target, std::string_view auth) {
+    std::string_view path = target.substr(0, target.find('?'));
     const std::string prefix = opts_.base_path + "/";
     if (!path.starts_with(prefix) || !known_endpoint(path.substr(prefix.size()))) {
       return {404, "text/plain", "no such admin endpoint\n"};
     }
-    if (req.method() != http::verb::get) {
+    if (method != boost::beast::http::verb::get) {
       return {405, "text/plain", "only GET is allowed\n"};
     }
-    if (!opts_.token.empty()) {
-      const auto auth = req[http::field::authorization];
-      const std::string want = "Bearer " + opts_.token;
-      if (!same(std::string_view(auth.data(), auth.size()), want)) {
-        return {401, "text/plain", "a bearer token is required\n"};
-      }
+    if (!opts_.token.empty() && !same(auth, "Bearer " + opts_.token)) {
+      return {401, "text/plain", "a bearer token is required\n"};
     }
     try {
       return pages_(path.substr(prefix.size()));
@@ -196,25 +227,54 @@ class admin_server final : public admin_service {
     return diff == 0;
   }
 
-  boost::asio::awaitable<bool> send(stream& s, reply r, bool keep) {
-    namespace http = boost::beast::http;
-    http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
-    res.set(http::field::content_type, r.content_type);
-    res.set(http::field::cache_control, "no-store");
-    if (r.status == 405) res.set(http::field::allow, "GET");
-    if (r.status == 401) res.set(http::field::www_authenticate, "Bearer");
-    res.keep_alive(keep);
-    res.body() = std::move(r.body);
-    res.prepare_payload();
-    s.expires_after(opts_.read_timeout);
-    auto [ec, n] = co_await http::async_write(s, res, tuple);
-    co_return !ec;
+  static std::string format(const reply& r, bool keep) {
+    std::string_view reason = "Error";
+    switch (r.status) {
+      case 200:
+        reason = "OK";
+        break;
+      case 400:
+        reason = "Bad Request";
+        break;
+      case 401:
+        reason = "Unauthorized";
+        break;
+      case 404:
+        reason = "Not Found";
+        break;
+      case 405:
+        reason = "Method Not Allowed";
+        break;
+      case 413:
+        reason = "Payload Too Large";
+        break;
+      case 431:
+        reason = "Request Header Fields Too Large";
+        break;
+      case 500:
+        reason = "Internal Server Error";
+        break;
+      case 503:
+        reason = "Service Unavailable";
+        break;
+      default:
+        break;
+    }
+    std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(reason) + "\r\n";
+    out += "Content-Type: " + r.content_type + "\r\n";
+    out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+    out += "Cache-Control: no-store\r\n";
+    if (r.status == 405) out += "Allow: GET\r\n";
+    if (r.status == 401) out += "WWW-Authenticate: Bearer\r\n";
+    out += keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+    out += r.body;
+    return out;
   }
 
   admin_options opts_;
   page_source pages_;
   logger log_;
-  std::set<stream*> sessions_;  // on the server's thread; outlives ioc_'s coroutines
+  std::set<connection*> sessions_;  // on the server's thread; outlives ioc_'s coroutines
   boost::asio::io_context ioc_{1};
   boost::asio::ip::tcp::acceptor acceptor_{ioc_};
   std::uint16_t port_ = 0;

@@ -81,15 +81,19 @@ class cluster_operations : public transport::peer_service {
 };
 
 /// The policies of an engine, seen without their types.
+class engine_core;
+
 struct erased_policies {
   /// Empty for transport::none: cluster.enabled is then refused.
   cluster_factory make_cluster;
   /// Makes the cluster operations (engine_core::cluster_operations_of), from
   /// the front's template code.
   std::function<std::unique_ptr<cluster_operations>(engine_core&)> make_cluster_operations;
-  /// Makes the admin server; empty when the Transport policy brings none
-  /// (config.admin.enabled is then refused).
-  std::function<std::unique_ptr<admin::admin_service>(const admin_options&, admin::page_source,
+  /// Makes the admin server serving the pages of an engine core; empty when
+  /// the Transport policy brings none (config.admin.enabled is then
+  /// refused). Filled by the front's template code, so that the page
+  /// rendering (impl/admin_pages.ipp) is compiled only where it can be used.
+  std::function<std::unique_ptr<admin::admin_service>(const admin_options&, const engine_core&,
                                                       const logger&)>
       make_admin;
   guard_policies guards;
@@ -287,7 +291,7 @@ class engine_core {
   std::shared_ptr<const ring> solo_ring_;       // the ring of a node alone
   std::unique_ptr<cluster_service> cluster_;    // null: this node runs alone
   std::unique_ptr<cluster_operations> remote_;  // with cluster_ only
-  std::function<std::unique_ptr<admin::admin_service>(const admin_options&, admin::page_source,
+  std::function<std::unique_ptr<admin::admin_service>(const admin_options&, const engine_core&,
                                                       const logger&)>
       make_admin_;
   std::atomic<bool> starting_{false};  // start() is joining the cluster

@@ -110,8 +110,7 @@ result<void> engine_core::start() {
   if (s == stopped) return make_error_code(errc::stopped);
   if (cfg_.admin.enabled && !admin_) {
     // First, so /readyz can say why the node is not ready while it joins.
-    auto server = make_admin_(
-        cfg_.admin, [this](std::string_view endpoint) { return admin_page(endpoint); }, cfg_.log);
+    auto server = make_admin_(cfg_.admin, *this, cfg_.log);
     if (auto r = server->start(); !r) {
       cfg_.log(log_level::error, "start: the admin server cannot listen on " +
                                      cfg_.admin.bind_address + ":" +

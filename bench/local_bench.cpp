@@ -7,6 +7,13 @@
 // in the same pseudo-random order and 100-byte std::string values, run at 1 and
 // 2 threads with real (wall-clock) time, and count items (keys) per second.
 //
+// The cost of telemetry is measured the same way: "<op>/observed" runs the
+// operation through an engine whose Telemetry policy keeps the latency
+// histograms but samples no trace (trace_sample_ratio 0), "<op>/traced"
+// through one that records a span for every operation (ratio 1), both into a
+// sink that discards what it gets; the summary prints each against
+// "<op>/distcache" (telemetry::none).
+//
 // After the usual output the binary prints a summary: for each operation and
 // thread count the ratio of distcache's time per item to the baseline's, and
 // each side's 2-thread/1-thread throughput scaling (on stderr when
@@ -82,6 +89,37 @@ struct loads {
 };
 
 using engine_type = distcache::engine<hits, puts, loads>;
+
+/// A sink that drops every span: what is measured is the engine's side.
+class discarding_sink final : public distcache::telemetry::sink {
+ public:
+  void start(distcache::telemetry::node_identity /*self*/, collect_fn /*collect*/) override {}
+  void stop() noexcept override {}
+  void span(distcache::telemetry::span_record&& s) noexcept override {
+    benchmark::DoNotOptimize(s);
+  }
+  [[nodiscard]] distcache::telemetry::exporter_stats stats() const noexcept override {
+    return {};
+  }
+};
+struct discarding_telemetry {
+  static std::unique_ptr<distcache::telemetry::sink> make(const distcache::telemetry_options&,
+                                                          const distcache::logger&) {
+    return std::make_unique<discarding_sink>();
+  }
+};
+using observed_engine_type = distcache::basic_engine<
+    distcache::policies<distcache::discovery::standalone, distcache::transport::none,
+                        distcache::protection::no_rate_limiter,
+                        distcache::protection::no_circuit_breaker, discarding_telemetry>,
+    hits, puts, loads>;
+
+distcache::config telemetry_config(double ratio) {
+  distcache::config c;
+  c.telemetry.emplace();
+  c.telemetry->trace_sample_ratio = ratio;
+  return c;
+}
 using value_ptr = std::shared_ptr<const std::string>;
 
 /// The baseline: a hash map under a reader/writer lock.
@@ -102,6 +140,8 @@ struct fixture {
   std::vector<std::string> shuffled;  // order_size + batch keys in a fixed pseudo-random order
   std::string value = make_value();
   engine_type engine{distcache::config{}, hits{}, puts{}, loads{}};
+  observed_engine_type observed{telemetry_config(0.0), hits{}, puts{}, loads{}};
+  observed_engine_type traced{telemetry_config(1.0), hits{}, puts{}, loads{}};
   locked_map hit_map;
   locked_map put_map;
   locked_map miss_map;
@@ -123,9 +163,13 @@ struct fixture {
       x ^= x << 17;
       shuffled.push_back(keys[x % key_count]);
     }
-    if (!engine.start()) throw std::runtime_error("engine.start() failed");
+    if (!engine.start() || !observed.start() || !traced.start()) {
+      throw std::runtime_error("engine.start() failed");
+    }
     for (const auto& k : keys) {
-      if (!engine.put<hits>(k, value) || !engine.put<puts>(k, value)) {
+      if (!engine.put<hits>(k, value) || !engine.put<puts>(k, value) ||
+          !observed.put<hits>(k, value) || !observed.put<puts>(k, value) ||
+          !traced.put<hits>(k, value) || !traced.put<puts>(k, value)) {
         throw std::runtime_error("preloading put failed");
       }
       hit_map.map.emplace(k, std::make_shared<const std::string>(value));
@@ -159,11 +203,12 @@ struct fresh_keys {
 
 // ------------------------------------------------------------------ get (hit)
 
+template <auto Engine>
 void hit_get_distcache(benchmark::State& state) {
-  auto& eng = fx->engine;
+  auto& eng = fx->*Engine;
   std::size_t i = start_of(state);
   for (auto _ : state) {
-    auto r = eng.get<hits>(fx->shuffled[i++ & order_mask]);
+    auto r = eng.template get<hits>(fx->shuffled[i++ & order_mask]);
     benchmark::DoNotOptimize(r);
   }
   state.SetItemsProcessed(state.iterations());
@@ -181,11 +226,12 @@ void hit_get_baseline(benchmark::State& state) {
 
 // ------------------------------------------------------------------ get (miss + load)
 
+template <auto Engine>
 void miss_load_distcache(benchmark::State& state) {
-  auto& eng = fx->engine;
+  auto& eng = fx->*Engine;
   fresh_keys fresh(*fx);
   for (auto _ : state) {
-    auto r = eng.get<loads>(fresh.next());
+    auto r = eng.template get<loads>(fresh.next());
     if (!r) state.SkipWithError("get<loads> failed");
     benchmark::DoNotOptimize(r);
   }
@@ -217,12 +263,13 @@ void miss_load_baseline(benchmark::State& state) {
 
 // ------------------------------------------------------------------ put
 
+template <auto Engine>
 void put_distcache(benchmark::State& state) {
-  auto& eng = fx->engine;
+  auto& eng = fx->*Engine;
   const std::string& value = fx->value;
   std::size_t i = start_of(state);
   for (auto _ : state) {
-    auto r = eng.put<puts>(fx->shuffled[i++ & order_mask], value);  // copies the value
+    auto r = eng.template put<puts>(fx->shuffled[i++ & order_mask], value);  // copies the value
     benchmark::DoNotOptimize(r);
   }
   state.SetItemsProcessed(state.iterations());
@@ -276,13 +323,22 @@ void register_all() {
     const char* name;
     void (*fn)(benchmark::State&);
   };
-  const std::array<entry, 8> all{{
-      {"hit_get/distcache", hit_get_distcache},
+  constexpr auto plain = &fixture::engine;
+  constexpr auto observed = &fixture::observed;
+  constexpr auto traced = &fixture::traced;
+  const std::array<entry, 14> all{{
+      {"hit_get/distcache", hit_get_distcache<plain>},
       {"hit_get/baseline", hit_get_baseline},
-      {"miss_load/distcache", miss_load_distcache},
+      {"hit_get/observed", hit_get_distcache<observed>},
+      {"hit_get/traced", hit_get_distcache<traced>},
+      {"miss_load/distcache", miss_load_distcache<plain>},
       {"miss_load/baseline", miss_load_baseline},
-      {"put/distcache", put_distcache},
+      {"miss_load/observed", miss_load_distcache<observed>},
+      {"miss_load/traced", miss_load_distcache<traced>},
+      {"put/distcache", put_distcache<plain>},
       {"put/baseline", put_baseline},
+      {"put/observed", put_distcache<observed>},
+      {"put/traced", put_distcache<traced>},
       {"get_many/distcache", get_many_distcache},
       {"get_many/baseline", get_many_baseline},
   }};
@@ -363,6 +419,24 @@ class summary_reporter : public benchmark::BenchmarkReporter {
                         static_cast<long long>(t), share * 100);
           out << line;
         }
+      }
+    }
+    out << "\nTelemetry: ratio to <op>/distcache (telemetry::none), wall-clock ns per item\n";
+    std::snprintf(line, sizeof line, "%-10s %7s %13s %10s %13s %10s\n", "operation", "threads",
+                  "observed ns", "ratio", "traced ns", "ratio");
+    out << line;
+    for (const auto& op : ops) {
+      for (const std::int64_t t : {1, 2}) {
+        const auto* ours = find(op, "distcache", t);
+        const auto* obs = find(op, "observed", t);
+        const auto* tr = find(op, "traced", t);
+        if (ours == nullptr || obs == nullptr || tr == nullptr) continue;
+        const double o = median(ours->ns_per_item);
+        std::snprintf(line, sizeof line, "%-10s %7lld %13.1f %9.2fx %13.1f %9.2fx\n", op.c_str(),
+                      static_cast<long long>(t), median(obs->ns_per_item),
+                      median(obs->ns_per_item) / o, median(tr->ns_per_item),
+                      median(tr->ns_per_item) / o);
+        out << line;
       }
     }
     out << "\nThroughput scaling, 2 threads / 1 thread (items per second)\n";

@@ -2,6 +2,7 @@
 #ifndef DISTCACHE_CONFIG_HPP
 #define DISTCACHE_CONFIG_HPP
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -143,6 +144,43 @@ struct admin_options {
   std::size_t max_header_bytes = 8192;
 };
 
+/// Where telemetry::otlp sends spans and metrics: an OpenTelemetry
+/// Collector's OTLP/HTTP receiver (docs/operations.md).
+struct otlp_options {
+  /// Base URL, "http://host:port" with an optional path prefix; the exporter
+  /// posts to <endpoint>/v1/traces and <endpoint>/v1/metrics. Plain HTTP only
+  /// (run the collector beside the node).
+  std::string endpoint = "http://127.0.0.1:4318";
+  /// Extra request headers (for example an API key). Names are HTTP tokens;
+  /// values hold no CR, LF or NUL.
+  std::map<std::string, std::string, std::less<>> headers;
+  /// How often queued spans and the metrics are sent. > 0.
+  duration export_interval = std::chrono::seconds(5);
+  /// Bound of one export request (connect, send, answer). > 0.
+  duration timeout = std::chrono::seconds(2);
+  /// Spans kept while waiting for the next export; beyond it new spans are
+  /// dropped and counted. 1..1048576.
+  std::size_t max_queue_spans = 2048;
+  /// Most spans in one request. 1..max_queue_spans.
+  std::size_t max_batch_spans = 512;
+};
+
+/// Telemetry settings (the Telemetry policy, docs/operations.md).
+struct telemetry_options {
+  /// The resource attribute service.name.
+  std::string service_name = "distcache";
+  /// Share of operations that start a new trace, 0..1. An operation whose
+  /// parent (a peer's traceparent, telemetry::scoped_parent) is sampled is
+  /// always traced; one whose parent is not sampled never is.
+  double trace_sample_ratio = 0.1;
+  /// Export spans.
+  bool traces = true;
+  /// Export metrics.
+  bool metrics = true;
+  /// The OTLP exporter (telemetry::otlp).
+  otlp_options otlp;
+};
+
 /// Engine configuration. Validated by the engine's constructor, which throws
 /// config_error naming the field and the value.
 struct config {
@@ -172,6 +210,9 @@ struct config {
   cluster_options cluster;
   /// The admin HTTP server (off by default).
   admin_options admin;
+  /// Telemetry (default: none). Needs a Telemetry policy other than
+  /// telemetry::none, which uses its defaults when this is not set.
+  std::optional<telemetry_options> telemetry;
   /// Rate limit of every keyspace's data-source calls (default: none).
   /// Needs the protection::token_bucket RateLimiter policy.
   std::optional<protection::rate_limit> rate_limiter;
@@ -198,6 +239,55 @@ struct resolved_keyspace {
   std::optional<protection::circuit_breaker_options> circuit_breaker;
   std::size_t max_concurrent_fetches = 0;
 };
+
+/// An "http://host:port/prefix" URL taken apart.
+struct http_url {
+  std::string host;  // IPv6 without its brackets
+  std::uint16_t port = 80;
+  std::string path;  // "" or "/prefix" without a trailing '/'
+};
+
+/// Parses a plain-HTTP URL; nullopt when it is not one.
+inline std::optional<http_url> parse_http_url(std::string_view url) {
+  constexpr std::string_view scheme = "http://";
+  if (url.substr(0, scheme.size()) != scheme) return std::nullopt;
+  url.remove_prefix(scheme.size());
+  const auto slash = url.find('/');
+  std::string_view authority = url.substr(0, slash);
+  http_url out;
+  if (slash != std::string_view::npos) {
+    out.path = std::string(url.substr(slash));
+    while (!out.path.empty() && out.path.back() == '/') out.path.pop_back();
+    if (out.path.find_first_of(" ?#\r\n") != std::string::npos) return std::nullopt;
+  }
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    out.host = std::string(authority.substr(1, close - 1));
+    authority.remove_prefix(close + 1);
+    if (!authority.empty()) {
+      if (authority.front() != ':') return std::nullopt;
+      port = authority.substr(1);
+    }
+  } else {
+    const auto colon = authority.rfind(':');
+    out.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
+  }
+  if (out.host.empty() || out.host.find_first_of(" @/") != std::string::npos) return std::nullopt;
+  if (!port.empty() || authority.find(':') != std::string_view::npos) {
+    if (port.empty() || port.size() > 5) return std::nullopt;
+    unsigned v = 0;
+    for (char ch : port) {
+      if (ch < '0' || ch > '9') return std::nullopt;
+      v = v * 10 + static_cast<unsigned>(ch - '0');
+    }
+    if (v == 0 || v > 65535) return std::nullopt;
+    out.port = static_cast<std::uint16_t>(v);
+  }
+  return out;
+}
 
 /// Checks the engine-wide fields; returns an empty string or a message naming
 /// the field and the value.
@@ -239,6 +329,41 @@ inline std::string validate_engine(const config& c) {
     if (a.max_header_bytes < 1024 || a.max_header_bytes > 1048576)
       return "config.admin.max_header_bytes: must be between 1024 and 1048576, got " +
              std::to_string(a.max_header_bytes);
+  }
+  if (const auto& t = c.telemetry) {
+    if (t->service_name.empty()) return "config.telemetry.service_name: must not be empty";
+    if (!(t->trace_sample_ratio >= 0.0 && t->trace_sample_ratio <= 1.0))
+      return "config.telemetry.trace_sample_ratio: must be between 0 and 1, got " +
+             std::to_string(t->trace_sample_ratio);
+    const auto& o = t->otlp;
+    if (!parse_http_url(o.endpoint))
+      return "config.telemetry.otlp.endpoint: must be http://host[:port][/path], got \"" +
+             o.endpoint.substr(0, 120) + "\"";
+    if (o.export_interval <= duration::zero())
+      return "config.telemetry.otlp.export_interval: must be > 0, got " +
+             format_duration(o.export_interval);
+    if (o.timeout <= duration::zero())
+      return "config.telemetry.otlp.timeout: must be > 0, got " + format_duration(o.timeout);
+    if (o.max_queue_spans < 1 || o.max_queue_spans > 1048576)
+      return "config.telemetry.otlp.max_queue_spans: must be between 1 and 1048576, got " +
+             std::to_string(o.max_queue_spans);
+    if (o.max_batch_spans < 1 || o.max_batch_spans > o.max_queue_spans)
+      return "config.telemetry.otlp.max_batch_spans: must be between 1 and max_queue_spans (" +
+             std::to_string(o.max_queue_spans) + "), got " + std::to_string(o.max_batch_spans);
+    for (const auto& [name, value] : o.headers) {
+      const bool token =
+          !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
+            return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (ch >= '0' && ch <= '9') ||
+                   std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
+          });
+      if (!token)
+        return "config.telemetry.otlp.headers: \"" + name.substr(0, 80) +
+               "\" is not an HTTP header name";
+      if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
+        return "config.telemetry.otlp.headers: the value of \"" + name +
+               "\" holds CR, LF or NUL";
+    }
   }
   const auto& k = c.cluster;
   if (k.enabled) {

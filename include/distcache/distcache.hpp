@@ -1,5 +1,5 @@
-// distcache — umbrella header: the engine, every policy and the HTTP
-// transport. A single-node program may include <distcache/engine.hpp> alone
+// distcache — umbrella header: the engine, every policy, the HTTP
+// transport and the OTLP exporter. A single-node program may include <distcache/engine.hpp> alone
 // and never parses Boost.Beast.
 #ifndef DISTCACHE_DISTCACHE_HPP
 #define DISTCACHE_DISTCACHE_HPP
@@ -13,6 +13,7 @@
 #include <distcache/policies.hpp>
 #include <distcache/serializers.hpp>
 #include <distcache/stats.hpp>
+#include <distcache/telemetry/otlp.hpp>
 #include <distcache/transport/http.hpp>
 #include <distcache/value.hpp>
 

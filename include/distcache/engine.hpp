@@ -93,6 +93,9 @@ class basic_engine {
   static_assert(detail::complete_type<typename Policies::transport_type>,
                 "distcache: this engine's Transport policy is transport::http; include "
                 "<distcache/transport/http.hpp> (or <distcache/distcache.hpp>)");
+  static_assert(detail::complete_type<typename Policies::telemetry_type>,
+                "distcache: this engine's Telemetry policy is telemetry::otlp; include "
+                "<distcache/telemetry/otlp.hpp>");
   static_assert(transport::transport_policy<typename Policies::transport_type>,
                 "distcache: the Transport policy must model distcache::transport::transport_policy "
                 "(static make_server and make_client)");
@@ -160,6 +163,11 @@ class basic_engine {
   /// The port of the admin server (config.admin, docs/operations.md); 0 when
   /// it does not run (not enabled, or before the first start()).
   [[nodiscard]] std::uint16_t admin_port() const { return core_.admin_port(); }
+  /// The Telemetry policy's exporter counters (spans exported and dropped,
+  /// failed exports); all zero for telemetry::none.
+  [[nodiscard]] telemetry::exporter_stats telemetry_stats() const noexcept {
+    return core_.telemetry_stats();
+  }
 
   /// Calls `on_event` for every membership change (peer joined or left), in
   /// order, on the engine's blocking pool, one event at a time per
@@ -213,6 +221,8 @@ class basic_engine {
   result<std::vector<result<value_ptr<value_type_of<K>>>>> get_many(const Range& keys) {
     using V = value_type_of<K>;
     if (auto ec = core_.check_blocking_call()) return ec;
+    auto scope = core_.begin_op(index_of<K>(), telemetry::operation::get_many,
+                                static_cast<std::size_t>(std::ranges::distance(keys)));
     // The common case, every key cached here, is answered inline.
     std::vector<result<value_ptr<V>>> hits;
     if constexpr (std::ranges::sized_range<const Range&>) hits.reserve(std::ranges::size(keys));
@@ -223,9 +233,10 @@ class basic_engine {
     }
     if (!hits.empty() && hits.size() == static_cast<std::size_t>(std::ranges::distance(keys))) {
       core_.count_hits(index_of<K>(), hits.size());
+      core_.end_op(scope, {});
       return hits;
     }
-    auto values = get_many_erased(index_of<K>(), detail::copy_keys(keys));
+    auto values = get_many_erased(index_of<K>(), detail::copy_keys(keys), scope);
     if (!values) return values.error();
     return detail::as_values<V>{}(std::move(*values));
   }
@@ -239,9 +250,10 @@ class basic_engine {
     using V = value_type_of<K>;
     return initiate<void(error_code, std::vector<result<value_ptr<V>>>)>(
         token, [keys = detail::copy_keys(keys)](detail::engine_core& c, auto h) mutable {
+          auto scope = c.begin_op(index_of<K>(), telemetry::operation::get_many, keys.size());
           c.async_get_many(
               index_of<K>(), std::move(keys),
-              detail::converting_handler<detail::as_values<V>, decltype(h)>{std::move(h)});
+              detail::converting_handler<detail::as_values<V>, decltype(h)>{std::move(h)}, scope);
         });
   }
 
@@ -257,14 +269,16 @@ class basic_engine {
   /// blocking_call_on_engine_thread.
   template <class K>
   result<void> put(std::string_view key, value_type_of<K> value, duration ttl = duration::zero()) {
-    return put_entries(index_of<K>(), one_entry<K>(key, std::move(value)), ttl);
+    return put_entries(index_of<K>(), one_entry<K>(key, std::move(value)), ttl,
+                       telemetry::operation::put);
   }
 
   /// Asynchronous put(); completes with `void(error_code)`.
   template <class K, class CompletionToken = net::default_completion_token_t<executor_type>>
   auto async_put(std::string_view key, value_type_of<K> value, duration ttl = duration::zero(),
                  CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
-    return async_put_entries<K>(one_entry<K>(key, std::move(value)), ttl, token);
+    return async_put_entries<K>(one_entry<K>(key, std::move(value)), ttl, token,
+                                telemetry::operation::put);
   }
 
   /// Stores every (key, value) pair of `entries` (a range of pairs; copied)
@@ -272,7 +286,8 @@ class basic_engine {
   /// first: on invalid_key or value_too_large nothing is stored.
   template <class K, class Range>
   result<void> put_many(const Range& entries, duration ttl = duration::zero()) {
-    return put_entries(index_of<K>(), copy_entries<K>(entries), ttl);
+    return put_entries(index_of<K>(), copy_entries<K>(entries), ttl,
+                       telemetry::operation::put_many);
   }
 
   /// Asynchronous put_many(); `entries` is copied; completes with
@@ -281,7 +296,8 @@ class basic_engine {
             class CompletionToken = net::default_completion_token_t<executor_type>>
   auto async_put_many(const Range& entries, duration ttl = duration::zero(),
                       CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
-    return async_put_entries<K>(copy_entries<K>(entries), ttl, token);
+    return async_put_entries<K>(copy_entries<K>(entries), ttl, token,
+                                telemetry::operation::put_many);
   }
 
   // ---------------------------------------------------------------- remove
@@ -293,21 +309,21 @@ class basic_engine {
   /// blocking_call_on_engine_thread.
   template <class K>
   result<void> remove(std::string_view key) {
-    return remove_keys(index_of<K>(), {std::string(key)});
+    return remove_keys(index_of<K>(), {std::string(key)}, telemetry::operation::remove);
   }
 
   /// Asynchronous remove(); completes with `void(error_code)`.
   template <class K, class CompletionToken = net::default_completion_token_t<executor_type>>
   auto async_remove(std::string_view key,
                     CompletionToken&& token = net::default_completion_token_t<executor_type>()) {
-    return async_remove_keys<K>({std::string(key)}, token);
+    return async_remove_keys<K>({std::string(key)}, token, telemetry::operation::remove);
   }
 
   /// Removes every key of `keys`, one request per node. All keys are checked
   /// first: on invalid_key nothing is removed.
   template <class K, class Range>
   result<void> remove_many(const Range& keys) {
-    return remove_keys(index_of<K>(), detail::copy_keys(keys));
+    return remove_keys(index_of<K>(), detail::copy_keys(keys), telemetry::operation::remove_many);
   }
 
   /// Asynchronous remove_many(); completes with `void(error_code)`.
@@ -315,7 +331,8 @@ class basic_engine {
             class CompletionToken = net::default_completion_token_t<executor_type>>
   auto async_remove_many(const Range& keys, CompletionToken&& token =
                                                 net::default_completion_token_t<executor_type>()) {
-    return async_remove_keys<K>(detail::copy_keys(keys), token);
+    return async_remove_keys<K>(detail::copy_keys(keys), token,
+                                telemetry::operation::remove_many);
   }
 
   // ---------------------------------------------------------------- keyspaces
@@ -426,6 +443,12 @@ class basic_engine {
             o, [&core](std::string_view endpoint) { return core.admin_page(endpoint); }, log);
       };
     }
+    using telemetry_type = typename Policies::telemetry_type;
+    if constexpr (!std::is_same_v<telemetry_type, telemetry::none>) {
+      p.make_telemetry = [](const telemetry_options& o, const logger& log) {
+        return std::unique_ptr<telemetry::sink>(telemetry_type::make(o, log));
+      };
+    }
     p.guards = detail::make_guard_policies<typename Policies::rate_limiter_type,
                                            typename Policies::circuit_breaker_type>();
     return p;
@@ -478,45 +501,51 @@ class basic_engine {
 
   // The blocking forms take the keyspace's index, not its type: compiled
   // once per engine type, whatever the number of keyspaces.
-  result<void> put_entries(std::size_t ks, entries e, duration ttl) {
+  result<void> put_entries(std::size_t ks, entries e, duration ttl, telemetry::operation op) {
     if (auto ec = core_.check_blocking_call()) return ec;
-    auto [ec] = detail::block_on<error_code>([this, ks, e = std::move(e), ttl](auto h) mutable {
-      core_.put(ks, std::move(e), ttl, std::move(h));
-    });
+    auto [ec] =
+        detail::block_on<error_code>([this, ks, e = std::move(e), ttl, op](auto h) mutable {
+          core_.put(ks, std::move(e), ttl, std::move(h), op);
+        });
     return to_result(ec);
   }
 
   result<detail::engine_core::values> get_many_erased(std::size_t ks,
-                                                      std::vector<std::string> keys) {
+                                                      std::vector<std::string> keys,
+                                                      detail::op_scope scope) {
     auto [ec, values] = detail::block_on<error_code, detail::engine_core::values>(
-        [this, ks, keys = std::move(keys)](auto h) mutable {
-          core_.async_get_many(ks, std::move(keys), std::move(h));
+        [this, ks, keys = std::move(keys), scope](auto h) mutable {
+          core_.async_get_many(ks, std::move(keys), std::move(h), scope);
         });
     if (ec) return ec;
     return std::move(values);
   }
 
   template <class K, class CompletionToken>
-  auto async_put_entries(entries e, duration ttl, CompletionToken& token) {
+  auto async_put_entries(entries e, duration ttl, CompletionToken& token,
+                         telemetry::operation op) {
     return initiate<void(error_code)>(
-        token, [e = std::move(e), ttl](detail::engine_core& c, auto h) mutable {
-          c.async_put(index_of<K>(), std::move(e), ttl, std::move(h));
+        token, [e = std::move(e), ttl, op](detail::engine_core& c, auto h) mutable {
+          c.async_put(index_of<K>(), std::move(e), ttl, std::move(h), op);
         });
   }
 
-  result<void> remove_keys(std::size_t ks, std::vector<std::string> keys) {
+  result<void> remove_keys(std::size_t ks, std::vector<std::string> keys,
+                           telemetry::operation op) {
     if (auto ec = core_.check_blocking_call()) return ec;
-    auto [ec] = detail::block_on<error_code>([this, ks, keys = std::move(keys)](auto h) mutable {
-      core_.remove(ks, std::move(keys), std::move(h));
-    });
+    auto [ec] =
+        detail::block_on<error_code>([this, ks, keys = std::move(keys), op](auto h) mutable {
+          core_.remove(ks, std::move(keys), std::move(h), op);
+        });
     return to_result(ec);
   }
 
   template <class K, class CompletionToken>
-  auto async_remove_keys(std::vector<std::string> keys, CompletionToken& token) {
+  auto async_remove_keys(std::vector<std::string> keys, CompletionToken& token,
+                         telemetry::operation op) {
     return initiate<void(error_code)>(
-        token, [keys = std::move(keys)](detail::engine_core& c, auto h) mutable {
-          c.async_remove(index_of<K>(), std::move(keys), std::move(h));
+        token, [keys = std::move(keys), op](detail::engine_core& c, auto h) mutable {
+          c.async_remove(index_of<K>(), std::move(keys), std::move(h), op);
         });
   }
 

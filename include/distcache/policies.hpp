@@ -4,6 +4,7 @@
 
 #include <distcache/discovery/provider.hpp>
 #include <distcache/protection/protection.hpp>
+#include <distcache/telemetry/telemetry.hpp>
 #include <distcache/transport/peer.hpp>
 #include <type_traits>
 
@@ -32,11 +33,14 @@ struct automatic {};
 ///   protection::no_circuit_breaker; protection::circuit_breaker stops calling
 ///   a failing source as configured (config.circuit_breaker).
 ///
-/// A later release adds the telemetry policy after these, with a default, so
-/// existing spellings stay valid.
+/// - `Telemetry` (a telemetry::telemetry_policy): default telemetry::none
+///   (no spans, nothing exported); telemetry::otlp exports spans and metrics
+///   over OTLP/HTTP as configured (config.telemetry), from
+///   <distcache/telemetry/otlp.hpp>.
 template <class Discovery = discovery::standalone, class Transport = transport::automatic,
           class RateLimiter = protection::no_rate_limiter,
-          class CircuitBreaker = protection::no_circuit_breaker>
+          class CircuitBreaker = protection::no_circuit_breaker,
+          class Telemetry = telemetry::none>
 struct policies {
   static_assert(discovery_provider<Discovery>,
                 "distcache: the Discovery policy must model distcache::discovery_provider "
@@ -46,6 +50,9 @@ struct policies {
   static_assert(protection::circuit_breaker_policy<CircuitBreaker>,
                 "distcache: the CircuitBreaker policy must model "
                 "protection::circuit_breaker_policy");
+  /// The telemetry policy type (checked by the engine, where telemetry::otlp
+  /// must be complete).
+  using telemetry_type = Telemetry;
   /// The rate limiter type.
   using rate_limiter_type = RateLimiter;
   /// The circuit breaker type.

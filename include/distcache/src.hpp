@@ -13,6 +13,7 @@
 #include <distcache/core/impl/cluster_operations.ipp>
 #include <distcache/core/impl/engine_core.ipp>
 #include <distcache/core/impl/read_path.ipp>
+#include <distcache/core/impl/telemetry.ipp>
 #include <distcache/core/impl/write_path.ipp>
 #include <distcache/detail/impl/waiters.ipp>
 #include <distcache/protection/impl/source_guard.ipp>

@@ -26,6 +26,7 @@
 #include <distcache/error.hpp>
 #include <distcache/protection/source_guard.hpp>
 #include <distcache/stats.hpp>
+#include <distcache/telemetry/telemetry.hpp>
 #include <distcache/transport/peer.hpp>
 #include <functional>
 #include <map>
@@ -68,8 +69,10 @@ class cluster_operations : public transport::peer_service {
   /// Asks `owner` for the keys of flights this node leads, in one request;
   /// each answer ends its flight, and a key the owner could not answer is
   /// loaded here.
+  /// `parent`: the trace context of the operation that needs the keys.
   virtual void load_remotely(keyspace_slot& slot, keyspace_runtime& rt, const std::string& owner,
-                             std::uint64_t ring_version, std::vector<pending_key> keys) = 0;
+                             std::uint64_t ring_version, std::vector<pending_key> keys,
+                             const telemetry::span_context& parent) = 0;
   /// Stores checked `entries` (charged `bytes`) at their owners, here for the
   /// keys this node owns, and drops them on every other node.
   virtual void put_remotely(keyspace_slot& slot, keyspace_runtime& rt,
@@ -96,7 +99,28 @@ struct erased_policies {
   std::function<std::unique_ptr<admin::admin_service>(const admin_options&, const engine_core&,
                                                       const logger&)>
       make_admin;
+  /// Makes the telemetry sink; empty for telemetry::none (config.telemetry
+  /// is then refused).
+  std::function<std::unique_ptr<telemetry::sink>(const telemetry_options&, const logger&)>
+      make_telemetry;
   guard_policies guards;
+};
+
+/// The measurement of one operation, from engine_core::begin_op() to
+/// engine_core::end_op(). Inactive (slot null) when the engine observes
+/// nothing: no admin server, telemetry::none.
+struct op_scope {
+  keyspace_slot* slot = nullptr;
+  std::uint64_t start_ns = 0;  // steady clock
+  telemetry::operation op = telemetry::operation::get;
+  telemetry::span_kind kind = telemetry::span_kind::internal;
+  bool traced = false;  // a span is recorded at the end
+  std::uint32_t keys = 1;
+  /// This operation's span when traced; otherwise an unsampled parent to
+  /// pass on, or nothing. What the operation's children take as parent.
+  telemetry::span_context context;
+  std::array<std::uint8_t, 8> parent_id{};
+  [[nodiscard]] bool active() const noexcept { return slot != nullptr; }
 };
 
 /// The engine core: the keyspace registry (by index and by name), the
@@ -150,20 +174,44 @@ class engine_core {
   DISTCACHE_DECL value_handle peek(std::size_t ks, std::string_view key) const;
   DISTCACHE_DECL void count_hits(std::size_t ks, std::uint64_t n) noexcept;
   DISTCACHE_DECL void async_get(std::size_t ks, std::string key, get_handler handler);
+  /// `scope`: begin_op(ks, operation::get_many, keys.size()), ended here.
   DISTCACHE_DECL void async_get_many(std::size_t ks, std::vector<std::string> keys,
-                                     get_many_handler handler);
+                                     get_many_handler handler, op_scope scope);
 
   // Writes.
   /// Writes call `done` once, possibly inline (a blocking caller then does
   /// not change threads); the async_ forms post their handler instead.
   using write_done = cluster_operations::write_done;
+  /// `op`: what the caller called (put or put_many, remove or remove_many).
   DISTCACHE_DECL void put(std::size_t ks, std::vector<entry> entries, duration ttl,
-                          write_done done);
-  DISTCACHE_DECL void remove(std::size_t ks, std::vector<std::string> keys, write_done done);
+                          write_done done, telemetry::operation op);
+  DISTCACHE_DECL void remove(std::size_t ks, std::vector<std::string> keys, write_done done,
+                             telemetry::operation op);
   DISTCACHE_DECL void async_put(std::size_t ks, std::vector<entry> entries, duration ttl,
-                                write_handler handler);
+                                write_handler handler, telemetry::operation op);
   DISTCACHE_DECL void async_remove(std::size_t ks, std::vector<std::string> keys,
-                                   write_handler handler);
+                                   write_handler handler, telemetry::operation op);
+
+  // Telemetry (impl/telemetry.ipp).
+  /// Starts measuring an operation on keyspace `ks` (see op_scope); cheap
+  /// and inactive when the engine observes nothing.
+  op_scope begin_op(std::size_t ks, telemetry::operation op, std::size_t keys) noexcept {
+    if (!observe_) return {};
+    return begin_op(*slots_[ks], op, keys, nullptr, telemetry::span_kind::internal, true);
+  }
+  /// Ends `scope`: its latency enters the keyspace's histogram and, when
+  /// traced, its span goes to the sink. Errors other than not_found count as
+  /// failures. `peer`: the node a client or server span talked to.
+  void end_op(op_scope& scope, error_code ec) noexcept {
+    if (scope.active()) finish_op(scope, ec, {});
+  }
+  void end_op(op_scope& scope, error_code ec, std::string peer) noexcept {
+    if (scope.active()) finish_op(scope, ec, std::move(peer));
+  }
+  /// The metrics an exporter sends (any thread).
+  [[nodiscard]] DISTCACHE_DECL telemetry::metrics_snapshot metrics_snapshot() const;
+  /// The exporter's counters (zero for telemetry::none).
+  [[nodiscard]] DISTCACHE_DECL telemetry::exporter_stats telemetry_stats() const noexcept;
 
   // Keyspaces and statistics.
   DISTCACHE_DECL result<void> delete_keyspaces(const std::vector<std::string>& names);
@@ -203,6 +251,10 @@ class engine_core {
     [[nodiscard]] DISTCACHE_DECL bool has_keyspace(std::string_view name) const override;
     DISTCACHE_DECL void get(std::string_view keyspace, std::vector<std::string> keys,
                             std::function<void(std::vector<transport::reply_item>)> done) override;
+    DISTCACHE_DECL void get_from(
+        std::string_view keyspace, std::vector<std::string> keys,
+        const transport::request_info& info,
+        std::function<void(std::vector<transport::reply_item>)> done) override;
     DISTCACHE_DECL error_code set(std::string_view keyspace, std::string key, std::string value,
                                   std::int64_t ttl_ms) override;
     DISTCACHE_DECL std::size_t remove(std::string_view keyspace,
@@ -212,7 +264,8 @@ class engine_core {
     // Asking owners and telling peers.
     DISTCACHE_DECL void load_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                                       const std::string& owner, std::uint64_t ring_version,
-                                      std::vector<pending_key> keys) override;
+                                      std::vector<pending_key> keys,
+                                      const telemetry::span_context& parent) override;
     DISTCACHE_DECL void put_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                                      std::vector<value_entry> entries,
                                      std::vector<std::size_t> bytes, duration ttl,
@@ -224,7 +277,8 @@ class engine_core {
     DISTCACHE_DECL bool accept_remote(keyspace_slot& slot, keyspace_runtime& rt,
                                       const pending_key& key, transport::reply_item& item);
     DISTCACHE_DECL void serve_get(keyspace_slot& slot, std::vector<std::string> keys,
-                                  std::function<void(std::vector<transport::reply_item>)> done);
+                                  std::function<void(std::vector<transport::reply_item>)> done,
+                                  const telemetry::span_context& parent);
     DISTCACHE_DECL duration peer_read_timeout(const keyspace_runtime& rt) const;
 
     engine_core& core_;
@@ -252,11 +306,22 @@ class engine_core {
 
   // Read path (impl/read_path.ipp).
   DISTCACHE_DECL void join_load(keyspace_slot& slot, keyspace_runtime& rt, hashed_key key,
-                                std::shared_ptr<waiter> w);
+                                std::shared_ptr<waiter> w, const telemetry::span_context& parent);
   DISTCACHE_DECL void load_locally(keyspace_slot& slot, keyspace_runtime& rt, std::string key,
-                                   std::uint64_t hash);
+                                   std::uint64_t hash, const telemetry::span_context& parent);
   DISTCACHE_DECL void fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt,
-                                    const std::string& key, std::uint64_t hash);
+                                    const std::string& key, std::uint64_t hash,
+                                    const telemetry::span_context& parent);
+
+  // Telemetry (impl/telemetry.ipp).
+  /// `parent`: null for the calling thread's telemetry::scoped_parent.
+  /// `may_start_trace`: false for the children of an operation (a fetch, a
+  /// peer request), which are traced only when their parent is.
+  DISTCACHE_DECL op_scope begin_op(keyspace_slot& slot, telemetry::operation op, std::size_t keys,
+                                   const telemetry::span_context* parent, telemetry::span_kind kind,
+                                   bool may_start_trace) noexcept;
+  DISTCACHE_DECL void finish_op(op_scope& scope, error_code ec, std::string peer) noexcept;
+  [[nodiscard]] static DISTCACHE_DECL std::uint64_t steady_ns() noexcept;
 
   // Write path (impl/write_path.ipp).
   DISTCACHE_DECL error_code check_entry(const keyspace_runtime& rt, std::string_view key,
@@ -297,6 +362,12 @@ class engine_core {
   std::atomic<bool> starting_{false};  // start() is joining the cluster
   std::atomic<std::uint16_t> admin_port_{0};
   std::unique_ptr<admin::admin_service> admin_;  // from the first start() to destruction
+  std::unique_ptr<telemetry::sink> telemetry_;   // null: telemetry::none
+  bool observe_ = false;                         // measure operations: admin or telemetry
+  bool sample_all_ = false;                      // trace_sample_ratio == 1
+  std::uint64_t sample_below_ = 0;               // new traces: random_u64() < this
+  std::uint64_t unix_offset_ns_ = 0;             // steady_ns() + this = Unix time
+  std::uint64_t metrics_start_unix_ns_ = 0;
 };
 
 }  // namespace distcache::detail
@@ -306,6 +377,7 @@ class engine_core {
 #include <distcache/core/impl/cluster_operations.ipp>
 #include <distcache/core/impl/engine_core.ipp>
 #include <distcache/core/impl/read_path.ipp>
+#include <distcache/core/impl/telemetry.ipp>
 #include <distcache/core/impl/write_path.ipp>
 #endif
 

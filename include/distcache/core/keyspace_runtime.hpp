@@ -10,6 +10,7 @@
 #include <distcache/config.hpp>
 #include <distcache/core/keyspace_adapter.hpp>
 #include <distcache/protection/source_guard.hpp>
+#include <distcache/telemetry/detail/histogram.hpp>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,6 +56,9 @@ struct keyspace_slot {
   std::mutex mutex;                                         // serializes update and delete
   std::vector<std::shared_ptr<keyspace_runtime>> runtimes;  // live and retired
   keyspace_counters counters;
+  /// Latency of each operation (kept while the engine observes: admin
+  /// server or telemetry).
+  telemetry::detail::operation_metrics latency;
 
   /// Makes `next` the live definition (null deletes); clears the previous
   /// one's caches. Returns false when deleting an already deleted keyspace.

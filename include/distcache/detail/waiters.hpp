@@ -114,6 +114,17 @@ net::any_completion_executor tracked_executor(const Handler& h, const Executor& 
                   net::execution::outstanding_work.tracked));
 }
 
+/// Told the outcome of an async_waiter when it completes, before its
+/// handler is dispatched (the engine's measurements).
+class completion_observer {
+ public:
+  completion_observer() = default;
+  completion_observer(const completion_observer&) = delete;
+  completion_observer& operator=(const completion_observer&) = delete;
+  virtual ~completion_observer() = default;
+  virtual void completed(error_code ec) noexcept = 0;
+};
+
 /// A waiter for an asynchronous caller: holds the completion handler, keeps
 /// its executor busy while pending, supports per-operation cancellation (any
 /// cancellation type ends this waiter only) and invokes the handler on its
@@ -143,8 +154,12 @@ class async_waiter final : public timed_waiter {
     });
   }
 
+  /// Sets the observer told at completion. Call before joining the flight.
+  void observe(std::unique_ptr<completion_observer> o) noexcept { observer_ = std::move(o); }
+
   void complete(error_code ec, std::shared_ptr<const void> value) override {
     cancel_timer();
+    if (observer_) observer_->completed(ec);
     auto self = std::static_pointer_cast<async_waiter>(shared_from_this());
     // complete() runs once: the work guard moves out here and ends after the
     // dispatch, which holds the executor busy itself until the handler ran.
@@ -159,6 +174,7 @@ class async_waiter final : public timed_waiter {
  private:
   handler_type handler_;
   net::any_completion_executor work_;  // tracks outstanding work until completion
+  std::unique_ptr<completion_observer> observer_;
 };
 
 /// The waiters of one multi-key read (a get_many, a peer's batch): one

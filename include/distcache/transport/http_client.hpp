@@ -23,6 +23,7 @@
 #include <distcache/detail/config.hpp>
 #include <distcache/detail/gather.hpp>
 #include <distcache/error.hpp>
+#include <distcache/telemetry/telemetry.hpp>
 #include <distcache/transport/detail/http_client_connection.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/wire.hpp>
@@ -101,12 +102,24 @@ class http_client final : public peer_client {
   /// vector is empty. No keys: completes at once with no items.
   void get(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
            std::uint64_t ring_version, duration timeout, get_handler done) override {
+    get_traced(peer, keyspace, std::move(keys), ring_version, timeout, {}, std::move(done));
+  }
+
+  /// get() sending `traceparent` as the W3C traceparent header (on every
+  /// part of a split batch). A value that is not a valid traceparent is not
+  /// sent.
+  void get_traced(const std::string& peer, std::string_view keyspace,
+                  std::vector<std::string> keys, std::uint64_t ring_version, duration timeout,
+                  std::string_view traceparent, get_handler done) override {
     if (keys.empty()) return post(std::move(done), error_code{}, std::vector<reply_item>{});
     if (auto ec = check_keys(keyspace, keys))
       return post(std::move(done), ec, std::vector<reply_item>{});
+    if (!traceparent.empty() && !telemetry::parse_traceparent(traceparent)) traceparent = {};
     const std::size_t max = st_->options.limits.max_batch;
-    if (keys.size() > max)
-      return split_get(peer, keyspace, std::move(keys), ring_version, timeout, std::move(done));
+    if (keys.size() > max) {
+      return split_get(peer, keyspace, std::move(keys), ring_version, timeout, traceparent,
+                       std::move(done));
+    }
     auto c = acquire(peer);
     if (!c) return post(std::move(done), c.error(), std::vector<reply_item>{});
     auto& conn = **c;
@@ -115,7 +128,8 @@ class http_client final : public peer_client {
     r.expected = keys.size();
     std::size_t body = 4;
     for (const auto& k : keys) body += 4 + k.size();
-    begin(conn, keyspace, keys.size() == 1 ? "get" : "get-many", ring_version, timeout, body);
+    begin(conn, keyspace, keys.size() == 1 ? "get" : "get-many", ring_version, timeout, body,
+          traceparent);
     encode_key_list(r.out, keys);
     r.get_done = std::move(done);
     conn.start();
@@ -297,7 +311,8 @@ class http_client final : public peer_client {
 
   /// Fills the request line and headers of a keyspace operation.
   void begin(detail::http_client_connection& conn, std::string_view keyspace, std::string_view op,
-             std::uint64_t ring_version, duration timeout, std::size_t body_size) {
+             std::uint64_t ring_version, duration timeout, std::size_t body_size,
+             std::string_view traceparent = {}) {
     auto& r = conn.req;
     r.timeout = timeout;
     r.keyspace.assign(keyspace);
@@ -305,7 +320,7 @@ class http_client final : public peer_client {
     r.value.clear();
     detail::append_request_head(r.out, "POST", detail::dc_keyspace_prefix, keyspace, op,
                                 *conn.pool(), st_->options.self_name, st_->options.cluster_name,
-                                ring_version, body_size);
+                                ring_version, body_size, traceparent);
   }
 
   void send_key_list(detail::http_client_connection& conn, detail::http_client_op op,
@@ -340,7 +355,8 @@ class http_client final : public peer_client {
   /// A get of more than max_batch keys: one request per part, in parallel;
   /// the first error wins, else the items in key order.
   void split_get(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
-                 std::uint64_t ring_version, duration timeout, get_handler done) {
+                 std::uint64_t ring_version, duration timeout, std::string_view traceparent,
+                 get_handler done) {
     using part_result = std::pair<error_code, std::vector<reply_item>>;
     auto all = detail::gather<part_result>::make(
         parts(keys.size()),
@@ -354,10 +370,10 @@ class http_client final : public peer_client {
           done({}, std::move(items));
         });
     for_each_part(keys, [&](std::size_t i, std::vector<std::string> part) {
-      get(peer, keyspace, std::move(part), ring_version, timeout,
-          [all, i](error_code ec, std::vector<reply_item> items) {
-            all->set(i, {ec, std::move(items)});
-          });
+      get_traced(peer, keyspace, std::move(part), ring_version, timeout, traceparent,
+                 [all, i](error_code ec, std::vector<reply_item> items) {
+                   all->set(i, {ec, std::move(items)});
+                 });
     });
   }
 

@@ -85,6 +85,14 @@ class peer_client {
   virtual void get(const std::string& peer, std::string_view keyspace,
                    std::vector<std::string> keys, std::uint64_t ring_version, duration timeout,
                    get_handler done) = 0;
+  /// get() carrying the W3C `traceparent` value (empty: none), so the
+  /// peer's spans join the caller's trace. The default drops it and calls
+  /// get().
+  virtual void get_traced(const std::string& peer, std::string_view keyspace,
+                          std::vector<std::string> keys, std::uint64_t ring_version,
+                          duration timeout, std::string_view /*traceparent*/, get_handler done) {
+    get(peer, keyspace, std::move(keys), ring_version, timeout, std::move(done));
+  }
   /// Stores `value` under `key` on `peer` with remaining TTL `ttl_ms` (-1: never).
   virtual void set(const std::string& peer, std::string_view keyspace, std::string_view key,
                    std::string value, std::int64_t ttl_ms, std::uint64_t ring_version,

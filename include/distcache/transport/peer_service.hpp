@@ -19,6 +19,10 @@ struct request_info {
   std::string_view from;
   /// The sender's ring version (DC-Ring-Version); 0 when absent.
   std::uint64_t ring_version = 0;
+  /// The W3C traceparent header as received (at most 128 bytes kept; empty
+  /// when absent). Not checked by the server: a malformed value is ignored
+  /// by the engine, which then starts a new trace.
+  std::string_view traceparent;
 };
 
 /// The operations the HTTP server performs for its peers; the engine
@@ -59,6 +63,15 @@ class peer_service {
   /// deadline of its own: bound the load (the keyspace's read timeout).
   virtual void get(std::string_view keyspace, std::vector<std::string> keys,
                    std::function<void(std::vector<reply_item>)> done) = 0;
+
+  /// get() with the request's headers (`info` is valid during the call
+  /// only); the server calls this one. The default calls get(); the engine
+  /// overrides it to continue the sender's trace.
+  virtual void get_from(std::string_view keyspace, std::vector<std::string> keys,
+                        const request_info& /*info*/,
+                        std::function<void(std::vector<reply_item>)> done) {
+    get(keyspace, std::move(keys), std::move(done));
+  }
 
   /// Stores `value` under `key` in this node's main cache with remaining TTL
   /// `ttl_ms` (-1: never expires). A non-zero result is sent back to the

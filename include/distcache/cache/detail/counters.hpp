@@ -64,11 +64,16 @@ class striped_counter {
     static std::atomic<std::uint16_t> bits{0};
     return bits;
   }
+  std::array<cell, stripes> cells_{};
+
+ public:
+  /// How many stripes a striped structure needs.
+  static constexpr std::size_t stripe_count = stripes;
+  /// The calling thread's stripe (shared by every striped structure).
   static std::size_t stripe() noexcept {
     thread_local const lease mine;
     return mine.index;
   }
-  std::array<cell, stripes> cells_{};
 };
 
 /// The live counters of one keyspace.

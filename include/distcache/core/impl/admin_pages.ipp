@@ -242,6 +242,67 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
       f.sample({}, static_cast<double>(cluster_ ? cluster_->alive_peers().size() : 0));
     }
     {
+      // Latency histograms: every operation measured since the engine was
+      // built (an operation never run has no series).
+      const auto m = metrics_snapshot();
+      out.append(
+          "# HELP distcache_operation_duration_seconds Latency of operations, data-source "
+          "fetches (operation=\"fetch\") and requests to owners (operation=\"peer_get\").\n"
+          "# TYPE distcache_operation_duration_seconds histogram\n");
+      char buf[64];
+      for (const auto& h : m.operations) {
+        const std::string labels = "keyspace=\"" + admin_detail::label(h.keyspace) +
+                                   "\",operation=\"" + std::string(telemetry::name(h.op)) + "\"";
+        std::uint64_t cumulative = 0;
+        for (std::size_t b = 0; b < h.bucket_counts.size(); ++b) {
+          cumulative += h.bucket_counts[b];
+          std::string le = "+Inf";
+          if (b < m.bounds_s.size()) {
+            const int n = std::snprintf(buf, sizeof buf, "%.17g", m.bounds_s[b]);
+            le.assign(buf, static_cast<std::size_t>(n));
+          }
+          out.append("distcache_operation_duration_seconds_bucket{")
+              .append(labels)
+              .append(",le=\"")
+              .append(le)
+              .append("\"} ")
+              .append(std::to_string(cumulative))
+              .append("\n");
+        }
+        const int n =
+            std::snprintf(buf, sizeof buf, "%.17g", static_cast<double>(h.sum_ns) / 1e9);
+        out.append("distcache_operation_duration_seconds_sum{")
+            .append(labels)
+            .append("} ")
+            .append(buf, static_cast<std::size_t>(n))
+            .append("\n");
+        out.append("distcache_operation_duration_seconds_count{")
+            .append(labels)
+            .append("} ")
+            .append(std::to_string(h.count))
+            .append("\n");
+      }
+      family errors(out, "distcache_operation_errors_total", "counter",
+                    "Operations that failed (not_found is an answer, not a failure).");
+      for (const auto& h : m.operations) {
+        errors.sample("keyspace=\"" + admin_detail::label(h.keyspace) + "\",operation=\"" +
+                          std::string(telemetry::name(h.op)) + "\"",
+                      static_cast<double>(h.errors));
+      }
+    }
+    if (telemetry_) {
+      const auto t = telemetry_->stats();
+      family(out, "distcache_telemetry_spans_exported_total", "counter",
+             "Spans the collector accepted.")
+          .sample({}, static_cast<double>(t.spans_exported));
+      family(out, "distcache_telemetry_spans_dropped_total", "counter",
+             "Spans dropped: queue full, or their export failed.")
+          .sample({}, static_cast<double>(t.spans_dropped));
+      family(out, "distcache_telemetry_exports_failed_total", "counter",
+             "Export requests that failed (refused, timeout, non-2xx).")
+          .sample({}, static_cast<double>(t.exports_failed));
+    }
+    {
       family f(out, "distcache_up", "gauge", "1 while the engine runs, else 0.");
       f.sample({}, state == running ? 1.0 : 0.0);
     }

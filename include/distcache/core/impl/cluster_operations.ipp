@@ -21,12 +21,35 @@ bool engine_core::cluster_operations_impl::has_keyspace(std::string_view name) c
 void engine_core::cluster_operations_impl::get(
     std::string_view keyspace, std::vector<std::string> keys,
     std::function<void(std::vector<transport::reply_item>)> done) {
-  if (auto* slot = core_.slot_named(keyspace)) {
-    return serve_get(*slot, std::move(keys), std::move(done));
+  get_from(keyspace, std::move(keys), transport::request_info{}, std::move(done));
+}
+
+// Answers a peer's get inside a server span that continues the sender's
+// trace (its traceparent), when the engine traces.
+void engine_core::cluster_operations_impl::get_from(
+    std::string_view keyspace, std::vector<std::string> keys, const transport::request_info& info,
+    std::function<void(std::vector<transport::reply_item>)> done) {
+  auto* slot = core_.slot_named(keyspace);
+  if (slot == nullptr) {
+    std::vector<transport::reply_item> items(
+        keys.size(), transport::reply_item::failed(errc::keyspace_not_found));
+    return done(std::move(items));
   }
-  std::vector<transport::reply_item> items(keys.size(),
-                                           transport::reply_item::failed(errc::keyspace_not_found));
-  done(std::move(items));
+  if (!core_.telemetry_) return serve_get(*slot, std::move(keys), std::move(done), {});
+  const auto remote = telemetry::parse_traceparent(info.traceparent);
+  const telemetry::span_context none;
+  auto scope = core_.begin_op(*slot, telemetry::operation::get_many, keys.size(),
+                              remote ? &*remote : &none, telemetry::span_kind::server, true);
+  const telemetry::span_context parent = scope.context;
+  if (!scope.active()) return serve_get(*slot, std::move(keys), std::move(done), parent);
+  serve_get(
+      *slot, std::move(keys),
+      [this, scope, from = std::string(info.from), done = std::move(done)](
+          std::vector<transport::reply_item> items) mutable {
+        core_.end_op(scope, {}, std::move(from));
+        done(std::move(items));
+      },
+      parent);
 }
 
 error_code engine_core::cluster_operations_impl::set(std::string_view keyspace, std::string key,
@@ -63,7 +86,8 @@ void engine_core::cluster_operations_impl::invalidate(std::string_view keyspace,
 // per key shared with every other caller (never forwarded).
 void engine_core::cluster_operations_impl::serve_get(
     keyspace_slot& slot, std::vector<std::string> keys,
-    std::function<void(std::vector<transport::reply_item>)> done) {
+    std::function<void(std::vector<transport::reply_item>)> done,
+    const telemetry::span_context& parent) {
   auto* rt = slot.current.load(std::memory_order_acquire);
   auto item_of = [this, rt](error_code ec, const value_handle& v, time_point expires) {
     transport::reply_item item;
@@ -104,7 +128,7 @@ void engine_core::cluster_operations_impl::serve_get(
     }
     if (batch->join(i, keys[i], h)) {
       slot.counters.loads_deduped.add();
-      core_.load_locally(slot, *rt, keys[i], h);
+      core_.load_locally(slot, *rt, keys[i], h, parent);
     }
     slot.counters.loads.add();
   }
@@ -126,15 +150,24 @@ duration engine_core::cluster_operations_impl::peer_read_timeout(const keyspace_
 void engine_core::cluster_operations_impl::load_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                                                          const std::string& owner,
                                                          std::uint64_t ring_version,
-                                                         std::vector<pending_key> keys) {
+                                                         std::vector<pending_key> keys,
+                                                         const telemetry::span_context& parent) {
   std::vector<std::string> names;
   names.reserve(keys.size());
   for (const auto& k : keys) names.push_back(k.key);
-  core_.cluster_->client().get(
-      owner, slot.name, std::move(names), ring_version, peer_read_timeout(rt),
-      [this, &slot, rt = rt.shared_from_this(), owner, keys = std::move(keys)](
-          error_code ec, std::vector<transport::reply_item> items) mutable {
+  // The request's own span (a client span, child of the operation), whose
+  // id the owner receives in traceparent.
+  auto scope = core_.begin_op(slot, telemetry::operation::peer_get, keys.size(), &parent,
+                              telemetry::span_kind::client, false);
+  std::string traceparent;
+  if (scope.context.valid()) traceparent = telemetry::format_traceparent(scope.context);
+  const telemetry::span_context child = scope.context;
+  core_.cluster_->client().get_traced(
+      owner, slot.name, std::move(names), ring_version, peer_read_timeout(rt), traceparent,
+      [this, &slot, rt = rt.shared_from_this(), owner, keys = std::move(keys), scope,
+       child](error_code ec, std::vector<transport::reply_item> items) mutable {
         if (!ec && items.size() != keys.size()) ec = make_error_code(errc::peer_unavailable);
+        core_.end_op(scope, ec, owner);
         if (ec) {
           slot.counters.peer_errors.add();
           // A peer that answers "not serving" is alive: it stays in the
@@ -142,7 +175,7 @@ void engine_core::cluster_operations_impl::load_remotely(keyspace_slot& slot, ke
           if (!transport::peer_not_serving(ec)) core_.cluster_->peer_failed(owner);
           core_.cfg_.log(log_level::warning, "keyspace '" + slot.name + "': peer " + owner +
                                                  " failed (" + ec.message() + "); loading locally");
-          for (auto& k : keys) core_.load_locally(slot, *rt, std::move(k.key), k.hash);
+          for (auto& k : keys) core_.load_locally(slot, *rt, std::move(k.key), k.hash, child);
           return;
         }
         bool answered = false;
@@ -160,7 +193,7 @@ void engine_core::cluster_operations_impl::load_remotely(keyspace_slot& slot, ke
           core_.cfg_.log(log_level::warning, "keyspace '" + slot.name + "': peer " + owner +
                                                  " failed (" + why.message() +
                                                  "); loading locally");
-          core_.load_locally(slot, *rt, std::move(keys[j].key), keys[j].hash);
+          core_.load_locally(slot, *rt, std::move(keys[j].key), keys[j].hash, child);
         }
         if (garbage) {
           core_.cluster_->peer_failed(owner);

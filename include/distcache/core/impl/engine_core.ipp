@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <distcache/core/engine_core.hpp>
 #include <distcache/detail/hash.hpp>
 
@@ -52,6 +54,12 @@ config engine_core::validated(config cfg, const erased_policies& p,
         "<distcache/transport/http.hpp>); a single node may use policies<discovery::standalone, "
         "transport::http>");
   }
+  if (cfg.telemetry && !p.make_telemetry) {
+    throw config_error(
+        "config.telemetry: set, but the engine's Telemetry policy is telemetry::none; build the "
+        "engine with policies<Discovery, Transport, RateLimiter, CircuitBreaker, telemetry::otlp> "
+        "(include <distcache/telemetry/otlp.hpp>)");
+  }
   if (cfg.cluster.enabled && !p.make_cluster) {
     throw config_error(
         "config.cluster.enabled: true, but the engine's Transport policy is transport::none; "
@@ -68,6 +76,19 @@ engine_core::engine_core(config cfg, erased_policies policies,
       solo_ring_(
           std::make_shared<const ring>(std::vector<std::string>{"self"}, 1, hash_key("self,"))),
       make_admin_(std::move(policies.make_admin)) {
+  const telemetry_options topts = cfg_.telemetry.value_or(telemetry_options{});
+  if (policies.make_telemetry) telemetry_ = policies.make_telemetry(topts, cfg_.log);
+  observe_ = telemetry_ != nullptr || cfg_.admin.enabled;
+  sample_all_ = topts.trace_sample_ratio >= 1.0;
+  sample_below_ = sample_all_ ? UINT64_MAX
+                              : static_cast<std::uint64_t>(
+                                    std::ldexp(topts.trace_sample_ratio, 64));  // ratio * 2^64
+  const auto unix_now = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  unix_offset_ns_ = unix_now - steady_ns();
+  metrics_start_unix_ns_ = unix_now;
   if (cfg_.cluster.enabled) {
     cluster_ = policies.make_cluster(this, cfg_, ioc_);
     remote_ = policies.make_cluster_operations(*this);
@@ -144,6 +165,12 @@ result<void> engine_core::start() {
   running_.store(true);
   starting_.store(false);
   if (cluster_) cluster_->start_rounds(running_);
+  if (telemetry_) {
+    telemetry_->start(
+        telemetry::node_identity{cfg_.telemetry ? cfg_.telemetry->service_name : "distcache",
+                                 self_name()},
+        [this] { return metrics_snapshot(); });
+  }
   for (std::size_t ks = 0; ks < slots_.size(); ++ks) warm(ks);
   return {};
 }
@@ -160,6 +187,7 @@ result<void> engine_core::stop() {
     for (auto& rt : slot->runtimes) rt->flights.abandon_all(make_error_code(errc::stopped));
   }
   shutdown_threads();
+  if (telemetry_) telemetry_->stop();  // sends what is queued, with the final metrics
   return {};
 }
 
@@ -246,19 +274,28 @@ result<void> engine_core::delete_keyspaces(const std::vector<std::string>& names
       return make_error_code(errc::keyspace_not_found);
     }
   }
-  for (const auto& n : names) slot_named(n)->replace(nullptr);
+  for (const auto& n : names) {
+    auto* slot = slot_named(n);
+    auto scope = begin_op(static_cast<std::size_t>(by_name_.find(n)->second),
+                          telemetry::operation::delete_keyspace, 1);
+    slot->replace(nullptr);
+    end_op(scope, {});
+  }
   return {};
 }
 
 result<void> engine_core::update_keyspace(std::size_t ks, std::unique_ptr<keyspace_adapter> def) {
   if (auto ec = check_state()) return ec;
+  auto scope = begin_op(ks, telemetry::operation::update_keyspace, 1);
   std::string why;
   auto rt = make_runtime(std::move(def), why);
   if (!rt) {
     cfg_.log(log_level::error, "update_keyspace: " + why);
+    end_op(scope, make_error_code(errc::invalid_config));
     return make_error_code(errc::invalid_config);
   }
   slots_[ks]->replace(std::move(rt));
+  end_op(scope, {});
   warm(ks);
   return {};
 }

@@ -10,6 +10,17 @@
 
 namespace distcache::detail {
 
+/// Ends an async get's scope when its waiter completes.
+class scope_observer final : public completion_observer {
+ public:
+  scope_observer(engine_core& core, op_scope scope) : core_(core), scope_(scope) {}
+  void completed(error_code ec) noexcept override { core_.end_op(scope_, ec); }
+
+ private:
+  engine_core& core_;
+  op_scope scope_;
+};
+
 engine_core::value_handle engine_core::lookup(keyspace_runtime& rt, hashed_key key) {
   if (auto v = rt.main.get(key)) return v;
   return rt.hot.get(key);
@@ -20,15 +31,18 @@ result<engine_core::value_handle> engine_core::get(std::size_t ks, std::string_v
   auto rt = runtime_for(ks, key);
   if (!rt) return rt.error();
   auto& slot = *slots_[ks];
+  auto scope = begin_op(ks, telemetry::operation::get, 1);
   const std::uint64_t h = hash_key(key);
   if (auto v = lookup(**rt, {key, h})) {
     slot.counters.cache_hits.add();
+    end_op(scope, {});
     return v;
   }
   auto w = std::make_shared<sync_waiter>(std::string(key), h);
-  join_load(slot, **rt, w->key(), w);
+  join_load(slot, **rt, w->key(), w, scope.context);
   slot.counters.loads.add();  // after joining: `loads` callers are all in a flight
   auto [ec, value] = w->wait((*rt)->flights, (*rt)->opts.read_timeout);
+  end_op(scope, ec);
   if (ec) return ec;
   return value;
 }
@@ -48,18 +62,22 @@ void engine_core::async_get(std::size_t ks, std::string key, get_handler handler
   auto rt = runtime_for(ks, key);
   if (!rt) return post_result(std::move(handler), rt.error(), value_handle{});
   auto& slot = *slots_[ks];
+  auto scope = begin_op(ks, telemetry::operation::get, 1);
   const std::uint64_t h = hash_key(key);
   if (auto v = lookup(**rt, {key, h})) {
     slot.counters.cache_hits.add();
+    end_op(scope, {});
     return post_result(std::move(handler), error_code{}, std::move(v));
   }
   auto w =
       std::make_shared<async_waiter>(ioc_.get_executor(), std::move(key), h, std::move(handler));
+  const telemetry::span_context parent = scope.context;
+  if (scope.active()) w->observe(std::make_unique<scope_observer>(*this, scope));
   // Connected before joining: once joined, the load may complete (and take
   // the handler) on another thread at any moment.
   w->connect_cancellation((*rt)->flights);
   w->arm((*rt)->flights, (*rt)->opts.read_timeout);  // before joining: see timed_waiter
-  join_load(slot, **rt, w->key(), w);
+  join_load(slot, **rt, w->key(), w, parent);
   slot.counters.loads.add();  // after joining: `loads` callers are all in a flight
 }
 
@@ -67,33 +85,40 @@ void engine_core::async_get(std::size_t ks, std::string key, get_handler handler
 // already armed). The leader loads the key from its owner when that is
 // another node, else from the data source.
 void engine_core::join_load(keyspace_slot& slot, keyspace_runtime& rt, hashed_key k,
-                            std::shared_ptr<waiter> w) {
+                            std::shared_ptr<waiter> w, const telemetry::span_context& parent) {
   if (!rt.flights.join(k, std::move(w))) return;
   slot.counters.loads_deduped.add();
   if (cluster_) {
     auto r = cluster_->current();
     const std::string& owner = r->nodes()[r->owner_index(k.hash)];
     if (owner != cluster_->self()) {
-      remote_->load_remotely(slot, rt, owner, r->version(), {{std::string(k.text), k.hash}});
+      remote_->load_remotely(slot, rt, owner, r->version(), {{std::string(k.text), k.hash}},
+                             parent);
       return;
     }
   }
-  load_locally(slot, rt, std::string(k.text), k.hash);
+  load_locally(slot, rt, std::string(k.text), k.hash, parent);
 }
 
 void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
-                                 get_many_handler handler) {
+                                 get_many_handler handler, op_scope scope) {
+  // A call refused before it starts is not measured (as for every operation).
   if (auto ec = check_state()) return post_result(std::move(handler), ec, values{});
   auto& slot = *slots_[ks];
   auto* rt = slot.current.load(std::memory_order_acquire);
   if (rt == nullptr) {
     return post_result(std::move(handler), make_error_code(errc::keyspace_not_found), values{});
   }
-  if (keys.empty()) return post_result(std::move(handler), error_code{}, values{});
+  if (keys.empty()) {
+    end_op(scope, {});
+    return post_result(std::move(handler), error_code{}, values{});
+  }
   auto work = tracked_executor(handler, ioc_.get_executor());
+  const telemetry::span_context parent = scope.context;
   auto all = gather<result<value_handle>>::make(
-      keys.size(),
-      [h = std::make_shared<get_many_handler>(std::move(handler)), work](values results) mutable {
+      keys.size(), [this, scope, h = std::make_shared<get_many_handler>(std::move(handler)),
+                    work](values results) mutable {
+        end_op(scope, {});
         dispatch_job(work, make_job([h, results = std::move(results)]() mutable {
                        std::move (*h)(error_code{}, std::move(results));
                      }));
@@ -132,35 +157,35 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
     slot.counters.loads_deduped.add();
     const std::string* owner = cluster ? &r->nodes()[r->owner_index(h)] : nullptr;
     if (owner == nullptr || *owner == cluster_->self()) {
-      load_locally(slot, *rt, std::move(keys[i]), h);
+      load_locally(slot, *rt, std::move(keys[i]), h, parent);
     } else {
       batches[*owner].push_back({std::move(keys[i]), h});
     }
   }
   if (batch) batch->done_joining();
   for (auto& [owner, keys_of_owner] : batches) {
-    remote_->load_remotely(slot, *rt, owner, r->version(), std::move(keys_of_owner));
+    remote_->load_remotely(slot, *rt, owner, r->version(), std::move(keys_of_owner), parent);
   }
 }
 
 // Loads one flight's key from the data source, through the source guard.
 void engine_core::load_locally(keyspace_slot& slot, keyspace_runtime& rt, std::string key,
-                               std::uint64_t hash) {
+                               std::uint64_t hash, const telemetry::span_context& parent) {
   guard_context ctx{&ioc_, pool_.get(), &running_, cfg_.clock.get()};
-  rt.guard.admit(ctx, [this, &slot, rt = rt.shared_from_this(), key = std::move(key),
-                       hash](error_code refused) {
+  rt.guard.admit(ctx, [this, &slot, rt = rt.shared_from_this(), key = std::move(key), hash,
+                       parent](error_code refused) {
     if (refused) {
       rt->flights.finish({key, hash}, refused, nullptr, [] { return error_code{}; });
       return;
     }
-    fetch_on_pool(slot, *rt, key, hash);
+    fetch_on_pool(slot, *rt, key, hash, parent);
   });
 }
 
 // Calls the data source (on the blocking pool), gives the guard the outcome
 // and publishes the value into the main cache.
 void engine_core::fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt, const std::string& key,
-                                std::uint64_t hash) {
+                                std::uint64_t hash, const telemetry::span_context& parent) {
   if (!running_.load(std::memory_order_acquire)) {
     // stop() has answered this flight's callers: do not call the source for
     // nobody. Queued loads drain this way without waiting for the source.
@@ -172,6 +197,9 @@ void engine_core::fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt, const
   error_code ec;
   loaded_value loaded;
   time_point expires = never_expires;
+  auto scope = observe_ ? begin_op(slot, telemetry::operation::fetch, 1, &parent,
+                                   telemetry::span_kind::internal, false)
+                        : op_scope{};
   {
     const engine_thread_mark mark(this);
     try {
@@ -198,6 +226,7 @@ void engine_core::fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt, const
     }
   }
   rt.guard.finish(ec);
+  end_op(scope, ec);
   rt.flights.finish(
       {key, hash}, ec, loaded.value,
       [&]() -> error_code {

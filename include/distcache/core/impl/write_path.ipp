@@ -44,17 +44,29 @@ engine_core::write_done engine_core::posting(write_handler handler) {
 }
 
 void engine_core::async_put(std::size_t ks, std::vector<entry> entries, duration ttl,
-                            write_handler handler) {
-  put(ks, std::move(entries), ttl, posting(std::move(handler)));
+                            write_handler handler, telemetry::operation op) {
+  put(ks, std::move(entries), ttl, posting(std::move(handler)), op);
 }
 
 void engine_core::async_remove(std::size_t ks, std::vector<std::string> keys,
-                               write_handler handler) {
-  remove(ks, std::move(keys), posting(std::move(handler)));
+                               write_handler handler, telemetry::operation op) {
+  remove(ks, std::move(keys), posting(std::move(handler)), op);
 }
 
-void engine_core::put(std::size_t ks, std::vector<entry> entries, duration ttl, write_done done) {
+/// `done`, ending `scope` first when it is active.
+inline engine_core::write_done measured_write(engine_core& core, op_scope scope,
+                                 engine_core::write_done done) {
+  if (!scope.active()) return done;
+  return [&core, scope, done = std::move(done)](error_code ec) mutable {
+    core.end_op(scope, ec);
+    done(ec);
+  };
+}
+
+void engine_core::put(std::size_t ks, std::vector<entry> entries, duration ttl, write_done done,
+                      telemetry::operation op) {
   if (auto ec = check_state()) return done(ec);
+  done = measured_write(*this, begin_op(ks, op, entries.size()), std::move(done));
   if (ttl < duration::zero()) {
     cfg_.log(log_level::warning, "put: ttl must be >= 0, got " + format_duration(ttl));
     return done(make_error_code(errc::invalid_config));
@@ -82,8 +94,10 @@ void engine_core::put(std::size_t ks, std::vector<entry> entries, duration ttl, 
 
 // Removes `keys` here and, in a cluster, on every node in the ring (one
 // request each).
-void engine_core::remove(std::size_t ks, std::vector<std::string> keys, write_done done) {
+void engine_core::remove(std::size_t ks, std::vector<std::string> keys, write_done done,
+                         telemetry::operation op) {
   if (auto ec = check_state()) return done(ec);
+  done = measured_write(*this, begin_op(ks, op, keys.size()), std::move(done));
   auto& slot = *slots_[ks];
   auto* rt = slot.current.load(std::memory_order_acquire);
   if (rt == nullptr) return done(make_error_code(errc::keyspace_not_found));

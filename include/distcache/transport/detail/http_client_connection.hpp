@@ -473,7 +473,7 @@ inline void append_request_head(std::string& out, std::string_view method, std::
                                 std::string_view keyspace, std::string_view op,
                                 const http_peer_pool& pool, std::string_view self_name,
                                 std::string_view cluster_name, std::uint64_t ring_version,
-                                std::size_t body_size) {
+                                std::size_t body_size, std::string_view traceparent = {}) {
   out += method;
   out += ' ';
   out += path;
@@ -488,6 +488,10 @@ inline void append_request_head(std::string& out, std::string_view method, std::
   out += self_name;
   out += "\r\nDC-Cluster: ";
   out += cluster_name;
+  if (!traceparent.empty()) {
+    out += "\r\ntraceparent: ";
+    out += traceparent;
+  }
   if (!keyspace.empty()) {
     out += "\r\nDC-Ring-Version: ";
     append_decimal_u64(out, ring_version);

@@ -371,7 +371,8 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
                "DC-Error: keyspace_not_found\r\n", close);
         co_return close;
       }
-      st_->svc.on_peer_request(transport::request_info{req_.from, req_.ring_version});
+      st_->svc.on_peer_request(
+          transport::request_info{req_.from, req_.ring_version, req_.traceparent});
       co_await (this->*(handler->handle))(close);
     } catch (const std::exception& e) {
       reject(500, std::string("the node failed: ") + e.what(), {}, close);
@@ -507,10 +508,12 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
           using state_type = peer_get_completion<decltype(handler)>;
           auto state = std::make_shared<state_type>(std::move(handler));
           try {
-            st_->svc.get(keyspace_, std::move(keys_),
-                         [state](std::vector<transport::reply_item> items) {
-                           state->complete(std::move(items));
-                         });
+            st_->svc.get_from(
+                keyspace_, std::move(keys_),
+                transport::request_info{req_.from, req_.ring_version, req_.traceparent},
+                [state](std::vector<transport::reply_item> items) {
+                  state->complete(std::move(items));
+                });
           } catch (...) {
             service_failed_ = true;
             state->complete({});

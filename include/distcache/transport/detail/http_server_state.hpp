@@ -88,6 +88,7 @@ struct http_request_data {
   bool has_cluster = false;
   std::uint64_t ring_version = 0;
   bool bad_ring_version = false;
+  std::string traceparent;  // as received, at most 128 bytes kept
   bool expect_continue = false;
   int version = 11;
   std::string body;
@@ -102,6 +103,7 @@ struct http_request_data {
     has_cluster = false;
     ring_version = 0;
     bad_ring_version = false;
+    traceparent.clear();
     expect_continue = false;
     version = 11;
     body.clear();
@@ -126,6 +128,8 @@ struct http_request_data {
       } else if (boost::beast::iequals(name_string, "DC-Cluster")) {
         cluster.assign(value.data(), std::min<std::size_t>(value.size(), 80));
         has_cluster = true;
+      } else if (boost::beast::iequals(name_string, "traceparent")) {
+        traceparent.assign(value.data(), std::min<std::size_t>(value.size(), 128));
       } else if (boost::beast::iequals(name_string, "DC-Ring-Version")) {
         if (auto v = parse_decimal_u64(value)) {
           ring_version = *v;

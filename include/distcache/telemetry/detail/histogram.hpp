@@ -1,0 +1,73 @@
+// distcache — latency histograms of the engine's operations, written from
+// many threads (striped like the counters), read by /metrics and exporters.
+#ifndef DISTCACHE_TELEMETRY_DETAIL_HISTOGRAM_HPP
+#define DISTCACHE_TELEMETRY_DETAIL_HISTOGRAM_HPP
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <distcache/cache/detail/counters.hpp>
+#include <distcache/telemetry/telemetry.hpp>
+
+namespace distcache::telemetry::detail {
+
+/// Upper bounds of the latency buckets, in nanoseconds: 10 µs … 10 s. A hit
+/// (well under 10 µs) is found at the first comparison.
+inline constexpr std::array<std::uint64_t, 19> latency_bounds_ns = {
+    10'000,      25'000,      50'000,        100'000,       250'000,
+    500'000,     1'000'000,   2'500'000,     5'000'000,     10'000'000,
+    25'000'000,  50'000'000,  100'000'000,   250'000'000,   500'000'000,
+    1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
+/// Buckets: one per bound plus +Inf.
+inline constexpr std::size_t latency_buckets = latency_bounds_ns.size() + 1;
+
+/// A cumulative latency histogram with an error count.
+class latency_histogram {
+ public:
+  void record(std::uint64_t ns, bool error) noexcept {
+    auto& c = cells_[distcache::detail::striped_counter::stripe()];
+    std::size_t b = 0;
+    while (b < latency_bounds_ns.size() && ns > latency_bounds_ns[b]) ++b;
+    c.buckets[b].fetch_add(1, std::memory_order_relaxed);
+    c.sum_ns.fetch_add(ns, std::memory_order_relaxed);
+    if (error) c.errors.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  /// Adds this histogram's state to `out` (bucket_counts sized latency_buckets).
+  void read(histogram_point& out) const {
+    out.bucket_counts.assign(latency_buckets, 0);
+    for (const auto& c : cells_) {
+      for (std::size_t b = 0; b < latency_buckets; ++b) {
+        const auto n = c.buckets[b].load(std::memory_order_relaxed);
+        out.bucket_counts[b] += n;
+        out.count += n;
+      }
+      out.sum_ns += c.sum_ns.load(std::memory_order_relaxed);
+      out.errors += c.errors.load(std::memory_order_relaxed);
+    }
+  }
+
+ private:
+  struct alignas(64) cell {
+    std::array<std::atomic<std::uint64_t>, latency_buckets> buckets{};
+    std::atomic<std::uint64_t> sum_ns{0};
+    std::atomic<std::uint64_t> errors{0};
+  };
+  std::array<cell, distcache::detail::striped_counter::stripe_count> cells_{};
+};
+
+/// The latency histograms of one keyspace, one per operation.
+struct operation_metrics {
+  std::array<latency_histogram, operation_count> by_op{};
+  latency_histogram& operator[](operation op) noexcept {
+    return by_op[static_cast<std::size_t>(op)];
+  }
+  const latency_histogram& operator[](operation op) const noexcept {
+    return by_op[static_cast<std::size_t>(op)];
+  }
+};
+
+}  // namespace distcache::telemetry::detail
+
+#endif  // DISTCACHE_TELEMETRY_DETAIL_HISTOGRAM_HPP

@@ -148,6 +148,17 @@ TEST_CASE("admin: health, readiness, keyspaces and metrics of a single node") {
   CHECK(m.body.find("distcache_cache_items{keyspace=\"users\",cache=\"main\"} 1\n") !=
         std::string::npos);
   CHECK(m.body.find("distcache_up 1\n") != std::string::npos);
+  // Latency histograms: 4 gets (not_found is no error), 2 fetches, every bucket line cumulative.
+  const std::string get_series = "{keyspace=\"users\",operation=\"get\"";
+  CHECK(m.body.find("distcache_operation_duration_seconds_count" + get_series + "} 4\n") !=
+        std::string::npos);
+  CHECK(m.body.find("distcache_operation_duration_seconds_bucket" + get_series +
+                    ",le=\"+Inf\"} 4\n") != std::string::npos);
+  CHECK(m.body.find("distcache_operation_duration_seconds_count{keyspace=\"users\","
+                    "operation=\"fetch\"} 2\n") != std::string::npos);
+  CHECK(m.body.find("distcache_operation_errors_total" + get_series + "} 0\n") !=
+        std::string::npos);
+  CHECK(m.body.find("operation=\"put\"") == std::string::npos);  // never run: no series
   if (const auto promtool = distcache::test::find_program("promtool"); !promtool.empty()) {
     distcache::test::temp_file metrics(m.body);
     distcache::test::temp_file out("");

@@ -25,7 +25,6 @@
 #include "support/sources.hpp"
 
 using distcache::config;
-using distcache::test::eventually;
 using namespace std::chrono_literals;
 namespace tel = distcache::telemetry;
 
@@ -267,12 +266,12 @@ TEST_CASE("telemetry: one get's spans across two nodes form one trace") {
   recorded_node b(c, distcache::discovery::in_process(registry), ub);
   REQUIRE(a.start());
   REQUIRE(b.start());
-  REQUIRE(eventually([&] { return a.cluster_peers().size() == 1 && b.cluster_peers().size() == 1; }));
+  REQUIRE(distcache::test::eventually([&] { return a.cluster_peers().size() == 1 && b.cluster_peers().size() == 1; }));
   const std::string key = key_owned_by(b.self_name(), a);
   ub.source.state->set(key, "value");
   reset_recording();  // spans of joining (none expected) and of the set-up are not looked at
   REQUIRE(**a.get<users>(key) == "value");
-  REQUIRE(eventually([&] { return recorded().copy().size() >= 4; }));
+  REQUIRE(distcache::test::eventually([&] { return recorded().copy().size() >= 4; }));
   const auto spans = recorded().copy();
   const auto* get = find_span(spans, "distcache.get", a.self_name());
   const auto* client = find_span(spans, "distcache.peer.get", a.self_name());
@@ -440,7 +439,7 @@ struct otlp_receiver {
     std::filesystem::remove(port_file.path());
     process = distcache::test::child_process({node, dir + "/otlp_receiver.js", port_file.path()},
                                              log.path());
-    REQUIRE(eventually(
+    REQUIRE(distcache::test::eventually(
         [&] {
           std::ifstream in(port_file.path());
           int p = 0;
@@ -480,7 +479,7 @@ TEST_CASE("telemetry: OTLP/HTTP export decodes with the OpenTelemetry protobuf d
   otlp_node b(c, distcache::discovery::in_process(registry), ub);
   REQUIRE(a.start());
   REQUIRE(b.start());
-  REQUIRE(eventually([&] { return a.cluster_peers().size() == 1 && b.cluster_peers().size() == 1; }));
+  REQUIRE(distcache::test::eventually([&] { return a.cluster_peers().size() == 1 && b.cluster_peers().size() == 1; }));
   const std::string remote = key_owned_by(b.self_name(), a);
   const std::string local = key_owned_by(a.self_name(), a);
   ub.source.state->set(remote, "from-b");
@@ -501,13 +500,15 @@ TEST_CASE("telemetry: OTLP/HTTP export decodes with the OpenTelemetry protobuf d
   }
   // One trace spans the nodes: get → peer.get (A) → peer.serve → fetch (B).
   const auto& spans = s.at("spans").as_array();
-  auto find = [&](std::string_view name, std::string_view instance,
-                  std::string_view parent = {}) -> const boost::json::object* {
+  // The span `name` recorded by `instance`, with that parent or that id.
+  auto find = [&](std::string_view name, std::string_view instance, std::string_view parent = {},
+                  std::string_view id = {}) -> const boost::json::object* {
     for (const auto& v : spans) {
       const auto& o = v.as_object();
       if (o.at("name").as_string() != name) continue;
       if (o.at("resource").at("service.instance.id").as_string() != instance) continue;
       if (!parent.empty() && o.at("parent_span_id").as_string() != parent) continue;
+      if (!id.empty() && o.at("span_id").as_string() != id) continue;
       return &o;
     }
     return nullptr;
@@ -516,7 +517,8 @@ TEST_CASE("telemetry: OTLP/HTTP export decodes with the OpenTelemetry protobuf d
   REQUIRE(client);
   const std::string trace(client->at("trace_id").as_string());
   const std::string client_id(client->at("span_id").as_string());
-  const auto* get = find("distcache.get", a.self_name(), client->at("parent_span_id").as_string());
+  const auto* get =
+      find("distcache.get", a.self_name(), {}, client->at("parent_span_id").as_string());
   const auto* server = find("distcache.peer.serve", b.self_name(), client_id);
   REQUIRE(get);
   REQUIRE(server);
@@ -590,7 +592,7 @@ TEST_CASE("telemetry: a collector that is down or never answers costs gets nothi
     node n(c, u);
     REQUIRE(n.start());
     for (int i = 0; i < 200; ++i) REQUIRE(**n.get<users>("a") == "alpha");
-    CHECK(eventually([&] { return n.telemetry_stats().exports_failed >= 1; }));
+    CHECK(distcache::test::eventually([&] { return n.telemetry_stats().exports_failed >= 1; }));
     const auto page = raw_exchange(n.admin_port(),
                                    "GET /_distcache/admin/metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     REQUIRE(page);
@@ -616,7 +618,7 @@ TEST_CASE("telemetry: a collector that is down or never answers costs gets nothi
     node n(c, u);
     REQUIRE(n.start());
     for (int i = 0; i < 50; ++i) REQUIRE(**n.get<users>("a") == "alpha");
-    CHECK(eventually([&] { return n.telemetry_stats().exports_failed >= 2; }));
+    CHECK(distcache::test::eventually([&] { return n.telemetry_stats().exports_failed >= 2; }));
     const auto t0 = std::chrono::steady_clock::now();
     CHECK(n.stop());
     // The final flush is bounded by the timeout per request.

@@ -111,7 +111,7 @@ struct erased_policies {
 /// nothing: no admin server, telemetry::none.
 struct op_scope {
   keyspace_slot* slot = nullptr;
-  std::uint64_t start_ns = 0;  // steady clock
+  std::uint64_t start_ticks = 0;  // telemetry::detail::tick_clock
   telemetry::operation op = telemetry::operation::get;
   telemetry::span_kind kind = telemetry::span_kind::internal;
   bool traced = false;  // a span is recorded at the end

@@ -79,6 +79,7 @@ engine_core::engine_core(config cfg, erased_policies policies,
   const telemetry_options topts = cfg_.telemetry.value_or(telemetry_options{});
   if (policies.make_telemetry) telemetry_ = policies.make_telemetry(topts, cfg_.log);
   observe_ = telemetry_ != nullptr || cfg_.admin.enabled;
+  if (observe_) telemetry::detail::tick_clock::calibrate();
   sample_all_ = topts.trace_sample_ratio >= 1.0;
   sample_below_ = sample_all_ ? UINT64_MAX
                               : static_cast<std::uint64_t>(

@@ -70,9 +70,7 @@ inline std::string_view span_name(telemetry::operation op, telemetry::span_kind 
 }
 
 std::uint64_t engine_core::steady_ns() noexcept {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
+  return telemetry::detail::tick_clock::steady_ns();
 }
 
 op_scope engine_core::begin_op(keyspace_slot& slot, telemetry::operation op, std::size_t keys,
@@ -84,7 +82,7 @@ op_scope engine_core::begin_op(keyspace_slot& slot, telemetry::operation op, std
   s.op = op;
   s.kind = kind;
   s.keys = static_cast<std::uint32_t>(std::min<std::size_t>(keys, UINT32_MAX));
-  s.start_ns = steady_ns();
+  s.start_ticks = telemetry::detail::tick_clock::ticks();
   if (!telemetry_) return s;
   const telemetry::span_context& p =
       parent != nullptr ? *parent : telemetry::scoped_parent::current();
@@ -96,7 +94,9 @@ op_scope engine_core::begin_op(keyspace_slot& slot, telemetry::operation op, std
     return s;
   }
   if (!may_start_trace) return s;
-  if (!sample_all_ && telemetry::detail::random_u64() >= sample_below_) return s;
+  if (!sample_all_ && (sample_below_ == 0 || telemetry::detail::random_u64() >= sample_below_)) {
+    return s;
+  }
   s.traced = true;
   telemetry::detail::fill_random(s.context.trace_id);
   telemetry::detail::fill_random(s.context.span_id);
@@ -105,11 +105,10 @@ op_scope engine_core::begin_op(keyspace_slot& slot, telemetry::operation op, std
 }
 
 void engine_core::finish_op(op_scope& s, error_code ec, std::string peer) noexcept {
-  const std::uint64_t end = steady_ns();
+  const std::uint64_t ns =
+      telemetry::detail::tick_clock::to_ns(s.start_ticks, telemetry::detail::tick_clock::ticks());
   const bool failed = ec && ec != errc::not_found;
-  if (s.kind != telemetry::span_kind::server) {
-    s.slot->latency[s.op].record(end - s.start_ns, failed);
-  }
+  if (s.kind != telemetry::span_kind::server) s.slot->latency[s.op].record(ns, failed);
   if (s.traced) {
     try {
       telemetry::span_record r;
@@ -117,8 +116,8 @@ void engine_core::finish_op(op_scope& s, error_code ec, std::string peer) noexce
       r.parent_id = s.parent_id;
       r.name = span_name(s.op, s.kind);
       r.kind = s.kind;
-      r.start_unix_ns = s.start_ns + unix_offset_ns_;
-      r.end_unix_ns = end + unix_offset_ns_;
+      r.end_unix_ns = steady_ns() + unix_offset_ns_;
+      r.start_unix_ns = r.end_unix_ns - ns;
       r.keyspace = s.slot->name;
       r.op = s.op;
       r.keys = s.keys;

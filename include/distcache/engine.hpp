@@ -96,6 +96,9 @@ class basic_engine {
   static_assert(detail::complete_type<typename Policies::telemetry_type>,
                 "distcache: this engine's Telemetry policy is telemetry::otlp; include "
                 "<distcache/telemetry/otlp.hpp>");
+  static_assert(telemetry::telemetry_policy<typename Policies::telemetry_type>,
+                "distcache: the Telemetry policy must be telemetry::none or provide static "
+                "make(const telemetry_options&, const logger&) -> std::unique_ptr<telemetry::sink>");
   static_assert(transport::transport_policy<typename Policies::transport_type>,
                 "distcache: the Transport policy must model distcache::transport::transport_policy "
                 "(static make_server and make_client)");

@@ -109,6 +109,22 @@ int main() {
                           distcache::protection::no_rate_limiter, not_a_policy>,
       users>
       e{distcache::config{}, users{}};
+#elif defined(CASE_OTLP_NOT_INCLUDED)
+  // telemetry::otlp is declared by <distcache/engine.hpp>, defined by
+  // <distcache/telemetry/otlp.hpp>, which is not included here.
+  distcache::basic_engine<
+      distcache::policies<distcache::discovery::standalone, distcache::transport::none,
+                          distcache::protection::no_rate_limiter,
+                          distcache::protection::no_circuit_breaker, distcache::telemetry::otlp>,
+      users>
+      e{distcache::config{}, users{}};
+#elif defined(CASE_BAD_TELEMETRY)
+  distcache::basic_engine<
+      distcache::policies<distcache::discovery::standalone, distcache::transport::none,
+                          distcache::protection::no_rate_limiter,
+                          distcache::protection::no_circuit_breaker, not_a_policy>,
+      users>
+      e{distcache::config{}, users{}};
 #else
   distcache::engine<users, bad> e{distcache::config{}, users{}, bad{}};
 #endif

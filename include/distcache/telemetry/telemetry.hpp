@@ -10,6 +10,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <distcache/config.hpp>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -219,18 +220,21 @@ class sink {
   [[nodiscard]] virtual exporter_stats stats() const noexcept = 0;
 };
 
-/// A telemetry policy says where spans and metrics go. A model provides
-/// `static std::unique_ptr<telemetry::sink> make(const telemetry_options&,
-/// const logger&)`, or is telemetry::none. Models: telemetry::none (default), telemetry::otlp
-/// (<distcache/telemetry/otlp.hpp>).
-template <class T>
-concept telemetry_policy = std::default_initializable<T>;
-
 /// No telemetry: the engine creates no spans and exports nothing; its
 /// operations then cost one predictable branch more (docs/performance.md).
 /// Latency histograms for the admin server's /metrics are still kept when
 /// the admin server is enabled.
 struct none {};
+
+/// A telemetry policy says where spans and metrics go: telemetry::none, or
+/// a type with `static std::unique_ptr<telemetry::sink> make(const
+/// telemetry_options&, const logger&)`. Models: telemetry::none (default),
+/// telemetry::otlp (<distcache/telemetry/otlp.hpp>).
+template <class T>
+concept telemetry_policy =
+    std::same_as<T, none> || requires(const telemetry_options& o, const logger& log) {
+      { T::make(o, log) } -> std::convertible_to<std::unique_ptr<sink>>;
+    };
 
 /// OTLP/HTTP (protobuf) export to an OpenTelemetry Collector. Declared here,
 /// defined by <distcache/telemetry/otlp.hpp>.

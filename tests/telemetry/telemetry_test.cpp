@@ -305,6 +305,34 @@ TEST_CASE("telemetry: one get's spans across two nodes form one trace") {
           .count());
   CHECK(get->span.end_unix_ns <= now_ns + 60'000'000'000ULL);
   CHECK(get->span.end_unix_ns + 60'000'000'000ULL >= now_ns);
+  // Writes: each request of the fan-out is a client span, continued on the peer.
+  auto check_chain = [&](std::string_view root, std::string_view client_name,
+                         std::string_view server_name) {
+    const auto all = recorded().copy();
+    const auto* r = find_span(all, root, a.self_name());
+    const auto* c = find_span(all, client_name, a.self_name());
+    const auto* sv = find_span(all, server_name, b.self_name());
+    REQUIRE_MESSAGE(r, root);
+    REQUIRE_MESSAGE(c, client_name);
+    REQUIRE_MESSAGE(sv, server_name);
+    CHECK(c->span.parent_id == r->span.context.span_id);
+    CHECK(sv->span.parent_id == c->span.context.span_id);
+    CHECK(sv->span.context.trace_id == r->span.context.trace_id);
+    CHECK(c->span.kind == tel::span_kind::client);
+    CHECK(sv->span.kind == tel::span_kind::server);
+    CHECK(c->span.peer == b.self_name());
+    CHECK_FALSE(c->span.error);
+  };
+  reset_recording();
+  REQUIRE(a.put<users>(key, "newer"));  // B owns it: a set to B
+  check_chain("distcache.put", "distcache.peer.set", "distcache.peer.serve_set");
+  reset_recording();
+  const std::string mine = key_owned_by(a.self_name(), a);
+  REQUIRE(a.put<users>(mine, "here"));  // A owns it: B is told to drop it
+  check_chain("distcache.put", "distcache.peer.invalidate", "distcache.peer.serve_invalidate");
+  reset_recording();
+  REQUIRE(a.remove<users>(key));
+  check_chain("distcache.remove", "distcache.peer.remove", "distcache.peer.serve_remove");
   // A miss the source does not know ends as not_found, which is no error.
   reset_recording();
   const std::string missing = key_owned_by(b.self_name(), a) + "-none";

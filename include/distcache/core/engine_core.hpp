@@ -77,10 +77,12 @@ class cluster_operations : public transport::peer_service {
   /// keys this node owns, and drops them on every other node.
   virtual void put_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                             std::vector<value_entry> entries, std::vector<std::size_t> bytes,
-                            duration ttl, write_done done) = 0;
+                            duration ttl, write_done done,
+                            const telemetry::span_context& parent) = 0;
   /// Removes `keys` on every other node in the ring (after this node did).
   virtual void remove_remotely(keyspace_slot& slot, keyspace_runtime& rt,
-                               std::vector<std::string> keys, write_done done) = 0;
+                               std::vector<std::string> keys, write_done done,
+                               const telemetry::span_context& parent) = 0;
 };
 
 /// The policies of an engine, seen without their types.
@@ -261,6 +263,15 @@ class engine_core {
                                       const std::vector<std::string>& keys) override;
     DISTCACHE_DECL void invalidate(std::string_view keyspace,
                                    const std::vector<std::string>& keys) override;
+    DISTCACHE_DECL error_code set_from(std::string_view keyspace, std::string key,
+                                       std::string value, std::int64_t ttl_ms,
+                                       const transport::request_info& info) override;
+    DISTCACHE_DECL std::size_t remove_from(std::string_view keyspace,
+                                           const std::vector<std::string>& keys,
+                                           const transport::request_info& info) override;
+    DISTCACHE_DECL void invalidate_from(std::string_view keyspace,
+                                        const std::vector<std::string>& keys,
+                                        const transport::request_info& info) override;
     // Asking owners and telling peers.
     DISTCACHE_DECL void load_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                                       const std::string& owner, std::uint64_t ring_version,
@@ -269,9 +280,11 @@ class engine_core {
     DISTCACHE_DECL void put_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                                      std::vector<value_entry> entries,
                                      std::vector<std::size_t> bytes, duration ttl,
-                                     write_done done) override;
+                                     write_done done,
+                                     const telemetry::span_context& parent) override;
     DISTCACHE_DECL void remove_remotely(keyspace_slot& slot, keyspace_runtime& rt,
-                                        std::vector<std::string> keys, write_done done) override;
+                                        std::vector<std::string> keys, write_done done,
+                                        const telemetry::span_context& parent) override;
 
    private:
     DISTCACHE_DECL bool accept_remote(keyspace_slot& slot, keyspace_runtime& rt,
@@ -280,6 +293,15 @@ class engine_core {
                                   std::function<void(std::vector<transport::reply_item>)> done,
                                   const telemetry::span_context& parent);
     DISTCACHE_DECL duration peer_read_timeout(const keyspace_runtime& rt) const;
+    // A server span for a peer's write, continuing its trace (inactive when
+    // the engine traces nothing).
+    DISTCACHE_DECL op_scope serve_scope(keyspace_slot* slot, telemetry::operation op,
+                                        std::size_t keys, const transport::request_info& info);
+    // A client span for a request to `peer`, child of `parent`, and the
+    // traceparent to send with it (empty when not traced).
+    DISTCACHE_DECL op_scope client_scope(keyspace_slot& slot, telemetry::operation op,
+                                         std::size_t keys, const telemetry::span_context& parent,
+                                         std::string& traceparent);
 
     engine_core& core_;
   };

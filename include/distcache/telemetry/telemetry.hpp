@@ -21,8 +21,9 @@
 namespace distcache::telemetry {
 
 /// What the engine measures: one value per public operation, plus the data
-/// source call (fetch) and the request to a key's owner (peer_get). The
-/// attribute `distcache.operation` carries name(op).
+/// source call (fetch) and the requests to other nodes (peer_get to a key's
+/// owner; peer_set, peer_remove, peer_invalidate: the fan-out of put and
+/// remove). The attribute `distcache.operation` carries name(op).
 enum class operation : std::uint8_t {
   get,
   get_many,
@@ -34,15 +35,19 @@ enum class operation : std::uint8_t {
   delete_keyspace,
   fetch,
   peer_get,
+  peer_set,
+  peer_remove,
+  peer_invalidate,
 };
 /// How many operation values there are.
-inline constexpr std::size_t operation_count = 10;
+inline constexpr std::size_t operation_count = 13;
 
-/// The operation's name as exported ("get", "get_many", …, "fetch", "peer_get").
+/// The operation's name as exported ("get", "get_many", …, "fetch", "peer_get", …).
 constexpr std::string_view name(operation op) noexcept {
   constexpr std::array<std::string_view, operation_count> names = {
-      "get",    "get_many",        "put",             "put_many", "remove",
-      "remove_many", "update_keyspace", "delete_keyspace", "fetch",    "peer_get"};
+      "get",         "get_many",        "put",             "put_many", "remove",
+      "remove_many", "update_keyspace", "delete_keyspace", "fetch",    "peer_get",
+      "peer_set",    "peer_remove",     "peer_invalidate"};
   return names[static_cast<std::size_t>(op)];
 }
 

@@ -114,7 +114,7 @@ class http_client final : public peer_client {
     if (keys.empty()) return post(std::move(done), error_code{}, std::vector<reply_item>{});
     if (auto ec = check_keys(keyspace, keys))
       return post(std::move(done), ec, std::vector<reply_item>{});
-    if (!traceparent.empty() && !telemetry::parse_traceparent(traceparent)) traceparent = {};
+    traceparent = valid_traceparent(traceparent);
     const std::size_t max = st_->options.limits.max_batch;
     if (keys.size() > max) {
       return split_get(peer, keyspace, std::move(keys), ring_version, timeout, traceparent,
@@ -140,6 +140,15 @@ class http_client final : public peer_client {
   void set(const std::string& peer, std::string_view keyspace, std::string_view key,
            std::string value, std::int64_t ttl_ms, std::uint64_t ring_version, duration timeout,
            handler done) override {
+    set_traced(peer, keyspace, key, std::move(value), ttl_ms, ring_version, timeout, {},
+               std::move(done));
+  }
+
+  /// set() sending `traceparent` (when valid) as the W3C header.
+  void set_traced(const std::string& peer, std::string_view keyspace, std::string_view key,
+                  std::string value, std::int64_t ttl_ms, std::uint64_t ring_version,
+                  duration timeout, std::string_view traceparent, handler done) override {
+    traceparent = valid_traceparent(traceparent);
     const wire_limits& l = st_->options.limits;
     if (keyspace.empty()) return post(std::move(done), make_error_code(errc::keyspace_not_found));
     if (key.empty() || key.size() > l.max_key_bytes)
@@ -151,7 +160,8 @@ class http_client final : public peer_client {
     auto& conn = **c;
     auto& r = conn.req;
     r.op = detail::http_client_op::set;
-    begin(conn, keyspace, "set", ring_version, timeout, 4 + key.size() + 8 + 4 + value.size());
+    begin(conn, keyspace, "set", ring_version, timeout, 4 + key.size() + 8 + 4 + value.size(),
+          traceparent);
     encode_set_body_head(r.out, key, ttl_ms < -1 ? 0 : ttl_ms, value.size());
     r.value = std::move(value);
     r.done = std::move(done);
@@ -162,17 +172,25 @@ class http_client final : public peer_client {
   /// held. Batches over max_batch are split and the counts added.
   void remove(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
               std::uint64_t ring_version, duration timeout, remove_handler done) override {
+    remove_traced(peer, keyspace, std::move(keys), ring_version, timeout, {}, std::move(done));
+  }
+
+  /// remove() sending `traceparent` (when valid) on every request.
+  void remove_traced(const std::string& peer, std::string_view keyspace,
+                     std::vector<std::string> keys, std::uint64_t ring_version, duration timeout,
+                     std::string_view traceparent, remove_handler done) override {
+    traceparent = valid_traceparent(traceparent);
     if (keys.empty()) return post(std::move(done), error_code{}, std::size_t{0});
     if (auto ec = check_keys(keyspace, keys)) return post(std::move(done), ec, std::size_t{0});
     if (keys.size() > st_->options.limits.max_batch) {
       return split_keys(
-          peer, keyspace, std::move(keys), ring_version, timeout,
+          peer, keyspace, std::move(keys), ring_version, timeout, traceparent,
           [done = std::move(done)](error_code ec, std::size_t n) { done(ec, n); }, true);
     }
     auto c = acquire(peer);
     if (!c) return post(std::move(done), c.error(), std::size_t{0});
     send_key_list(**c, detail::http_client_op::remove, "remove", keyspace, keys, ring_version,
-                  timeout);
+                  timeout, traceparent);
     (*c)->req.remove_done = std::move(done);
     (*c)->start();
   }
@@ -180,17 +198,27 @@ class http_client final : public peer_client {
   /// Drops `keys` from `peer`'s caches (after a put on this node).
   void invalidate(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
                   std::uint64_t ring_version, duration timeout, handler done) override {
+    invalidate_traced(peer, keyspace, std::move(keys), ring_version, timeout, {},
+                      std::move(done));
+  }
+
+  /// invalidate() sending `traceparent` (when valid) on every request.
+  void invalidate_traced(const std::string& peer, std::string_view keyspace,
+                         std::vector<std::string> keys, std::uint64_t ring_version,
+                         duration timeout, std::string_view traceparent,
+                         handler done) override {
+    traceparent = valid_traceparent(traceparent);
     if (keys.empty()) return post(std::move(done), error_code{});
     if (auto ec = check_keys(keyspace, keys)) return post(std::move(done), ec);
     if (keys.size() > st_->options.limits.max_batch) {
       return split_keys(
-          peer, keyspace, std::move(keys), ring_version, timeout,
+          peer, keyspace, std::move(keys), ring_version, timeout, traceparent,
           [done = std::move(done)](error_code ec, std::size_t) { done(ec); }, false);
     }
     auto c = acquire(peer);
     if (!c) return post(std::move(done), c.error());
     send_key_list(**c, detail::http_client_op::invalidate, "invalidate", keyspace, keys,
-                  ring_version, timeout);
+                  ring_version, timeout, traceparent);
     (*c)->req.done = std::move(done);
     (*c)->start();
   }
@@ -323,15 +351,22 @@ class http_client final : public peer_client {
                                 ring_version, body_size, traceparent);
   }
 
+  /// `traceparent` when it is a valid W3C value, else empty: what is not one
+  /// is never written into a request head.
+  static std::string_view valid_traceparent(std::string_view traceparent) noexcept {
+    return traceparent.empty() || telemetry::parse_traceparent(traceparent) ? traceparent
+                                                                            : std::string_view{};
+  }
+
   void send_key_list(detail::http_client_connection& conn, detail::http_client_op op,
                      std::string_view op_name, std::string_view keyspace,
                      const std::vector<std::string>& keys, std::uint64_t ring_version,
-                     duration timeout) {
+                     duration timeout, std::string_view traceparent) {
     auto& r = conn.req;
     r.op = op;
     std::size_t body = 4;
     for (const auto& k : keys) body += 4 + k.size();
-    begin(conn, keyspace, op_name, ring_version, timeout, body);
+    begin(conn, keyspace, op_name, ring_version, timeout, body, traceparent);
     encode_key_list(r.out, keys);
   }
 
@@ -380,8 +415,8 @@ class http_client final : public peer_client {
   /// A remove or invalidate of more than max_batch keys, split the same way;
   /// the removed counts add up.
   void split_keys(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
-                  std::uint64_t ring_version, duration timeout, remove_handler done,
-                  bool is_remove) {
+                  std::uint64_t ring_version, duration timeout, std::string_view traceparent,
+                  remove_handler done, bool is_remove) {
     using part_result = std::pair<error_code, std::size_t>;
     auto all = detail::gather<part_result>::make(
         parts(keys.size()), [done = std::move(done)](const std::vector<part_result>& results) {
@@ -394,14 +429,13 @@ class http_client final : public peer_client {
         });
     for_each_part(keys, [&](std::size_t i, std::vector<std::string> part) {
       if (is_remove) {
-        remove(peer, keyspace, std::move(part), ring_version, timeout,
-               [all, i](error_code ec, std::size_t n) {
-                 all->set(i, {ec, n});
-               });
+        remove_traced(peer, keyspace, std::move(part), ring_version, timeout, traceparent,
+                      [all, i](error_code ec, std::size_t n) {
+                        all->set(i, {ec, n});
+                      });
       } else {
-        invalidate(peer, keyspace, std::move(part), ring_version, timeout, [all, i](error_code ec) {
-          all->set(i, {ec, 0});
-        });
+        invalidate_traced(peer, keyspace, std::move(part), ring_version, timeout, traceparent,
+                          [all, i](error_code ec) { all->set(i, {ec, 0}); });
       }
     });
   }

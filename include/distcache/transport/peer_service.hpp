@@ -85,6 +85,23 @@ class peer_service {
 
   /// Drops `keys` from this node's caches (after a put on another node).
   virtual void invalidate(std::string_view keyspace, const std::vector<std::string>& keys) = 0;
+
+  /// set(), remove() and invalidate() with the request's headers (`info` is
+  /// valid during the call only); the server calls these. The defaults call
+  /// the forms without it.
+  virtual distcache::error_code set_from(std::string_view keyspace, std::string key,
+                                         std::string value, std::int64_t ttl_ms,
+                                         const request_info& /*info*/) {
+    return set(keyspace, std::move(key), std::move(value), ttl_ms);
+  }
+  virtual std::size_t remove_from(std::string_view keyspace, const std::vector<std::string>& keys,
+                                  const request_info& /*info*/) {
+    return remove(keyspace, keys);
+  }
+  virtual void invalidate_from(std::string_view keyspace, const std::vector<std::string>& keys,
+                               const request_info& /*info*/) {
+    invalidate(keyspace, keys);
+  }
 };
 
 }  // namespace distcache::transport

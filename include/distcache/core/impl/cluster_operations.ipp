@@ -35,11 +35,7 @@ void engine_core::cluster_operations_impl::get_from(
         keys.size(), transport::reply_item::failed(errc::keyspace_not_found));
     return done(std::move(items));
   }
-  if (!core_.telemetry_) return serve_get(*slot, std::move(keys), std::move(done), {});
-  const auto remote = telemetry::parse_traceparent(info.traceparent);
-  const telemetry::span_context none;
-  auto scope = core_.begin_op(*slot, telemetry::operation::get_many, keys.size(),
-                              remote ? &*remote : &none, telemetry::span_kind::server, true);
+  auto scope = serve_scope(slot, telemetry::operation::peer_get, keys.size(), info);
   const telemetry::span_context parent = scope.context;
   if (!scope.active()) return serve_get(*slot, std::move(keys), std::move(done), parent);
   serve_get(
@@ -50,6 +46,56 @@ void engine_core::cluster_operations_impl::get_from(
         done(std::move(items));
       },
       parent);
+}
+
+op_scope engine_core::cluster_operations_impl::serve_scope(keyspace_slot* slot,
+                                                           telemetry::operation op,
+                                                           std::size_t keys,
+                                                           const transport::request_info& info) {
+  if (!core_.telemetry_ || slot == nullptr) return {};
+  const auto remote = telemetry::parse_traceparent(info.traceparent);
+  const telemetry::span_context none;
+  return core_.begin_op(*slot, op, keys, remote ? &*remote : &none, telemetry::span_kind::server,
+                        true);
+}
+
+op_scope engine_core::cluster_operations_impl::client_scope(keyspace_slot& slot,
+                                                            telemetry::operation op,
+                                                            std::size_t keys,
+                                                            const telemetry::span_context& parent,
+                                                            std::string& traceparent) {
+  auto scope = core_.begin_op(slot, op, keys, &parent, telemetry::span_kind::client, false);
+  if (scope.context.valid()) traceparent = telemetry::format_traceparent(scope.context);
+  return scope;
+}
+
+error_code engine_core::cluster_operations_impl::set_from(std::string_view keyspace,
+                                                          std::string key, std::string value,
+                                                          std::int64_t ttl_ms,
+                                                          const transport::request_info& info) {
+  auto scope = serve_scope(core_.slot_named(keyspace), telemetry::operation::peer_set, 1, info);
+  const error_code ec = set(keyspace, std::move(key), std::move(value), ttl_ms);
+  core_.end_op(scope, ec, std::string(info.from));
+  return ec;
+}
+
+std::size_t engine_core::cluster_operations_impl::remove_from(
+    std::string_view keyspace, const std::vector<std::string>& keys,
+    const transport::request_info& info) {
+  auto scope =
+      serve_scope(core_.slot_named(keyspace), telemetry::operation::peer_remove, keys.size(), info);
+  const std::size_t n = remove(keyspace, keys);
+  core_.end_op(scope, {}, std::string(info.from));
+  return n;
+}
+
+void engine_core::cluster_operations_impl::invalidate_from(std::string_view keyspace,
+                                                           const std::vector<std::string>& keys,
+                                                           const transport::request_info& info) {
+  auto scope = serve_scope(core_.slot_named(keyspace), telemetry::operation::peer_invalidate,
+                           keys.size(), info);
+  invalidate(keyspace, keys);
+  core_.end_op(scope, {}, std::string(info.from));
 }
 
 error_code engine_core::cluster_operations_impl::set(std::string_view keyspace, std::string key,
@@ -157,10 +203,8 @@ void engine_core::cluster_operations_impl::load_remotely(keyspace_slot& slot, ke
   for (const auto& k : keys) names.push_back(k.key);
   // The request's own span (a client span, child of the operation), whose
   // id the owner receives in traceparent.
-  auto scope = core_.begin_op(slot, telemetry::operation::peer_get, keys.size(), &parent,
-                              telemetry::span_kind::client, false);
   std::string traceparent;
-  if (scope.context.valid()) traceparent = telemetry::format_traceparent(scope.context);
+  auto scope = client_scope(slot, telemetry::operation::peer_get, keys.size(), parent, traceparent);
   const telemetry::span_context child = scope.context;
   core_.cluster_->client().get_traced(
       owner, slot.name, std::move(names), ring_version, peer_read_timeout(rt), traceparent,
@@ -245,7 +289,8 @@ bool engine_core::cluster_operations_impl::accept_remote(keyspace_slot& slot, ke
 void engine_core::cluster_operations_impl::put_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                                                         std::vector<value_entry> entries,
                                                         std::vector<std::size_t> bytes,
-                                                        duration ttl, write_done done) {
+                                                        duration ttl, write_done done,
+                                                        const telemetry::span_context& parent) {
   // Plan every request first, so the fan-in knows how many to wait for.
   auto r = core_.cluster_->current();
   const auto peers = core_.cluster_->alive_peers();
@@ -280,23 +325,31 @@ void engine_core::cluster_operations_impl::put_remotely(keyspace_slot& slot, key
   for (const auto& s : sets) {
     std::string encoded;
     rt.adapter->serialize(entries[s.entry].value.get(), encoded);
-    core_.cluster_->client().set(s.owner, slot.name, entries[s.entry].key, std::move(encoded),
-                                 core_.to_ttl_ms(s.expires), r->version(), rt.opts.write_timeout,
-                                 [this, &slot, all, i = part++, owner = s.owner](error_code ec) {
-                                   if (ec) {
-                                     slot.counters.peer_errors.add();
-                                     core_.cluster_->peer_failed(owner);
-                                     ec = ec == errc::value_too_large || ec == errc::malformed_value
-                                              ? ec
-                                              : make_error_code(errc::peer_unavailable);
-                                   }
-                                   all->set(i, ec);
-                                 });
+    std::string traceparent;
+    auto scope = client_scope(slot, telemetry::operation::peer_set, 1, parent, traceparent);
+    core_.cluster_->client().set_traced(
+        s.owner, slot.name, entries[s.entry].key, std::move(encoded), core_.to_ttl_ms(s.expires),
+        r->version(), rt.opts.write_timeout, traceparent,
+        [this, &slot, all, i = part++, owner = s.owner, scope](error_code ec) mutable {
+          core_.end_op(scope, ec, owner);
+          if (ec) {
+            slot.counters.peer_errors.add();
+            core_.cluster_->peer_failed(owner);
+            ec = ec == errc::value_too_large || ec == errc::malformed_value
+                     ? ec
+                     : make_error_code(errc::peer_unavailable);
+          }
+          all->set(i, ec);
+        });
   }
   for (auto& [peer, keys] : invalidations) {
-    core_.cluster_->client().invalidate(
-        peer, slot.name, std::move(keys), r->version(), rt.opts.write_timeout,
-        [this, all, i = part++, peer = peer](error_code ec) {
+    std::string traceparent;
+    auto scope = client_scope(slot, telemetry::operation::peer_invalidate, keys.size(), parent,
+                              traceparent);
+    core_.cluster_->client().invalidate_traced(
+        peer, slot.name, std::move(keys), r->version(), rt.opts.write_timeout, traceparent,
+        [this, all, i = part++, peer = peer, scope](error_code ec) mutable {
+          core_.end_op(scope, ec, peer);
           if (ec) {
             // The put landed; a node that missed the invalidation may serve
             // its hot copy until it expires or is evicted. Logged, not failed.
@@ -313,16 +366,21 @@ void engine_core::cluster_operations_impl::put_remotely(keyspace_slot& slot, key
 void engine_core::cluster_operations_impl::remove_remotely(keyspace_slot& slot,
                                                            keyspace_runtime& rt,
                                                            std::vector<std::string> keys,
-                                                           write_done done) {
+                                                           write_done done,
+                                                           const telemetry::span_context& parent) {
   const auto version = core_.cluster_->current()->version();
   const auto peers = core_.cluster_->alive_peers();
   auto all = gather<error_code>::make(
       peers.size(),
       [done = std::move(done)](const std::vector<error_code>& out) { done(first_error(out)); });
   for (std::size_t i = 0; i < peers.size(); ++i) {
-    core_.cluster_->client().remove(
-        peers[i], slot.name, keys, version, rt.opts.write_timeout,
-        [this, &slot, all, i, peer = peers[i]](error_code ec, std::size_t) {
+    std::string traceparent;
+    auto scope =
+        client_scope(slot, telemetry::operation::peer_remove, keys.size(), parent, traceparent);
+    core_.cluster_->client().remove_traced(
+        peers[i], slot.name, keys, version, rt.opts.write_timeout, traceparent,
+        [this, &slot, all, i, peer = peers[i], scope](error_code ec, std::size_t) mutable {
+          core_.end_op(scope, ec, peer);
           if (ec) {
             slot.counters.peer_errors.add();
             core_.cluster_->peer_failed(peer);

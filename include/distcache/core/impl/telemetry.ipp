@@ -53,7 +53,14 @@ namespace distcache::detail {
 /// The name of an operation's span.
 inline std::string_view span_name(telemetry::operation op, telemetry::span_kind kind) noexcept {
   using telemetry::operation;
-  if (kind == telemetry::span_kind::server) return "distcache.peer.serve";
+  if (kind == telemetry::span_kind::server) {
+    switch (op) {
+      case operation::peer_set: return "distcache.peer.serve_set";
+      case operation::peer_remove: return "distcache.peer.serve_remove";
+      case operation::peer_invalidate: return "distcache.peer.serve_invalidate";
+      default: return "distcache.peer.serve";
+    }
+  }
   switch (op) {
     case operation::get: return "distcache.get";
     case operation::get_many: return "distcache.get_many";
@@ -65,6 +72,9 @@ inline std::string_view span_name(telemetry::operation op, telemetry::span_kind 
     case operation::delete_keyspace: return "distcache.delete_keyspace";
     case operation::fetch: return "distcache.fetch";
     case operation::peer_get: return "distcache.peer.get";
+    case operation::peer_set: return "distcache.peer.set";
+    case operation::peer_remove: return "distcache.peer.remove";
+    case operation::peer_invalidate: return "distcache.peer.invalidate";
   }
   return "distcache.operation";
 }

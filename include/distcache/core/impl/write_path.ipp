@@ -66,7 +66,9 @@ inline engine_core::write_done measured_write(engine_core& core, op_scope scope,
 void engine_core::put(std::size_t ks, std::vector<entry> entries, duration ttl, write_done done,
                       telemetry::operation op) {
   if (auto ec = check_state()) return done(ec);
-  done = measured_write(*this, begin_op(ks, op, entries.size()), std::move(done));
+  const auto scope = begin_op(ks, op, entries.size());
+  const telemetry::span_context parent = scope.context;
+  done = measured_write(*this, scope, std::move(done));
   if (ttl < duration::zero()) {
     cfg_.log(log_level::warning, "put: ttl must be >= 0, got " + format_duration(ttl));
     return done(make_error_code(errc::invalid_config));
@@ -89,7 +91,8 @@ void engine_core::put(std::size_t ks, std::vector<entry> entries, duration ttl, 
     }
     return done(error_code{});
   }
-  remote_->put_remotely(slot, *rt, std::move(entries), std::move(bytes), ttl, std::move(done));
+  remote_->put_remotely(slot, *rt, std::move(entries), std::move(bytes), ttl, std::move(done),
+                        parent);
 }
 
 // Removes `keys` here and, in a cluster, on every node in the ring (one
@@ -97,7 +100,9 @@ void engine_core::put(std::size_t ks, std::vector<entry> entries, duration ttl, 
 void engine_core::remove(std::size_t ks, std::vector<std::string> keys, write_done done,
                          telemetry::operation op) {
   if (auto ec = check_state()) return done(ec);
-  done = measured_write(*this, begin_op(ks, op, keys.size()), std::move(done));
+  const auto scope = begin_op(ks, op, keys.size());
+  const telemetry::span_context parent = scope.context;
+  done = measured_write(*this, scope, std::move(done));
   auto& slot = *slots_[ks];
   auto* rt = slot.current.load(std::memory_order_acquire);
   if (rt == nullptr) return done(make_error_code(errc::keyspace_not_found));
@@ -106,7 +111,7 @@ void engine_core::remove(std::size_t ks, std::vector<std::string> keys, write_do
   }
   remove_here(slot, *rt, keys);
   if (!cluster_) return done(error_code{});
-  remote_->remove_remotely(slot, *rt, std::move(keys), std::move(done));
+  remote_->remove_remotely(slot, *rt, std::move(keys), std::move(done), parent);
 }
 
 // Removes `keys` from this node's caches and counts the request.

@@ -98,9 +98,7 @@ class discarding_sink final : public distcache::telemetry::sink {
   void span(distcache::telemetry::span_record&& s) noexcept override {
     benchmark::DoNotOptimize(s);
   }
-  [[nodiscard]] distcache::telemetry::exporter_stats stats() const noexcept override {
-    return {};
-  }
+  [[nodiscard]] distcache::telemetry::exporter_stats stats() const noexcept override { return {}; }
 };
 struct discarding_telemetry {
   static std::unique_ptr<distcache::telemetry::sink> make(const distcache::telemetry_options&,

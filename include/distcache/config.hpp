@@ -351,18 +351,15 @@ inline std::string validate_engine(const config& c) {
       return "config.telemetry.otlp.max_batch_spans: must be between 1 and max_queue_spans (" +
              std::to_string(o.max_queue_spans) + "), got " + std::to_string(o.max_batch_spans);
     for (const auto& [name, value] : o.headers) {
-      const bool token =
-          !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
-            return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                   (ch >= '0' && ch <= '9') ||
-                   std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
-          });
+      const bool token = !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+               std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
+      });
       if (!token)
         return "config.telemetry.otlp.headers: \"" + name.substr(0, 80) +
                "\" is not an HTTP header name";
       if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
-        return "config.telemetry.otlp.headers: the value of \"" + name +
-               "\" holds CR, LF or NUL";
+        return "config.telemetry.otlp.headers: the value of \"" + name + "\" holds CR, LF or NUL";
     }
   }
   const auto& k = c.cluster;

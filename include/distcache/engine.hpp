@@ -96,9 +96,10 @@ class basic_engine {
   static_assert(detail::complete_type<typename Policies::telemetry_type>,
                 "distcache: this engine's Telemetry policy is telemetry::otlp; include "
                 "<distcache/telemetry/otlp.hpp>");
-  static_assert(telemetry::telemetry_policy<typename Policies::telemetry_type>,
-                "distcache: the Telemetry policy must be telemetry::none or provide static "
-                "make(const telemetry_options&, const logger&) -> std::unique_ptr<telemetry::sink>");
+  static_assert(
+      telemetry::telemetry_policy<typename Policies::telemetry_type>,
+      "distcache: the Telemetry policy must be telemetry::none or provide static "
+      "make(const telemetry_options&, const logger&) -> std::unique_ptr<telemetry::sink>");
   static_assert(transport::transport_policy<typename Policies::transport_type>,
                 "distcache: the Transport policy must model distcache::transport::transport_policy "
                 "(static make_server and make_client)");
@@ -334,8 +335,7 @@ class basic_engine {
             class CompletionToken = net::default_completion_token_t<executor_type>>
   auto async_remove_many(const Range& keys, CompletionToken&& token =
                                                 net::default_completion_token_t<executor_type>()) {
-    return async_remove_keys<K>(detail::copy_keys(keys), token,
-                                telemetry::operation::remove_many);
+    return async_remove_keys<K>(detail::copy_keys(keys), token, telemetry::operation::remove_many);
   }
 
   // ---------------------------------------------------------------- keyspaces
@@ -506,15 +506,13 @@ class basic_engine {
   // once per engine type, whatever the number of keyspaces.
   result<void> put_entries(std::size_t ks, entries e, duration ttl, telemetry::operation op) {
     if (auto ec = core_.check_blocking_call()) return ec;
-    auto [ec] =
-        detail::block_on<error_code>([this, ks, e = std::move(e), ttl, op](auto h) mutable {
-          core_.put(ks, std::move(e), ttl, std::move(h), op);
-        });
+    auto [ec] = detail::block_on<error_code>([this, ks, e = std::move(e), ttl, op](auto h) mutable {
+      core_.put(ks, std::move(e), ttl, std::move(h), op);
+    });
     return to_result(ec);
   }
 
-  result<detail::engine_core::values> get_many_erased(std::size_t ks,
-                                                      std::vector<std::string> keys,
+  result<detail::engine_core::values> get_many_erased(std::size_t ks, std::vector<std::string> keys,
                                                       detail::op_scope scope) {
     auto [ec, values] = detail::block_on<error_code, detail::engine_core::values>(
         [this, ks, keys = std::move(keys), scope](auto h) mutable {
@@ -525,16 +523,14 @@ class basic_engine {
   }
 
   template <class K, class CompletionToken>
-  auto async_put_entries(entries e, duration ttl, CompletionToken& token,
-                         telemetry::operation op) {
+  auto async_put_entries(entries e, duration ttl, CompletionToken& token, telemetry::operation op) {
     return initiate<void(error_code)>(
         token, [e = std::move(e), ttl, op](detail::engine_core& c, auto h) mutable {
           c.async_put(index_of<K>(), std::move(e), ttl, std::move(h), op);
         });
   }
 
-  result<void> remove_keys(std::size_t ks, std::vector<std::string> keys,
-                           telemetry::operation op) {
+  result<void> remove_keys(std::size_t ks, std::vector<std::string> keys, telemetry::operation op) {
     if (auto ec = core_.check_blocking_call()) return ec;
     auto [ec] =
         detail::block_on<error_code>([this, ks, keys = std::move(keys), op](auto h) mutable {

@@ -39,8 +39,7 @@ struct automatic {};
 ///   <distcache/telemetry/otlp.hpp>.
 template <class Discovery = discovery::standalone, class Transport = transport::automatic,
           class RateLimiter = protection::no_rate_limiter,
-          class CircuitBreaker = protection::no_circuit_breaker,
-          class Telemetry = telemetry::none>
+          class CircuitBreaker = protection::no_circuit_breaker, class Telemetry = telemetry::none>
 struct policies {
   static_assert(discovery_provider<Discovery>,
                 "distcache: the Discovery policy must model distcache::discovery_provider "

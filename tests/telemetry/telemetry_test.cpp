@@ -92,13 +92,11 @@ void reset_recording() {
   recorded().started = recorded().stopped = 0;
 }
 
-using recorded_node =
-    distcache::basic_engine<distcache::policies<distcache::discovery::in_process,
-                                                distcache::transport::http,
-                                                distcache::protection::no_rate_limiter,
-                                                distcache::protection::no_circuit_breaker,
-                                                recording_policy>,
-                            users>;
+using recorded_node = distcache::basic_engine<
+    distcache::policies<distcache::discovery::in_process, distcache::transport::http,
+                        distcache::protection::no_rate_limiter,
+                        distcache::protection::no_circuit_breaker, recording_policy>,
+    users>;
 using solo_recorded_node = distcache::basic_engine<
     distcache::policies<distcache::discovery::standalone, distcache::transport::none,
                         distcache::protection::no_rate_limiter,
@@ -171,7 +169,8 @@ TEST_CASE("telemetry: traceparent values are parsed strictly and formatted as ve
   CHECK(tel::to_hex(c->span_id) == "00f067aa0ba902b7");
   CHECK(c->sampled());
   CHECK(tel::format_traceparent(*c) == good);
-  auto unsampled = tel::parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+  auto unsampled =
+      tel::parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
   REQUIRE(unsampled);
   CHECK_FALSE(unsampled->sampled());
   // A later version may append fields; its first four are read.
@@ -212,37 +211,46 @@ TEST_CASE("telemetry: config.telemetry is checked, naming the field and value") 
   using opts = distcache::telemetry_options;
   CHECK(message([](opts&) {}) == "accepted");
   CHECK(message([](opts& o) { o.otlp.endpoint = "http://[::1]:4318/prefix/"; }) == "accepted");
-  CHECK(message([](opts& o) { o.otlp.endpoint = "https://collector:4318"; })
-            .find("config.telemetry.otlp.endpoint: must be http://") != std::string::npos);
+  CHECK(message([](opts& o) {
+          o.otlp.endpoint = "https://collector:4318";
+        }).find("config.telemetry.otlp.endpoint: must be http://") != std::string::npos);
   for (const char* bad : {"http://", "http://host:", "http://host:0", "http://host:65536",
                           "http://host:12ab", "collector:4318", "http://[::1"}) {
-    CHECK_MESSAGE(message([&](opts& o) { o.otlp.endpoint = bad; })
-                          .find("config.telemetry.otlp.endpoint") != std::string::npos,
+    CHECK_MESSAGE(message([&](opts& o) {
+                    o.otlp.endpoint = bad;
+                  }).find("config.telemetry.otlp.endpoint") != std::string::npos,
                   bad);
   }
-  CHECK(message([](opts& o) { o.trace_sample_ratio = 1.5; })
-            .find("config.telemetry.trace_sample_ratio: must be between 0 and 1, got 1.5") !=
+  CHECK(message([](opts& o) {
+          o.trace_sample_ratio = 1.5;
+        }).find("config.telemetry.trace_sample_ratio: must be between 0 and 1, got 1.5") !=
         std::string::npos);
-  CHECK(message([](opts& o) { o.trace_sample_ratio = -0.1; })
-            .find("trace_sample_ratio") != std::string::npos);
-  CHECK(message([](opts& o) { o.service_name.clear(); })
-            .find("config.telemetry.service_name") != std::string::npos);
-  CHECK(message([](opts& o) { o.otlp.export_interval = 0ms; })
-            .find("config.telemetry.otlp.export_interval: must be > 0") != std::string::npos);
-  CHECK(message([](opts& o) { o.otlp.timeout = -1ms; })
-            .find("config.telemetry.otlp.timeout: must be > 0") != std::string::npos);
-  CHECK(message([](opts& o) { o.otlp.max_queue_spans = 0; })
-            .find("config.telemetry.otlp.max_queue_spans") != std::string::npos);
+  CHECK(message([](opts& o) { o.trace_sample_ratio = -0.1; }).find("trace_sample_ratio") !=
+        std::string::npos);
+  CHECK(message([](opts& o) { o.service_name.clear(); }).find("config.telemetry.service_name") !=
+        std::string::npos);
+  CHECK(message([](opts& o) {
+          o.otlp.export_interval = 0ms;
+        }).find("config.telemetry.otlp.export_interval: must be > 0") != std::string::npos);
+  CHECK(message([](opts& o) {
+          o.otlp.timeout = -1ms;
+        }).find("config.telemetry.otlp.timeout: must be > 0") != std::string::npos);
+  CHECK(message([](opts& o) {
+          o.otlp.max_queue_spans = 0;
+        }).find("config.telemetry.otlp.max_queue_spans") != std::string::npos);
   CHECK(message([](opts& o) {
           o.otlp.max_queue_spans = 10;
           o.otlp.max_batch_spans = 11;
-        }).find("config.telemetry.otlp.max_batch_spans: must be between 1 and max_queue_spans "
-                "(10), got 11") != std::string::npos);
-  CHECK(message([](opts& o) { o.otlp.headers["bad name"] = "x"; })
-            .find("config.telemetry.otlp.headers: \"bad name\" is not an HTTP header name") !=
+        })
+            .find("config.telemetry.otlp.max_batch_spans: must be between 1 and max_queue_spans "
+                  "(10), got 11") != std::string::npos);
+  CHECK(message([](opts& o) {
+          o.otlp.headers["bad name"] = "x";
+        }).find("config.telemetry.otlp.headers: \"bad name\" is not an HTTP header name") !=
         std::string::npos);
-  CHECK(message([](opts& o) { o.otlp.headers["x-key"] = "a\r\nInjected: 1"; })
-            .find("holds CR, LF or NUL") != std::string::npos);
+  CHECK(message([](opts& o) {
+          o.otlp.headers["x-key"] = "a\r\nInjected: 1";
+        }).find("holds CR, LF or NUL") != std::string::npos);
   // Telemetry configured for an engine that cannot export it.
   auto c = quiet_config();
   c.telemetry.emplace();
@@ -266,7 +274,8 @@ TEST_CASE("telemetry: one get's spans across two nodes form one trace") {
   recorded_node b(c, distcache::discovery::in_process(registry), ub);
   REQUIRE(a.start());
   REQUIRE(b.start());
-  REQUIRE(distcache::test::eventually([&] { return a.cluster_peers().size() == 1 && b.cluster_peers().size() == 1; }));
+  REQUIRE(distcache::test::eventually(
+      [&] { return a.cluster_peers().size() == 1 && b.cluster_peers().size() == 1; }));
   const std::string key = key_owned_by(b.self_name(), a);
   ub.source.state->set(key, "value");
   reset_recording();  // spans of joining (none expected) and of the set-up are not looked at
@@ -299,10 +308,10 @@ TEST_CASE("telemetry: one get's spans across two nodes form one trace") {
   CHECK(get->span.start_unix_ns <= client->span.start_unix_ns);
   CHECK(client->span.end_unix_ns <= get->span.end_unix_ns);
   // Unix times: within a minute of now.
-  const auto now_ns = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  const auto now_ns =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
   CHECK(get->span.end_unix_ns <= now_ns + 60'000'000'000ULL);
   CHECK(get->span.end_unix_ns + 60'000'000'000ULL >= now_ns);
   // Writes: each request of the fan-out is a client span, continued on the peer.
@@ -411,8 +420,9 @@ TEST_CASE("telemetry: sampling, a parent set by the application, and the histogr
   CHECK(n.stop());
 }
 
-TEST_CASE("telemetry: a malformed traceparent from a peer starts a new trace; a valid one is "
-          "continued") {
+TEST_CASE(
+    "telemetry: a malformed traceparent from a peer starts a new trace; a valid one is "
+    "continued") {
   reset_recording();
   auto registry = std::make_shared<distcache::discovery::in_process::registry>();
   auto c = cluster_config(1.0);
@@ -489,8 +499,9 @@ struct otlp_receiver {
 TEST_CASE("telemetry: OTLP/HTTP export decodes with the OpenTelemetry protobuf definitions") {
   otlp_receiver receiver;
   if (!receiver.available()) {
-    MESSAGE("node or tests/telemetry/node_modules missing (scripts/deps installs them): the OTLP "
-            "export is not decoded");
+    MESSAGE(
+        "node or tests/telemetry/node_modules missing (scripts/deps installs them): the OTLP "
+        "export is not decoded");
     return;
   }
   receiver.start();
@@ -507,7 +518,8 @@ TEST_CASE("telemetry: OTLP/HTTP export decodes with the OpenTelemetry protobuf d
   otlp_node b(c, distcache::discovery::in_process(registry), ub);
   REQUIRE(a.start());
   REQUIRE(b.start());
-  REQUIRE(distcache::test::eventually([&] { return a.cluster_peers().size() == 1 && b.cluster_peers().size() == 1; }));
+  REQUIRE(distcache::test::eventually(
+      [&] { return a.cluster_peers().size() == 1 && b.cluster_peers().size() == 1; }));
   const std::string remote = key_owned_by(b.self_name(), a);
   const std::string local = key_owned_by(a.self_name(), a);
   ub.source.state->set(remote, "from-b");
@@ -602,8 +614,9 @@ TEST_CASE("telemetry: OTLP/HTTP export decodes with the OpenTelemetry protobuf d
   CHECK(hits.at(0).at("value").to_number<int>() == 3);  // the local key: 1 miss, then 3 hits
 }
 
-TEST_CASE("telemetry: a collector that is down or never answers costs gets nothing; spans are "
-          "dropped and counted") {
+TEST_CASE(
+    "telemetry: a collector that is down or never answers costs gets nothing; spans are "
+    "dropped and counted") {
   using node = otlp_solo_node;
   users u;
   u.source.state->set("a", "alpha");
@@ -621,8 +634,8 @@ TEST_CASE("telemetry: a collector that is down or never answers costs gets nothi
     REQUIRE(n.start());
     for (int i = 0; i < 200; ++i) REQUIRE(**n.get<users>("a") == "alpha");
     CHECK(distcache::test::eventually([&] { return n.telemetry_stats().exports_failed >= 1; }));
-    const auto page = raw_exchange(n.admin_port(),
-                                   "GET /_distcache/admin/metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto page =
+        raw_exchange(n.admin_port(), "GET /_distcache/admin/metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     REQUIRE(page);
     CHECK(page->body.find("distcache_telemetry_spans_dropped_total ") != std::string::npos);
     CHECK(page->body.find("distcache_operation_duration_seconds_count{keyspace=\"users\","

@@ -185,8 +185,8 @@ class engine_core {
   /// not change threads); the async_ forms post their handler instead.
   using write_done = cluster_operations::write_done;
   /// `op`: what the caller called (put or put_many, remove or remove_many).
-  DISTCACHE_DECL void put(std::size_t ks, std::vector<entry> entries, duration ttl,
-                          write_done done, telemetry::operation op);
+  DISTCACHE_DECL void put(std::size_t ks, std::vector<entry> entries, duration ttl, write_done done,
+                          telemetry::operation op);
   DISTCACHE_DECL void remove(std::size_t ks, std::vector<std::string> keys, write_done done,
                              telemetry::operation op);
   DISTCACHE_DECL void async_put(std::size_t ks, std::vector<entry> entries, duration ttl,
@@ -279,8 +279,7 @@ class engine_core {
                                       const telemetry::span_context& parent) override;
     DISTCACHE_DECL void put_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                                      std::vector<value_entry> entries,
-                                     std::vector<std::size_t> bytes, duration ttl,
-                                     write_done done,
+                                     std::vector<std::size_t> bytes, duration ttl, write_done done,
                                      const telemetry::span_context& parent) override;
     DISTCACHE_DECL void remove_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                                         std::vector<std::string> keys, write_done done,

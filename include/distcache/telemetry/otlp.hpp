@@ -50,8 +50,9 @@ class otlp_exporter final : public sink {
       : options_(std::move(options)), log_(std::move(log)) {
     auto url = distcache::detail::parse_http_url(options_.otlp.endpoint);
     if (!url) {
-      throw config_error("config.telemetry.otlp.endpoint: must be http://host[:port][/path], got \"" +
-                         options_.otlp.endpoint.substr(0, 120) + "\"");
+      throw config_error(
+          "config.telemetry.otlp.endpoint: must be http://host[:port][/path], got \"" +
+          options_.otlp.endpoint.substr(0, 120) + "\"");
     }
     url_ = std::move(*url);
     queue_.reserve(std::min<std::size_t>(options_.otlp.max_queue_spans, 4096));
@@ -111,9 +112,8 @@ class otlp_exporter final : public sink {
       bool last = false;
       {
         std::unique_lock lock(mutex_);
-        wake_.wait_for(lock, options_.otlp.export_interval, [&] {
-          return stopping_ || queue_.size() >= options_.otlp.max_batch_spans;
-        });
+        wake_.wait_for(lock, options_.otlp.export_interval,
+                       [&] { return stopping_ || queue_.size() >= options_.otlp.max_batch_spans; });
         last = stopping_;
         batch.swap(queue_);
       }
@@ -156,9 +156,9 @@ class otlp_exporter final : public sink {
     try {
       body = encode_metrics(self_, collect_());
     } catch (const std::exception& e) {
-      distcache::detail::log_quietly(log_, log_level::warning,
-                                     std::string("telemetry: collecting metrics failed: ") +
-                                         e.what());
+      distcache::detail::log_quietly(
+          log_, log_level::warning,
+          std::string("telemetry: collecting metrics failed: ") + e.what());
       return;
     }
     if (post("/v1/metrics", body)) {

@@ -44,10 +44,19 @@ inline constexpr std::size_t operation_count = 13;
 
 /// The operation's name as exported ("get", "get_many", …, "fetch", "peer_get", …).
 constexpr std::string_view name(operation op) noexcept {
-  constexpr std::array<std::string_view, operation_count> names = {
-      "get",         "get_many",        "put",             "put_many", "remove",
-      "remove_many", "update_keyspace", "delete_keyspace", "fetch",    "peer_get",
-      "peer_set",    "peer_remove",     "peer_invalidate"};
+  constexpr std::array<std::string_view, operation_count> names = {"get",
+                                                                   "get_many",
+                                                                   "put",
+                                                                   "put_many",
+                                                                   "remove",
+                                                                   "remove_many",
+                                                                   "update_keyspace",
+                                                                   "delete_keyspace",
+                                                                   "fetch",
+                                                                   "peer_get",
+                                                                   "peer_set",
+                                                                   "peer_remove",
+                                                                   "peer_invalidate"};
   return names[static_cast<std::size_t>(op)];
 }
 
@@ -146,24 +155,24 @@ enum class span_kind : std::uint8_t { internal = 1, server = 2, client = 3 };
 
 /// One finished span, as the engine hands it to a sink.
 struct span_record {
-  span_context context;                      // trace, this span's id, flags
-  std::array<std::uint8_t, 8> parent_id{};   // zero: a root span
-  std::string_view name;                     // static text: "distcache.get", …
+  span_context context;                     // trace, this span's id, flags
+  std::array<std::uint8_t, 8> parent_id{};  // zero: a root span
+  std::string_view name;                    // static text: "distcache.get", …
   span_kind kind = span_kind::internal;
   std::uint64_t start_unix_ns = 0;
   std::uint64_t end_unix_ns = 0;
-  std::string_view keyspace;                 // valid until the sink's stop()
+  std::string_view keyspace;  // valid until the sink's stop()
   operation op = operation::get;
-  std::uint32_t keys = 1;                    // keys the operation covered
-  std::string peer;                          // client spans: the peer asked; server spans: the sender
+  std::uint32_t keys = 1;  // keys the operation covered
+  std::string peer;        // client spans: the peer asked; server spans: the sender
   bool error = false;
-  std::string status_message;                // the error's message when error
+  std::string status_message;  // the error's message when error
 };
 
 /// The counters of an exporter, for /metrics and tests.
 struct exporter_stats {
   std::uint64_t spans_exported = 0;
-  std::uint64_t spans_dropped = 0;  // queue full, or their export failed
+  std::uint64_t spans_dropped = 0;   // queue full, or their export failed
   std::uint64_t exports_failed = 0;  // requests that failed (timeout, refused, non-2xx)
   std::uint64_t metric_exports = 0;  // metric requests accepted by the collector
 };
@@ -199,8 +208,8 @@ struct metrics_snapshot {
 
 /// Who this node is, for the resource attributes of what a sink exports.
 struct node_identity {
-  std::string service_name;   // service.name
-  std::string instance;       // service.instance.id: the node's name
+  std::string service_name;  // service.name
+  std::string instance;      // service.instance.id: the node's name
 };
 
 /// Where the engine's spans and metrics go. The engine calls `span()` from
@@ -236,10 +245,10 @@ struct none {};
 /// telemetry_options&, const logger&)`. Models: telemetry::none (default),
 /// telemetry::otlp (<distcache/telemetry/otlp.hpp>).
 template <class T>
-concept telemetry_policy =
-    std::same_as<T, none> || requires(const telemetry_options& o, const logger& log) {
-      { T::make(o, log) } -> std::convertible_to<std::unique_ptr<sink>>;
-    };
+concept telemetry_policy = std::same_as<T, none> ||
+    requires(const telemetry_options& o, const logger& log) {
+  { T::make(o, log) } -> std::convertible_to<std::unique_ptr<sink>>;
+};
 
 /// OTLP/HTTP (protobuf) export to an OpenTelemetry Collector. Declared here,
 /// defined by <distcache/telemetry/otlp.hpp>.
@@ -267,7 +276,6 @@ class scoped_parent {
  private:
   span_context previous_;
 };
-
 
 }  // namespace distcache::telemetry
 

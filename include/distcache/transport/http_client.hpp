@@ -108,9 +108,9 @@ class http_client final : public peer_client {
   /// get() sending `traceparent` as the W3C traceparent header (on every
   /// part of a split batch). A value that is not a valid traceparent is not
   /// sent.
-  void get_traced(const std::string& peer, std::string_view keyspace,
-                  std::vector<std::string> keys, std::uint64_t ring_version, duration timeout,
-                  std::string_view traceparent, get_handler done) override {
+  void get_traced(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
+                  std::uint64_t ring_version, duration timeout, std::string_view traceparent,
+                  get_handler done) override {
     if (keys.empty()) return post(std::move(done), error_code{}, std::vector<reply_item>{});
     if (auto ec = check_keys(keyspace, keys))
       return post(std::move(done), ec, std::vector<reply_item>{});
@@ -198,15 +198,13 @@ class http_client final : public peer_client {
   /// Drops `keys` from `peer`'s caches (after a put on this node).
   void invalidate(const std::string& peer, std::string_view keyspace, std::vector<std::string> keys,
                   std::uint64_t ring_version, duration timeout, handler done) override {
-    invalidate_traced(peer, keyspace, std::move(keys), ring_version, timeout, {},
-                      std::move(done));
+    invalidate_traced(peer, keyspace, std::move(keys), ring_version, timeout, {}, std::move(done));
   }
 
   /// invalidate() sending `traceparent` (when valid) on every request.
   void invalidate_traced(const std::string& peer, std::string_view keyspace,
                          std::vector<std::string> keys, std::uint64_t ring_version,
-                         duration timeout, std::string_view traceparent,
-                         handler done) override {
+                         duration timeout, std::string_view traceparent, handler done) override {
     traceparent = valid_traceparent(traceparent);
     if (keys.empty()) return post(std::move(done), error_code{});
     if (auto ec = check_keys(keyspace, keys)) return post(std::move(done), ec);
@@ -435,7 +433,9 @@ class http_client final : public peer_client {
                       });
       } else {
         invalidate_traced(peer, keyspace, std::move(part), ring_version, timeout, traceparent,
-                          [all, i](error_code ec) { all->set(i, {ec, 0}); });
+                          [all, i](error_code ec) {
+                            all->set(i, {ec, 0});
+                          });
       }
     });
   }

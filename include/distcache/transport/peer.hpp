@@ -107,10 +107,9 @@ class peer_client {
                           duration timeout, handler done) = 0;
   /// set(), remove() and invalidate() carrying a W3C `traceparent` value
   /// (empty: none). The defaults drop it.
-  virtual void set_traced(const std::string& peer, std::string_view keyspace,
-                          std::string_view key, std::string value, std::int64_t ttl_ms,
-                          std::uint64_t ring_version, duration timeout,
-                          std::string_view /*traceparent*/, handler done) {
+  virtual void set_traced(const std::string& peer, std::string_view keyspace, std::string_view key,
+                          std::string value, std::int64_t ttl_ms, std::uint64_t ring_version,
+                          duration timeout, std::string_view /*traceparent*/, handler done) {
     set(peer, keyspace, key, std::move(value), ttl_ms, ring_version, timeout, std::move(done));
   }
   virtual void remove_traced(const std::string& peer, std::string_view keyspace,
@@ -121,8 +120,7 @@ class peer_client {
   }
   virtual void invalidate_traced(const std::string& peer, std::string_view keyspace,
                                  std::vector<std::string> keys, std::uint64_t ring_version,
-                                 duration timeout, std::string_view /*traceparent*/,
-                                 handler done) {
+                                 duration timeout, std::string_view /*traceparent*/, handler done) {
     invalidate(peer, keyspace, std::move(keys), ring_version, timeout, std::move(done));
   }
   /// Asks `peer` whether it serves.

@@ -269,8 +269,7 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
               .append(std::to_string(cumulative))
               .append("\n");
         }
-        const int n =
-            std::snprintf(buf, sizeof buf, "%.17g", static_cast<double>(h.sum_ns) / 1e9);
+        const int n = std::snprintf(buf, sizeof buf, "%.17g", static_cast<double>(h.sum_ns) / 1e9);
         out.append("distcache_operation_duration_seconds_sum{")
             .append(labels)
             .append("} ")

@@ -40,8 +40,8 @@ void engine_core::cluster_operations_impl::get_from(
   if (!scope.active()) return serve_get(*slot, std::move(keys), std::move(done), parent);
   serve_get(
       *slot, std::move(keys),
-      [this, scope, from = std::string(info.from), done = std::move(done)](
-          std::vector<transport::reply_item> items) mutable {
+      [this, scope, from = std::string(info.from),
+       done = std::move(done)](std::vector<transport::reply_item> items) mutable {
         core_.end_op(scope, {}, std::move(from));
         done(std::move(items));
       },
@@ -79,9 +79,9 @@ error_code engine_core::cluster_operations_impl::set_from(std::string_view keysp
   return ec;
 }
 
-std::size_t engine_core::cluster_operations_impl::remove_from(
-    std::string_view keyspace, const std::vector<std::string>& keys,
-    const transport::request_info& info) {
+std::size_t engine_core::cluster_operations_impl::remove_from(std::string_view keyspace,
+                                                              const std::vector<std::string>& keys,
+                                                              const transport::request_info& info) {
   auto scope =
       serve_scope(core_.slot_named(keyspace), telemetry::operation::peer_remove, keys.size(), info);
   const std::size_t n = remove(keyspace, keys);
@@ -208,8 +208,8 @@ void engine_core::cluster_operations_impl::load_remotely(keyspace_slot& slot, ke
   const telemetry::span_context child = scope.context;
   core_.cluster_->client().get_traced(
       owner, slot.name, std::move(names), ring_version, peer_read_timeout(rt), traceparent,
-      [this, &slot, rt = rt.shared_from_this(), owner, keys = std::move(keys), scope,
-       child](error_code ec, std::vector<transport::reply_item> items) mutable {
+      [this, &slot, rt = rt.shared_from_this(), owner, keys = std::move(keys), scope, child](
+          error_code ec, std::vector<transport::reply_item> items) mutable {
         if (!ec && items.size() != keys.size()) ec = make_error_code(errc::peer_unavailable);
         core_.end_op(scope, ec, owner);
         if (ec) {
@@ -344,8 +344,8 @@ void engine_core::cluster_operations_impl::put_remotely(keyspace_slot& slot, key
   }
   for (auto& [peer, keys] : invalidations) {
     std::string traceparent;
-    auto scope = client_scope(slot, telemetry::operation::peer_invalidate, keys.size(), parent,
-                              traceparent);
+    auto scope =
+        client_scope(slot, telemetry::operation::peer_invalidate, keys.size(), parent, traceparent);
     core_.cluster_->client().invalidate_traced(
         peer, slot.name, std::move(keys), r->version(), rt.opts.write_timeout, traceparent,
         [this, all, i = part++, peer = peer, scope](error_code ec) mutable {

@@ -81,13 +81,14 @@ engine_core::engine_core(config cfg, erased_policies policies,
   observe_ = telemetry_ != nullptr || cfg_.admin.enabled;
   if (observe_) telemetry::detail::tick_clock::calibrate();
   sample_all_ = topts.trace_sample_ratio >= 1.0;
-  sample_below_ = sample_all_ ? UINT64_MAX
-                              : static_cast<std::uint64_t>(
-                                    std::ldexp(topts.trace_sample_ratio, 64));  // ratio * 2^64
-  const auto unix_now = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  sample_below_ =
+      sample_all_
+          ? UINT64_MAX
+          : static_cast<std::uint64_t>(std::ldexp(topts.trace_sample_ratio, 64));  // ratio * 2^64
+  const auto unix_now =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
   unix_offset_ns_ = unix_now - steady_ns();
   metrics_start_unix_ns_ = unix_now;
   if (cfg_.cluster.enabled) {

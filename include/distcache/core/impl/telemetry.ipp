@@ -21,8 +21,7 @@ inline std::uint64_t random_u64() noexcept {
       seed = (static_cast<std::uint64_t>(rd()) << 32U) ^ rd();
     } catch (...) {  // NOLINT(bugprone-empty-catch): fall back to time and thread
     }
-    seed ^= static_cast<std::uint64_t>(
-        std::chrono::steady_clock::now().time_since_epoch().count());
+    seed ^= static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     seed ^= std::hash<std::thread::id>{}(std::this_thread::get_id()) << 1U;
     return seed;
   }();
@@ -55,26 +54,43 @@ inline std::string_view span_name(telemetry::operation op, telemetry::span_kind 
   using telemetry::operation;
   if (kind == telemetry::span_kind::server) {
     switch (op) {
-      case operation::peer_set: return "distcache.peer.serve_set";
-      case operation::peer_remove: return "distcache.peer.serve_remove";
-      case operation::peer_invalidate: return "distcache.peer.serve_invalidate";
-      default: return "distcache.peer.serve";
+      case operation::peer_set:
+        return "distcache.peer.serve_set";
+      case operation::peer_remove:
+        return "distcache.peer.serve_remove";
+      case operation::peer_invalidate:
+        return "distcache.peer.serve_invalidate";
+      default:
+        return "distcache.peer.serve";
     }
   }
   switch (op) {
-    case operation::get: return "distcache.get";
-    case operation::get_many: return "distcache.get_many";
-    case operation::put: return "distcache.put";
-    case operation::put_many: return "distcache.put_many";
-    case operation::remove: return "distcache.remove";
-    case operation::remove_many: return "distcache.remove_many";
-    case operation::update_keyspace: return "distcache.update_keyspace";
-    case operation::delete_keyspace: return "distcache.delete_keyspace";
-    case operation::fetch: return "distcache.fetch";
-    case operation::peer_get: return "distcache.peer.get";
-    case operation::peer_set: return "distcache.peer.set";
-    case operation::peer_remove: return "distcache.peer.remove";
-    case operation::peer_invalidate: return "distcache.peer.invalidate";
+    case operation::get:
+      return "distcache.get";
+    case operation::get_many:
+      return "distcache.get_many";
+    case operation::put:
+      return "distcache.put";
+    case operation::put_many:
+      return "distcache.put_many";
+    case operation::remove:
+      return "distcache.remove";
+    case operation::remove_many:
+      return "distcache.remove_many";
+    case operation::update_keyspace:
+      return "distcache.update_keyspace";
+    case operation::delete_keyspace:
+      return "distcache.delete_keyspace";
+    case operation::fetch:
+      return "distcache.fetch";
+    case operation::peer_get:
+      return "distcache.peer.get";
+    case operation::peer_set:
+      return "distcache.peer.set";
+    case operation::peer_remove:
+      return "distcache.peer.remove";
+    case operation::peer_invalidate:
+      return "distcache.peer.invalidate";
   }
   return "distcache.operation";
 }

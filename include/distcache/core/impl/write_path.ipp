@@ -48,14 +48,14 @@ void engine_core::async_put(std::size_t ks, std::vector<entry> entries, duration
   put(ks, std::move(entries), ttl, posting(std::move(handler)), op);
 }
 
-void engine_core::async_remove(std::size_t ks, std::vector<std::string> keys,
-                               write_handler handler, telemetry::operation op) {
+void engine_core::async_remove(std::size_t ks, std::vector<std::string> keys, write_handler handler,
+                               telemetry::operation op) {
   remove(ks, std::move(keys), posting(std::move(handler)), op);
 }
 
 /// `done`, ending `scope` first when it is active.
 inline engine_core::write_done measured_write(engine_core& core, op_scope scope,
-                                 engine_core::write_done done) {
+                                              engine_core::write_done done) {
   if (!scope.active()) return done;
   return [&core, scope, done = std::move(done)](error_code ec) mutable {
     core.end_op(scope, ec);

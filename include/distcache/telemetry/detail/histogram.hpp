@@ -6,12 +6,12 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <fstream>
-#include <string>
 #include <cstddef>
 #include <cstdint>
 #include <distcache/cache/detail/counters.hpp>
 #include <distcache/telemetry/telemetry.hpp>
+#include <fstream>
+#include <string>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <x86intrin.h>
@@ -83,9 +83,9 @@ class tick_clock {
 /// Upper bounds of the latency buckets, in nanoseconds: 10 µs … 10 s. A hit
 /// (well under 10 µs) is found at the first comparison.
 inline constexpr std::array<std::uint64_t, 19> latency_bounds_ns = {
-    10'000,      25'000,      50'000,        100'000,       250'000,
-    500'000,     1'000'000,   2'500'000,     5'000'000,     10'000'000,
-    25'000'000,  50'000'000,  100'000'000,   250'000'000,   500'000'000,
+    10'000,        25'000,        50'000,        100'000,       250'000,
+    500'000,       1'000'000,     2'500'000,     5'000'000,     10'000'000,
+    25'000'000,    50'000'000,    100'000'000,   250'000'000,   500'000'000,
     1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
 /// Buckets: one per bound plus +Inf.
 inline constexpr std::size_t latency_buckets = latency_bounds_ns.size() + 1;

@@ -197,7 +197,8 @@ inline std::string encode_metrics(const node_identity& self, const metrics_snaps
       if (!m.operations.empty()) {
         sm.message(2, [&](pb_writer& mt) {
           mt.bytes_field(1, "distcache.operation.duration");
-          mt.bytes_field(2, "Latency of the engine's operations, data-source fetches and peer gets");
+          mt.bytes_field(2,
+                         "Latency of the engine's operations, data-source fetches and peer gets");
           mt.bytes_field(3, "s");
           mt.message(9, [&](pb_writer& h) {  // Histogram
             for (const auto& op : m.operations) {
@@ -224,22 +225,27 @@ inline std::string encode_metrics(const node_identity& self, const metrics_snaps
             h.uint_field(2, cumulative);
           });
         });
-        sum(sm, "distcache.operations", "Operations completed", "{operation}", m.operations,
+        sum(
+            sm, "distcache.operations", "Operations completed", "{operation}", m.operations,
             [](const histogram_point& h) { return h.count; }, op_attributes);
-        sum(sm, "distcache.operation.errors", "Operations that failed (not_found is no failure)",
+        sum(
+            sm, "distcache.operation.errors", "Operations that failed (not_found is no failure)",
             "{operation}", m.operations, [](const histogram_point& h) { return h.errors; },
             op_attributes);
       }
-      sum(sm, "distcache.cache.hits", "Gets answered from this node's caches", "{get}",
-          m.keyspaces, [](const keyspace_point& k) { return k.cache_hits; }, keyspace_attribute);
-      sum(sm, "distcache.cache.misses", "Gets that had to load the value", "{get}", m.keyspaces,
+      sum(
+          sm, "distcache.cache.hits", "Gets answered from this node's caches", "{get}", m.keyspaces,
+          [](const keyspace_point& k) { return k.cache_hits; }, keyspace_attribute);
+      sum(
+          sm, "distcache.cache.misses", "Gets that had to load the value", "{get}", m.keyspaces,
           [](const keyspace_point& k) { return k.cache_misses; }, keyspace_attribute);
-      gauge(sm, "distcache.cache.bytes", "Bytes held by the main and hot caches", "By",
-            m.keyspaces, [](const keyspace_point& k) { return k.cache_bytes; },
-            keyspace_attribute);
+      gauge(
+          sm, "distcache.cache.bytes", "Bytes held by the main and hot caches", "By", m.keyspaces,
+          [](const keyspace_point& k) { return k.cache_bytes; }, keyspace_attribute);
       const std::array<std::int64_t, 1> peers{m.peers};
-      gauge(sm, "distcache.peers", "Peers in the ring, this node excluded", "{node}", peers,
-            [](std::int64_t n) { return n; }, [](pb_writer&, std::uint32_t, std::int64_t) {});
+      gauge(
+          sm, "distcache.peers", "Peers in the ring, this node excluded", "{node}", peers,
+          [](std::int64_t n) { return n; }, [](pb_writer&, std::uint32_t, std::int64_t) {});
     });
   });
   return out;

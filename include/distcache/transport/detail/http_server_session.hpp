@@ -461,9 +461,8 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
       reject(400, ec.message(), {}, close);
       co_return;
     }
-    const error_code ec =
-        st_->svc.set_from(keyspace_, std::string(set.key), std::string(set.value), set.ttl_ms,
-                          request_info());
+    const error_code ec = st_->svc.set_from(keyspace_, std::string(set.key), std::string(set.value),
+                                            set.ttl_ms, request_info());
     if (ec) {
       const std::string_view name =
           ec.category() == error_category() ? errc_name(static_cast<errc>(ec.value())) : "";
@@ -513,12 +512,10 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
           using state_type = peer_get_completion<decltype(handler)>;
           auto state = std::make_shared<state_type>(std::move(handler));
           try {
-            st_->svc.get_from(
-                keyspace_, std::move(keys_),
-                request_info(),
-                [state](std::vector<transport::reply_item> items) {
-                  state->complete(std::move(items));
-                });
+            st_->svc.get_from(keyspace_, std::move(keys_), request_info(),
+                              [state](std::vector<transport::reply_item> items) {
+                                state->complete(std::move(items));
+                              });
           } catch (...) {
             service_failed_ = true;
             state->complete({});

@@ -10,12 +10,11 @@
 #include <cstdint>
 #include <distcache/cache/detail/counters.hpp>
 #include <distcache/telemetry/telemetry.hpp>
-#include <fstream>
-#include <string>
+#include <cstdio>
+#include <cstring>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <x86intrin.h>
-#define DISTCACHE_HAS_TSC 1
+#define DISTCACHE_HAS_TSC 1  // __builtin_ia32_rdtsc: no intrinsics header to parse
 #else
 #define DISTCACHE_HAS_TSC 0
 #endif
@@ -31,7 +30,7 @@ class tick_clock {
  public:
   static std::uint64_t ticks() noexcept {
 #if DISTCACHE_HAS_TSC
-    if (instance().tsc_) return __rdtsc();
+    if (instance().tsc_) return __builtin_ia32_rdtsc();
 #endif
     return steady_ns();
   }
@@ -51,19 +50,20 @@ class tick_clock {
  private:
   tick_clock() noexcept {
 #if DISTCACHE_HAS_TSC
-    try {
-      std::ifstream in("/sys/devices/system/clocksource/clocksource0/current_clocksource");
-      std::string source;
-      tsc_ = (in >> source) && source == "tsc";
-    } catch (...) {  // NOLINT(bugprone-empty-catch): keep steady_clock
-      tsc_ = false;
+    // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): closed below
+    if (std::FILE* f =
+            std::fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r")) {
+      std::array<char, 32> source{};
+      tsc_ = std::fgets(source.data(), static_cast<int>(source.size()), f) != nullptr &&
+             std::strncmp(source.data(), "tsc\n", sizeof "tsc\n") == 0;
+      std::fclose(f);  // NOLINT(cert-err33-c): nothing to do when closing a read file fails
     }
     if (tsc_) {
       const std::uint64_t t0 = steady_ns();
-      const std::uint64_t c0 = __rdtsc();
+      const std::uint64_t c0 = __builtin_ia32_rdtsc();
       std::uint64_t t1 = t0;
       while (t1 - t0 < 2'000'000) t1 = steady_ns();
-      const std::uint64_t c1 = __rdtsc();
+      const std::uint64_t c1 = __builtin_ia32_rdtsc();
       if (c1 > c0) {
         ns_per_tick_ = static_cast<double>(t1 - t0) / static_cast<double>(c1 - c0);
       } else {

@@ -8,10 +8,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <distcache/cache/detail/counters.hpp>
-#include <distcache/telemetry/telemetry.hpp>
 #include <cstdio>
 #include <cstring>
+#include <distcache/cache/detail/counters.hpp>
+#include <distcache/telemetry/telemetry.hpp>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define DISTCACHE_HAS_TSC 1  // __builtin_ia32_rdtsc: no intrinsics header to parse

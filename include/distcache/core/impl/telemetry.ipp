@@ -9,8 +9,7 @@
 #include <random>
 #include <thread>
 
-namespace distcache::telemetry {
-namespace detail {
+namespace distcache::telemetry::detail {
 
 /// Fast random ids: a per-thread splitmix64 seeded from std::random_device.
 inline std::uint64_t random_u64() noexcept {
@@ -43,9 +42,7 @@ void fill_random(std::array<std::uint8_t, N>& id) noexcept {
   if (id[0] == 0) id[0] = 1;  // never all zero
 }
 
-}  // namespace detail
-
-}  // namespace distcache::telemetry
+}  // namespace distcache::telemetry::detail
 
 namespace distcache::detail {
 

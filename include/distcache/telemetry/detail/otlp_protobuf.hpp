@@ -4,6 +4,7 @@
 #ifndef DISTCACHE_TELEMETRY_DETAIL_OTLP_PROTOBUF_HPP
 #define DISTCACHE_TELEMETRY_DETAIL_OTLP_PROTOBUF_HPP
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>

@@ -66,9 +66,12 @@ inline engine_core::write_done measured_write(engine_core& core, op_scope scope,
 void engine_core::put(std::size_t ks, std::vector<entry> entries, duration ttl, write_done done,
                       telemetry::operation op) {
   if (auto ec = check_state()) return done(ec);
-  const auto scope = begin_op(ks, op, entries.size());
-  const telemetry::span_context parent = scope.context;
-  done = measured_write(*this, scope, std::move(done));
+  telemetry::span_context parent;
+  if (observe_) {  // nothing more on the path of an engine that observes nothing
+    const auto scope = begin_op(ks, op, entries.size());
+    parent = scope.context;
+    done = measured_write(*this, scope, std::move(done));
+  }
   if (ttl < duration::zero()) {
     cfg_.log(log_level::warning, "put: ttl must be >= 0, got " + format_duration(ttl));
     return done(make_error_code(errc::invalid_config));
@@ -100,9 +103,12 @@ void engine_core::put(std::size_t ks, std::vector<entry> entries, duration ttl, 
 void engine_core::remove(std::size_t ks, std::vector<std::string> keys, write_done done,
                          telemetry::operation op) {
   if (auto ec = check_state()) return done(ec);
-  const auto scope = begin_op(ks, op, keys.size());
-  const telemetry::span_context parent = scope.context;
-  done = measured_write(*this, scope, std::move(done));
+  telemetry::span_context parent;
+  if (observe_) {  // nothing more on the path of an engine that observes nothing
+    const auto scope = begin_op(ks, op, keys.size());
+    parent = scope.context;
+    done = measured_write(*this, scope, std::move(done));
+  }
   auto& slot = *slots_[ks];
   auto* rt = slot.current.load(std::memory_order_acquire);
   if (rt == nullptr) return done(make_error_code(errc::keyspace_not_found));

@@ -225,8 +225,7 @@ class basic_engine {
   result<std::vector<result<value_ptr<value_type_of<K>>>>> get_many(const Range& keys) {
     using V = value_type_of<K>;
     if (auto ec = core_.check_blocking_call()) return ec;
-    auto scope = core_.begin_op(index_of<K>(), telemetry::operation::get_many,
-                                static_cast<std::size_t>(std::ranges::distance(keys)));
+    auto scope = core_.begin_op(index_of<K>(), telemetry::operation::get_many, 0);
     // The common case, every key cached here, is answered inline.
     std::vector<result<value_ptr<V>>> hits;
     if constexpr (std::ranges::sized_range<const Range&>) hits.reserve(std::ranges::size(keys));
@@ -237,10 +236,13 @@ class basic_engine {
     }
     if (!hits.empty() && hits.size() == static_cast<std::size_t>(std::ranges::distance(keys))) {
       core_.count_hits(index_of<K>(), hits.size());
+      scope.keys = static_cast<std::uint32_t>(hits.size());
       core_.end_op(scope, {});
       return hits;
     }
-    auto values = get_many_erased(index_of<K>(), detail::copy_keys(keys), scope);
+    auto owned = detail::copy_keys(keys);
+    scope.keys = static_cast<std::uint32_t>(owned.size());
+    auto values = get_many_erased(index_of<K>(), std::move(owned), scope);
     if (!values) return values.error();
     return detail::as_values<V>{}(std::move(*values));
   }

@@ -197,9 +197,8 @@ void engine_core::fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt, const
   error_code ec;
   loaded_value loaded;
   time_point expires = never_expires;
-  auto scope = observe_ ? begin_op(slot, telemetry::operation::fetch, 1, &parent,
-                                   telemetry::span_kind::internal, false)
-                        : op_scope{};
+  auto scope = begin_op(slot, telemetry::operation::fetch, 1, &parent,
+                        telemetry::span_kind::internal, false);
   {
     const engine_thread_mark mark(this);
     try {

@@ -150,44 +150,33 @@ inline std::string encode_metrics(const node_identity& self, const metrics_snaps
     string_attribute(p, field, "distcache.operation", name(h.op));
     string_attribute(p, field, "distcache.keyspace", h.keyspace);
   };
-  // A monotonic cumulative Sum with one integer point per item.
-  auto sum = [&](pb_writer& sm, std::string_view metric, std::string_view description,
-                 std::string_view unit, const auto& items, auto value, auto attributes) {
+  // A metric of one integer point per item: a monotonic cumulative Sum, or
+  // a Gauge (no start time, no temporality).
+  auto numbers = [&](pb_writer& sm, bool is_sum, std::string_view metric,
+                     std::string_view description, std::string_view unit, const auto& items,
+                     auto value, auto attributes) {
     sm.message(2, [&](pb_writer& mt) {
       mt.bytes_field(1, metric);
       mt.bytes_field(2, description);
       mt.bytes_field(3, unit);
-      mt.message(7, [&](pb_writer& s) {
+      mt.message(is_sum ? 7 : 5, [&](pb_writer& data) {
         for (const auto& it : items) {
-          s.message(1, [&](pb_writer& p) {  // NumberDataPoint
-            p.fixed64_field(2, m.start_unix_ns);
+          data.message(1, [&](pb_writer& p) {  // NumberDataPoint
+            if (is_sum) p.fixed64_field(2, m.start_unix_ns);
             p.fixed64_field(3, m.time_unix_ns);
             p.fixed64_field(6, static_cast<std::uint64_t>(value(it)));  // as_int (sfixed64)
             attributes(p, 7, it);
           });
         }
-        s.uint_field(2, cumulative);
-        s.uint_field(3, 1);  // is_monotonic
-      });
-    });
-  };
-  auto gauge = [&](pb_writer& sm, std::string_view metric, std::string_view description,
-                   std::string_view unit, const auto& items, auto value, auto attributes) {
-    sm.message(2, [&](pb_writer& mt) {
-      mt.bytes_field(1, metric);
-      mt.bytes_field(2, description);
-      mt.bytes_field(3, unit);
-      mt.message(5, [&](pb_writer& g) {
-        for (const auto& it : items) {
-          g.message(1, [&](pb_writer& p) {
-            p.fixed64_field(3, m.time_unix_ns);
-            p.fixed64_field(6, static_cast<std::uint64_t>(value(it)));
-            attributes(p, 7, it);
-          });
+        if (is_sum) {
+          data.uint_field(2, cumulative);
+          data.uint_field(3, 1);  // is_monotonic
         }
       });
     });
   };
+  auto sum = [&](pb_writer& sm, auto&&... args) { numbers(sm, true, args...); };
+  auto gauge = [&](pb_writer& sm, auto&&... args) { numbers(sm, false, args...); };
   auto keyspace_attribute = [](pb_writer& p, std::uint32_t field, const keyspace_point& k) {
     string_attribute(p, field, "distcache.keyspace", k.keyspace);
   };

@@ -371,17 +371,12 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
                "DC-Error: keyspace_not_found\r\n", close);
         co_return close;
       }
-      st_->svc.on_peer_request(request_info());
+      st_->svc.on_peer_request(req_.info());
       co_await (this->*(handler->handle))(close);
     } catch (const std::exception& e) {
       reject(500, std::string("the node failed: ") + e.what(), {}, close);
     }
     co_return close;
-  }
-
-  // The sender's headers, for the peer_service (views into req_).
-  [[nodiscard]] transport::request_info request_info() const noexcept {
-    return {req_.from, req_.ring_version, req_.traceparent};
   }
 
   // A request of another cluster (DC-Cluster differs or is missing) is
@@ -462,7 +457,7 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
       co_return;
     }
     const error_code ec = st_->svc.set_from(keyspace_, std::string(set.key), std::string(set.value),
-                                            set.ttl_ms, request_info());
+                                            set.ttl_ms, req_.info());
     if (ec) {
       const std::string_view name =
           ec.category() == error_category() ? errc_name(static_cast<errc>(ec.value())) : "";
@@ -484,7 +479,7 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
       reject(400, ec.message(), {}, close);
       co_return;
     }
-    const std::size_t removed = st_->svc.remove_from(keyspace_, keys_, request_info());
+    const std::size_t removed = st_->svc.remove_from(keyspace_, keys_, req_.info());
     body_.clear();
     value_ = {};
     extra_.assign("DC-Removed: ");
@@ -498,7 +493,7 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
       reject(400, ec.message(), {}, close);
       co_return;
     }
-    st_->svc.invalidate_from(keyspace_, keys_, request_info());
+    st_->svc.invalidate_from(keyspace_, keys_, req_.info());
     body_.clear();
     value_ = {};
     make_head(204, {}, {}, close);
@@ -512,7 +507,7 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
           using state_type = peer_get_completion<decltype(handler)>;
           auto state = std::make_shared<state_type>(std::move(handler));
           try {
-            st_->svc.get_from(keyspace_, std::move(keys_), request_info(),
+            st_->svc.get_from(keyspace_, std::move(keys_), req_.info(),
                               [state](std::vector<transport::reply_item> items) {
                                 state->complete(std::move(items));
                               });

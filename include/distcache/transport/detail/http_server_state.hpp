@@ -109,6 +109,11 @@ struct http_request_data {
     body.clear();
   }
 
+  /// The sender's headers, for the peer_service (views into this object).
+  [[nodiscard]] transport::request_info info() const noexcept {
+    return {from, ring_version, traceparent};
+  }
+
   // http_message_parser's callbacks.
   void on_request(boost::beast::http::verb m, std::string_view m_text, std::string_view t, int v) {
     method = m;

@@ -88,6 +88,15 @@ TEST_CASE("per-keyspace overrides are validated and name the keyspace, field and
   c.keyspaces["users"].default_ttl = -2s;
   CHECK(mentions(rejection(c), "keyspace 'users': options.default_ttl: must be >= 0, got -2s"));
   c = {};
+  c.keyspaces["users"].negative_ttl = -1s;
+  CHECK(mentions(rejection(c), "keyspace 'users': options.negative_ttl: must be >= 0, got -1s"));
+  c = {};
+  c.keyspaces["users"].refresh_after = -3s;
+  CHECK(mentions(rejection(c), "keyspace 'users': options.refresh_after: must be >= 0, got -3s"));
+  c = {};
+  c.keyspaces["lengths"].max_stale = -1ms;
+  CHECK(mentions(rejection(c), "keyspace 'lengths': options.max_stale: must be >= 0, got -1ms"));
+  c = {};
   c.keyspaces["users"].hot_max_bytes = -1;
   CHECK(mentions(rejection(c), "keyspace 'users': options.hot_max_bytes"));
   c = {};

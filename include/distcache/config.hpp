@@ -67,6 +67,20 @@ struct keyspace_options {
   /// TTL of values whose expiry neither put() nor expires_at() gives
   /// (default: the engine's default_ttl). >= 0; 0 means no expiry.
   std::optional<duration> default_ttl;
+  /// Negative caching: how long a not_found answer of the data source is
+  /// cached (on the owner, and in the hot cache of a node that asked it) and
+  /// answered without calling the source. >= 0; 0 (default) caches nothing.
+  /// A put() of the key replaces it at once (docs/freshness.md).
+  std::optional<duration> negative_ttl;
+  /// Refresh-ahead: a hit on the owner's value older than this returns the
+  /// value at once and starts one background reload. >= 0; 0 (default) never
+  /// refreshes. Useful below the value's TTL (docs/freshness.md).
+  std::optional<duration> refresh_after;
+  /// Stale serving: for this long after a value expires, the owner still
+  /// answers with it while one reload runs (stale-while-revalidate) and while
+  /// reloads fail, are rate limited or the breaker is open (stale-if-error).
+  /// >= 0; 0 (default) serves nothing expired (docs/freshness.md).
+  std::optional<duration> max_stale;
   /// How long a get() waits for a load (default: the engine's). > 0.
   std::optional<duration> read_timeout;
   /// How long a put()/remove() may take (default: the engine's). > 0.
@@ -232,6 +246,9 @@ struct resolved_keyspace {
   std::int64_t hot_max_bytes = 0;
   std::size_t shards = 0;  // 0: derived from max_bytes
   duration default_ttl{};
+  duration negative_ttl{};
+  duration refresh_after{};
+  duration max_stale{};
   duration read_timeout{};
   duration write_timeout{};
   std::vector<std::string> warm_keys;
@@ -428,6 +445,18 @@ inline bool resolve_keyspace(const config& c, std::string_view name, std::int64_
   out.default_ttl = o.default_ttl.value_or(c.default_ttl);
   if (out.default_ttl < duration::zero()) {
     why = field + "options.default_ttl: must be >= 0, got " + format_duration(out.default_ttl);
+    return false;
+  }
+  const auto non_negative = [&](const std::optional<duration>& in, duration& to,
+                                std::string_view name) {
+    to = in.value_or(duration::zero());
+    if (to >= duration::zero()) return true;
+    why = field + "options." + std::string(name) + ": must be >= 0, got " + format_duration(to);
+    return false;
+  };
+  if (!non_negative(o.negative_ttl, out.negative_ttl, "negative_ttl") ||
+      !non_negative(o.refresh_after, out.refresh_after, "refresh_after") ||
+      !non_negative(o.max_stale, out.max_stale, "max_stale")) {
     return false;
   }
   out.read_timeout = o.read_timeout.value_or(c.read_timeout);

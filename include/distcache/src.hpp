@@ -12,6 +12,7 @@
 #include <distcache/core/impl/admin_pages.ipp>
 #include <distcache/core/impl/cluster_operations.ipp>
 #include <distcache/core/impl/engine_core.ipp>
+#include <distcache/core/impl/freshness.ipp>
 #include <distcache/core/impl/read_path.ipp>
 #include <distcache/core/impl/telemetry.ipp>
 #include <distcache/core/impl/write_path.ipp>

@@ -23,6 +23,10 @@ struct keyspace_stats {
   std::uint64_t local_load_errs = 0;  ///< data-source calls that failed (not_found excluded)
   std::uint64_t remove_keys_requests = 0;  ///< remove and remove_many calls received
   std::uint64_t removed_keys = 0;          ///< keys that were present and removed
+  // Freshness (docs/freshness.md).
+  std::uint64_t negative_hits = 0;  ///< gets answered not_found from a cached not_found (in cache_hits)
+  std::uint64_t stale_served = 0;   ///< expired values served within max_stale (in cache_hits)
+  std::uint64_t refreshes = 0;      ///< background reloads started (refresh-ahead and stale hits)
   std::int64_t main_cache_bytes = 0;       ///< bytes charged in the main cache now
   std::int64_t hot_cache_bytes = 0;        ///< bytes charged in the hot cache now
   std::size_t main_cache_items = 0;        ///< entries in the main cache now

@@ -131,3 +131,35 @@ TEST_CASE("a join after abandon_all completes at once with the same error") {
   CHECK(late->ec == errc::stopped);
   CHECK(sf.in_flight() == 0);
 }
+
+TEST_CASE("lead starts a flight without a waiter; later callers join it") {
+  singleflight sf;
+  CHECK(sf.lead(key("k")));
+  CHECK_FALSE(sf.lead(key("k")));  // one background reload at a time
+  auto w = std::make_shared<recording_waiter>();
+  CHECK_FALSE(sf.join(key("k"), w));  // joins the reload, does not lead
+  auto value = std::make_shared<const int>(7);
+  CHECK(sf.finish(key("k"), {}, value, [] { return distcache::error_code{}; }) == 1);
+  CHECK(w->value == value);
+  CHECK(sf.in_flight() == 0);
+  sf.abandon_all(distcache::make_error_code(errc::stopped));
+  CHECK_FALSE(sf.lead(key("k")));  // closed
+}
+
+TEST_CASE("finish_not_found publishes unless invalidated and answers not_found") {
+  singleflight sf;
+  auto w = std::make_shared<recording_waiter>();
+  REQUIRE(sf.join(key("a"), w));
+  int published = 0;
+  CHECK(sf.finish_not_found(key("a"), [&] { ++published; }) == 1);
+  CHECK(published == 1);
+  CHECK(w->ec == errc::not_found);
+  CHECK(w->value == nullptr);
+  auto w2 = std::make_shared<recording_waiter>();
+  REQUIRE(sf.join(key("b"), w2));
+  sf.invalidate(key("b"));  // a put arrived while the source said not_found
+  CHECK(sf.finish_not_found(key("b"), [&] { ++published; }) == 1);
+  CHECK(published == 1);
+  CHECK(w2->ec == errc::not_found);
+  CHECK(sf.finish_not_found(key("none"), [&] { ++published; }) == 0);
+}

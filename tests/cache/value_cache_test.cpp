@@ -168,3 +168,59 @@ TEST_CASE("a read entry gets a second chance before an unread one is evicted") {
   CHECK(c.get(key_holder("c")) == nullptr);  // the only unread one
   CHECK(c.size() == 3);
 }
+
+TEST_CASE("a lifetime: fresh, due for refresh, stale within keep_until, then gone") {
+  using distcache::detail::freshness;
+  auto clock = std::make_shared<distcache::test::manual_clock>();
+  value_cache c(1 << 20, 1, clock.get());
+  const auto t0 = clock->now();
+  distcache::detail::lifetime life{t0 + std::chrono::seconds(10), t0 + std::chrono::seconds(4),
+                                   t0 + std::chrono::seconds(15)};
+  REQUIRE(c.put(key_holder("k"), val("v"), 1, life));
+  freshness st = freshness::stale;
+  CHECK(str(c.get(key_holder("k"), nullptr, &st)) == "v");
+  CHECK(st == freshness::fresh);
+  clock->advance(std::chrono::seconds(4));
+  st = freshness::fresh;
+  CHECK(str(c.get(key_holder("k"), nullptr, &st)) == "v");
+  CHECK(st == freshness::refresh);
+  CHECK(str(c.get(key_holder("k"))) == "v");  // refresh-due is still a hit without a state
+  clock->advance(std::chrono::seconds(6));     // t0 + 10 s: expired
+  st = freshness::fresh;
+  distcache::time_point expires{};
+  CHECK(str(c.get(key_holder("k"), &expires, &st)) == "v");
+  CHECK(st == freshness::stale);
+  CHECK(expires == t0 + std::chrono::seconds(10));
+  CHECK(c.get(key_holder("k")) == nullptr);  // a caller that takes no stale value misses
+  clock->advance(std::chrono::milliseconds(4999));
+  CHECK(str(c.get(key_holder("k"), nullptr, &st)) == "v");
+  clock->advance(std::chrono::milliseconds(1));  // keep_until: gone
+  CHECK(c.get(key_holder("k"), nullptr, &st) == nullptr);
+}
+
+TEST_CASE("a lifetime whose keep_until is before its expiry keeps the value until the expiry") {
+  auto clock = std::make_shared<distcache::test::manual_clock>();
+  value_cache c(1 << 20, 1, clock.get());
+  const auto t0 = clock->now();
+  REQUIRE(c.put(key_holder("k"), val("v"), 1,
+                distcache::detail::lifetime{t0 + std::chrono::seconds(10), distcache::never_expires,
+                                            t0}));
+  clock->advance(std::chrono::seconds(9));
+  CHECK(str(c.get(key_holder("k"))) == "v");
+  clock->advance(std::chrono::seconds(1));
+  distcache::detail::freshness st{};
+  CHECK(c.get(key_holder("k"), nullptr, &st) == nullptr);
+}
+
+TEST_CASE("the negative marker is non-null, owns nothing and is recognised") {
+  const auto& n = distcache::detail::negative_value();
+  CHECK(n != nullptr);
+  CHECK(n.use_count() == 0);
+  CHECK(distcache::detail::is_negative(n));
+  CHECK_FALSE(distcache::detail::is_negative(val("x")));
+  CHECK_FALSE(distcache::detail::is_negative(nullptr));
+  value_cache c(1 << 20, 1, nullptr);
+  REQUIRE(c.put(key_holder("ghost"), n, 0, distcache::never_expires));
+  CHECK(distcache::detail::is_negative(c.get(key_holder("ghost"))));
+  CHECK(c.bytes() == static_cast<std::int64_t>(value_cache::charge(5, 0)));
+}

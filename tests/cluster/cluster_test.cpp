@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "support/keyspaces.hpp"
+#include "support/manual_clock.hpp"
 #include "support/sources.hpp"
 
 using distcache::config;
@@ -200,6 +201,75 @@ TEST_CASE("100 concurrent gets of one missing key over 3 nodes make one source c
   c.db->open_gate();
   for (auto& t : callers) t.join();
   CHECK(ok == 100);
+  CHECK(c.db->calls == 1);
+}
+
+TEST_CASE("refresh-ahead over 3 nodes: one source call per key per interval, on the owner") {
+  auto clock = std::make_shared<distcache::test::manual_clock>();
+  config cfg = node_config();
+  cfg.clock = clock;
+  cfg.fetch_threads = 8;
+  auto& o = cfg.keyspaces["users"];
+  o.default_ttl = 1min;
+  o.refresh_after = 5s;
+  o.hot_max_bytes = 0;  // every get on a non-owner reaches the owner
+  cluster3 c(cfg);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 20; ++i) {
+    keys.push_back("r" + std::to_string(i));
+    c.db->set(keys.back(), "v0");
+  }
+  for (const auto& k : keys) REQUIRE(c.nodes[0]->get<users>(k));
+  REQUIRE(c.db->calls == 20);
+  for (int interval = 1; interval <= 3; ++interval) {
+    for (const auto& k : keys) c.db->set(k, "v" + std::to_string(interval));
+    clock->advance(5s);
+    // Every node reads every key several times at once: each read is
+    // answered at once, and only the owners reload.
+    std::vector<std::thread> readers;
+    std::atomic<int> failed{0};
+    for (auto& n : c.nodes) {
+      readers.emplace_back([&, node = n.get()] {
+        for (int round = 0; round < 5; ++round) {
+          for (const auto& k : keys) {
+            if (!node->get<users>(k)) failed.fetch_add(1);
+          }
+        }
+      });
+    }
+    for (auto& t : readers) t.join();
+    CHECK(failed == 0);
+    CHECK(eventually([&] {
+      for (const auto& k : keys) {
+        for (auto& n : c.nodes) {
+          auto v = n->get<users>(k);
+          if (!v || **v != "v" + std::to_string(interval)) return false;
+        }
+      }
+      return true;
+    }));
+    CHECK(c.db->calls == 20 * (interval + 1));
+    std::uint64_t refreshes = 0;
+    for (auto& n : c.nodes) refreshes += n->stats<users>().refreshes;
+    CHECK(refreshes == 20U * static_cast<unsigned>(interval));
+  }
+}
+
+TEST_CASE("negative caching over 3 nodes: a not_found is cached where it was asked; a put wins") {
+  config cfg = node_config();
+  cfg.keyspaces["users"].negative_ttl = 1min;
+  cluster3 c(cfg);
+  auto& reader = c.non_owner("ghost");
+  auto& writer = c.non_owner("ghost", 1);
+  CHECK(reader.get<users>("ghost").error() == errc::not_found);
+  CHECK(reader.get<users>("ghost").error() == errc::not_found);
+  CHECK(c.owner_node("ghost").get<users>("ghost").error() == errc::not_found);
+  CHECK(c.db->calls == 1);
+  CHECK(reader.stats<users>().negative_hits == 1);   // from its hot cache
+  CHECK(reader.stats<users>().hot_cache_items == 1);
+  CHECK(c.owner_node("ghost").stats<users>().negative_hits == 1);
+  REQUIRE(writer.put<users>("ghost", std::string("here")));
+  for (auto& n : c.nodes) CHECK(**n->get<users>("ghost") == "here");
   CHECK(c.db->calls == 1);
 }
 

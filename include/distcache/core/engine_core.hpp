@@ -316,7 +316,23 @@ class engine_core {
                                                                      std::string_view key) const;
   DISTCACHE_DECL std::shared_ptr<keyspace_runtime> make_runtime(
       std::unique_ptr<keyspace_adapter> def, std::string& why) const;
-  static DISTCACHE_DECL value_handle lookup(keyspace_runtime& rt, hashed_key key);
+  // Freshness (impl/freshness.ipp).
+  /// The cached answer for `key`: its value, negative_value() for a cached
+  /// not_found, or null (load it). A value past its refresh time, or stale
+  /// within max_stale, is returned and starts one background reload.
+  /// `expires`, when given, receives the value's expiry.
+  DISTCACHE_DECL value_handle cached(keyspace_slot& slot, keyspace_runtime& rt, hashed_key key,
+                                     time_point* expires = nullptr);
+  /// Starts one background reload of `key` (refresh-ahead, stale hit) unless
+  /// one is in flight. Returns false when this node does not own the key.
+  DISTCACHE_DECL bool revalidate(keyspace_slot& slot, keyspace_runtime& rt, hashed_key key);
+  /// The lifetime of a value stored now in the main cache with expiry `expires`.
+  [[nodiscard]] DISTCACHE_DECL lifetime lifetime_of(const keyspace_runtime& rt,
+                                                    time_point expires) const;
+  /// Caches a not_found of `key` (negative_ttl > 0) in `cache`, or drops the
+  /// value `cache` holds for it (the source no longer has it).
+  DISTCACHE_DECL void publish_not_found(keyspace_runtime& rt, value_cache& cache,
+                                        hashed_key key) const;
 
   // Time.
   [[nodiscard]] DISTCACHE_DECL time_point now() const noexcept;
@@ -347,9 +363,9 @@ class engine_core {
   // Write path (impl/write_path.ipp).
   DISTCACHE_DECL error_code check_entry(const keyspace_runtime& rt, std::string_view key,
                                         std::size_t bytes) const;
-  static DISTCACHE_DECL void store_locally(keyspace_runtime& rt, hashed_key key,
-                                           const value_handle& value, std::size_t bytes,
-                                           time_point expires);
+  DISTCACHE_DECL void store_locally(keyspace_runtime& rt, hashed_key key,
+                                    const value_handle& value, std::size_t bytes,
+                                    time_point expires);
   static DISTCACHE_DECL void drop_locally(keyspace_runtime& rt, hashed_key key);
   DISTCACHE_DECL std::size_t remove_here(keyspace_slot& slot, keyspace_runtime& rt,
                                          const std::vector<std::string>& keys);
@@ -397,6 +413,7 @@ class engine_core {
 #include <distcache/core/impl/admin_pages.ipp>
 #include <distcache/core/impl/cluster_operations.ipp>
 #include <distcache/core/impl/engine_core.ipp>
+#include <distcache/core/impl/freshness.ipp>
 #include <distcache/core/impl/read_path.ipp>
 #include <distcache/core/impl/telemetry.ipp>
 #include <distcache/core/impl/write_path.ipp>

@@ -87,6 +87,16 @@ class singleflight {
     if (it != s.flights.end()) it->second.invalidated = true;
   }
 
+  /// Starts a flight of `key` with no waiter (a background reload), unless
+  /// one is in flight or the singleflight is closed. Returns true when the
+  /// caller must start the load. Later callers join it as usual.
+  bool lead(hashed_key key) {
+    shard& s = shard_for(key.hash);
+    std::lock_guard lock(s.mutex);
+    if (s.closed) return false;
+    return s.flights.try_emplace(stored_key{std::string(key.text), key.hash}).second;
+  }
+
   /// Ends the flight of `key`: runs `publish()` under the lock unless the
   /// flight was invalidated (publish returns the error to deliver instead of
   /// `ec`, e.g. when the value does not fit), then completes every waiter with
@@ -95,19 +105,31 @@ class singleflight {
   std::size_t finish(hashed_key key, error_code ec, const std::shared_ptr<const void>& value,
                      Publish&& publish, time_point expires_at = never_expires) {
     waiter_list waiters;
-    {
-      shard& s = shard_for(key.hash);
-      std::lock_guard lock(s.mutex);
-      auto it = s.flights.find(key);
-      if (it == s.flights.end()) return 0;
-      if (!ec && !it->second.invalidated) ec = std::forward<Publish>(publish)();
-      waiters = std::move(it->second.waiters);
-      s.flights.erase(it);
+    if (!take(key, waiters, [&](bool invalidated) {
+          if (!ec && !invalidated) ec = std::forward<Publish>(publish)();
+        })) {
+      return 0;
     }
     return waiters.for_each([&](waiter& w) {
       w.expires_at = expires_at;
       w.complete(ec, ec ? nullptr : value);
     });
+  }
+
+  /// Ends the flight of `key` with errc::not_found: runs `publish()` under
+  /// the lock unless the flight was invalidated (to cache the answer, or to
+  /// drop a value the source no longer has), then completes every waiter
+  /// with not_found. Returns the number of waiters completed.
+  template <class Publish>
+  std::size_t finish_not_found(hashed_key key, Publish&& publish) {
+    waiter_list waiters;
+    if (!take(key, waiters, [&](bool invalidated) {
+          if (!invalidated) std::forward<Publish>(publish)();
+        })) {
+      return 0;
+    }
+    const error_code ec = make_error_code(errc::not_found);
+    return waiters.for_each([&](waiter& w) { w.complete(ec, nullptr); });
   }
 
   /// Ends every flight at once and closes the singleflight: each waiter
@@ -185,6 +207,20 @@ class singleflight {
     bool closed = false;
   };
   static constexpr std::size_t shard_count = 16;
+
+  // Removes the flight of `key`, calling `under_lock(invalidated)` first and
+  // moving its waiters to `out`; false when there is no such flight.
+  template <class Fn>
+  bool take(hashed_key key, waiter_list& out, Fn&& under_lock) {
+    shard& s = shard_for(key.hash);
+    std::lock_guard lock(s.mutex);
+    auto it = s.flights.find(key);
+    if (it == s.flights.end()) return false;
+    std::forward<Fn>(under_lock)(it->second.invalidated);
+    out = std::move(it->second.waiters);
+    s.flights.erase(it);
+    return true;
+  }
 
   shard& shard_for(std::uint64_t hash) noexcept { return shards_[(hash >> 48) % shard_count]; }
 

@@ -1,5 +1,6 @@
 // distcache — value_cache: the byte-bounded, sharded CLOCK cache that holds a
-// keyspace's values (main and hot), with per-entry expiry.
+// keyspace's values (main and hot), with per-entry expiry, refresh time and
+// stale window (docs/freshness.md).
 #ifndef DISTCACHE_CACHE_DETAIL_VALUE_CACHE_HPP
 #define DISTCACHE_CACHE_DETAIL_VALUE_CACHE_HPP
 
@@ -19,6 +20,37 @@
 #include <vector>
 
 namespace distcache::detail {
+
+/// What a hit found (value_cache::get).
+enum class freshness : std::uint8_t {
+  fresh,    ///< before its refresh time and its expiry
+  refresh,  ///< past its refresh time, not expired: served, and worth a background reload
+  stale,    ///< expired, within its stale window: served only while a reload runs or fails
+};
+
+/// When an entry's value stops being fresh and when the entry goes.
+/// Invariant (put enforces it): expires_at <= keep_until.
+struct lifetime {
+  time_point expires_at = never_expires;  ///< after it the value is stale
+  time_point refresh_at = never_expires;  ///< after it a hit asks for a reload (refresh-ahead)
+  time_point keep_until = never_expires;  ///< after it the entry is gone (expires_at + max_stale)
+
+  /// A value that is fresh until `expires`, then gone.
+  static lifetime until(time_point expires) noexcept { return {expires, never_expires, expires}; }
+};
+
+/// The marker a cache holds for a cached "not found" (negative caching):
+/// non-null, owns nothing, never dereferenced. Copying it touches no
+/// reference count.
+inline const std::shared_ptr<const void>& negative_value() noexcept {
+  static const char marker = 0;
+  static const std::shared_ptr<const void> value(std::shared_ptr<const void>(), &marker);
+  return value;
+}
+/// True when `v` is the negative_value() marker.
+inline bool is_negative(const std::shared_ptr<const void>& v) noexcept {
+  return v.get() == negative_value().get();
+}
 
 /// A byte-bounded cache of decoded values with CLOCK (second-chance LRU)
 /// eviction, split into shards by the key's hash so that concurrent
@@ -69,19 +101,37 @@ class value_cache {
     shard_count_ = n;
   }
 
-  /// The value of `key`, or null when absent or expired. A hit only marks
+  /// The value of `key`, or null when absent or gone. A hit only marks
   /// the entry as referenced (CLOCK), under the shard's shared lock, so
   /// concurrent hits on a shard neither wait for each other nor relink the
-  /// list; `expires_at`, when given, receives the entry's expiry. An expired
-  /// entry is never returned; it is dropped by a put() of its key, remove(),
-  /// or eviction (which gives expired entries no second chance).
-  [[nodiscard]] std::shared_ptr<const void> get(hashed_key key, time_point* expires_at = nullptr) {
+  /// list; `expires_at`, when given, receives the value's expiry.
+  ///
+  /// `state`, when given, receives the hit's freshness: a value past its
+  /// refresh time is `refresh`, an expired one within its stale window
+  /// `stale`. Without `state` a stale value is a miss. An entry past
+  /// keep_until is never returned; it is dropped by a put() of its key,
+  /// remove(), or eviction (which gives expired entries no second chance).
+  [[nodiscard]] std::shared_ptr<const void> get(hashed_key key, time_point* expires_at = nullptr,
+                                                freshness* state = nullptr) {
     shard& s = shard_for(key.hash);
     std::shared_lock lock(s.mutex);
     auto it = s.map.find(key);
     if (it == s.map.end()) return nullptr;
     const entry& e = it->second;
-    if (e.expires_at != never_expires && now() >= e.expires_at) return nullptr;
+    // One comparison for an entry that never expires nor refreshes; the
+    // clock is read only for one that does.
+    if (e.soft_at != never_expires) {
+      const time_point t = now();
+      if (t >= e.soft_at) {
+        if (t >= e.keep_until) return nullptr;
+        if (t >= e.expires_at) {
+          if (state == nullptr) return nullptr;
+          *state = freshness::stale;
+        } else if (state != nullptr) {
+          *state = freshness::refresh;
+        }
+      }
+    }
     // Several readers may set the bit at once: through atomic_ref, and only
     // when not already set, so a hot entry's cache line is not rewritten.
     std::atomic_ref<bool> referenced(const_cast<bool&>(e.referenced));  // NOLINT
@@ -92,12 +142,21 @@ class value_cache {
     return e.value;
   }
 
-  /// Stores `value` under `key`, replacing any previous value, evicting least
-  /// recently used entries of the shard until it fits. Returns false, storing
-  /// nothing and leaving any previous value in place, when the entry alone is
-  /// larger than the shard budget.
+  /// Stores `value` under `key`, fresh until `expires_at` and then gone
+  /// (see the overload taking a lifetime).
   bool put(hashed_key key, std::shared_ptr<const void> value, std::size_t value_bytes,
            time_point expires_at) {
+    return put(key, std::move(value), value_bytes, lifetime::until(expires_at));
+  }
+
+  /// Stores `value` under `key` with `life`, replacing any previous value,
+  /// evicting least recently used entries of the shard until it fits.
+  /// Returns false, storing nothing and leaving any previous value in place,
+  /// when the entry alone is larger than the shard budget.
+  bool put(hashed_key key, std::shared_ptr<const void> value, std::size_t value_bytes,
+           const lifetime& life) {
+    const time_point keep_until = std::max(life.keep_until, life.expires_at);
+    const time_point soft_at = std::min(life.refresh_at, life.expires_at);
     const auto cost = static_cast<std::int64_t>(charge(key.text.size(), value_bytes));
     if (cost > shard_budget_) return false;
     shard& s = shard_for(key.hash);
@@ -109,19 +168,23 @@ class value_cache {
       released.push_back(std::exchange(n.second.value, std::move(value)));
       s.bytes += cost - n.second.cost;
       n.second.cost = cost;
-      n.second.expires_at = expires_at;
+      n.second.soft_at = soft_at;
+      n.second.expires_at = life.expires_at;
+      n.second.keep_until = keep_until;
       n.second.referenced = false;
       s.touch(&n);
     } else {
       auto [pos, inserted] =
           s.map.try_emplace(stored_key{std::string(key.text), key.hash},
-                            entry{std::move(value), expires_at, cost, nullptr, nullptr, false});
+                            entry{std::move(value), soft_at, life.expires_at, keep_until, cost,
+                                  nullptr, nullptr, false});
       (void)inserted;
       s.bytes += cost;
       s.link_front(&*pos);
     }
     // CLOCK: a referenced entry at the tail gets a second chance (its bit is
-    // cleared and it moves to the head), unless it has expired. Each pass
+    // cleared and it moves to the head), unless it has expired (a stale
+    // entry is the first to go). Each pass
     // clears bits, so the loop ends within two passes over the shard.
     const time_point t = s.bytes > shard_budget_ ? now() : time_point{};
     while (s.bytes > shard_budget_ && s.tail != nullptr) {
@@ -216,7 +279,9 @@ class value_cache {
   using node = std::pair<const stored_key, entry>;
   struct entry {
     std::shared_ptr<const void> value;
-    time_point expires_at;
+    time_point soft_at;     // min(refresh_at, expires_at): before it, fresh
+    time_point expires_at;  // after it, stale
+    time_point keep_until;  // after it, gone
     std::int64_t cost;
     node* prev;       // towards the most recently used
     node* next;       // towards the least recently used

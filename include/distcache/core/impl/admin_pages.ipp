@@ -132,6 +132,9 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
         k["max_bytes"] = o.max_bytes;
         k["hot_max_bytes"] = o.hot_max_bytes;
         k["default_ttl_ms"] = ms(o.default_ttl);
+        k["negative_ttl_ms"] = ms(o.negative_ttl);
+        k["refresh_after_ms"] = ms(o.refresh_after);
+        k["max_stale_ms"] = ms(o.max_stale);
         k["read_timeout_ms"] = ms(o.read_timeout);
         k["write_timeout_ms"] = ms(o.write_timeout);
         json::array warm;
@@ -154,6 +157,9 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
       s["local_load_errs"] = st.local_load_errs;
       s["remove_keys_requests"] = st.remove_keys_requests;
       s["removed_keys"] = st.removed_keys;
+      s["negative_hits"] = st.negative_hits;
+      s["stale_served"] = st.stale_served;
+      s["refreshes"] = st.refreshes;
       s["evictions"] = st.evictions;
       s["rate_limited"] = st.rate_limited;
       s["circuit_rejected"] = st.circuit_rejected;
@@ -199,6 +205,13 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
             [](const keyspace_stats& s) { return s.remove_keys_requests; });
     counter("distcache_removed_keys_total", "Keys present and removed.",
             [](const keyspace_stats& s) { return s.removed_keys; });
+    counter("distcache_negative_hits_total", "Gets answered not_found from a cached not_found.",
+            [](const keyspace_stats& s) { return s.negative_hits; });
+    counter("distcache_stale_served_total", "Expired values served within max_stale.",
+            [](const keyspace_stats& s) { return s.stale_served; });
+    counter("distcache_refreshes_total",
+            "Background reloads started by refresh-ahead and stale hits.",
+            [](const keyspace_stats& s) { return s.refreshes; });
     counter("distcache_rate_limited_total", "Loads refused by the rate limiter.",
             [](const keyspace_stats& s) { return s.rate_limited; });
     counter("distcache_circuit_rejected_total", "Loads the open circuit breaker refused.",

@@ -107,8 +107,8 @@ error_code engine_core::cluster_operations_impl::set(std::string_view keyspace, 
   auto decoded = rt->adapter->deserialize(value);
   if (!decoded) return make_error_code(errc::malformed_value);
   if (auto ec = core_.check_entry(*rt, key, decoded->bytes)) return ec;
-  store_locally(*rt, {key, hash_key(key)}, decoded->value, decoded->bytes,
-                core_.from_ttl_ms(ttl_ms));
+  core_.store_locally(*rt, {key, hash_key(key)}, decoded->value, decoded->bytes,
+                      core_.from_ttl_ms(ttl_ms));
   return {};
 }
 
@@ -159,11 +159,14 @@ void engine_core::cluster_operations_impl::serve_get(
     }
     const std::uint64_t h = hash_key(keys[i]);
     time_point expires = never_expires;
-    auto v = rt->main.get({keys[i], h}, &expires);
-    if (!v) v = rt->hot.get({keys[i], h}, &expires);
-    if (v) {
+    if (auto v = core_.cached(slot, *rt, {keys[i], h}, &expires)) {
       slot.counters.cache_hits.add();
-      all->set(i, item_of({}, v, expires));
+      if (is_negative(v)) {
+        slot.counters.negative_hits.add();
+        all->set(i, item_of(make_error_code(errc::not_found), nullptr, {}));
+      } else {
+        all->set(i, item_of({}, v, expires));
+      }
       continue;
     }
     if (!batch) {
@@ -261,7 +264,14 @@ bool engine_core::cluster_operations_impl::accept_remote(keyspace_slot& slot, ke
                               ? make_error_code(errc::not_found)
                               : make_error_code(item.error);
     slot.counters.peer_loads.add();  // counted before the waiters wake
-    rt.flights.finish(hk, ec, nullptr, [] { return error_code{}; });
+    if (ec == errc::not_found) {
+      // Cached in the hot cache for negative_ttl when that is set.
+      rt.flights.finish_not_found(hk, [&] {
+        if (rt.opts.negative_ttl > duration::zero()) core_.publish_not_found(rt, rt.hot, hk);
+      });
+    } else {
+      rt.flights.finish(hk, ec, nullptr, [] { return error_code{}; });
+    }
     return true;
   }
   auto decoded = rt.adapter->deserialize(item.value);
@@ -310,7 +320,7 @@ void engine_core::cluster_operations_impl::put_remotely(keyspace_slot& slot, key
       if (p != owner) invalidations[p].push_back(e.key);
     }
     if (owner == core_.cluster_->self()) {
-      store_locally(rt, hk, e.value, bytes[i], expires);
+      core_.store_locally(rt, hk, e.value, bytes[i], expires);
     } else {
       drop_locally(rt, hk);
       sets.push_back({owner, i, expires});

@@ -326,6 +326,9 @@ keyspace_stats engine_core::stats(std::size_t ks) const {
   s.local_load_errs = c.local_load_errs.load();
   s.remove_keys_requests = c.remove_keys_requests.load();
   s.removed_keys = c.removed_keys.load();
+  s.negative_hits = c.negative_hits.load();
+  s.stale_served = c.stale_served.load();
+  s.refreshes = c.refreshes.load();
   if (auto* rt = slot.current.load(std::memory_order_acquire)) {
     s.main_cache_bytes = rt->main.bytes();
     s.hot_cache_bytes = rt->hot.bytes();

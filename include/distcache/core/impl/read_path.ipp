@@ -21,11 +21,6 @@ class scope_observer final : public completion_observer {
   op_scope scope_;
 };
 
-engine_core::value_handle engine_core::lookup(keyspace_runtime& rt, hashed_key key) {
-  if (auto v = rt.main.get(key)) return v;
-  return rt.hot.get(key);
-}
-
 result<engine_core::value_handle> engine_core::get(std::size_t ks, std::string_view key) {
   if (auto ec = check_blocking_call()) return ec;
   auto rt = runtime_for(ks, key);
@@ -33,8 +28,14 @@ result<engine_core::value_handle> engine_core::get(std::size_t ks, std::string_v
   auto& slot = *slots_[ks];
   auto scope = begin_op(ks, telemetry::operation::get, 1);
   const std::uint64_t h = hash_key(key);
-  if (auto v = lookup(**rt, {key, h})) {
+  if (auto v = cached(slot, **rt, {key, h})) {
     slot.counters.cache_hits.add();
+    if (is_negative(v)) {
+      slot.counters.negative_hits.add();
+      const auto nf = make_error_code(errc::not_found);
+      end_op(scope, nf);
+      return nf;
+    }
     end_op(scope, {});
     return v;
   }
@@ -51,7 +52,14 @@ engine_core::value_handle engine_core::peek(std::size_t ks, std::string_view key
   if (check_state() || check_key(key)) return nullptr;
   auto* rt = slots_[ks]->current.load(std::memory_order_acquire);
   if (rt == nullptr) return nullptr;
-  return lookup(*rt, {key, hash_key(key)});
+  // Only a fresh value: a cached not_found, or a value due for a reload,
+  // takes the general path, which answers and reloads.
+  const hashed_key hk{key, hash_key(key)};
+  freshness state = freshness::fresh;
+  auto v = rt->main.get(hk, nullptr, &state);
+  if (!v) v = rt->hot.get(hk);
+  if (!v || state != freshness::fresh || is_negative(v)) return nullptr;
+  return v;
 }
 
 void engine_core::count_hits(std::size_t ks, std::uint64_t n) noexcept {
@@ -64,8 +72,14 @@ void engine_core::async_get(std::size_t ks, std::string key, get_handler handler
   auto& slot = *slots_[ks];
   auto scope = begin_op(ks, telemetry::operation::get, 1);
   const std::uint64_t h = hash_key(key);
-  if (auto v = lookup(**rt, {key, h})) {
+  if (auto v = cached(slot, **rt, {key, h})) {
     slot.counters.cache_hits.add();
+    if (is_negative(v)) {
+      slot.counters.negative_hits.add();
+      const auto nf = make_error_code(errc::not_found);
+      end_op(scope, nf);
+      return post_result(std::move(handler), nf, value_handle{});
+    }
     end_op(scope, {});
     return post_result(std::move(handler), error_code{}, std::move(v));
   }
@@ -135,9 +149,14 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
       continue;
     }
     const std::uint64_t h = hash_key(keys[i]);
-    if (auto v = lookup(*rt, {keys[i], h})) {
+    if (auto v = cached(slot, *rt, {keys[i], h})) {
       slot.counters.cache_hits.add();
-      all->set(i, std::move(v));
+      if (is_negative(v)) {
+        slot.counters.negative_hits.add();
+        all->set(i, make_error_code(errc::not_found));
+      } else {
+        all->set(i, std::move(v));
+      }
       continue;
     }
     if (!batch) {
@@ -226,12 +245,16 @@ void engine_core::fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt, const
   }
   rt.guard.finish(ec);
   end_op(scope, ec);
+  if (ec == errc::not_found) {
+    rt.flights.finish_not_found({key, hash}, [&] { publish_not_found(rt, rt.main, {key, hash}); });
+    return;
+  }
   rt.flights.finish(
       {key, hash}, ec, loaded.value,
       [&]() -> error_code {
         if (rt.retired.load(std::memory_order_acquire)) return {};
         if (expires != never_expires && expires <= now()) return {};  // already expired
-        if (!rt.main.put({key, hash}, loaded.value, loaded.bytes, expires)) {
+        if (!rt.main.put({key, hash}, loaded.value, loaded.bytes, lifetime_of(rt, expires))) {
           return make_error_code(errc::value_too_large);
         }
         return {};

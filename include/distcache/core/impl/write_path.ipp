@@ -25,7 +25,7 @@ void engine_core::store_locally(keyspace_runtime& rt, hashed_key key, const valu
                                 std::size_t bytes, time_point expires) {
   rt.flights.invalidate(key);
   rt.hot.remove(key);
-  rt.main.put(key, value, bytes, expires);
+  rt.main.put(key, value, bytes, lifetime_of(rt, expires));
 }
 
 void engine_core::drop_locally(keyspace_runtime& rt, hashed_key key) {

@@ -97,6 +97,20 @@ TEST_CASE("per-keyspace overrides are validated and name the keyspace, field and
   c.keyspaces["lengths"].max_stale = -1ms;
   CHECK(mentions(rejection(c), "keyspace 'lengths': options.max_stale: must be >= 0, got -1ms"));
   c = {};
+  c.keyspaces["users"].fetch_batch_keys = 0;
+  CHECK(mentions(rejection(c),
+                 "keyspace 'users': options.fetch_batch_keys: must be between 1 and 4096, got 0"));
+  c = {};
+  c.keyspaces["users"].fetch_batch_keys = 5000;
+  CHECK(mentions(rejection(c), "options.fetch_batch_keys: must be between 1 and 4096, got 5000"));
+  c = {};
+  c.keyspaces["users"].fetch_batch_wait = -1us;
+  CHECK(mentions(rejection(c),
+                 "keyspace 'users': options.fetch_batch_wait: must be between 0 and 1s, got -1us"));
+  c = {};
+  c.keyspaces["users"].fetch_batch_wait = 2s;
+  CHECK(mentions(rejection(c), "options.fetch_batch_wait: must be between 0 and 1s, got 2s"));
+  c = {};
   c.keyspaces["users"].hot_max_bytes = -1;
   CHECK(mentions(rejection(c), "keyspace 'users': options.hot_max_bytes"));
   c = {};

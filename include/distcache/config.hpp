@@ -81,6 +81,17 @@ struct keyspace_options {
   /// reloads fail, are rate limited or the breaker is open (stale-if-error).
   /// >= 0; 0 (default) serves nothing expired (docs/freshness.md).
   std::optional<duration> max_stale;
+  /// Hot-key tracking: a frequency sketch of this keyspace's reads, which
+  /// admits values to the hot cache by frequency and names the hot keys
+  /// (docs/freshness.md#hot-keys). Default true; false costs the hit path
+  /// nothing and admits every value to the hot cache.
+  std::optional<bool> track_hot_keys;
+  /// Batched loads, for a data source with fetch_many (batch_data_source;
+  /// ignored otherwise): most keys in one fetch_many call. 1..4096; default 64.
+  std::optional<std::size_t> fetch_batch_keys;
+  /// Longest time a key waits for others to join its fetch_many call; a
+  /// full batch leaves at once. 0..1s; default 200us (docs/freshness.md).
+  std::optional<duration> fetch_batch_wait;
   /// How long a get() waits for a load (default: the engine's). > 0.
   std::optional<duration> read_timeout;
   /// How long a put()/remove() may take (default: the engine's). > 0.
@@ -249,6 +260,9 @@ struct resolved_keyspace {
   duration negative_ttl{};
   duration refresh_after{};
   duration max_stale{};
+  bool track_hot_keys = true;
+  std::size_t fetch_batch_keys = 64;
+  duration fetch_batch_wait = std::chrono::microseconds(200);
   duration read_timeout{};
   duration write_timeout{};
   std::vector<std::string> warm_keys;
@@ -457,6 +471,19 @@ inline bool resolve_keyspace(const config& c, std::string_view name, std::int64_
   if (!non_negative(o.negative_ttl, out.negative_ttl, "negative_ttl") ||
       !non_negative(o.refresh_after, out.refresh_after, "refresh_after") ||
       !non_negative(o.max_stale, out.max_stale, "max_stale")) {
+    return false;
+  }
+  out.track_hot_keys = o.track_hot_keys.value_or(true);
+  out.fetch_batch_keys = o.fetch_batch_keys.value_or(out.fetch_batch_keys);
+  if (out.fetch_batch_keys < 1 || out.fetch_batch_keys > 4096) {
+    why = field + "options.fetch_batch_keys: must be between 1 and 4096, got " +
+          std::to_string(out.fetch_batch_keys);
+    return false;
+  }
+  out.fetch_batch_wait = o.fetch_batch_wait.value_or(out.fetch_batch_wait);
+  if (out.fetch_batch_wait < duration::zero() || out.fetch_batch_wait > std::chrono::seconds(1)) {
+    why = field + "options.fetch_batch_wait: must be between 0 and 1s, got " +
+          format_duration(out.fetch_batch_wait);
     return false;
   }
   out.read_timeout = o.read_timeout.value_or(c.read_timeout);

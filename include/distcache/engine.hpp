@@ -412,6 +412,16 @@ class basic_engine {
     return core_.stats(index_of<K>());
   }
 
+  /// The `n` keys of keyspace K read most often lately on this node (its own
+  /// callers' reads and, on the owner, its peers'), most frequent first,
+  /// among the keys its caches hold now; empty when the keyspace tracks no
+  /// hot keys (track_hot_keys false) or is deleted. See
+  /// docs/freshness.md#hot-keys.
+  template <class K>
+  [[nodiscard]] std::vector<hot_key> hot_keys(std::size_t n) const {
+    return core_.hot_keys(index_of<K>(), n);
+  }
+
   /// A snapshot of the statistics of the keyspace named `name`; errors:
   /// keyspace_not_found for a name that is not one of the engine's keyspaces.
   [[nodiscard]] result<keyspace_stats> stats(std::string_view name) const {

@@ -7,11 +7,13 @@
 #include <distcache/clock.hpp>
 #include <distcache/error.hpp>
 #include <distcache/serializers.hpp>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace distcache {
 
@@ -86,6 +88,20 @@ concept serializer_for = std::default_initializable<S> &&
 template <class S, class T>
 concept data_source = requires(S& s, std::string_view key) {
   { s.fetch(key) } -> std::convertible_to<fetch_result<T>>;
+};
+
+/// A data source that can also load many keys in one call (a `WHERE id IN
+/// (...)` query, a batch API): `fetch_many(std::span<const std::string_view>
+/// keys)` returns one result per key, in the order of the keys, each
+/// convertible to fetch_result<T>. The engine then groups the misses that
+/// arrive together into one call (docs/freshness.md#batched-loads). It runs
+/// on the blocking pool like fetch, and an exception it throws (or a result
+/// count that differs from the key count) fails every key of the call with
+/// errc::data_source_failed.
+template <class S, class T>
+concept batch_data_source = data_source<S, T> &&
+    requires(S& s, std::span<const std::string_view> keys) {
+  { s.fetch_many(keys) } -> std::convertible_to<std::vector<fetch_result<T>>>;
 };
 
 namespace detail {

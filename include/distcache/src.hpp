@@ -10,6 +10,7 @@
 // nothing.
 #include <distcache/cluster/impl/controller.ipp>
 #include <distcache/core/impl/admin_pages.ipp>
+#include <distcache/core/impl/batched_loads.ipp>
 #include <distcache/core/impl/cluster_operations.ipp>
 #include <distcache/core/impl/engine_core.ipp>
 #include <distcache/core/impl/freshness.ipp>

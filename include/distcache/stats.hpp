@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <distcache/clock.hpp>
 #include <distcache/protection/circuit_breaker.hpp>
+#include <string>
 
 namespace distcache {
 
@@ -24,14 +25,17 @@ struct keyspace_stats {
   std::uint64_t remove_keys_requests = 0;  ///< remove and remove_many calls received
   std::uint64_t removed_keys = 0;          ///< keys that were present and removed
   // Freshness (docs/freshness.md).
-  std::uint64_t negative_hits = 0;  ///< gets answered not_found from a cached not_found (in cache_hits)
-  std::uint64_t stale_served = 0;   ///< expired values served within max_stale (in cache_hits)
-  std::uint64_t refreshes = 0;      ///< background reloads started (refresh-ahead and stale hits)
-  std::int64_t main_cache_bytes = 0;       ///< bytes charged in the main cache now
-  std::int64_t hot_cache_bytes = 0;        ///< bytes charged in the hot cache now
-  std::size_t main_cache_items = 0;        ///< entries in the main cache now
-  std::size_t hot_cache_items = 0;         ///< entries in the hot cache now
+  std::uint64_t negative_hits =
+      0;  ///< gets answered not_found from a cached not_found (in cache_hits)
+  std::uint64_t stale_served = 0;     ///< expired values served within max_stale (in cache_hits)
+  std::uint64_t refreshes = 0;        ///< background reloads started (refresh-ahead and stale hits)
+  std::int64_t main_cache_bytes = 0;  ///< bytes charged in the main cache now
+  std::int64_t hot_cache_bytes = 0;   ///< bytes charged in the hot cache now
+  std::size_t main_cache_items = 0;   ///< entries in the main cache now
+  std::size_t hot_cache_items = 0;    ///< entries in the hot cache now
   std::uint64_t evictions = 0;  ///< entries evicted for room, main and hot, current definition
+  std::uint64_t hot_refused =
+      0;  ///< peers' values the hot cache's admission filter kept out, current definition
   // Protection of the current definition's data source (protection.md).
   std::uint64_t rate_limited = 0;  ///< loads refused by the rate limiter
   protection::breaker_state circuit_state = protection::breaker_state::closed;  ///< breaker state
@@ -39,6 +43,14 @@ struct keyspace_stats {
   std::uint64_t circuit_rejected = 0;  ///< loads the open breaker refused
   std::size_t fetches_in_flight = 0;   ///< data-source calls running now
   std::size_t fetches_queued = 0;      ///< loads waiting for the concurrency limit
+};
+
+/// A key read often lately (basic_engine::hot_keys).
+struct hot_key {
+  std::string key;
+  /// Its estimated reads since the sketch last halved, sampled (one read in
+  /// eight is counted), 1..15: a rank, not a count.
+  unsigned frequency = 0;
 };
 
 }  // namespace distcache

@@ -5,6 +5,7 @@
 #include <distcache/detail/hash.hpp>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -185,7 +186,7 @@ TEST_CASE("a lifetime: fresh, due for refresh, stale within keep_until, then gon
   CHECK(str(c.get(key_holder("k"), nullptr, &st)) == "v");
   CHECK(st == freshness::refresh);
   CHECK(str(c.get(key_holder("k"))) == "v");  // refresh-due is still a hit without a state
-  clock->advance(std::chrono::seconds(6));     // t0 + 10 s: expired
+  clock->advance(std::chrono::seconds(6));    // t0 + 10 s: expired
   st = freshness::fresh;
   distcache::time_point expires{};
   CHECK(str(c.get(key_holder("k"), &expires, &st)) == "v");
@@ -202,9 +203,9 @@ TEST_CASE("a lifetime whose keep_until is before its expiry keeps the value unti
   auto clock = std::make_shared<distcache::test::manual_clock>();
   value_cache c(1 << 20, 1, clock.get());
   const auto t0 = clock->now();
-  REQUIRE(c.put(key_holder("k"), val("v"), 1,
-                distcache::detail::lifetime{t0 + std::chrono::seconds(10), distcache::never_expires,
-                                            t0}));
+  REQUIRE(c.put(
+      key_holder("k"), val("v"), 1,
+      distcache::detail::lifetime{t0 + std::chrono::seconds(10), distcache::never_expires, t0}));
   clock->advance(std::chrono::seconds(9));
   CHECK(str(c.get(key_holder("k"))) == "v");
   clock->advance(std::chrono::seconds(1));
@@ -223,4 +224,114 @@ TEST_CASE("the negative marker is non-null, owns nothing and is recognised") {
   REQUIRE(c.put(key_holder("ghost"), n, 0, distcache::never_expires));
   CHECK(distcache::detail::is_negative(c.get(key_holder("ghost"))));
   CHECK(c.bytes() == static_cast<std::int64_t>(value_cache::charge(5, 0)));
+}
+
+// ---------------------------------------------------------------- frequency sketch and admission
+
+TEST_CASE("frequency sketch: estimates never fall below the true count (up to 15)") {
+  distcache::detail::frequency_sketch sk(100000);
+  std::vector<unsigned> truth(2000);
+  std::mt19937_64 rng(7);
+  for (std::size_t i = 0; i < truth.size(); ++i) {
+    truth[i] = static_cast<unsigned>(rng() % 12);
+    for (unsigned j = 0; j < truth[i]; ++j)
+      sk.increment(distcache::detail::hash_key("k" + std::to_string(i)));
+  }
+  std::size_t exact = 0;
+  for (std::size_t i = 0; i < truth.size(); ++i) {
+    const unsigned e = sk.estimate(distcache::detail::hash_key("k" + std::to_string(i)));
+    CHECK(e >= truth[i]);
+    if (e == truth[i]) ++exact;
+  }
+  CHECK(exact > truth.size() * 9 / 10);  // collisions are rare at this size
+  const auto hot = distcache::detail::hash_key("hot");
+  for (int i = 0; i < 100; ++i) sk.increment(hot);
+  CHECK(sk.estimate(hot) == distcache::detail::frequency_sketch::max_count);  // saturates
+  CHECK(sk.estimate(distcache::detail::hash_key("never seen")) <= 1);
+}
+
+TEST_CASE("frequency sketch: every sample_size increments, counts are halved") {
+  distcache::detail::frequency_sketch sk(0);  // the smallest table
+  const auto a = distcache::detail::hash_key("a");
+  for (int i = 0; i < 12; ++i) sk.increment(a);
+  CHECK(sk.estimate(a) == 12);
+  CHECK(sk.halvings() == 0);
+  // Other keys' increments age "a" without touching it.
+  std::size_t i = 0;
+  while (sk.halvings() == 0 && i < sk.sample_size() * 2) {
+    sk.increment(distcache::detail::hash_key("filler" + std::to_string(i++)));
+  }
+  CHECK(sk.halvings() == 1);
+  CHECK(sk.estimate(a) >= 6);  // 12 halved, plus collisions with the fillers
+  CHECK(sk.estimate(a) < 12);
+}
+
+TEST_CASE("frequency sketch: concurrent increments keep counting") {
+  distcache::detail::frequency_sketch sk(4096);
+  const auto k = distcache::detail::hash_key("shared");
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 3; ++i) sk.increment(k);
+      for (int i = 0; i < 2000; ++i) sk.increment(distcache::detail::hash_key(std::to_string(i)));
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(sk.estimate(k) >= 12);
+}
+
+TEST_CASE("admission: a rare new key does not evict a frequent one; a frequent one does") {
+  distcache::detail::frequency_sketch sk(1024);
+  // Room for two entries in one shard.
+  value_cache c(static_cast<std::int64_t>(2 * value_cache::charge(1, 1)), 1, nullptr);
+  const auto life = distcache::detail::lifetime::until(distcache::never_expires);
+  for (int i = 0; i < 5; ++i) {
+    sk.increment(key_holder("a").hash);
+    sk.increment(key_holder("b").hash);
+  }
+  REQUIRE(c.put(key_holder("a"), val("A"), 1, life, &sk));  // room: admitted whatever
+  REQUIRE(c.put(key_holder("b"), val("B"), 1, life, &sk));
+  sk.increment(key_holder("c").hash);
+  CHECK_FALSE(c.put(key_holder("c"), val("C"), 1, life, &sk));  // 1 < 5: kept out
+  CHECK(c.get(key_holder("c")) == nullptr);
+  CHECK(str(c.get(key_holder("a"))) == "A");
+  CHECK(str(c.get(key_holder("b"))) == "B");
+  CHECK(c.admissions_refused() == 1);
+  for (int i = 0; i < 8; ++i) sk.increment(key_holder("d").hash);
+  CHECK(c.put(key_holder("d"), val("D"), 1, life, &sk));  // 8 >= 5: evicts one
+  CHECK(str(c.get(key_holder("d"))) == "D");
+  CHECK(c.size() == 2);
+  CHECK(c.admissions_refused() == 1);
+  // A value already held is replaced whatever its frequency.
+  CHECK(c.put(key_holder("d"), val("D2"), 1, life, &sk));
+  CHECK(str(c.get(key_holder("d"))) == "D2");
+  // Without a filter, every key gets in.
+  CHECK(c.put(key_holder("e"), val("E"), 1, life));
+  CHECK(str(c.get(key_holder("e"))) == "E");
+}
+
+TEST_CASE("admission: an expired victim always yields") {
+  auto clock = std::make_shared<distcache::test::manual_clock>();
+  distcache::detail::frequency_sketch sk(1024);
+  value_cache c(static_cast<std::int64_t>(value_cache::charge(1, 1)), 1, clock.get());
+  for (int i = 0; i < 9; ++i) sk.increment(key_holder("a").hash);
+  REQUIRE(c.put(key_holder("a"), val("A"), 1,
+                distcache::detail::lifetime::until(clock->now() + std::chrono::seconds(1)), &sk));
+  clock->advance(std::chrono::seconds(1));
+  CHECK(c.put(key_holder("n"), val("N"), 1,
+              distcache::detail::lifetime::until(distcache::never_expires), &sk));
+  CHECK(str(c.get(key_holder("n"))) == "N");
+}
+
+TEST_CASE("for_each_key visits every live key once") {
+  value_cache c(1 << 20, 4, nullptr);
+  for (int i = 0; i < 50; ++i) {
+    REQUIRE(c.put(key_holder("k" + std::to_string(i)), val("v"), 1, distcache::never_expires));
+  }
+  std::set<std::string> seen;
+  c.for_each_key([&](std::string_view k, std::uint64_t h) {
+    CHECK(h == distcache::detail::hash_key(k));
+    seen.emplace(k);
+  });
+  CHECK(seen.size() == 50);
 }

@@ -265,12 +265,49 @@ TEST_CASE("negative caching over 3 nodes: a not_found is cached where it was ask
   CHECK(reader.get<users>("ghost").error() == errc::not_found);
   CHECK(c.owner_node("ghost").get<users>("ghost").error() == errc::not_found);
   CHECK(c.db->calls == 1);
-  CHECK(reader.stats<users>().negative_hits == 1);   // from its hot cache
+  CHECK(reader.stats<users>().negative_hits == 1);  // from its hot cache
   CHECK(reader.stats<users>().hot_cache_items == 1);
   CHECK(c.owner_node("ghost").stats<users>().negative_hits == 1);
   REQUIRE(writer.put<users>("ghost", std::string("here")));
   for (auto& n : c.nodes) CHECK(**n->get<users>("ghost") == "here");
   CHECK(c.db->calls == 1);
+}
+
+TEST_CASE("hot-cache admission: a key read once does not push out keys read often") {
+  config cfg = node_config();
+  auto& o = cfg.keyspaces["users"];
+  o.shards = 1;
+  // Room for two values of the size below in the reader's hot cache.
+  o.hot_max_bytes = 2 * static_cast<std::int64_t>(distcache::detail::value_cache::charge(3, 40));
+  cluster3 c(cfg);
+  auto& reader = *c.nodes[0];
+  // Keys another node owns, each with a value of 32 + 1 bytes (charged ~200).
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < 4 && i < 1000; ++i) {
+    const std::string k = "h" + std::to_string(i);
+    if (reader.owner_of(k) != reader.self_name()) keys.push_back(k);
+  }
+  REQUIRE(keys.size() == 4);
+  for (const auto& k : keys) c.db->set(k, "x");
+  const auto peer_loads = [&] { return reader.stats<users>().peer_loads; };
+  // Two frequent keys, admitted while there is room. About one read in
+  // eight is counted: 160 reads saturate their counters (15).
+  for (int i = 0; i < 160; ++i) {
+    REQUIRE(reader.get<users>(keys[0]));
+    REQUIRE(reader.get<users>(keys[1]));
+  }
+  CHECK(peer_loads() == 2);
+  CHECK(reader.stats<users>().hot_cache_items == 2);
+  REQUIRE(reader.get<users>(keys[2]));  // read once: kept out
+  CHECK(reader.stats<users>().hot_refused == 1);
+  const auto before = peer_loads();
+  REQUIRE(reader.get<users>(keys[0]));
+  REQUIRE(reader.get<users>(keys[1]));
+  CHECK(peer_loads() == before);  // both still answered from the hot cache
+  // A key read as often gets in: its reads reach the owner until then.
+  for (int i = 0; i < 400; ++i) REQUIRE(reader.get<users>(keys[3]));
+  CHECK(peer_loads() < before + 400);
+  CHECK(reader.stats<users>().hot_refused > 1);
 }
 
 TEST_CASE("get_many over 3 nodes answers in order with one request per owner") {

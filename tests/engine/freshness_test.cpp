@@ -1,9 +1,16 @@
-// Freshness on one node, driven by a manual clock (docs/freshness.md):
-// negative caching, refresh-ahead, stale-while-revalidate, stale-if-error.
+// Freshness and load shaping on one node (docs/freshness.md): negative
+// caching, refresh-ahead, stale-while-revalidate, stale-if-error (driven by a
+// manual clock), and batched loads through a source's fetch_many.
 #include <distcache/transport/http.hpp>
 //
+#include <atomic>
 #include <boost/asio/use_future.hpp>
+#include <future>
+#include <mutex>
+#include <span>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "support/engine_fixture.hpp"
 
@@ -222,4 +229,199 @@ TEST_CASE("stale-if-error: an expired value is served while the breaker is open"
   CHECK(e.get<users>("z").error() == errc::data_source_circuit_open);
   clock->advance(50s);  // past max_stale: k is gone
   CHECK_FALSE(e.get<users>("k").has_value());
+}
+
+// ---------------------------------------------------------------- batched loads
+
+namespace {
+
+/// A source with fetch_many that records each call's size.
+struct batch_state {
+  std::mutex mutex;
+  std::vector<std::size_t> sizes;  // one per fetch_many call
+  std::atomic<int> single_calls{0};
+  std::atomic<bool> do_throw{false};
+  std::atomic<bool> short_answer{false};  // one result fewer than keys
+
+  std::vector<std::size_t> calls() {
+    std::lock_guard lock(mutex);
+    return sizes;
+  }
+  std::size_t keys_fetched() {
+    std::size_t n = 0;
+    for (auto s : calls()) n += s;
+    return n;
+  }
+};
+
+struct batch_source {
+  std::shared_ptr<batch_state> state = std::make_shared<batch_state>();
+
+  distcache::fetch_result<std::string> fetch(std::string_view key) {
+    state->single_calls.fetch_add(1);
+    return "one:" + std::string(key);
+  }
+  std::vector<distcache::fetch_result<std::string>> fetch_many(
+      std::span<const std::string_view> keys) {
+    {
+      std::lock_guard lock(state->mutex);
+      state->sizes.push_back(keys.size());
+    }
+    if (state->do_throw) throw std::runtime_error("batch exploded");
+    std::vector<distcache::fetch_result<std::string>> out;
+    for (auto k : keys) {
+      if (k.starts_with("missing")) {
+        out.emplace_back(distcache::not_found);
+      } else if (k.starts_with("bad")) {
+        out.emplace_back(distcache::make_error_code(errc::data_source_failed));
+      } else {
+        out.emplace_back("v:" + std::string(k));
+      }
+    }
+    if (state->short_answer && !out.empty()) out.pop_back();
+    return out;
+  }
+};
+static_assert(distcache::batch_data_source<batch_source, std::string>);
+static_assert(!distcache::batch_data_source<distcache::test::scripted_source, std::string>);
+
+struct items {
+  static constexpr std::string_view name = "items";
+  using value_type = std::string;
+  std::int64_t max_bytes = 1 << 20;
+  batch_source source;
+};
+
+using batch_engine = distcache::basic_engine<
+    distcache::policies<distcache::discovery::standalone, distcache::transport::http,
+                        distcache::protection::token_bucket>,
+    items>;
+
+struct batch_fixture {
+  items def;
+  std::shared_ptr<batch_state> src = def.source.state;
+  std::unique_ptr<batch_engine> e;
+
+  explicit batch_fixture(std::size_t batch_keys, distcache::duration wait, config c = {}) {
+    c.threads = 2;
+    c.fetch_threads = 4;
+    c.keyspaces["items"].fetch_batch_keys = batch_keys;
+    c.keyspaces["items"].fetch_batch_wait = wait;
+    e = std::make_unique<batch_engine>(std::move(c), def);
+    REQUIRE(e->start());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("fetch_many: 64 concurrent misses of distinct keys make one call") {
+  batch_fixture f(64, 1s);  // only a full batch leaves before a second
+  std::vector<std::future<distcache::value_ptr<std::string>>> gets;
+  for (int i = 0; i < 64; ++i) {
+    gets.push_back(f.e->async_get<items>("k" + std::to_string(i), net::use_future));
+  }
+  for (int i = 0; i < 64; ++i) CHECK(*gets[i].get() == "v:k" + std::to_string(i));
+  CHECK(f.src->calls() == std::vector<std::size_t>{64});
+  CHECK(f.src->single_calls == 0);
+  CHECK(f.e->stats<items>().local_loads == 64);
+  // Cached now: no call at all.
+  CHECK(**f.e->get<items>("k7") == "v:k7");
+  CHECK(f.src->calls().size() == 1);
+}
+
+TEST_CASE("fetch_many: fewer keys leave after fetch_batch_wait; more than a batch take calls") {
+  batch_fixture f(64, 1ms);
+  CHECK(**f.e->get<items>("alone") == "v:alone");  // waits 1 ms for company, then leaves
+  CHECK(f.src->calls() == std::vector<std::size_t>{1});
+  std::vector<std::string> keys;
+  for (int i = 0; i < 150; ++i) keys.push_back("m" + std::to_string(i));
+  auto many = f.e->get_many<items>(keys);
+  REQUIRE(many.has_value());
+  for (std::size_t i = 0; i < keys.size(); ++i) CHECK(**(*many)[i] == "v:" + keys[i]);
+  const auto calls = f.src->calls();
+  CHECK(calls.size() >= 1 + 3);  // 150 keys need at least 3 calls of 64
+  for (auto n : calls) CHECK(n <= 64);
+  CHECK(f.src->keys_fetched() == 151);
+}
+
+TEST_CASE("fetch_many: each key is still deduplicated by singleflight") {
+  batch_fixture f(64, 200ms);
+  std::vector<std::future<distcache::value_ptr<std::string>>> gets;
+  for (int i = 0; i < 50; ++i) {
+    gets.push_back(f.e->async_get<items>("d" + std::to_string(i % 5), net::use_future));
+  }
+  for (int i = 0; i < 50; ++i) CHECK(*gets[i].get() == "v:d" + std::to_string(i % 5));
+  CHECK(f.src->keys_fetched() == 5);
+  CHECK(f.e->stats<items>().loads_deduped == 5);
+}
+
+TEST_CASE("fetch_many: per-key answers reach their keys; a throw or a short answer fails all") {
+  batch_fixture f(64, 1ms);
+  auto many = f.e->get_many<items>(std::vector<std::string>{"a", "missing1", "bad1"});
+  REQUIRE(many.has_value());
+  CHECK(**(*many)[0] == "v:a");
+  CHECK((*many)[1].error() == errc::not_found);
+  CHECK((*many)[2].error() == errc::data_source_failed);
+  CHECK(f.e->stats<items>().local_load_errs == 1);
+  f.src->do_throw = true;
+  many = f.e->get_many<items>(std::vector<std::string>{"x", "y"});
+  REQUIRE(many.has_value());
+  CHECK((*many)[0].error() == errc::data_source_failed);
+  CHECK((*many)[1].error() == errc::data_source_failed);
+  f.src->do_throw = false;
+  f.src->short_answer = true;
+  many = f.e->get_many<items>(std::vector<std::string>{"p", "q"});
+  REQUIRE(many.has_value());
+  CHECK((*many)[0].error() == errc::data_source_failed);
+  CHECK((*many)[1].error() == errc::data_source_failed);
+  CHECK(f.e->stats<items>().local_load_errs == 5);
+  f.src->short_answer = false;
+  CHECK(**f.e->get<items>("x") == "v:x");  // nothing was cached for the failed keys
+}
+
+TEST_CASE("fetch_many: one call takes one rate-limiter token, whatever its key count") {
+  config c;
+  c.rate_limiter = distcache::protection::rate_limit{0.001, 1, 0s};  // one token, no refill
+  batch_fixture f(64, 5ms, c);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 20; ++i) keys.push_back("t" + std::to_string(i));
+  auto many = f.e->get_many<items>(keys);
+  REQUIRE(many.has_value());
+  for (std::size_t i = 0; i < keys.size(); ++i) CHECK((*many)[i].has_value());
+  CHECK(f.src->calls() == std::vector<std::size_t>{20});
+  auto refused = f.e->get_many<items>(std::vector<std::string>{"u1", "u2"});
+  REQUIRE(refused.has_value());
+  CHECK((*refused)[0].error() == errc::data_source_rate_limited);
+  CHECK((*refused)[1].error() == errc::data_source_rate_limited);
+  CHECK(f.e->stats<items>().rate_limited == 1);
+}
+
+// ---------------------------------------------------------------- hot keys
+
+TEST_CASE("hot_keys: the keys read most often, most frequent first") {
+  fixture f;
+  for (const char* k : {"hot", "warm", "cold"}) f.src->set(k, "v");
+  // About one read in eight is counted (at random): 400, 96 and 1 reads.
+  for (int i = 0; i < 400; ++i) REQUIRE(f.e->get<users>("hot"));
+  for (int i = 0; i < 96; ++i) REQUIRE(f.e->get<users>("warm"));
+  REQUIRE(f.e->get<users>("cold"));
+  auto top = f.e->hot_keys<users>(2);
+  REQUIRE(top.size() == 2);
+  CHECK(top[0].key == "hot");
+  CHECK(top[0].frequency == 15);  // saturated
+  CHECK(top[1].key == "warm");
+  CHECK(top[1].frequency >= 2);
+  CHECK(top[1].frequency < 15);
+  CHECK(f.e->hot_keys<users>(10).size() <= 3);
+  CHECK(f.e->hot_keys<users>(0).empty());
+  CHECK(f.e->hot_keys<lengths>(5).empty());  // nothing read
+}
+
+TEST_CASE("hot_keys: empty when the keyspace tracks no hot keys") {
+  config c = small_config();
+  c.keyspaces["users"].track_hot_keys = false;
+  fixture f(c);
+  f.src->set("hot", "v");
+  for (int i = 0; i < 100; ++i) REQUIRE(f.e->get<users>("hot"));
+  CHECK(f.e->hot_keys<users>(5).empty());
 }

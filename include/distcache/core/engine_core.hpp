@@ -222,6 +222,7 @@ class engine_core {
   [[nodiscard]] DISTCACHE_DECL std::vector<std::string> keyspaces() const;
   [[nodiscard]] DISTCACHE_DECL keyspace_stats stats(std::size_t ks) const;
   [[nodiscard]] DISTCACHE_DECL result<keyspace_stats> stats(std::string_view name) const;
+  [[nodiscard]] DISTCACHE_DECL std::vector<hot_key> hot_keys(std::size_t ks, std::size_t n) const;
 
   /// The cluster operations of `core` (see erased_policies).
   template <class Core = engine_core>
@@ -349,6 +350,21 @@ class engine_core {
   DISTCACHE_DECL void fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt,
                                     const std::string& key, std::uint64_t hash,
                                     const telemetry::span_context& parent);
+  /// Ends the flight of `key` with a data source's answer and publishes it
+  /// (the value, or a not_found: impl/freshness.ipp).
+  DISTCACHE_DECL void settle(keyspace_runtime& rt, const std::string& key, std::uint64_t hash,
+                             error_code ec, const loaded_value& loaded);
+  // Batched loads (impl/batched_loads.ipp), for sources with fetch_many.
+  /// Adds a flight's key to the keyspace's next fetch_many call.
+  DISTCACHE_DECL void load_batched(keyspace_slot& slot, keyspace_runtime& rt, std::string key,
+                                   std::uint64_t hash);
+  /// Sends what waits in the keyspace's batch (its timer fired).
+  DISTCACHE_DECL void send_batch(keyspace_slot& slot, keyspace_runtime& rt);
+  /// One fetch_many call for `keys`, through the source guard.
+  DISTCACHE_DECL void fetch_batch(keyspace_slot& slot, keyspace_runtime& rt,
+                                  std::vector<batched_key> keys);
+  DISTCACHE_DECL void fetch_batch_on_pool(keyspace_slot& slot, keyspace_runtime& rt,
+                                          const std::vector<batched_key>& keys);
 
   // Telemetry (impl/telemetry.ipp).
   /// `parent`: null for the calling thread's telemetry::scoped_parent.
@@ -363,9 +379,8 @@ class engine_core {
   // Write path (impl/write_path.ipp).
   DISTCACHE_DECL error_code check_entry(const keyspace_runtime& rt, std::string_view key,
                                         std::size_t bytes) const;
-  DISTCACHE_DECL void store_locally(keyspace_runtime& rt, hashed_key key,
-                                    const value_handle& value, std::size_t bytes,
-                                    time_point expires);
+  DISTCACHE_DECL void store_locally(keyspace_runtime& rt, hashed_key key, const value_handle& value,
+                                    std::size_t bytes, time_point expires);
   static DISTCACHE_DECL void drop_locally(keyspace_runtime& rt, hashed_key key);
   DISTCACHE_DECL std::size_t remove_here(keyspace_slot& slot, keyspace_runtime& rt,
                                          const std::vector<std::string>& keys);
@@ -411,6 +426,7 @@ class engine_core {
 
 #if DISTCACHE_HEADER_ONLY
 #include <distcache/core/impl/admin_pages.ipp>
+#include <distcache/core/impl/batched_loads.ipp>
 #include <distcache/core/impl/cluster_operations.ipp>
 #include <distcache/core/impl/engine_core.ipp>
 #include <distcache/core/impl/freshness.ipp>

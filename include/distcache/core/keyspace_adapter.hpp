@@ -11,10 +11,12 @@
 #include <distcache/keyspace.hpp>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace distcache::detail {
 
@@ -72,6 +74,12 @@ class keyspace_adapter {
   /// Calls the data source. The error is errc::not_found for a not-found
   /// answer. May throw whatever the source throws.
   virtual result<loaded_value> fetch(std::string_view key) = 0;
+  /// True when the source has fetch_many (batch_data_source).
+  [[nodiscard]] virtual bool batches() const noexcept = 0;
+  /// Calls the source's fetch_many: one result per key, in order (a source
+  /// without fetch_many is called once per key). May throw whatever the
+  /// source throws; the result count is the source's (the caller checks it).
+  virtual std::vector<result<loaded_value>> fetch_many(std::span<const std::string_view> keys) = 0;
   /// Appends the encoding of `value` (a value of this keyspace) to `out`.
   virtual void serialize(const void* value, std::string& out) const = 0;
   /// Decodes bytes from a peer; errc::malformed_value when they do not decode.
@@ -95,12 +103,21 @@ class keyspace_adapter_for final : public keyspace_adapter {
     return static_cast<std::int64_t>(def_.max_bytes);
   }
   result<loaded_value> fetch(std::string_view key) override {
-    fetch_result<value_type> fr = def_.source.fetch(key);
-    if (!fr.has_value()) return fr.error();
-    loaded_value out;
-    out.bytes = detail::value_bytes(def_, fr.value());
-    out.expires_at = fr.expires_at();
-    out.value = std::make_shared<const value_type>(std::move(fr.value()));
+    return loaded(def_.source.fetch(key));
+  }
+  [[nodiscard]] bool batches() const noexcept override {
+    return batch_data_source<decltype(def_.source), value_type>;
+  }
+  std::vector<result<loaded_value>> fetch_many(std::span<const std::string_view> keys) override {
+    std::vector<result<loaded_value>> out;
+    if constexpr (batch_data_source<decltype(def_.source), value_type>) {
+      std::vector<fetch_result<value_type>> all = def_.source.fetch_many(keys);
+      out.reserve(all.size());
+      for (auto& fr : all) out.push_back(loaded(std::move(fr)));
+    } else {
+      out.reserve(keys.size());
+      for (auto key : keys) out.push_back(fetch(key));
+    }
     return out;
   }
   void serialize(const void* value, std::string& out) const override {
@@ -127,6 +144,15 @@ class keyspace_adapter_for final : public keyspace_adapter {
   }
 
  private:
+  result<loaded_value> loaded(fetch_result<value_type> fr) const {
+    if (!fr.has_value()) return fr.error();
+    loaded_value out;
+    out.bytes = detail::value_bytes(def_, fr.value());
+    out.expires_at = fr.expires_at();
+    out.value = std::make_shared<const value_type>(std::move(fr.value()));
+    return out;
+  }
+
   K def_;  // source.fetch() runs concurrently on the blocking pool
 };
 

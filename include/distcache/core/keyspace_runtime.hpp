@@ -4,7 +4,9 @@
 #define DISTCACHE_CORE_KEYSPACE_RUNTIME_HPP
 
 #include <atomic>
+#include <cstdint>
 #include <distcache/cache/detail/counters.hpp>
+#include <distcache/cache/detail/frequency_sketch.hpp>
 #include <distcache/cache/detail/singleflight.hpp>
 #include <distcache/cache/detail/value_cache.hpp>
 #include <distcache/config.hpp>
@@ -18,6 +20,21 @@
 #include <vector>
 
 namespace distcache::detail {
+
+/// A key whose load waits to leave in one fetch_many call.
+struct batched_key {
+  std::string key;
+  std::uint64_t hash;
+};
+
+/// The keys of a keyspace waiting for their fetch_many call (sources with
+/// fetch_many only): a call leaves when fetch_batch_keys are waiting, or
+/// fetch_batch_wait after the first of them arrived.
+struct load_batch {
+  std::mutex mutex;
+  std::vector<batched_key> keys;
+  bool armed = false;  // a timer will send what waits
+};
 
 /// One definition of a keyspace with its caches and in-flight loads.
 /// update_keyspace() replaces the whole runtime, so a load that started under
@@ -33,14 +50,48 @@ struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime> {
              opts.shards != 0 ? opts.shards : value_cache::default_shards(opts.max_bytes), clock),
         hot(opts.hot_max_bytes,
             opts.shards != 0 ? opts.shards : value_cache::default_shards(opts.hot_max_bytes),
-            clock) {}
+            clock),
+        sketch(opts.track_hot_keys ? std::make_unique<frequency_sketch>(expected_keys(opts))
+                                   : nullptr) {}
+
+  /// Entries the caches hold when full of small values (a 100-byte value
+  /// is charged about 300 bytes): what the frequency sketch is sized for.
+  static std::size_t expected_keys(const resolved_keyspace& o) noexcept {
+    return static_cast<std::size_t>((o.max_bytes + o.hot_max_bytes) / 256);
+  }
+
+  /// Counts a read of `hash` in the sketch, one read in sample_every chosen
+  /// at random: the hit path pays a thread-local xorshift step, and the
+  /// sketch sees a uniform sample of every read (hits, misses, peers'
+  /// reads). Random, not every n-th read, so that a periodic access pattern
+  /// (two keys read in turn) cannot alias with the sampling.
+  void note_read(std::uint64_t hash) noexcept {
+    if (!sketch) return;
+    thread_local std::uint32_t x = sampling_seed();
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    if ((x & (sample_every - 1)) == 0) sketch->increment(hash);
+  }
+  /// A distinct non-zero xorshift seed per thread.
+  static std::uint32_t sampling_seed() noexcept {
+    static std::atomic<std::uint32_t> next{0x9E3779B9U};
+    const std::uint32_t s = next.fetch_add(0x6A09E667U, std::memory_order_relaxed);
+    return s != 0 ? s : 1;
+  }
+  /// One read in this many is counted (a power of two).
+  static constexpr std::uint32_t sample_every = 8;
 
   const std::unique_ptr<keyspace_adapter> adapter;  // the typed definition
   const resolved_keyspace opts;
   source_guard guard;  // rate limiter, circuit breaker, concurrency limit of the source
   value_cache main;    // keys this node owns
   value_cache hot;     // keys other nodes own, copied here because they are read often
+  /// Reads of this keyspace's keys, sampled (null: track_hot_keys off). Admits
+  /// values to the hot cache and names the hot keys.
+  const std::unique_ptr<frequency_sketch> sketch;
   singleflight flights;
+  load_batch batch;                  // sources with fetch_many
   std::atomic<bool> retired{false};  // set when replaced; loads then skip publishing
 };
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <distcache/cache/detail/frequency_sketch.hpp>
 #include <distcache/cache/detail/hashed_key.hpp>
 #include <distcache/clock.hpp>
 #include <memory>
@@ -120,18 +121,20 @@ class value_cache {
     const entry& e = it->second;
     // One comparison for an entry that never expires nor refreshes; the
     // clock is read only for one that does.
+    freshness found = freshness::fresh;
     if (e.soft_at != never_expires) {
       const time_point t = now();
       if (t >= e.soft_at) {
         if (t >= e.keep_until) return nullptr;
         if (t >= e.expires_at) {
           if (state == nullptr) return nullptr;
-          *state = freshness::stale;
-        } else if (state != nullptr) {
-          *state = freshness::refresh;
+          found = freshness::stale;
+        } else {
+          found = freshness::refresh;
         }
       }
     }
+    if (state != nullptr) *state = found;
     // Several readers may set the bit at once: through atomic_ref, and only
     // when not already set, so a hot entry's cache line is not rewritten.
     std::atomic_ref<bool> referenced(const_cast<bool&>(e.referenced));  // NOLINT
@@ -153,8 +156,14 @@ class value_cache {
   /// evicting least recently used entries of the shard until it fits.
   /// Returns false, storing nothing and leaving any previous value in place,
   /// when the entry alone is larger than the shard budget.
+  ///
+  /// `admit`, when given, is TinyLFU's admission filter: a new key that
+  /// needs room is stored only when its estimated frequency is at least
+  /// that of the entry it would evict first (an expired victim always
+  /// yields); otherwise nothing changes, the refusal is counted
+  /// (admissions_refused()) and put returns false.
   bool put(hashed_key key, std::shared_ptr<const void> value, std::size_t value_bytes,
-           const lifetime& life) {
+           const lifetime& life, const frequency_sketch* admit = nullptr) {
     const time_point keep_until = std::max(life.keep_until, life.expires_at);
     const time_point soft_at = std::min(life.refresh_at, life.expires_at);
     const auto cost = static_cast<std::int64_t>(charge(key.text.size(), value_bytes));
@@ -163,8 +172,11 @@ class value_cache {
     std::vector<std::shared_ptr<const void>> released;  // destroyed after unlocking
     std::unique_lock lock(s.mutex);
     auto it = s.map.find(key);
+    node* self = nullptr;       // the entry being stored: never its own victim
+    node* candidate = nullptr;  // a new key's node, while admission is undecided
     if (it != s.map.end()) {
       node& n = *it;
+      self = &n;
       released.push_back(std::exchange(n.second.value, std::move(value)));
       s.bytes += cost - n.second.cost;
       n.second.cost = cost;
@@ -174,27 +186,43 @@ class value_cache {
       n.second.referenced = false;
       s.touch(&n);
     } else {
-      auto [pos, inserted] =
-          s.map.try_emplace(stored_key{std::string(key.text), key.hash},
-                            entry{std::move(value), soft_at, life.expires_at, keep_until, cost,
-                                  nullptr, nullptr, false});
+      auto [pos, inserted] = s.map.try_emplace(stored_key{std::string(key.text), key.hash},
+                                               entry{std::move(value), soft_at, life.expires_at,
+                                                     keep_until, cost, nullptr, nullptr, false});
       (void)inserted;
       s.bytes += cost;
       s.link_front(&*pos);
+      self = &*pos;
+      if (admit != nullptr) candidate = self;
     }
     // CLOCK: a referenced entry at the tail gets a second chance (its bit is
     // cleared and it moves to the head), unless it has expired (a stale
-    // entry is the first to go). Each pass
-    // clears bits, so the loop ends within two passes over the shard.
+    // entry is the first to go). Each pass clears bits, so the loop ends
+    // within two passes over the shard.
     const time_point t = s.bytes > shard_budget_ ? now() : time_point{};
     while (s.bytes > shard_budget_ && s.tail != nullptr) {
       node* victim = s.tail;
       const bool expired =
           victim->second.expires_at != never_expires && t >= victim->second.expires_at;
-      if (victim->second.referenced && !expired) {
+      // The entry being stored reaches the tail when every entry behind it
+      // had its second chance: it goes round once more rather than evict
+      // itself (it fits alone, so another entry remains to evict).
+      if (victim == self || (victim->second.referenced && !expired)) {
         victim->second.referenced = false;
         s.touch(victim);
         continue;
+      }
+      if (candidate != nullptr) {
+        // TinyLFU: the first victim decides; ties go to the newcomer.
+        const bool refused =
+            !expired && admit->estimate(key.hash) < admit->estimate(victim->first.hash);
+        if (refused) {
+          released.push_back(std::move(candidate->second.value));
+          s.erase(s.map.find(key));
+          ++s.refused;
+          return false;
+        }
+        candidate = nullptr;
       }
       released.push_back(std::move(victim->second.value));
       s.erase(s.map.find(hashed_key{victim->first.text, victim->first.hash}));
@@ -259,6 +287,30 @@ class value_cache {
     return total;
   }
 
+  /// New keys the admission filter kept out since construction.
+  [[nodiscard]] std::uint64_t admissions_refused() const {
+    std::uint64_t total = 0;
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      std::shared_lock lock(shards_[i].mutex);
+      total += shards_[i].refused;
+    }
+    return total;
+  }
+
+  /// Calls `fn(key, hash)` for every entry not past keep_until, shard by
+  /// shard under the shard's shared lock (fn must not call this cache).
+  template <class Fn>
+  void for_each_key(Fn&& fn) const {
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      const shard& s = shards_[i];
+      std::shared_lock lock(s.mutex);
+      const time_point t = now();
+      for (const auto& [k, e] : s.map) {
+        if (e.keep_until == never_expires || t < e.keep_until) fn(std::string_view(k.text), k.hash);
+      }
+    }
+  }
+
   /// The largest charge one entry may have (the shard budget).
   [[nodiscard]] std::int64_t shard_budget() const noexcept { return shard_budget_; }
   /// The number of shards.
@@ -297,6 +349,7 @@ class value_cache {
     node* tail = nullptr;  // least recently used
     std::int64_t bytes = 0;
     std::uint64_t evictions = 0;
+    std::uint64_t refused = 0;  // new keys the admission filter kept out
 
     void unlink(node* n) noexcept {
       entry& e = n->second;

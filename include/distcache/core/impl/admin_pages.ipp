@@ -161,6 +161,7 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
       s["stale_served"] = st.stale_served;
       s["refreshes"] = st.refreshes;
       s["evictions"] = st.evictions;
+      s["hot_refused"] = st.hot_refused;
       s["rate_limited"] = st.rate_limited;
       s["circuit_rejected"] = st.circuit_rejected;
       s["fetches_in_flight"] = st.fetches_in_flight;
@@ -234,6 +235,11 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
       family f(out, "distcache_evictions_total", "counter",
                "Entries evicted for room, main and hot (current definition).");
       for (const auto& [labels, st] : all) f.sample(labels, static_cast<double>(st.evictions));
+    }
+    {
+      family f(out, "distcache_hot_refused_total", "counter",
+               "Peers' values the hot cache's admission filter kept out (current definition).");
+      for (const auto& [labels, st] : all) f.sample(labels, static_cast<double>(st.hot_refused));
     }
     {
       family f(out, "distcache_fetches_in_flight", "gauge", "Data-source calls running now.");

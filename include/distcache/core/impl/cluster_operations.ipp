@@ -283,8 +283,11 @@ bool engine_core::cluster_operations_impl::accept_remote(keyspace_slot& slot, ke
       [&]() -> error_code {
         if (rt.retired.load(std::memory_order_acquire)) return {};
         if (expires != never_expires && expires <= core_.now()) return {};
-        // A value too large for the hot cache is still handed out.
-        (void)rt.hot.put(hk, decoded->value, decoded->bytes, expires);
+        // A value too large for the hot cache, or kept out by the
+        // admission filter (a key read less than the one it would evict),
+        // is still handed out.
+        (void)rt.hot.put(hk, decoded->value, decoded->bytes, lifetime::until(expires),
+                         rt.sketch.get());
         return {};
       },
       expires);

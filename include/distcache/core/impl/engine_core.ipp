@@ -335,6 +335,7 @@ keyspace_stats engine_core::stats(std::size_t ks) const {
     s.main_cache_items = rt->main.size();
     s.hot_cache_items = rt->hot.size();
     s.evictions = rt->main.evictions() + rt->hot.evictions();
+    s.hot_refused = rt->hot.admissions_refused();
     rt->guard.fill_stats(s);
   }
   return s;

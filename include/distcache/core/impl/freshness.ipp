@@ -4,12 +4,14 @@
 #ifndef DISTCACHE_CORE_IMPL_FRESHNESS_IPP
 #define DISTCACHE_CORE_IMPL_FRESHNESS_IPP
 
+#include <algorithm>
 #include <distcache/core/engine_core.hpp>
 
 namespace distcache::detail {
 
 engine_core::value_handle engine_core::cached(keyspace_slot& slot, keyspace_runtime& rt,
                                               hashed_key key, time_point* expires) {
+  rt.note_read(key.hash);
   freshness state = freshness::fresh;
   if (auto v = rt.main.get(key, expires, &state)) {
     if (state == freshness::fresh) return v;
@@ -34,10 +36,22 @@ bool engine_core::revalidate(keyspace_slot& slot, keyspace_runtime& rt, hashed_k
   }
   // A reload in flight already (or a closed singleflight) is enough: the
   // value is served while it runs, whatever its outcome.
-  if (rt.flights.lead(key)) {
-    slot.counters.refreshes.add();
-    load_locally(slot, rt, std::string(key.text), key.hash, {});
+  if (!rt.flights.lead(key)) return true;
+  // A reload that ended between this hit and lead() has replaced the value
+  // already: end this flight with the fresh answer instead of loading again.
+  freshness state = freshness::fresh;
+  time_point expires = never_expires;
+  if (auto v = rt.main.get(key, &expires, &state); v && state == freshness::fresh) {
+    if (is_negative(v)) {
+      rt.flights.finish_not_found(key, [] {});
+    } else {
+      rt.flights.finish(
+          key, {}, v, [] { return error_code{}; }, expires);
+    }
+    return true;
   }
+  slot.counters.refreshes.add();
+  load_locally(slot, rt, std::string(key.text), key.hash, {});
   return true;
 }
 
@@ -59,6 +73,31 @@ void engine_core::publish_not_found(keyspace_runtime& rt, value_cache& cache,
   } else {
     cache.remove(key);  // a stale value the source no longer has is not served again
   }
+}
+
+std::vector<hot_key> engine_core::hot_keys(std::size_t ks, std::size_t n) const {
+  auto* rt = slots_[ks]->current.load(std::memory_order_acquire);
+  if (rt == nullptr || !rt->sketch || n == 0) return {};
+  // The n most frequent of the cached keys: a min-heap of n, so memory
+  // stays O(n) whatever the cache holds.
+  std::vector<hot_key> heap;
+  const auto rarer = [](const hot_key& a, const hot_key& b) { return a.frequency > b.frequency; };
+  const auto consider = [&](std::string_view key, std::uint64_t hash) {
+    const unsigned f = rt->sketch->estimate(hash);
+    if (f == 0) return;
+    if (heap.size() < n) {
+      heap.push_back({std::string(key), f});
+      std::push_heap(heap.begin(), heap.end(), rarer);
+    } else if (f > heap.front().frequency) {
+      std::pop_heap(heap.begin(), heap.end(), rarer);
+      heap.back() = {std::string(key), f};
+      std::push_heap(heap.begin(), heap.end(), rarer);
+    }
+  };
+  rt->main.for_each_key(consider);
+  rt->hot.for_each_key(consider);
+  std::sort_heap(heap.begin(), heap.end(), rarer);  // most frequent first
+  return heap;
 }
 
 }  // namespace distcache::detail

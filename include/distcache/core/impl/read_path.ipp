@@ -55,6 +55,7 @@ engine_core::value_handle engine_core::peek(std::size_t ks, std::string_view key
   // Only a fresh value: a cached not_found, or a value due for a reload,
   // takes the general path, which answers and reloads.
   const hashed_key hk{key, hash_key(key)};
+  rt->note_read(hk.hash);
   freshness state = freshness::fresh;
   auto v = rt->main.get(hk, nullptr, &state);
   if (!v) v = rt->hot.get(hk);
@@ -190,6 +191,7 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
 // Loads one flight's key from the data source, through the source guard.
 void engine_core::load_locally(keyspace_slot& slot, keyspace_runtime& rt, std::string key,
                                std::uint64_t hash, const telemetry::span_context& parent) {
+  if (rt.adapter->batches()) return load_batched(slot, rt, std::move(key), hash);
   guard_context ctx{&ioc_, pool_.get(), &running_, cfg_.clock.get()};
   rt.guard.admit(ctx, [this, &slot, rt = rt.shared_from_this(), key = std::move(key), hash,
                        parent](error_code refused) {
@@ -215,7 +217,6 @@ void engine_core::fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt, const
   }
   error_code ec;
   loaded_value loaded;
-  time_point expires = never_expires;
   auto scope = begin_op(slot, telemetry::operation::fetch, 1, &parent,
                         telemetry::span_kind::internal, false);
   {
@@ -224,8 +225,6 @@ void engine_core::fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt, const
       auto fetched = rt.adapter->fetch(key);
       if (fetched) {
         loaded = std::move(*fetched);
-        expires = loaded.expires_at != time_point::min() ? loaded.expires_at
-                                                         : expiry_for(rt, key, duration::zero());
         slot.counters.local_loads.add();
       } else {
         ec = fetched.error();
@@ -245,9 +244,26 @@ void engine_core::fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt, const
   }
   rt.guard.finish(ec);
   end_op(scope, ec);
+  settle(rt, key, hash, ec, loaded);
+}
+
+void engine_core::settle(keyspace_runtime& rt, const std::string& key, std::uint64_t hash,
+                         error_code ec, const loaded_value& loaded) {
   if (ec == errc::not_found) {
     rt.flights.finish_not_found({key, hash}, [&] { publish_not_found(rt, rt.main, {key, hash}); });
     return;
+  }
+  time_point expires = never_expires;
+  if (!ec && loaded.expires_at != time_point::min()) {
+    expires = loaded.expires_at;
+  } else if (!ec) {
+    try {
+      expires = expiry_for(rt, key, duration::zero());  // calls the keyspace's expires_at()
+    } catch (...) {
+      ec = make_error_code(errc::data_source_failed);
+      cfg_.log(log_level::warning, "keyspace '" + std::string(rt.adapter->name()) +
+                                       "': expires_at threw for key '" + key.substr(0, 64) + "'");
+    }
   }
   rt.flights.finish(
       {key, hash}, ec, loaded.value,

@@ -7,8 +7,9 @@
 // in the same pseudo-random order and 100-byte std::string values, run at 1 and
 // 2 threads with real (wall-clock) time, and count items (keys) per second.
 //
-// The cost of hot-key tracking (on by default) is "<op>/distcache" against
-// "<op>/untracked", an engine whose keyspaces set track_hot_keys false.
+// The cost of hot-key tracking (on by default) is measured by running the
+// binary twice, alternately, with DISTCACHE_BENCH_TRACK_HOT_KEYS=0 (tracking
+// off in every keyspace) and without: one binary, one memory layout.
 //
 // The cost of telemetry is measured the same way: "<op>/observed" runs the
 // operation through an engine whose Telemetry policy keeps the latency
@@ -33,6 +34,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <distcache/distcache.hpp>
 #include <iostream>
 #include <map>
@@ -121,11 +123,16 @@ distcache::config telemetry_config(double ratio) {
   c.telemetry->trace_sample_ratio = ratio;
   return c;
 }
-/// Every keyspace without hot-key tracking (track_hot_keys false): the hit
-/// path as it was before the frequency sketch.
-distcache::config untracked_config() {
+/// The engine's configuration: the defaults, except that
+/// DISTCACHE_BENCH_TRACK_HOT_KEYS=0 in the environment turns hot-key tracking
+/// off in every keyspace. Comparing two runs of one binary this way keeps
+/// everything else (allocation order, memory layout) the same.
+distcache::config engine_config() {
   distcache::config c;
-  for (const char* name : {"hits", "puts", "loads"}) c.keyspaces[name].track_hot_keys = false;
+  const char* track = std::getenv("DISTCACHE_BENCH_TRACK_HOT_KEYS");
+  if (track != nullptr && std::string_view(track) == "0") {
+    for (const char* name : {"hits", "puts", "loads"}) c.keyspaces[name].track_hot_keys = false;
+  }
   return c;
 }
 using value_ptr = std::shared_ptr<const std::string>;
@@ -147,8 +154,7 @@ struct fixture {
   std::vector<std::string> keys;      // "key:00000" .. "key:09999"
   std::vector<std::string> shuffled;  // order_size + batch keys in a fixed pseudo-random order
   std::string value = make_value();
-  engine_type engine{distcache::config{}, hits{}, puts{}, loads{}};
-  engine_type untracked{untracked_config(), hits{}, puts{}, loads{}};
+  engine_type engine{engine_config(), hits{}, puts{}, loads{}};
   observed_engine_type observed{telemetry_config(0.0), hits{}, puts{}, loads{}};
   observed_engine_type traced{telemetry_config(1.0), hits{}, puts{}, loads{}};
   locked_map hit_map;
@@ -172,7 +178,7 @@ struct fixture {
       x ^= x << 17;
       shuffled.push_back(keys[x % key_count]);
     }
-    if (!engine.start() || !untracked.start() || !observed.start() || !traced.start()) {
+    if (!engine.start() || !observed.start() || !traced.start()) {
       throw std::runtime_error("engine.start() failed");
     }
     for (const auto& k : keys) {
@@ -185,11 +191,6 @@ struct fixture {
     // The telemetry engines after, one at a time, so that each one's entries
     // are allocated together as the first engine's are (interleaving them
     // made every lookup of theirs touch more cache lines).
-    for (const auto& k : keys) {
-      if (!untracked.put<hits>(k, value) || !untracked.put<puts>(k, value)) {
-        throw std::runtime_error("preloading put failed");
-      }
-    }
     for (auto* e : {&observed, &traced}) {
       for (const auto& k : keys) {
         if (!e->put<hits>(k, value) || !e->put<puts>(k, value)) {
@@ -348,18 +349,15 @@ void register_all() {
   constexpr auto plain = &fixture::engine;
   constexpr auto observed = &fixture::observed;
   constexpr auto traced = &fixture::traced;
-  constexpr auto untracked = &fixture::untracked;
-  const std::array<entry, 16> all{{
+  const std::array<entry, 14> all{{
       {"hit_get/distcache", hit_get_distcache<plain>},
       {"hit_get/baseline", hit_get_baseline},
       {"hit_get/observed", hit_get_distcache<observed>},
       {"hit_get/traced", hit_get_distcache<traced>},
-      {"hit_get/untracked", hit_get_distcache<untracked>},
       {"miss_load/distcache", miss_load_distcache<plain>},
       {"miss_load/baseline", miss_load_baseline},
       {"miss_load/observed", miss_load_distcache<observed>},
       {"miss_load/traced", miss_load_distcache<traced>},
-      {"miss_load/untracked", miss_load_distcache<untracked>},
       {"put/distcache", put_distcache<plain>},
       {"put/baseline", put_baseline},
       {"put/observed", put_distcache<observed>},
@@ -461,23 +459,6 @@ class summary_reporter : public benchmark::BenchmarkReporter {
                       static_cast<long long>(t), median(obs->ns_per_item),
                       median(obs->ns_per_item) / o, median(tr->ns_per_item),
                       median(tr->ns_per_item) / o);
-        out << line;
-      }
-    }
-    out << "\nHot-key tracking: <op>/distcache (tracking on, the default) against "
-           "<op>/untracked (track_hot_keys false)\n";
-    std::snprintf(line, sizeof line, "%-10s %7s %13s %13s %10s\n", "operation", "threads",
-                  "tracked ns", "untracked ns", "ratio");
-    out << line;
-    for (const auto& op : ops) {
-      for (const std::int64_t t : {1, 2}) {
-        const auto* ours = find(op, "distcache", t);
-        const auto* off = find(op, "untracked", t);
-        if (ours == nullptr || off == nullptr) continue;
-        std::snprintf(line, sizeof line, "%-10s %7lld %13.1f %13.1f %9.3fx\n", op.c_str(),
-                      static_cast<long long>(t), median(ours->ns_per_item),
-                      median(off->ns_per_item),
-                      median(ours->ns_per_item) / median(off->ns_per_item));
         out << line;
       }
     }

@@ -48,8 +48,8 @@ struct keyspace_stats {
 /// A key read often lately (basic_engine::hot_keys).
 struct hot_key {
   std::string key;
-  /// Its estimated reads since the sketch last halved, sampled (one read in
-  /// eight is counted), 1..15: a rank, not a count.
+  /// Its estimated reads since the sketch last halved, sampled (about one
+  /// read in 32 is counted), 1..15: a rank, not a count.
   unsigned frequency = 0;
 };
 

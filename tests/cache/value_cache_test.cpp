@@ -235,7 +235,7 @@ TEST_CASE("frequency sketch: estimates never fall below the true count (up to 15
   for (std::size_t i = 0; i < truth.size(); ++i) {
     truth[i] = static_cast<unsigned>(rng() % 12);
     for (unsigned j = 0; j < truth[i]; ++j)
-      sk.increment(distcache::detail::hash_key("k" + std::to_string(i)));
+      sk.increment(distcache::detail::hash_key("k" + std::to_string(i)), 1);
   }
   std::size_t exact = 0;
   for (std::size_t i = 0; i < truth.size(); ++i) {
@@ -245,25 +245,25 @@ TEST_CASE("frequency sketch: estimates never fall below the true count (up to 15
   }
   CHECK(exact > truth.size() * 9 / 10);  // collisions are rare at this size
   const auto hot = distcache::detail::hash_key("hot");
-  for (int i = 0; i < 100; ++i) sk.increment(hot);
+  for (int i = 0; i < 100; ++i) sk.increment(hot, 1);
   CHECK(sk.estimate(hot) == distcache::detail::frequency_sketch::max_count);  // saturates
   CHECK(sk.estimate(distcache::detail::hash_key("never seen")) <= 1);
 }
 
-TEST_CASE("frequency sketch: every sample_size increments, counts are halved") {
-  distcache::detail::frequency_sketch sk(0);  // the smallest table
+TEST_CASE("frequency sketch: a dice of zero halves every counter") {
+  distcache::detail::frequency_sketch sk(0);  // the smallest table: 64 words
+  CHECK(sk.sample_size() == 64 * 16);
   const auto a = distcache::detail::hash_key("a");
-  for (int i = 0; i < 12; ++i) sk.increment(a);
-  CHECK(sk.estimate(a) == 12);
+  const auto b = distcache::detail::hash_key("b");
+  for (int i = 0; i < 12; ++i) sk.increment(a, 1);
+  for (int i = 0; i < 5; ++i) sk.increment(b, 1);
+  CHECK(sk.estimate(a) >= 12);
   CHECK(sk.halvings() == 0);
-  // Other keys' increments age "a" without touching it.
-  std::size_t i = 0;
-  while (sk.halvings() == 0 && i < sk.sample_size() * 2) {
-    sk.increment(distcache::detail::hash_key("filler" + std::to_string(i++)));
-  }
+  sk.increment(a, sk.sample_size() * 3);  // low bits zero: halves after counting
   CHECK(sk.halvings() == 1);
-  CHECK(sk.estimate(a) >= 6);  // 12 halved, plus collisions with the fillers
-  CHECK(sk.estimate(a) < 12);
+  CHECK(sk.estimate(a) >= 6);
+  CHECK(sk.estimate(a) <= 7);  // (12 or 13, + 1) / 2, collisions aside
+  CHECK(sk.estimate(b) <= 3);
 }
 
 TEST_CASE("frequency sketch: concurrent increments keep counting") {
@@ -272,12 +272,16 @@ TEST_CASE("frequency sketch: concurrent increments keep counting") {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
-      for (int i = 0; i < 3; ++i) sk.increment(k);
-      for (int i = 0; i < 2000; ++i) sk.increment(distcache::detail::hash_key(std::to_string(i)));
+      for (int i = 0; i < 3; ++i) sk.increment(k, 1);
+      for (int i = 0; i < 2000; ++i) {
+        sk.increment(distcache::detail::hash_key(std::to_string(i)), static_cast<unsigned>(i));
+      }
     });
   }
   for (auto& t : threads) t.join();
-  CHECK(sk.estimate(k) >= 12);
+  // Racing updates of one word may lose some (documented), never all.
+  CHECK(sk.estimate(k) >= 1);
+  CHECK(sk.halvings() >= 1);  // i = 0 rolls zero
 }
 
 TEST_CASE("admission: a rare new key does not evict a frequent one; a frequent one does") {
@@ -286,18 +290,18 @@ TEST_CASE("admission: a rare new key does not evict a frequent one; a frequent o
   value_cache c(static_cast<std::int64_t>(2 * value_cache::charge(1, 1)), 1, nullptr);
   const auto life = distcache::detail::lifetime::until(distcache::never_expires);
   for (int i = 0; i < 5; ++i) {
-    sk.increment(key_holder("a").hash);
-    sk.increment(key_holder("b").hash);
+    sk.increment(key_holder("a").hash, 1);
+    sk.increment(key_holder("b").hash, 1);
   }
   REQUIRE(c.put(key_holder("a"), val("A"), 1, life, &sk));  // room: admitted whatever
   REQUIRE(c.put(key_holder("b"), val("B"), 1, life, &sk));
-  sk.increment(key_holder("c").hash);
+  sk.increment(key_holder("c").hash, 1);
   CHECK_FALSE(c.put(key_holder("c"), val("C"), 1, life, &sk));  // 1 < 5: kept out
   CHECK(c.get(key_holder("c")) == nullptr);
   CHECK(str(c.get(key_holder("a"))) == "A");
   CHECK(str(c.get(key_holder("b"))) == "B");
   CHECK(c.admissions_refused() == 1);
-  for (int i = 0; i < 8; ++i) sk.increment(key_holder("d").hash);
+  for (int i = 0; i < 8; ++i) sk.increment(key_holder("d").hash, 1);
   CHECK(c.put(key_holder("d"), val("D"), 1, life, &sk));  // 8 >= 5: evicts one
   CHECK(str(c.get(key_holder("d"))) == "D");
   CHECK(c.size() == 2);
@@ -314,7 +318,7 @@ TEST_CASE("admission: an expired victim always yields") {
   auto clock = std::make_shared<distcache::test::manual_clock>();
   distcache::detail::frequency_sketch sk(1024);
   value_cache c(static_cast<std::int64_t>(value_cache::charge(1, 1)), 1, clock.get());
-  for (int i = 0; i < 9; ++i) sk.increment(key_holder("a").hash);
+  for (int i = 0; i < 9; ++i) sk.increment(key_holder("a").hash, 1);
   REQUIRE(c.put(key_holder("a"), val("A"), 1,
                 distcache::detail::lifetime::until(clock->now() + std::chrono::seconds(1)), &sk));
   clock->advance(std::chrono::seconds(1));

@@ -67,20 +67,25 @@ struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime> {
   /// (two keys read in turn) cannot alias with the sampling.
   void note_read(std::uint64_t hash) noexcept {
     if (!sketch) return;
-    thread_local std::uint32_t x = sampling_seed();
+    // Constant-initialized, so reaching it is one thread-pointer-relative
+    // load (no TLS initialization guard); seeded on the thread's first read.
+    thread_local std::uint64_t x = 0;
+    if (x == 0) [[unlikely]]
+      x = sampling_seed();
     x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    if ((x & (sample_every - 1)) == 0) sketch->increment(hash);
+    x ^= x >> 7;
+    x ^= x << 17;
+    if ((x & (sample_every - 1)) == 0) [[unlikely]]
+      sketch->increment(hash, x >> 16);
   }
-  /// A distinct non-zero xorshift seed per thread.
-  static std::uint32_t sampling_seed() noexcept {
-    static std::atomic<std::uint32_t> next{0x9E3779B9U};
-    const std::uint32_t s = next.fetch_add(0x6A09E667U, std::memory_order_relaxed);
+  /// A distinct non-zero xorshift64 seed per thread.
+  static std::uint64_t sampling_seed() noexcept {
+    static std::atomic<std::uint64_t> next{0x9E3779B97F4A7C15ULL};
+    const std::uint64_t s = next.fetch_add(0x6A09E667F3BCC909ULL, std::memory_order_relaxed);
     return s != 0 ? s : 1;
   }
   /// One read in this many is counted (a power of two).
-  static constexpr std::uint32_t sample_every = 8;
+  static constexpr std::uint32_t sample_every = 32;
 
   const std::unique_ptr<keyspace_adapter> adapter;  // the typed definition
   const resolved_keyspace opts;

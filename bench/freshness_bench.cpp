@@ -5,9 +5,10 @@
 // 1000 µs) per call, for fetch and fetch_many alike, over --keys keys (default
 // 1,000,000) of which one in ten does not exist. Values live --ttl-ms (default
 // 2000 ms). --threads client threads (default 8), spread over the nodes, make
-// blocking gets of Zipf(1.0)-distributed keys for --seconds (default 5) per
-// configuration. Every configuration runs in this one process on a fresh,
-// cold cluster with the same key sequence per thread:
+// blocking gets of Zipf(1.0)-distributed keys for --warmup seconds (default
+// 3, not measured: the caches fill) and then --seconds (default 5, measured)
+// per configuration. Every configuration runs in this one process on a
+// fresh, cold cluster with the same key sequence per thread:
 //
 //   baseline    every feature below off (the hot cache admits every value)
 //   negative    negative_ttl = ttl: not_found answers are cached
@@ -46,6 +47,7 @@ namespace {
 
 struct options {
   double seconds = 5;
+  double warmup = 3;
   int threads = 8;
   std::size_t keys = 1'000'000;
   long ttl_ms = 2000;
@@ -56,8 +58,8 @@ struct options {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "bench_freshness: %s\n"
-               "usage: bench_freshness [--seconds S] [--threads T] [--keys N] [--ttl-ms MS]\n"
-               "                       [--source-us US] [--hot-kib KIB]\n",
+               "usage: bench_freshness [--seconds S] [--warmup S] [--threads T] [--keys N]\n"
+               "                       [--ttl-ms MS] [--source-us US] [--hot-kib KIB]\n",
                why);
   std::exit(2);
 }
@@ -75,6 +77,8 @@ options parse(int argc, char** argv) {
     }
     if (flag == "--seconds") {
       o.seconds = v;
+    } else if (flag == "--warmup") {
+      o.warmup = v;
     } else if (flag == "--threads") {
       o.threads = static_cast<int>(v);
     } else if (flag == "--keys") {
@@ -249,6 +253,7 @@ outcome run(const options& o, const feature_set& f, const zipf_keys& keys) {
   }
 
   std::atomic<bool> stop{false};
+  std::atomic<bool> measuring{false};
   std::vector<std::vector<std::uint32_t>> latencies(static_cast<std::size_t>(o.threads));
   std::vector<std::uint64_t> errors(static_cast<std::size_t>(o.threads), 0);
   std::vector<std::thread> clients;
@@ -265,11 +270,24 @@ outcome run(const options& o, const feature_set& f, const zipf_keys& keys) {
         const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                             std::chrono::steady_clock::now() - t0)
                             .count();
+        if (!measuring.load(std::memory_order_relaxed)) continue;
         lat.push_back(static_cast<std::uint32_t>(std::min<long long>(ns, UINT32_MAX)));
         if (!r && r.error() != distcache::errc::not_found) ++errors[static_cast<std::size_t>(t)];
       }
     });
   }
+  std::this_thread::sleep_for(std::chrono::duration<double>(o.warmup));
+  const std::uint64_t calls_before = db->calls.load();
+  const std::uint64_t keys_before = db->keys.load();
+  outcome before;
+  for (auto& n : nodes) {
+    const auto s = n->template stats<K>();
+    before.stale_served += s.stale_served;
+    before.negative_hits += s.negative_hits;
+    before.refreshes += s.refreshes;
+    before.hot_refused += s.hot_refused;
+  }
+  measuring = true;
   std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
   stop = true;
   for (auto& th : clients) th.join();
@@ -279,8 +297,8 @@ outcome run(const options& o, const feature_set& f, const zipf_keys& keys) {
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   for (auto e : errors) out.errors += e;
   out.gets = all.size();
-  out.calls = db->calls.load();
-  out.keys_loaded = db->keys.load();
+  out.calls = db->calls.load() - calls_before;  // gets in flight at the edges: noise
+  out.keys_loaded = db->keys.load() - keys_before;
   out.p50_us = percentile(all, 0.50);
   out.p99_us = percentile(all, 0.99);
   out.p999_us = percentile(all, 0.999);
@@ -291,6 +309,10 @@ outcome run(const options& o, const feature_set& f, const zipf_keys& keys) {
     out.refreshes += s.refreshes;
     out.hot_refused += s.hot_refused;
   }
+  out.stale_served -= before.stale_served;
+  out.negative_hits -= before.negative_hits;
+  out.refreshes -= before.refreshes;
+  out.hot_refused -= before.hot_refused;
   for (auto& n : nodes) (void)n->stop();
   return out;
 }
@@ -311,8 +333,10 @@ int main(int argc, char** argv) {
   };
   std::printf(
       "3 nodes, %d client threads, Zipf(1.0) over %zu keys (10%% missing), source %ld us per "
-      "call, ttl %ld ms, hot cache %lld KiB, %.1f s per configuration\n\n",
-      o.threads, o.keys, o.source_us, o.ttl_ms, static_cast<long long>(o.hot_kib), o.seconds);
+      "call, ttl %ld ms, hot cache %lld KiB, %.1f s warm-up + %.1f s measured per "
+      "configuration\n\n",
+      o.threads, o.keys, o.source_us, o.ttl_ms, static_cast<long long>(o.hot_kib), o.warmup,
+      o.seconds);
   std::printf("%-10s %9s %11s %11s %9s %9s %9s %8s %8s %8s %8s\n", "config", "gets", "calls/1000",
               "keys/1000", "p50 us", "p99 us", "p99.9 us", "stale", "negative", "refresh",
               "refused");

@@ -170,13 +170,12 @@ TEST_CASE("a read entry gets a second chance before an unread one is evicted") {
   CHECK(c.size() == 3);
 }
 
-TEST_CASE("a lifetime: fresh, due for refresh, stale within keep_until, then gone") {
+TEST_CASE("a lifetime: fresh, due for refresh, stale within max_stale, then gone") {
   using distcache::detail::freshness;
   auto clock = std::make_shared<distcache::test::manual_clock>();
-  value_cache c(1 << 20, 1, clock.get());
+  value_cache c(1 << 20, 1, clock.get(), std::chrono::seconds(5));
   const auto t0 = clock->now();
-  distcache::detail::lifetime life{t0 + std::chrono::seconds(10), t0 + std::chrono::seconds(4),
-                                   t0 + std::chrono::seconds(15)};
+  distcache::detail::lifetime life{t0 + std::chrono::seconds(10), t0 + std::chrono::seconds(4)};
   REQUIRE(c.put(key_holder("k"), val("v"), 1, life));
   freshness st = freshness::stale;
   CHECK(str(c.get(key_holder("k"), nullptr, &st)) == "v");
@@ -195,22 +194,32 @@ TEST_CASE("a lifetime: fresh, due for refresh, stale within keep_until, then gon
   CHECK(c.get(key_holder("k")) == nullptr);  // a caller that takes no stale value misses
   clock->advance(std::chrono::milliseconds(4999));
   CHECK(str(c.get(key_holder("k"), nullptr, &st)) == "v");
-  clock->advance(std::chrono::milliseconds(1));  // keep_until: gone
+  std::size_t listed = 0;
+  c.for_each_key([&](std::string_view, std::uint64_t) { ++listed; });
+  CHECK(listed == 1);
+  clock->advance(std::chrono::milliseconds(1));  // expiry + max_stale: gone
   CHECK(c.get(key_holder("k"), nullptr, &st) == nullptr);
+  listed = 0;
+  c.for_each_key([&](std::string_view, std::uint64_t) { ++listed; });
+  CHECK(listed == 0);
 }
 
-TEST_CASE("a lifetime whose keep_until is before its expiry keeps the value until the expiry") {
+TEST_CASE(
+    "without max_stale an expired value is gone, state or not; never-expiring is never stale") {
   auto clock = std::make_shared<distcache::test::manual_clock>();
   value_cache c(1 << 20, 1, clock.get());
   const auto t0 = clock->now();
-  REQUIRE(c.put(
-      key_holder("k"), val("v"), 1,
-      distcache::detail::lifetime{t0 + std::chrono::seconds(10), distcache::never_expires, t0}));
-  clock->advance(std::chrono::seconds(9));
-  CHECK(str(c.get(key_holder("k"))) == "v");
-  clock->advance(std::chrono::seconds(1));
+  REQUIRE(c.put(key_holder("k"), val("v"), 1,
+                distcache::detail::lifetime::until(t0 + std::chrono::seconds(10))));
+  REQUIRE(c.put(key_holder("forever"), val("f"), 1,
+                distcache::detail::lifetime::until(distcache::never_expires)));
+  clock->advance(std::chrono::seconds(10));
   distcache::detail::freshness st{};
   CHECK(c.get(key_holder("k"), nullptr, &st) == nullptr);
+  clock->advance(std::chrono::hours(10000));
+  st = distcache::detail::freshness::stale;
+  CHECK(str(c.get(key_holder("forever"), nullptr, &st)) == "f");
+  CHECK(st == distcache::detail::freshness::fresh);
 }
 
 TEST_CASE("the negative marker is non-null, owns nothing and is recognised") {

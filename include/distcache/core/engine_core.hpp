@@ -324,10 +324,15 @@ class engine_core {
   /// `expires`, when given, receives the value's expiry.
   DISTCACHE_DECL value_handle cached(keyspace_slot& slot, keyspace_runtime& rt, hashed_key key,
                                      time_point* expires = nullptr);
+  /// The answer for a main-cache hit that is due for refresh or stale (the
+  /// slow half of cached(), kept out of line so the fresh hit stays small).
+  DISTCACHE_DECL value_handle not_fresh(keyspace_slot& slot, keyspace_runtime& rt, hashed_key key,
+                                        value_handle v, freshness state, time_point* expires);
   /// Starts one background reload of `key` (refresh-ahead, stale hit) unless
   /// one is in flight. Returns false when this node does not own the key.
   DISTCACHE_DECL bool revalidate(keyspace_slot& slot, keyspace_runtime& rt, hashed_key key);
-  /// The lifetime of a value stored now in the main cache with expiry `expires`.
+  /// The lifetime of a value stored now in the main cache with expiry
+  /// `expires` (its refresh time; the stale window is the cache's).
   [[nodiscard]] DISTCACHE_DECL lifetime lifetime_of(const keyspace_runtime& rt,
                                                     time_point expires) const;
   /// Caches a not_found of `key` (negative_ttl > 0) in `cache`, or drops the

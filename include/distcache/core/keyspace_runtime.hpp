@@ -47,7 +47,8 @@ struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime> {
         opts(std::move(o)),
         guard(opts, clock, policies),
         main(opts.max_bytes,
-             opts.shards != 0 ? opts.shards : value_cache::default_shards(opts.max_bytes), clock),
+             opts.shards != 0 ? opts.shards : value_cache::default_shards(opts.max_bytes), clock,
+             opts.max_stale),
         hot(opts.hot_max_bytes,
             opts.shards != 0 ? opts.shards : value_cache::default_shards(opts.hot_max_bytes),
             clock),
@@ -66,7 +67,9 @@ struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime> {
   /// reads). Random, not every n-th read, so that a periodic access pattern
   /// (two keys read in turn) cannot alias with the sampling.
   void note_read(std::uint64_t hash) noexcept {
-    if (!sketch) return;
+    if (sketch) sample_read(hash);
+  }
+  void sample_read(std::uint64_t hash) noexcept {
     // Constant-initialized, so reaching it is one thread-pointer-relative
     // load (no TLS initialization guard); seeded on the thread's first read.
     thread_local std::uint64_t x = 0;

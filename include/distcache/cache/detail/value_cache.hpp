@@ -29,28 +29,27 @@ enum class freshness : std::uint8_t {
   stale,    ///< expired, within its stale window: served only while a reload runs or fails
 };
 
-/// When an entry's value stops being fresh and when the entry goes.
-/// Invariant (put enforces it): expires_at <= keep_until.
+/// When an entry's value stops being fresh. How long it is kept after its
+/// expiry (its stale window) is the cache's: value_cache's max_stale.
 struct lifetime {
   time_point expires_at = never_expires;  ///< after it the value is stale
   time_point refresh_at = never_expires;  ///< after it a hit asks for a reload (refresh-ahead)
-  time_point keep_until = never_expires;  ///< after it the entry is gone (expires_at + max_stale)
 
-  /// A value that is fresh until `expires`, then gone.
-  static lifetime until(time_point expires) noexcept { return {expires, never_expires, expires}; }
+  /// A value that is fresh until `expires`.
+  static lifetime until(time_point expires) noexcept { return {expires, never_expires}; }
 };
 
-/// The marker a cache holds for a cached "not found" (negative caching):
-/// non-null, owns nothing, never dereferenced. Copying it touches no
-/// reference count.
+/// What the cache holds for a cached "not found" (negative caching).
+inline constexpr char negative_marker = 0;
+/// The handle of a cached "not found": non-null, owns nothing, never
+/// dereferenced. Copying it touches no reference count.
 inline const std::shared_ptr<const void>& negative_value() noexcept {
-  static const char marker = 0;
-  static const std::shared_ptr<const void> value(std::shared_ptr<const void>(), &marker);
+  static const std::shared_ptr<const void> value(std::shared_ptr<const void>(), &negative_marker);
   return value;
 }
-/// True when `v` is the negative_value() marker.
+/// True when `v` is negative_value(): one pointer comparison.
 inline bool is_negative(const std::shared_ptr<const void>& v) noexcept {
-  return v.get() == negative_value().get();
+  return v.get() == &negative_marker;
 }
 
 /// A byte-bounded cache of decoded values with CLOCK (second-chance LRU)
@@ -92,8 +91,11 @@ class value_cache {
 
   /// A cache of at most `max_bytes` over `shards` shards (rounded up to a power
   /// of two, at least 1). `clock` may be null: the steady clock is used.
-  value_cache(std::int64_t max_bytes, std::size_t shards, const clock_source* clock)
-      : clock_(clock) {
+  /// `max_stale`: how long an entry is kept after its value expires, to be
+  /// served as stale (get() with a state); 0 drops it at its expiry.
+  value_cache(std::int64_t max_bytes, std::size_t shards, const clock_source* clock,
+              duration max_stale = duration::zero())
+      : clock_(clock), max_stale_(max_stale) {
     std::size_t n = 1;
     while (n < std::max<std::size_t>(shards, 1)) n *= 2;
     mask_ = n - 1;
@@ -108,10 +110,11 @@ class value_cache {
   /// list; `expires_at`, when given, receives the value's expiry.
   ///
   /// `state`, when given, receives the hit's freshness: a value past its
-  /// refresh time is `refresh`, an expired one within its stale window
-  /// `stale`. Without `state` a stale value is a miss. An entry past
-  /// keep_until is never returned; it is dropped by a put() of its key,
-  /// remove(), or eviction (which gives expired entries no second chance).
+  /// refresh time is `refresh`, an expired one within max_stale of its
+  /// expiry `stale`. Without `state` a stale value is a miss. An entry past
+  /// its stale window is never returned; it is dropped by a put() of its
+  /// key, remove(), or eviction (which gives expired entries no second
+  /// chance).
   [[nodiscard]] std::shared_ptr<const void> get(hashed_key key, time_point* expires_at = nullptr,
                                                 freshness* state = nullptr) {
     shard& s = shard_for(key.hash);
@@ -125,9 +128,8 @@ class value_cache {
     if (e.soft_at != never_expires) {
       const time_point t = now();
       if (t >= e.soft_at) {
-        if (t >= e.keep_until) return nullptr;
-        if (t >= e.expires_at) {
-          if (state == nullptr) return nullptr;
+        if (t >= e.expires_at) {  // finite here, so the sum cannot overflow
+          if (state == nullptr || t >= e.expires_at + max_stale_) return nullptr;
           found = freshness::stale;
         } else {
           found = freshness::refresh;
@@ -164,10 +166,10 @@ class value_cache {
   /// (admissions_refused()) and put returns false.
   bool put(hashed_key key, std::shared_ptr<const void> value, std::size_t value_bytes,
            const lifetime& life, const frequency_sketch* admit = nullptr) {
-    const time_point keep_until = std::max(life.keep_until, life.expires_at);
     const time_point soft_at = std::min(life.refresh_at, life.expires_at);
     const auto cost = static_cast<std::int64_t>(charge(key.text.size(), value_bytes));
-    if (cost > shard_budget_) return false;
+    // An entry's charge is kept in 32 bits (a smaller node): at most 4 GiB.
+    if (cost > shard_budget_ || cost > std::int64_t{UINT32_MAX}) return false;
     shard& s = shard_for(key.hash);
     std::vector<std::shared_ptr<const void>> released;  // destroyed after unlocking
     std::unique_lock lock(s.mutex);
@@ -178,17 +180,17 @@ class value_cache {
       node& n = *it;
       self = &n;
       released.push_back(std::exchange(n.second.value, std::move(value)));
-      s.bytes += cost - n.second.cost;
-      n.second.cost = cost;
+      s.bytes += cost - static_cast<std::int64_t>(n.second.cost);
+      n.second.cost = static_cast<std::uint32_t>(cost);
       n.second.soft_at = soft_at;
       n.second.expires_at = life.expires_at;
-      n.second.keep_until = keep_until;
       n.second.referenced = false;
       s.touch(&n);
     } else {
-      auto [pos, inserted] = s.map.try_emplace(stored_key{std::string(key.text), key.hash},
-                                               entry{std::move(value), soft_at, life.expires_at,
-                                                     keep_until, cost, nullptr, nullptr, false});
+      auto [pos, inserted] =
+          s.map.try_emplace(stored_key{std::string(key.text), key.hash},
+                            entry{std::move(value), soft_at, life.expires_at, nullptr, nullptr,
+                                  static_cast<std::uint32_t>(cost), false});
       (void)inserted;
       s.bytes += cost;
       s.link_front(&*pos);
@@ -297,7 +299,7 @@ class value_cache {
     return total;
   }
 
-  /// Calls `fn(key, hash)` for every entry not past keep_until, shard by
+  /// Calls `fn(key, hash)` for every entry not past its stale window, shard by
   /// shard under the shard's shared lock (fn must not call this cache).
   template <class Fn>
   void for_each_key(Fn&& fn) const {
@@ -306,7 +308,9 @@ class value_cache {
       std::shared_lock lock(s.mutex);
       const time_point t = now();
       for (const auto& [k, e] : s.map) {
-        if (e.keep_until == never_expires || t < e.keep_until) fn(std::string_view(k.text), k.hash);
+        if (e.expires_at == never_expires || t < e.expires_at + max_stale_) {
+          fn(std::string_view(k.text), k.hash);
+        }
       }
     }
   }
@@ -332,12 +336,11 @@ class value_cache {
   struct entry {
     std::shared_ptr<const void> value;
     time_point soft_at;     // min(refresh_at, expires_at): before it, fresh
-    time_point expires_at;  // after it, stale
-    time_point keep_until;  // after it, gone
-    std::int64_t cost;
-    node* prev;       // towards the most recently used
-    node* next;       // towards the least recently used
-    bool referenced;  // read since it last reached the tail (CLOCK)
+    time_point expires_at;  // after it, stale; max_stale later, gone
+    node* prev;             // towards the most recently used
+    node* next;             // towards the least recently used
+    std::uint32_t cost;     // the charge (put refuses more than 4 GiB)
+    bool referenced;        // read since it last reached the tail (CLOCK)
   };
   using map_type = std::unordered_map<stored_key, entry, key_hash, key_equal>;
 
@@ -371,7 +374,7 @@ class value_cache {
     }
     void erase(map_type::iterator it) noexcept {
       unlink(&*it);
-      bytes -= it->second.cost;
+      bytes -= static_cast<std::int64_t>(it->second.cost);
       map.erase(it);
     }
   };
@@ -383,6 +386,7 @@ class value_cache {
   time_point now() const noexcept { return clock_ != nullptr ? clock_->now() : clock_type::now(); }
 
   const clock_source* clock_;
+  duration max_stale_;
   std::unique_ptr<shard[]> shards_;  // NOLINT(modernize-avoid-c-arrays)
   std::size_t shard_count_ = 1;
   std::size_t mask_ = 0;

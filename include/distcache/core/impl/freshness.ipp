@@ -14,18 +14,27 @@ engine_core::value_handle engine_core::cached(keyspace_slot& slot, keyspace_runt
   rt.note_read(key.hash);
   freshness state = freshness::fresh;
   if (auto v = rt.main.get(key, expires, &state)) {
-    if (state == freshness::fresh) return v;
-    // Refresh-ahead or a stale hit: only the owner reloads (one source call
-    // per key cluster-wide); a stale value it cannot reload is a miss here.
-    const bool reloading = revalidate(slot, rt, key);
-    if (state == freshness::refresh) return v;
-    if (!reloading) return nullptr;
-    slot.counters.stale_served.add();
-    if (expires != nullptr) *expires = now();  // a peer does not keep it
-    return v;
+    if (state == freshness::fresh) [[likely]]
+      return v;
+    return not_fresh(slot, rt, key, std::move(v), state, expires);
   }
   // Hot copies are fresh until their expiry and then gone.
   return rt.hot.get(key, expires);
+}
+
+engine_core::value_handle engine_core::not_fresh(keyspace_slot& slot, keyspace_runtime& rt,
+                                                 hashed_key key, value_handle v, freshness state,
+                                                 time_point* expires) {
+  // A cached not_found is never served stale: past negative_ttl it is a miss.
+  if (state == freshness::stale && is_negative(v)) return nullptr;
+  // Refresh-ahead or a stale hit: only the owner reloads (one source call
+  // per key cluster-wide); a stale value it cannot reload is a miss here.
+  const bool reloading = revalidate(slot, rt, key);
+  if (state == freshness::refresh) return v;
+  if (!reloading) return nullptr;
+  slot.counters.stale_served.add();
+  if (expires != nullptr) *expires = now();  // a peer does not keep it
+  return v;
 }
 
 bool engine_core::revalidate(keyspace_slot& slot, keyspace_runtime& rt, hashed_key key) {
@@ -58,10 +67,7 @@ bool engine_core::revalidate(keyspace_slot& slot, keyspace_runtime& rt, hashed_k
 lifetime engine_core::lifetime_of(const keyspace_runtime& rt, time_point expires) const {
   lifetime life = lifetime::until(expires);
   if (rt.opts.refresh_after > duration::zero()) life.refresh_at = now() + rt.opts.refresh_after;
-  if (expires != never_expires && rt.opts.max_stale > duration::zero()) {
-    life.keep_until = expires + rt.opts.max_stale;
-  }
-  return life;
+  return life;  // the stale window is the main cache's (max_stale)
 }
 
 void engine_core::publish_not_found(keyspace_runtime& rt, value_cache& cache,

@@ -315,8 +315,12 @@ class value_cache {
     }
   }
 
-  /// The largest charge one entry may have (the shard budget).
+  /// The budget of each shard (the largest sum of charges it holds).
   [[nodiscard]] std::int64_t shard_budget() const noexcept { return shard_budget_; }
+  /// The largest charge one entry may have: the shard budget, at most 4 GiB.
+  [[nodiscard]] std::int64_t max_entry_charge() const noexcept {
+    return std::min<std::int64_t>(shard_budget_, std::int64_t{UINT32_MAX});
+  }
   /// The number of shards.
   [[nodiscard]] std::size_t shards() const noexcept { return shard_count_; }
   /// The largest sum of charges a shard ever holds is shard_budget(); this is

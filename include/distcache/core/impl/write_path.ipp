@@ -13,7 +13,8 @@ namespace distcache::detail {
 error_code engine_core::check_entry(const keyspace_runtime& rt, std::string_view key,
                                     std::size_t bytes) const {
   if (auto ec = check_key(key)) return ec;
-  if (static_cast<std::int64_t>(value_cache::charge(key.size(), bytes)) > rt.main.shard_budget()) {
+  if (static_cast<std::int64_t>(value_cache::charge(key.size(), bytes)) >
+      rt.main.max_entry_charge()) {
     return make_error_code(errc::value_too_large);
   }
   return {};

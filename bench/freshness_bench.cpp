@@ -181,7 +181,7 @@ class zipf_keys {
 };
 
 struct feature_set {
-  const char* name;
+  const char* name = "";
   bool negative = false;
   bool refresh = false;
   bool stale = false;
@@ -257,6 +257,7 @@ outcome run(const options& o, const feature_set& f, const zipf_keys& keys) {
   std::vector<std::vector<std::uint32_t>> latencies(static_cast<std::size_t>(o.threads));
   std::vector<std::uint64_t> errors(static_cast<std::size_t>(o.threads), 0);
   std::vector<std::thread> clients;
+  clients.reserve(static_cast<std::size_t>(o.threads));
   for (int t = 0; t < o.threads; ++t) {
     clients.emplace_back([&, t] {
       auto& node = *nodes[static_cast<std::size_t>(t) % nodes.size()];

@@ -121,6 +121,7 @@ TEST_CASE("lru clear drops everything") {
 TEST_CASE("lru stays consistent under concurrent gets, puts and removes") {
   value_cache c(32 << 10, 4, nullptr);
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&c, t] {
       std::mt19937 rng(t);
@@ -279,6 +280,7 @@ TEST_CASE("frequency sketch: concurrent increments keep counting") {
   distcache::detail::frequency_sketch sk(4096);
   const auto k = distcache::detail::hash_key("shared");
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 3; ++i) sk.increment(k, 1);

@@ -318,6 +318,7 @@ struct batch_fixture {
 TEST_CASE("fetch_many: 64 concurrent misses of distinct keys make one call") {
   batch_fixture f(64, 1s);  // only a full batch leaves before a second
   std::vector<std::future<distcache::value_ptr<std::string>>> gets;
+  gets.reserve(64);
   for (int i = 0; i < 64; ++i) {
     gets.push_back(f.e->async_get<items>("k" + std::to_string(i), net::use_future));
   }
@@ -335,6 +336,7 @@ TEST_CASE("fetch_many: fewer keys leave after fetch_batch_wait; more than a batc
   CHECK(**f.e->get<items>("alone") == "v:alone");  // waits 1 ms for company, then leaves
   CHECK(f.src->calls() == std::vector<std::size_t>{1});
   std::vector<std::string> keys;
+  keys.reserve(150);
   for (int i = 0; i < 150; ++i) keys.push_back("m" + std::to_string(i));
   auto many = f.e->get_many<items>(keys);
   REQUIRE(many.has_value());
@@ -348,6 +350,7 @@ TEST_CASE("fetch_many: fewer keys leave after fetch_batch_wait; more than a batc
 TEST_CASE("fetch_many: each key is still deduplicated by singleflight") {
   batch_fixture f(64, 200ms);
   std::vector<std::future<distcache::value_ptr<std::string>>> gets;
+  gets.reserve(50);
   for (int i = 0; i < 50; ++i) {
     gets.push_back(f.e->async_get<items>("d" + std::to_string(i % 5), net::use_future));
   }
@@ -385,6 +388,7 @@ TEST_CASE("fetch_many: one call takes one rate-limiter token, whatever its key c
   c.rate_limiter = distcache::protection::rate_limit{0.001, 1, 0s};  // one token, no refill
   batch_fixture f(64, 5ms, c);
   std::vector<std::string> keys;
+  keys.reserve(20);
   for (int i = 0; i < 20; ++i) keys.push_back("t" + std::to_string(i));
   auto many = f.e->get_many<items>(keys);
   REQUIRE(many.has_value());

@@ -52,6 +52,27 @@ inline void log_quietly(const logger& log, log_level level, std::string_view lin
 
 }  // namespace detail
 
+/// Warm-up (docs/freshness.md#warm-up): what a node does for its keys when
+/// the ring changes, and for the warm keys at start() and after
+/// update_keyspace().
+struct warmup_options {
+  /// Hot keys (basic_engine::hot_keys) a warm-up takes, most read first,
+  /// besides the warm keys. 0..100000.
+  std::size_t max_hot_keys = 100;
+  /// The least frequency estimate of a hot key it takes. 1..15.
+  unsigned min_hits = 1;
+  /// Warm operations (source loads, pushes to a new owner) in flight per
+  /// keyspace. 1..1024.
+  std::size_t concurrency = 4;
+  /// Bound of each key's operation; a load waits at most min(timeout,
+  /// read_timeout). > 0.
+  duration timeout = std::chrono::seconds(2);
+  /// Warm up when a node joins the ring.
+  bool warm_on_join = true;
+  /// Warm up when a node leaves the ring.
+  bool warm_on_leave = true;
+};
+
 /// Per-keyspace settings that override the keyspace definition or the engine
 /// defaults. Every field is optional; an absent field keeps the default.
 struct keyspace_options {
@@ -99,6 +120,8 @@ struct keyspace_options {
   /// Keys loaded in the background when the engine starts and after
   /// update_keyspace() (default: none). Each must be a valid key.
   std::optional<std::vector<std::string>> warm_keys;
+  /// Replaces the engine's warmup for this keyspace.
+  std::optional<warmup_options> warmup;
   /// Replaces the engine's rate_limiter for this keyspace.
   std::optional<protection::rate_limit> rate_limiter;
   /// Replaces the engine's circuit_breaker for this keyspace.
@@ -238,6 +261,8 @@ struct config {
   /// Telemetry (default: none). Needs a Telemetry policy other than
   /// telemetry::none, which uses its defaults when this is not set.
   std::optional<telemetry_options> telemetry;
+  /// Warm-up of every keyspace (docs/freshness.md#warm-up).
+  warmup_options warmup;
   /// Rate limit of every keyspace's data-source calls (default: none).
   /// Needs the protection::token_bucket RateLimiter policy.
   std::optional<protection::rate_limit> rate_limiter;
@@ -266,6 +291,7 @@ struct resolved_keyspace {
   duration read_timeout{};
   duration write_timeout{};
   std::vector<std::string> warm_keys;
+  warmup_options warmup;
   std::optional<protection::rate_limit> rate_limiter;
   std::optional<protection::circuit_breaker_options> circuit_breaker;
   std::size_t max_concurrent_fetches = 0;
@@ -515,6 +541,28 @@ inline bool resolve_keyspace(const config& c, std::string_view name, std::int64_
     }
   }
   out.max_concurrent_fetches = o.max_concurrent_fetches.value_or(c.max_concurrent_fetches);
+  out.warmup = o.warmup.value_or(c.warmup);
+  {
+    const auto& w = out.warmup;
+    const std::string prefix = o.warmup ? field + "options.warmup." : "config.warmup.";
+    if (w.max_hot_keys > 100000) {
+      why = prefix + "max_hot_keys: must be at most 100000, got " + std::to_string(w.max_hot_keys);
+      return false;
+    }
+    if (w.min_hits < 1 || w.min_hits > 15) {
+      why = prefix + "min_hits: must be between 1 and 15, got " + std::to_string(w.min_hits);
+      return false;
+    }
+    if (w.concurrency < 1 || w.concurrency > 1024) {
+      why =
+          prefix + "concurrency: must be between 1 and 1024, got " + std::to_string(w.concurrency);
+      return false;
+    }
+    if (w.timeout <= duration::zero()) {
+      why = prefix + "timeout: must be > 0, got " + format_duration(w.timeout);
+      return false;
+    }
+  }
   out.warm_keys = o.warm_keys.value_or(std::vector<std::string>{});
   for (const auto& k : out.warm_keys) {
     if (k.empty() || k.size() > c.max_key_bytes) {

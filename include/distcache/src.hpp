@@ -16,6 +16,7 @@
 #include <distcache/core/impl/freshness.ipp>
 #include <distcache/core/impl/read_path.ipp>
 #include <distcache/core/impl/telemetry.ipp>
+#include <distcache/core/impl/warm_up.ipp>
 #include <distcache/core/impl/write_path.ipp>
 #include <distcache/detail/impl/waiters.ipp>
 #include <distcache/protection/impl/source_guard.ipp>

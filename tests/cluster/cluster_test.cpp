@@ -310,6 +310,90 @@ TEST_CASE("hot-cache admission: a key read once does not push out keys read ofte
   CHECK(reader.stats<users>().hot_refused > 1);
 }
 
+TEST_CASE("warm join: a node that joins gets the hot keys it takes over, with no source call") {
+  auto reg = std::make_shared<registry>();
+  auto db = std::make_shared<distcache::test::source_state>();
+  std::vector<std::unique_ptr<node_engine>> nodes;
+  const auto add_node = [&] {
+    users u;
+    u.source.state = db;
+    nodes.push_back(std::make_unique<node_engine>(node_config(), registry_discovery(reg), u));
+    REQUIRE(nodes.back()->start());
+  };
+  add_node();
+  add_node();
+  REQUIRE(eventually([&] {
+    return nodes[0]->cluster_peers().size() == 1 && nodes[1]->cluster_peers().size() == 1;
+  }));
+  std::vector<std::string> keys;
+  for (int i = 0; i < 60; ++i) {
+    keys.push_back("w" + std::to_string(i));
+    db->set(keys.back(), "v" + std::to_string(i));
+  }
+  // Each key read often on its owner: it is among the owner's hot keys
+  // (about one read in 32 is counted; 400 reads make an estimate >= 1).
+  for (const auto& k : keys) {
+    auto& owner = nodes[0]->owner_of(k) == nodes[0]->self_name() ? *nodes[0] : *nodes[1];
+    for (int i = 0; i < 400; ++i) REQUIRE(owner.get<users>(k));
+  }
+  REQUIRE(db->calls == 60);
+  add_node();  // the third node joins
+  auto& joined = *nodes[2];
+  REQUIRE(eventually([&] {
+    for (auto& n : nodes) {
+      if (n->cluster_peers().size() != 2) return false;
+    }
+    return nodes[0]->ring_version() == joined.ring_version() &&
+           nodes[1]->ring_version() == joined.ring_version();
+  }));
+  std::vector<std::string> moved;
+  for (const auto& k : keys) {
+    if (joined.owner_of(k) == joined.self_name()) moved.push_back(k);
+  }
+  REQUIRE(!moved.empty());
+  // The previous owners push the values: the new owner holds them without
+  // having asked the source.
+  CHECK(eventually([&] { return joined.stats<users>().main_cache_items >= moved.size(); }));
+  CHECK(nodes[0]->stats<users>().warmed_keys + nodes[1]->stats<users>().warmed_keys >=
+        moved.size());
+  for (const auto& k : moved) {
+    auto v = joined.get<users>(k);
+    REQUIRE(v.has_value());
+    CHECK(**v == "v" + k.substr(1));
+  }
+  CHECK(db->calls == 60);
+}
+
+TEST_CASE("warm-up on leave: a node that takes over keys moves its hot copies to its main cache") {
+  cluster3 c;
+  auto& reader = *c.nodes[0];
+  auto& leaving = *c.nodes[2];
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < 40 && i < 2000; ++i) {
+    const std::string k = "l" + std::to_string(i);
+    if (reader.owner_of(k) == leaving.self_name()) {
+      keys.push_back(k);
+      c.db->set(k, "x" + std::to_string(i));
+    }
+  }
+  REQUIRE(keys.size() == 40);
+  for (const auto& k : keys) {
+    for (int i = 0; i < 400; ++i) REQUIRE(reader.get<users>(k));  // hot copies, read often
+  }
+  REQUIRE(c.db->calls == 40);
+  REQUIRE(leaving.stop());
+  REQUIRE(eventually([&] { return reader.cluster_peers().size() == 1; }));
+  std::vector<std::string> taken;
+  for (const auto& k : keys) {
+    if (reader.owner_of(k) == reader.self_name()) taken.push_back(k);
+  }
+  REQUIRE(!taken.empty());
+  CHECK(eventually([&] { return reader.stats<users>().main_cache_items >= taken.size(); }));
+  CHECK(reader.stats<users>().warmed_keys >= taken.size());
+  for (const auto& k : taken) REQUIRE(reader.get<users>(k));
+  CHECK(c.db->calls == 40);  // moved, not loaded again
+}
+
 TEST_CASE("get_many over 3 nodes answers in order with one request per owner") {
   cluster3 c;
   std::vector<std::string> keys;

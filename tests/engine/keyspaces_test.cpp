@@ -79,3 +79,44 @@ TEST_CASE("warm keys are loaded at start and after update_keyspace") {
   REQUIRE(f.e->update_keyspace(fresh));
   CHECK(eventually([&] { return *fresh.source.calls == 3; }));
 }
+
+TEST_CASE("warm-up loads each warm key once, at most `concurrency` at a time") {
+  users u;
+  auto src = u.source.state;
+  for (int i = 0; i < 12; ++i) src->set("k" + std::to_string(i), "v");
+  src->close_gate();
+  config c = small_config();
+  c.fetch_threads = 8;
+  std::vector<std::string> warm;
+  for (int i = 0; i < 12; ++i) warm.push_back("k" + std::to_string(i));
+  c.keyspaces["users"].warm_keys = warm;
+  c.warmup.concurrency = 3;
+  test_engine e(c, u, lengths{});
+  REQUIRE(e.start());
+  CHECK(eventually([&] { return src->in_flight == 3; }));
+  src->open_gate();
+  CHECK(eventually([&] { return e.stats<users>().main_cache_items == 12; }));
+  CHECK(src->calls == 12);
+  CHECK(src->max_in_flight == 3);
+  CHECK(e.stats<users>().warmed_keys == 12);
+}
+
+TEST_CASE("a warm-up stops loading at its first failure") {
+  users u;
+  auto src = u.source.state;
+  src->fail = true;
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  config c = small_config();
+  c.log = [done](distcache::log_level, std::string_view line) {
+    if (line.find("warm-up (start) done") != std::string_view::npos) done->store(true);
+  };
+  std::vector<std::string> warm;
+  for (int i = 0; i < 10; ++i) warm.push_back("k" + std::to_string(i));
+  c.keyspaces["users"].warm_keys = warm;
+  c.warmup.concurrency = 1;
+  test_engine e(c, u, lengths{});
+  REQUIRE(e.start());
+  CHECK(eventually([&] { return done->load(); }));
+  CHECK(src->calls == 1);  // the other nine were not loaded
+  CHECK(e.stats<users>().local_load_errs == 1);
+}

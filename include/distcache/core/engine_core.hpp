@@ -389,7 +389,22 @@ class engine_core {
   static DISTCACHE_DECL void drop_locally(keyspace_runtime& rt, hashed_key key);
   DISTCACHE_DECL std::size_t remove_here(keyspace_slot& slot, keyspace_runtime& rt,
                                          const std::vector<std::string>& keys);
-  DISTCACHE_DECL void warm(std::size_t ks);
+  // Warm-up (impl/warm_up.ipp).
+  struct warm_run;
+  /// The hot keys of `rt` a warm-up takes (max_hot_keys, min_hits).
+  [[nodiscard]] DISTCACHE_DECL std::vector<std::string> warm_candidates(
+      const keyspace_runtime& rt) const;
+  /// Warms keyspace ks: its warm keys, then `hot` (see impl/warm_up.ipp).
+  /// `why` names the trigger in the log line that ends it.
+  DISTCACHE_DECL void warm(std::size_t ks, std::vector<std::string> hot, std::string why);
+  DISTCACHE_DECL void warm_step(const std::shared_ptr<warm_run>& run);
+  /// Moves the hot copy of `key` into the main cache; false when there is none.
+  DISTCACHE_DECL bool promote(keyspace_runtime& rt, hashed_key key);
+  /// A membership event: warms every keyspace whose warmup asks for it.
+  DISTCACHE_DECL void on_membership(const peer_event& e);
+  /// The n most frequent cached keys of `rt` (empty without a sketch).
+  [[nodiscard]] static DISTCACHE_DECL std::vector<hot_key> hot_keys_of(const keyspace_runtime& rt,
+                                                                       std::size_t n);
 
   DISTCACHE_DECL void shutdown_threads();
   // any_completion_executor cannot be required never to block, so a result
@@ -437,6 +452,7 @@ class engine_core {
 #include <distcache/core/impl/freshness.ipp>
 #include <distcache/core/impl/read_path.ipp>
 #include <distcache/core/impl/telemetry.ipp>
+#include <distcache/core/impl/warm_up.ipp>
 #include <distcache/core/impl/write_path.ipp>
 #endif
 

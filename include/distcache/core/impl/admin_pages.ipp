@@ -160,6 +160,7 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
       s["negative_hits"] = st.negative_hits;
       s["stale_served"] = st.stale_served;
       s["refreshes"] = st.refreshes;
+      s["warmed_keys"] = st.warmed_keys;
       s["evictions"] = st.evictions;
       s["hot_refused"] = st.hot_refused;
       s["rate_limited"] = st.rate_limited;
@@ -213,6 +214,9 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
     counter("distcache_refreshes_total",
             "Background reloads started by refresh-ahead and stale hits.",
             [](const keyspace_stats& s) { return s.refreshes; });
+    counter("distcache_warmed_keys_total",
+            "Keys a warm-up loaded, moved to the main cache or pushed to their owner.",
+            [](const keyspace_stats& s) { return s.warmed_keys; });
     counter("distcache_rate_limited_total", "Loads refused by the rate limiter.",
             [](const keyspace_stats& s) { return s.rate_limited; });
     counter("distcache_circuit_rejected_total", "Loads the open circuit breaker refused.",

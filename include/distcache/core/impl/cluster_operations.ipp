@@ -102,7 +102,14 @@ error_code engine_core::cluster_operations_impl::set(std::string_view keyspace, 
                                                      std::string value, std::int64_t ttl_ms) {
   auto* slot = core_.slot_named(keyspace);
   auto* rt = slot != nullptr ? slot->current.load(std::memory_order_acquire) : nullptr;
-  if (rt == nullptr || core_.check_state()) return make_error_code(errc::keyspace_not_found);
+  // A node that is still joining stores too: the caches exist from
+  // construction, and the nodes already in the ring push it the keys it
+  // takes over (warm join) as soon as they see it, which may be before its
+  // start() returns.
+  const bool joining = core_.starting_.load(std::memory_order_acquire);
+  if (rt == nullptr || (core_.check_state() && !joining)) {
+    return make_error_code(errc::keyspace_not_found);
+  }
   if (auto ec = core_.check_key(key)) return ec;
   auto decoded = rt->adapter->deserialize(value);
   if (!decoded) return make_error_code(errc::malformed_value);

@@ -94,6 +94,8 @@ engine_core::engine_core(config cfg, erased_policies policies,
   if (cfg_.cluster.enabled) {
     cluster_ = policies.make_cluster(this, cfg_, ioc_);
     remote_ = policies.make_cluster_operations(*this);
+    // Warm-up on ring changes (impl/warm_up.ipp); called on a pool strand.
+    cluster_->subscribe([this](const peer_event& e) { on_membership(e); });
   }
   std::string why;
   for (auto& def : defs) {
@@ -173,7 +175,7 @@ result<void> engine_core::start() {
                                  self_name()},
         [this] { return metrics_snapshot(); });
   }
-  for (std::size_t ks = 0; ks < slots_.size(); ++ks) warm(ks);
+  for (std::size_t ks = 0; ks < slots_.size(); ++ks) warm(ks, {}, "start");
   return {};
 }
 
@@ -296,9 +298,15 @@ result<void> engine_core::update_keyspace(std::size_t ks, std::unique_ptr<keyspa
     end_op(scope, make_error_code(errc::invalid_config));
     return make_error_code(errc::invalid_config);
   }
+  // The new definition starts with empty caches: it warms the warm keys and
+  // the keys the old one found hot.
+  std::vector<std::string> hot;
+  if (auto* prev = slots_[ks]->current.load(std::memory_order_acquire)) {
+    hot = warm_candidates(*prev);
+  }
   slots_[ks]->replace(std::move(rt));
   end_op(scope, {});
-  warm(ks);
+  warm(ks, std::move(hot), "update_keyspace");
   return {};
 }
 
@@ -329,6 +337,7 @@ keyspace_stats engine_core::stats(std::size_t ks) const {
   s.negative_hits = c.negative_hits.load();
   s.stale_served = c.stale_served.load();
   s.refreshes = c.refreshes.load();
+  s.warmed_keys = c.warmed_keys.load();
   if (auto* rt = slot.current.load(std::memory_order_acquire)) {
     s.main_cache_bytes = rt->main.bytes();
     s.hot_cache_bytes = rt->hot.bytes();

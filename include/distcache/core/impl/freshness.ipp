@@ -83,7 +83,13 @@ void engine_core::publish_not_found(keyspace_runtime& rt, value_cache& cache,
 
 std::vector<hot_key> engine_core::hot_keys(std::size_t ks, std::size_t n) const {
   auto* rt = slots_[ks]->current.load(std::memory_order_acquire);
-  if (rt == nullptr || !rt->sketch || n == 0) return {};
+  if (rt == nullptr) return {};
+  return hot_keys_of(*rt, n);
+}
+
+std::vector<hot_key> engine_core::hot_keys_of(const keyspace_runtime& runtime, std::size_t n) {
+  const auto* rt = &runtime;
+  if (!rt->sketch || n == 0) return {};
   // The n most frequent of the cached keys: a min-heap of n, so memory
   // stays O(n) whatever the cache holds.
   std::vector<hot_key> heap;

@@ -3,7 +3,6 @@
 #ifndef DISTCACHE_CORE_IMPL_WRITE_PATH_IPP
 #define DISTCACHE_CORE_IMPL_WRITE_PATH_IPP
 
-#include <boost/asio/bind_executor.hpp>
 #include <distcache/core/engine_core.hpp>
 #include <distcache/detail/format.hpp>
 #include <distcache/detail/hash.hpp>
@@ -135,23 +134,6 @@ std::size_t engine_core::remove_here(keyspace_slot& slot, keyspace_runtime& rt,
   }
   slot.counters.removed_keys.add(removed);
   return removed;
-}
-
-// Loads keyspace ks's warm keys in the background.
-void engine_core::warm(std::size_t ks) {
-  auto& slot = *slots_[ks];
-  auto* rt = slot.current.load(std::memory_order_acquire);
-  if (rt == nullptr) return;
-  for (const auto& key : rt->opts.warm_keys) {
-    async_get(ks, key,
-              net::bind_executor(
-                  ioc_.get_executor(), [this, &slot, key](error_code ec, const value_handle&) {
-                    if (ec && ec != errc::stopped) {
-                      cfg_.log(log_level::warning, "keyspace '" + slot.name + "': warm key '" +
-                                                       key + "' failed: " + ec.message());
-                    }
-                  }));
-  }
 }
 
 }  // namespace distcache::detail

@@ -88,6 +88,7 @@ TEST_CASE("warm-up loads each warm key once, at most `concurrency` at a time") {
   config c = small_config();
   c.fetch_threads = 8;
   std::vector<std::string> warm;
+  warm.reserve(12);
   for (int i = 0; i < 12; ++i) warm.push_back("k" + std::to_string(i));
   c.keyspaces["users"].warm_keys = warm;
   c.warmup.concurrency = 3;
@@ -111,6 +112,7 @@ TEST_CASE("a warm-up stops loading at its first failure") {
     if (line.find("warm-up (start) done") != std::string_view::npos) done->store(true);
   };
   std::vector<std::string> warm;
+  warm.reserve(10);
   for (int i = 0; i < 10; ++i) warm.push_back("k" + std::to_string(i));
   c.keyspaces["users"].warm_keys = warm;
   c.warmup.concurrency = 1;

@@ -99,7 +99,8 @@ TEST_CASE("warm-up loads each warm key once, at most `concurrency` at a time") {
   CHECK(eventually([&] { return e.stats<users>().main_cache_items == 12; }));
   CHECK(src->calls == 12);
   CHECK(src->max_in_flight == 3);
-  CHECK(e.stats<users>().warmed_keys == 12);
+  // Counted when each load's completion runs, just after it is cached.
+  CHECK(eventually([&] { return e.stats<users>().warmed_keys == 12; }));
 }
 
 TEST_CASE("a warm-up stops loading at its first failure") {

@@ -14,6 +14,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -323,7 +324,18 @@ TEST_CASE("admin: a real Prometheus scrapes /metrics and its query API returns t
           return false;  // not listening yet
         }
       },
-      30s);
+      60s);
+  if (!scraped) {
+    // Say why next time: a CI run once saw no sample within 30 s (the
+    // deadline was then doubled); Prometheus's own log tells whether it
+    // started, and whether a scrape failed.
+    std::ifstream in(log.path());
+    const std::string prom_log((std::istreambuf_iterator<char>(in)),
+                               std::istreambuf_iterator<char>());
+    MESSAGE("prometheus log: " << prom_log.substr(0, 4000));
+    MESSAGE("our /metrics: "
+            << request(n.admin_port(), "/_distcache/admin/metrics").body.substr(0, 4000));
+  }
   CHECK_MESSAGE(scraped, "last value seen: " << value);
   prom.stop();
   (void)distcache::test::run_to_completion({"/bin/rm", "-rf", data}, log.path());

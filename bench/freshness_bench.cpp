@@ -280,14 +280,19 @@ outcome run(const options& o, const feature_set& f, const zipf_keys& keys) {
   std::this_thread::sleep_for(std::chrono::duration<double>(o.warmup));
   const std::uint64_t calls_before = db->calls.load();
   const std::uint64_t keys_before = db->keys.load();
-  outcome before;
-  for (auto& n : nodes) {
-    const auto s = n->template stats<K>();
-    before.stale_served += s.stale_served;
-    before.negative_hits += s.negative_hits;
-    before.refreshes += s.refreshes;
-    before.hot_refused += s.hot_refused;
-  }
+  // The freshness counters summed over the nodes.
+  const auto counters = [&nodes] {
+    outcome sum;
+    for (auto& n : nodes) {
+      const auto s = n->template stats<K>();
+      sum.stale_served += s.stale_served;
+      sum.negative_hits += s.negative_hits;
+      sum.refreshes += s.refreshes;
+      sum.hot_refused += s.hot_refused;
+    }
+    return sum;
+  };
+  const outcome before = counters();
   measuring = true;
   std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
   stop = true;
@@ -303,17 +308,11 @@ outcome run(const options& o, const feature_set& f, const zipf_keys& keys) {
   out.p50_us = percentile(all, 0.50);
   out.p99_us = percentile(all, 0.99);
   out.p999_us = percentile(all, 0.999);
-  for (auto& n : nodes) {
-    const auto s = n->template stats<K>();
-    out.stale_served += s.stale_served;
-    out.negative_hits += s.negative_hits;
-    out.refreshes += s.refreshes;
-    out.hot_refused += s.hot_refused;
-  }
-  out.stale_served -= before.stale_served;
-  out.negative_hits -= before.negative_hits;
-  out.refreshes -= before.refreshes;
-  out.hot_refused -= before.hot_refused;
+  const outcome after = counters();
+  out.stale_served = after.stale_served - before.stale_served;
+  out.negative_hits = after.negative_hits - before.negative_hits;
+  out.refreshes = after.refreshes - before.refreshes;
+  out.hot_refused = after.hot_refused - before.hot_refused;
   for (auto& n : nodes) (void)n->stop();
   return out;
 }

@@ -297,46 +297,57 @@ TEST_CASE("admin: a real Prometheus scrapes /metrics and its query API returns t
   char dir[] = "/tmp/distcache-prometheus-XXXXXX";
   REQUIRE(::mkdtemp(dir) != nullptr);
   const std::string data = dir;
-  const auto web_port = distcache::test::free_loopback_port();
   distcache::test::temp_file cfg(
       "global:\n  scrape_interval: 200ms\n  scrape_timeout: 150ms\n"
       "scrape_configs:\n  - job_name: distcache\n    metrics_path: /_distcache/admin/metrics\n"
       "    static_configs:\n      - targets: ['127.0.0.1:" +
       std::to_string(n.admin_port()) + "']\n");
   distcache::test::temp_file log("");
-  distcache::test::child_process prom(
-      {program, "--config.file=" + cfg.path(), "--storage.tsdb.path=" + data,
-       "--web.listen-address=127.0.0.1:" + std::to_string(web_port), "--log.level=warn"},
-      log.path());
+  const auto prom_log = [&] {
+    std::ifstream in(log.path());
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
   const std::string query = "/api/v1/query?query=distcache_gets_total%7Bkeyspace%3D%22users%22%7D";
   std::string value;
-  const bool scraped = eventually(
-      [&] {
-        try {
-          const auto a = request(web_port, query);
-          if (a.status != 200) return false;
-          const auto doc = boost::json::parse(a.body);
-          const auto& result = doc.at("data").at("result").as_array();
-          if (result.empty()) return false;
-          value = std::string(result.at(0).at("value").at(1).as_string());
-          return value == "7";
-        } catch (const std::exception&) {
-          return false;  // not listening yet
-        }
-      },
-      60s);
+  bool scraped = false;
+  // A free port can be taken by another process before Prometheus binds it
+  // (a CI run saw "bind: address already in use"): then try another one.
+  for (int attempt = 0; attempt < 5 && !scraped; ++attempt) {
+    const auto web_port = distcache::test::free_loopback_port();
+    distcache::test::child_process prom(
+        {program, "--config.file=" + cfg.path(), "--storage.tsdb.path=" + data,
+         "--web.listen-address=127.0.0.1:" + std::to_string(web_port), "--log.level=warn"},
+        log.path());
+    bool port_taken = false;
+    scraped = eventually(
+                  [&] {
+                    if (prom_log().find("address already in use") != std::string::npos) {
+                      port_taken = true;
+                      return true;  // stop waiting: this attempt cannot succeed
+                    }
+                    try {
+                      const auto a = request(web_port, query);
+                      if (a.status != 200) return false;
+                      const auto doc = boost::json::parse(a.body);
+                      const auto& result = doc.at("data").at("result").as_array();
+                      if (result.empty()) return false;
+                      value = std::string(result.at(0).at("value").at(1).as_string());
+                      return value == "7";
+                    } catch (const std::exception&) {
+                      return false;  // not listening yet
+                    }
+                  },
+                  60s) &&
+              !port_taken;
+    prom.stop();
+    if (!port_taken) break;
+    std::ofstream(log.path(), std::ios::trunc).flush();  // the next attempt's log only
+  }
   if (!scraped) {
-    // Say why next time: a CI run once saw no sample within 30 s (the
-    // deadline was then doubled); Prometheus's own log tells whether it
-    // started, and whether a scrape failed.
-    std::ifstream in(log.path());
-    const std::string prom_log((std::istreambuf_iterator<char>(in)),
-                               std::istreambuf_iterator<char>());
-    MESSAGE("prometheus log: " << prom_log.substr(0, 4000));
+    MESSAGE("prometheus log: " << prom_log().substr(0, 4000));
     MESSAGE("our /metrics: "
             << request(n.admin_port(), "/_distcache/admin/metrics").body.substr(0, 4000));
   }
   CHECK_MESSAGE(scraped, "last value seen: " << value);
-  prom.stop();
   (void)distcache::test::run_to_completion({"/bin/rm", "-rf", data}, log.path());
 }

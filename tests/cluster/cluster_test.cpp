@@ -291,8 +291,9 @@ TEST_CASE("hot-cache admission: a key read once does not push out keys read ofte
   for (const auto& k : keys) c.db->set(k, "x");
   const auto peer_loads = [&] { return reader.stats<users>().peer_loads; };
   // Two frequent keys, admitted while there is room. About one read in
-  // 32 is counted: 1000 reads saturate their counters (15).
-  for (int i = 0; i < 1000; ++i) {
+  // sample_every is counted: 31 samples' worth saturate their counters (15).
+  constexpr int every = distcache::detail::keyspace_runtime::sample_every;
+  for (int i = 0; i < 31 * every; ++i) {
     REQUIRE(reader.get<users>(keys[0]));
     REQUIRE(reader.get<users>(keys[1]));
   }
@@ -305,8 +306,8 @@ TEST_CASE("hot-cache admission: a key read once does not push out keys read ofte
   REQUIRE(reader.get<users>(keys[1]));
   CHECK(peer_loads() == before);  // both still answered from the hot cache
   // A key read as often gets in: its reads reach the owner until then.
-  for (int i = 0; i < 2000; ++i) REQUIRE(reader.get<users>(keys[3]));
-  CHECK(peer_loads() < before + 2000);
+  for (int i = 0; i < 62 * every; ++i) REQUIRE(reader.get<users>(keys[3]));
+  CHECK(peer_loads() < before + 62 * every);
   CHECK(reader.stats<users>().hot_refused > 1);
 }
 
@@ -331,10 +332,12 @@ TEST_CASE("warm join: a node that joins gets the hot keys it takes over, with no
     db->set(keys.back(), "v" + std::to_string(i));
   }
   // Each key read often on its owner: it is among the owner's hot keys
-  // (about one read in 32 is counted; 400 reads make an estimate >= 1).
+  // (about one read in sample_every is counted; 12 samples' worth of reads
+  // make an estimate >= 1).
+  constexpr int every = distcache::detail::keyspace_runtime::sample_every;
   for (const auto& k : keys) {
     auto& owner = nodes[0]->owner_of(k) == nodes[0]->self_name() ? *nodes[0] : *nodes[1];
-    for (int i = 0; i < 400; ++i) REQUIRE(owner.get<users>(k));
+    for (int i = 0; i < 12 * every; ++i) REQUIRE(owner.get<users>(k));
   }
   REQUIRE(db->calls == 60);
   add_node();  // the third node joins
@@ -379,8 +382,9 @@ TEST_CASE("warm-up on leave: a node that takes over keys moves its hot copies to
     }
   }
   REQUIRE(keys.size() == 40);
+  constexpr int every = distcache::detail::keyspace_runtime::sample_every;
   for (const auto& k : keys) {
-    for (int i = 0; i < 400; ++i) REQUIRE(reader.get<users>(k));  // hot copies, read often
+    for (int i = 0; i < 12 * every; ++i) REQUIRE(reader.get<users>(k));  // hot copies, read often
   }
   REQUIRE(c.db->calls == 40);
   REQUIRE(leaving.stop());

@@ -407,10 +407,12 @@ TEST_CASE("hot_keys: the keys read most often, most frequent first") {
   fixture f;
   for (const char* k : {"hot", "warm", "cold", "unread"}) f.src->set(k, "v");
   REQUIRE(f.e->put<users>("unread", std::string("v")));  // cached, never read
-  // About one read in 32 is counted (at random): 4000 reads saturate a
-  // counter (15); 400 give about 12 and almost surely at least 1.
-  for (int i = 0; i < 4000; ++i) REQUIRE(f.e->get<users>("hot"));
-  for (int i = 0; i < 400; ++i) REQUIRE(f.e->get<users>("warm"));
+  // About one read in sample_every is counted (at random): 125 samples'
+  // worth of reads saturate a counter (15); 12 give about 12 and almost
+  // surely at least 1.
+  constexpr int every = distcache::detail::keyspace_runtime::sample_every;
+  for (int i = 0; i < 125 * every; ++i) REQUIRE(f.e->get<users>("hot"));
+  for (int i = 0; i < 12 * every; ++i) REQUIRE(f.e->get<users>("warm"));
   REQUIRE(f.e->get<users>("cold"));
   auto top = f.e->hot_keys<users>(2);
   REQUIRE(top.size() == 2);

@@ -62,24 +62,33 @@ struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime> {
   }
 
   /// Counts a read of `hash` in the sketch, one read in sample_every chosen
-  /// at random: the hit path pays a thread-local xorshift step, and the
-  /// sketch sees a uniform sample of every read (hits, misses, peers'
-  /// reads). Random, not every n-th read, so that a periodic access pattern
-  /// (two keys read in turn) cannot alias with the sampling.
+  /// at random: the sketch sees a uniform sample of every read (hits,
+  /// misses, peers' reads). A read costs a thread-local decrement; when the
+  /// count runs out the read is sampled and the next gap is drawn at random
+  /// from [1, 2 * sample_every - 1], so that a periodic access pattern (two
+  /// keys read in turn) cannot alias with the sampling. A sampled read
+  /// touches one word of the sketch, usually a miss of the CPU caches: that
+  /// miss, not the decrement, is what tracking costs a hit
+  /// (docs/performance.md).
   void note_read(std::uint64_t hash) noexcept {
     if (sketch) sample_read(hash);
   }
   void sample_read(std::uint64_t hash) noexcept {
-    // Constant-initialized, so reaching it is one thread-pointer-relative
-    // load (no TLS initialization guard); seeded on the thread's first read.
+    // Constant-initialized, so reaching them is a thread-pointer-relative
+    // access (no TLS initialization guard).
+    thread_local std::uint32_t countdown = 0;
     thread_local std::uint64_t x = 0;
+    if (countdown > 1) [[likely]] {
+      --countdown;
+      return;
+    }
     if (x == 0) [[unlikely]]
       x = sampling_seed();
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    if ((x & (sample_every - 1)) == 0) [[unlikely]]
-      sketch->increment(hash, x >> 16);
+    countdown = 1 + static_cast<std::uint32_t>(x % (2 * sample_every - 1));
+    sketch->increment(hash, x >> 16);
   }
   /// A distinct non-zero xorshift64 seed per thread.
   static std::uint64_t sampling_seed() noexcept {
@@ -88,7 +97,7 @@ struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime> {
     return s != 0 ? s : 1;
   }
   /// One read in this many is counted (a power of two).
-  static constexpr std::uint32_t sample_every = 32;
+  static constexpr std::uint32_t sample_every = 64;
 
   const std::unique_ptr<keyspace_adapter> adapter;  // the typed definition
   const resolved_keyspace opts;

@@ -50,7 +50,7 @@ struct keyspace_stats {
 struct hot_key {
   std::string key;
   /// Its estimated reads since the sketch last halved, sampled (about one
-  /// read in 32 is counted), 1..15: a rank, not a count.
+  /// read in 64 is counted), 1..15: a rank, not a count.
   unsigned frequency = 0;
 };
 

@@ -185,6 +185,14 @@ TEST_CASE("cluster options are validated only when the cluster is enabled") {
   c.cluster.enabled = true;
   c.cluster.bind_address.clear();
   CHECK(mentions(rejection(c), "config.cluster.bind_address"));
+  c.cluster = {};
+  c.cluster.enabled = true;
+  c.cluster.max_inflight_bytes = 0;
+  CHECK(mentions(rejection(c), "config.cluster.max_inflight_bytes: must be >= 1, got 0"));
+  c.cluster = {};
+  c.cluster.enabled = true;
+  c.cluster.max_connections_per_address = 0;
+  CHECK(mentions(rejection(c), "config.cluster.max_connections_per_address: must be >= 1, got 0"));
 }
 
 TEST_CASE("a cluster node whose bind address is not numeric fails start with a clear error") {

@@ -167,6 +167,13 @@ struct cluster_options {
   int failure_threshold = 2;
   /// Timeout of a health probe and of connecting to a peer. > 0.
   duration peer_timeout = std::chrono::seconds(1);
+  /// Bound of the bytes that peers' requests being read or handled hold on
+  /// this node (their bodies); a request that does not fit is answered 503
+  /// before its body is read (docs/security.md). >= 1.
+  std::size_t max_inflight_bytes = std::size_t{256} << 20;
+  /// Connections one remote IP address may have open to the peer server;
+  /// one more is answered 503 and closed. >= 1.
+  std::size_t max_connections_per_address = 256;
 };
 
 /// The admin HTTP server (docs/operations.md): a listener of its own that
@@ -454,6 +461,9 @@ inline std::string validate_engine(const config& c) {
              std::to_string(k.failure_threshold);
     if (k.peer_timeout <= duration::zero())
       return "config.cluster.peer_timeout: must be > 0, got " + format_duration(k.peer_timeout);
+    if (k.max_inflight_bytes < 1) return "config.cluster.max_inflight_bytes: must be >= 1, got 0";
+    if (k.max_connections_per_address < 1)
+      return "config.cluster.max_connections_per_address: must be >= 1, got 0";
   }
   return {};
 }

@@ -164,6 +164,13 @@ class basic_engine {
   [[nodiscard]] std::string owner_of(std::string_view key) const { return core_.owner_of(key); }
   /// The version of the ring now (a hash of its member list).
   [[nodiscard]] std::uint64_t ring_version() const { return core_.ring_version(); }
+  /// The peer server's counters: connections open, accepted and refused
+  /// (cluster.max_connections_per_address), requests refused for memory
+  /// (cluster.max_inflight_bytes) and the bytes in flight now. All zero
+  /// when the node serves no peers (not started, stopped, or alone).
+  [[nodiscard]] transport::server_stats peer_server_stats() const {
+    return core_.peer_server_stats();
+  }
   /// The port of the admin server (config.admin, docs/operations.md); 0 when
   /// it does not run (not enabled, or before the first start()).
   [[nodiscard]] std::uint16_t admin_port() const { return core_.admin_port(); }

@@ -5,14 +5,19 @@
 //
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <array>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "support/sources.hpp"
 
@@ -140,4 +145,124 @@ TEST_CASE("a peer answering garbage never fails a get: the key is loaded locally
 
 TEST_CASE("a peer that never answers never fails a get: the key is loaded locally") {
   check_survives(fake_peer::behaviour::silent);
+}
+
+namespace {
+
+/// Resident memory of this process, in bytes.
+std::size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0;
+  std::size_t resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+/// Connects from 127.0.0.2 and sends `head` then `body` in pieces until the
+/// node answers or closes; true when it answered 503.
+bool flood_once(std::uint16_t port, const std::string& head, const std::string& body) {
+  net::io_context ioc;
+  net::ip::tcp::socket s(ioc);
+  boost::system::error_code ec;
+  s.open(net::ip::tcp::v4(), ec);
+  s.bind({net::ip::make_address("127.0.0.2"), 0}, ec);
+  s.connect({net::ip::make_address("127.0.0.1"), port}, ec);
+  if (ec) return false;
+  net::write(s, net::buffer(head), ec);
+  for (std::size_t at = 0; !ec && at < body.size(); at += std::size_t{1} << 20) {
+    net::write(s, net::buffer(body.data() + at, std::min(body.size() - at, std::size_t{1} << 20)),
+               ec);
+  }
+  s.shutdown(net::ip::tcp::socket::shutdown_send, ec);
+  std::string reply;
+  std::array<char, 4096> buf{};
+  for (;;) {
+    const std::size_t n = s.read_some(net::buffer(buf), ec);
+    if (ec) break;
+    reply.append(buf.data(), n);
+  }
+  return reply.starts_with("HTTP/1.1 503");
+}
+
+}  // namespace
+
+TEST_CASE("a flood of large bodies holds a node's memory to max_inflight_bytes; gets go on") {
+  // The node under attack (alone in its ring: it owns every key).
+  distcache::config ca;
+  ca.threads = 2;
+  ca.cluster.enabled = true;
+  ca.cluster.max_inflight_bytes = std::size_t{64} << 20;
+  std::atomic<int> refusals_logged{0};
+  ca.log = [&](distcache::log_level, std::string_view line) {
+    if (line.find("max_inflight_bytes") != std::string_view::npos) ++refusals_logged;
+  };
+  users ua;
+  for (int i = 0; i < 50; ++i) ua.source.state->set("k" + std::to_string(i), "v");
+  static_engine a(ca, distcache::discovery::static_peers(std::vector<std::string>{}), ua);
+  REQUIRE(a.start());
+  const auto port = static_cast<std::uint16_t>(std::stoi(a.self_name().substr(10)));
+  // A well-behaved node that asks it for the keys it owns.
+  distcache::config cb;
+  cb.threads = 1;
+  cb.cluster.enabled = true;
+  cb.cluster.probe_interval = 1h;
+  users ub;
+  for (int i = 0; i < 50; ++i) ub.source.state->set("k" + std::to_string(i), "local");
+  static_engine b(cb, distcache::discovery::static_peers({a.self_name()}), ub);
+  REQUIRE(b.start());
+  REQUIRE(b.cluster_peers() == std::vector<std::string>{a.self_name()});
+
+  // 24 connections, three times each, every one sending a 40 MiB body: a
+  // node that read them all at once would hold 960 MiB.
+  const std::string body(std::size_t{40} << 20, 'x');
+  const std::string head =
+      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nHost: x\r\nDC-From: flood\r\n"
+      "DC-Cluster: distcache\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
+  const std::size_t baseline = resident_bytes();
+  std::atomic<bool> flooding{true};
+  std::atomic<std::size_t> peak{baseline};
+  std::thread sampler([&] {
+    while (flooding.load()) {
+      const std::size_t r = resident_bytes();
+      if (r > peak.load()) peak.store(r);
+      std::this_thread::sleep_for(1ms);  // a sampling period, not a wait for a condition
+    }
+  });
+  std::atomic<int> refused{0};
+  std::atomic<int> finished{0};
+  std::vector<std::thread> flood;
+  flood.reserve(24);
+  for (int t = 0; t < 24; ++t) {
+    flood.emplace_back([&] {
+      for (int round = 0; round < 3; ++round) {
+        if (flood_once(port, head, body)) ++refused;
+      }
+      ++finished;
+    });
+  }
+  // Meanwhile every get from the well-behaved node succeeds, answered by
+  // the node under attack.
+  int gets = 0;
+  for (bool done = false; !done;) {
+    for (int i = 0; i < 50; ++i) {
+      auto v = b.get<users>("k" + std::to_string(i));
+      REQUIRE(v.has_value());
+      ++gets;
+    }
+    b.remove<users>("k0");  // not cached on b: each round asks a again
+    done = finished.load() == 24;
+  }
+  for (auto& t : flood) t.join();
+  flooding = false;
+  sampler.join();
+  const std::size_t grown = peak.load() - baseline;
+  MESSAGE("resident memory grew by " << (grown >> 20) << " MiB; " << refused.load()
+                                     << " requests refused, " << gets << " gets");
+  CHECK(grown < (std::size_t{64} << 20) + (std::size_t{32} << 20));
+  CHECK(a.peer_server_stats().requests_refused >= 24);
+  CHECK(b.stats<users>().peer_errors == 0);
+  CHECK(b.stats<users>().peer_loads > 0);
+  CHECK(a.peer_server_stats().inflight_bytes == 0);
+  CHECK(refusals_logged.load() == 1);  // one line a minute per address
 }

@@ -185,11 +185,13 @@ struct log_capture {
     std::lock_guard lock(mutex);
     return lines.empty() ? std::string() : lines.back();
   }
-  bool contains(std::string_view text) {
+  bool contains(std::string_view text) { return count(text) > 0; }
+  /// Lines that contain `text`.
+  std::size_t count(std::string_view text) {
     std::lock_guard lock(mutex);
-    for (const auto& l : lines)
-      if (l.find(text) != std::string::npos) return true;
-    return false;
+    std::size_t n = 0;
+    for (const auto& l : lines) n += l.find(text) != std::string::npos ? 1 : 0;
+    return n;
   }
 };
 
@@ -310,8 +312,17 @@ struct raw_response {
 /// read has a deadline.
 class raw_connection {
  public:
-  explicit raw_connection(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+  /// Connects to 127.0.0.1:`port` from `from` (another loopback address
+  /// such as "127.0.0.2" stands for another host).
+  explicit raw_connection(std::uint16_t port, const char* from = nullptr)
+      : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
     REQUIRE(fd_ >= 0);
+    if (from != nullptr) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      REQUIRE(::inet_pton(AF_INET, from, &local.sin_addr) == 1);
+      REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) == 0);  // NOLINT
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);

@@ -334,3 +334,141 @@ TEST_CASE("http server stop closes idle connections, finishes requests in flight
   CHECK(cl.server->idle());
   CHECK(cl.health() == errc::peer_unavailable);
 }
+
+// ------------------------------------------- memory and connection limits
+
+namespace {
+
+/// The head of a set request announcing a body of `length` bytes.
+std::string set_head(std::size_t length, std::string_view framing = {}) {
+  std::string r =
+      "POST /_distcache/v1/ks/users/set HTTP/1.1\r\nHost: x\r\nDC-From: raw\r\n"
+      "DC-Cluster: distcache\r\n";
+  if (framing.empty()) {
+    r += "Content-Length: " + std::to_string(length) + "\r\n\r\n";
+  } else {
+    r += framing;
+  }
+  return r;
+}
+
+const char* const health_request =
+    "GET /_distcache/v1/health HTTP/1.1\r\nHost: x\r\nDC-Cluster: distcache\r\n\r\n";
+
+}  // namespace
+
+TEST_CASE("http server refuses a body that does not fit max_inflight_bytes before reading it") {
+  server_options so;
+  so.max_inflight_bytes = std::size_t{1} << 20;  // bodies over 64 KiB may use 896 KiB of it
+  cluster cl(so);
+  const auto port = cl.server->port();
+  // A set of 800 KiB whose body has not all arrived holds 800 KiB.
+  std::string value(800 * 1024 - 64, 'v');
+  std::string body;
+  tr::encode_set_body(body, "big", value, 0);
+  raw_connection slow(port);
+  REQUIRE(slow.send(set_head(body.size()) + body.substr(0, 1000)));
+  REQUIRE(eventually([&] { return cl.server->stats().inflight_bytes >= body.size(); }));
+  // A second large request does not fit: 503 and close, its body unread.
+  raw_connection refused(port);
+  REQUIRE(refused.send(set_head(200 * 1024)));
+  auto r = refused.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  CHECK_FALSE(r->keep_alive);
+  CHECK(r->body.find("max_inflight_bytes 1048576") != std::string::npos);
+  CHECK(cl.server->stats().requests_refused == 1);
+  CHECK(cl.server_log.contains("503 to 127.0.0.1"));
+  // Small requests keep the last eighth: a get is answered meanwhile.
+  cl.svc.put("users", "a", reply_item::found("A"));
+  auto g = raw_exchange(port, ks_request("get", key_list({"a"})));
+  REQUIRE(g);
+  CHECK(g->status == 200);
+  // The slow set completes and gives its bytes back.
+  REQUIRE(slow.send(std::string_view(body).substr(1000)));
+  auto s = slow.read_response();
+  REQUIRE(s);
+  CHECK(s->status == 204);
+  CHECK(cl.svc.find("users", "big").has_value());
+  REQUIRE(eventually([&] { return cl.server->stats().inflight_bytes == 0; }));
+  // Now the same second request fits.
+  std::string small;
+  tr::encode_set_body(small, "later", std::string(200 * 1024, 'w'), 0);
+  auto later = raw_exchange(port, set_head(small.size()) + small);
+  REQUIRE(later);
+  CHECK(later->status == 204);
+  CHECK(cl.server->stats().requests_refused == 1);
+}
+
+TEST_CASE("http server refuses a chunked body when it outgrows max_inflight_bytes") {
+  server_options so;
+  so.max_inflight_bytes = std::size_t{1} << 20;
+  cluster cl(so);
+  raw_connection c(cl.server->port());
+  const std::string chunk(512 * 1024, 'x');
+  std::string request = set_head(0, "Transfer-Encoding: chunked\r\n\r\n");
+  for (int i = 0; i < 2; ++i) request += "80000\r\n" + chunk + "\r\n";
+  c.send(request);  // may meet a closed connection: the answer matters
+  auto r = c.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  CHECK_FALSE(r->keep_alive);
+  CHECK(cl.server->stats().requests_refused == 1);
+  REQUIRE(eventually([&] { return cl.server->stats().inflight_bytes == 0; }));
+}
+
+TEST_CASE("http server refuses connections over max_connections_per_address, logging once") {
+  server_options so;
+  so.max_connections_per_address = 2;
+  cluster cl(so);
+  const auto port = cl.server->port();
+  auto a = std::make_unique<raw_connection>(port, "127.0.0.2");
+  raw_connection b(port, "127.0.0.2");
+  for (auto* c : {a.get(), &b}) {
+    REQUIRE(c->send(health_request));
+    auto r = c->read_response();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  // The third from that address is answered 503 at once, unread.
+  raw_connection third(port, "127.0.0.2");
+  auto r = third.read_response();
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  CHECK_FALSE(r->keep_alive);
+  CHECK(r->body.find("max_connections_per_address 2") != std::string::npos);
+  CHECK(cl.server->stats().connections_refused == 1);
+  // Another address is served.
+  auto other = raw_exchange(port, health_request);
+  REQUIRE(other);
+  CHECK(other->status == 200);
+  // A second refusal within the minute is counted, not logged again.
+  raw_connection fourth(port, "127.0.0.2");
+  REQUIRE(fourth.read_response());
+  CHECK(cl.server->stats().connections_refused == 2);
+  CHECK(cl.server_log.count("refusing connections from 127.0.0.2") == 1);
+  // When one of its connections closes, the address may open another.
+  a.reset();
+  REQUIRE(eventually([&] { return cl.server->stats().connections_open == 1; }));
+  raw_connection again(port, "127.0.0.2");
+  REQUIRE(again.send(health_request));
+  auto ok = again.read_response();
+  REQUIRE(ok);
+  CHECK(ok->status == 200);
+}
+
+TEST_CASE("http server refuses zero limits at start") {
+  map_service svc;
+  net::io_context ioc;
+  log_capture log;
+  server_options no_budget;
+  no_budget.max_inflight_bytes = 0;
+  http_server a(ioc, svc, no_budget, log.logger());
+  CHECK(a.start().error() == errc::invalid_config);
+  CHECK(log.contains("server_options.max_inflight_bytes"));
+  server_options no_connections;
+  no_connections.max_connections_per_address = 0;
+  http_server b(ioc, svc, no_connections, log.logger());
+  CHECK(b.start().error() == errc::invalid_config);
+  CHECK(log.contains("server_options.max_connections_per_address"));
+}

@@ -108,6 +108,8 @@ class cluster_service {
   [[nodiscard]] virtual std::vector<std::string> alive_peers() const = 0;
   /// Every discovered peer with its state (the admin server's /peers).
   [[nodiscard]] virtual std::vector<member_view> members() const = 0;
+  /// The peer server's counters (zeros when it is not running); any thread.
+  [[nodiscard]] virtual transport::server_stats server_stats() const = 0;
   /// The peer client; valid between a successful start() and release().
   [[nodiscard]] virtual transport::peer_client& client() noexcept = 0;
   /// Adds a subscriber of membership events (see basic_engine::subscribe).
@@ -164,6 +166,10 @@ class cluster_controller final : public cluster_service {
     return members_.alive_peers();
   }
   [[nodiscard]] std::vector<member_view> members() const override { return members_.members(); }
+  [[nodiscard]] transport::server_stats server_stats() const override {
+    std::lock_guard lock(server_mutex_);
+    return server_ ? server_->stats() : transport::server_stats{};
+  }
   /// The peer client; valid between a successful start() and release().
   [[nodiscard]] transport::peer_client& client() noexcept override { return *client_; }
 
@@ -218,6 +224,7 @@ class cluster_controller final : public cluster_service {
   std::mutex discovery_mutex_;     // a periodic round's provider call against stop()'s close()
   bool discovery_closed_ = false;  // under discovery_mutex_
   const std::atomic<bool>* running_ = nullptr;
+  mutable std::mutex server_mutex_;  // guards server_ against server_stats()
   std::unique_ptr<transport::peer_server> server_;
   std::unique_ptr<transport::peer_client> client_;
   std::mutex subscribers_mutex_;

@@ -98,6 +98,10 @@ class http_server final : public peer_server {
     if (why.empty() && o.idle_timeout <= duration::zero())
       why = "server_options.idle_timeout: must be > 0, got " +
             detail::format_duration(o.idle_timeout);
+    if (why.empty() && o.max_inflight_bytes < 1)
+      why = "server_options.max_inflight_bytes: must be >= 1, got 0";
+    if (why.empty() && o.max_connections_per_address < 1)
+      why = "server_options.max_connections_per_address: must be >= 1, got 0";
     if (!why.empty()) return fail(make_error_code(errc::invalid_config), why);
     error_code ec;
     const auto address = net::ip::make_address(o.bind_address, ec);
@@ -179,6 +183,19 @@ class http_server final : public peer_server {
   /// Connections accepted since start().
   [[nodiscard]] std::uint64_t accepted_connections() const noexcept {
     return st_->accepted.load(std::memory_order_relaxed);
+  }
+
+  /// Its counters: connections open and accepted, and what the memory
+  /// budget and the per-address limit refused.
+  [[nodiscard]] server_stats stats() const override {
+    server_stats s;
+    s.connections_open = st_->active.load(std::memory_order_relaxed);
+    s.connections_accepted = st_->accepted.load(std::memory_order_relaxed);
+    s.connections_refused = st_->connections_refused.load(std::memory_order_relaxed);
+    s.requests_refused = st_->requests_refused.load(std::memory_order_relaxed);
+    s.inflight_bytes = st_->budget.used();
+    s.max_inflight_bytes = st_->budget.max();
+    return s;
   }
 
  private:

@@ -62,6 +62,27 @@ struct server_options {
   duration idle_timeout = std::chrono::seconds(60);
   /// Bounds on headers, bodies, keys, values and batches.
   wire_limits limits;
+  /// Node-wide bound of the bytes that requests being read or handled hold
+  /// (request bodies, and the copy a set makes of its value). A request
+  /// whose Content-Length does not fit what is left is answered 503 with
+  /// Connection: close before its body is read; a chunked body that outgrows
+  /// it, when it does. Bodies over 64 KiB may use 7/8 of it: the rest is
+  /// kept for small requests (gets), so that large writes cannot starve
+  /// reads. >= 1.
+  std::size_t max_inflight_bytes = std::size_t{256} << 20;
+  /// Connections open at once from one remote IP address; one more is
+  /// answered 503 with Connection: close at once. >= 1.
+  std::size_t max_connections_per_address = 256;
+};
+
+/// What a peer server counted (peer_server::stats()).
+struct server_stats {
+  std::size_t connections_open = 0;        ///< connections open now
+  std::uint64_t connections_accepted = 0;  ///< connections accepted since start
+  std::uint64_t connections_refused = 0;   ///< over max_connections_per_address
+  std::uint64_t requests_refused = 0;      ///< over max_inflight_bytes
+  std::size_t inflight_bytes = 0;          ///< bytes requests in flight hold now
+  std::size_t max_inflight_bytes = 0;      ///< the configured bound
 };
 
 /// The client side of a transport: asks other nodes (groupcache's
@@ -144,6 +165,8 @@ class peer_server {
   virtual void stop() = 0;
   /// The bound port; 0 before start().
   [[nodiscard]] virtual std::uint16_t port() const noexcept = 0;
+  /// Its counters; a transport that keeps none returns zeros.
+  [[nodiscard]] virtual server_stats stats() const { return {}; }
 };
 
 /// A transport policy says how nodes talk.

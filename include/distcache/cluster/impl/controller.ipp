@@ -75,10 +75,13 @@ error_code cluster_controller::start(net::thread_pool& pool, transport::peer_ser
   so.cluster_name = k.name;
   so.read_timeout = cfg_.read_timeout;
   so.limits.max_key_bytes = cfg_.max_key_bytes;
-  server_ = transport_.make_server(ioc_, service, so, cfg_.log);
-  if (auto r = server_->start(); !r) {
-    server_.reset();
-    return r.error();
+  so.max_inflight_bytes = k.max_inflight_bytes;
+  so.max_connections_per_address = k.max_connections_per_address;
+  {
+    auto server = transport_.make_server(ioc_, service, so, cfg_.log);
+    if (auto r = server->start(); !r) return r.error();
+    std::lock_guard lock(server_mutex_);
+    server_ = std::move(server);
   }
   {
     const std::string host = k.advertise_address.empty() ? k.bind_address : k.advertise_address;
@@ -246,7 +249,12 @@ void cluster_controller::teardown_transport() {
 void cluster_controller::release() {
   probe_timer_.reset();
   discovery_timer_.reset();
-  server_.reset();
+  std::unique_ptr<transport::peer_server> server;
+  {
+    std::lock_guard lock(server_mutex_);
+    server = std::move(server_);
+  }
+  server.reset();
   client_.reset();
   std::lock_guard lock(subscribers_mutex_);
   for (auto& s : subscribers_) s->strand.reset();

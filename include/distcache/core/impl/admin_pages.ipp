@@ -265,6 +265,25 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
       f.sample({}, static_cast<double>(cluster_ ? cluster_->alive_peers().size() : 0));
     }
     {
+      const auto ps = peer_server_stats();
+      const auto one = [&](std::string_view name, std::string_view type, std::string_view help,
+                           double v) {
+        family f(out, name, type, help);
+        f.sample({}, v);
+      };
+      one("distcache_peer_connections", "gauge", "Connections open to the peer server now.",
+          static_cast<double>(ps.connections_open));
+      one("distcache_peer_connections_refused_total", "counter",
+          "Peer connections refused: their address had max_connections_per_address open.",
+          static_cast<double>(ps.connections_refused));
+      one("distcache_peer_requests_refused_total", "counter",
+          "Peer requests refused: their body did not fit max_inflight_bytes.",
+          static_cast<double>(ps.requests_refused));
+      one("distcache_peer_inflight_bytes", "gauge",
+          "Bytes that peers' requests being read or handled hold now.",
+          static_cast<double>(ps.inflight_bytes));
+    }
+    {
       // Latency histograms: every operation measured since the engine was
       // built (an operation never run has no series).
       const auto m = metrics_snapshot();

@@ -228,6 +228,10 @@ std::vector<std::string> engine_core::cluster_peers() const {
   return cluster_ ? cluster_->alive_peers() : std::vector<std::string>{};
 }
 
+transport::server_stats engine_core::peer_server_stats() const {
+  return cluster_ ? cluster_->server_stats() : transport::server_stats{};
+}
+
 std::string engine_core::owner_of(std::string_view key) const {
   auto r = cluster_ ? cluster_->current() : solo_ring_;
   return r->nodes()[r->owner_index(hash_key(key))];

@@ -67,9 +67,14 @@ struct http_response_data {
       dc_removed = parse_decimal_u64(value);
     }
   }
-  void on_body_length(std::uint64_t length) {
+  bool on_body_length(std::uint64_t length) {
     content_length = length;
     body.reserve(static_cast<std::size_t>(length));
+    return true;
+  }
+  bool append_body(std::string_view bytes) {
+    body.append(bytes);
+    return true;
   }
 };
 

@@ -3,8 +3,10 @@
 #ifndef DISTCACHE_TRANSPORT_DETAIL_HTTP_SERVER_ACCEPT_HPP
 #define DISTCACHE_TRANSPORT_DETAIL_HTTP_SERVER_ACCEPT_HPP
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -13,11 +15,45 @@
 #include <distcache/transport/detail/http_server_state.hpp>
 #include <memory>
 #include <mutex>
+#include <string>
 
 namespace distcache::detail {
 
+/// Answers a connection over max_connections_per_address: a 503 with
+/// Connection: close written at once (it fits the socket's buffer), then a
+/// half-close and a short, bounded drain so that the client reads the
+/// answer rather than a reset. Nothing of the request is parsed.
+inline net::awaitable<void> http_refuse_connection(std::shared_ptr<http_server_state> st,
+                                                   net::ip::tcp::socket socket) {
+  const std::string why = "too many connections from this address (max_connections_per_address " +
+                          std::to_string(st->per_address.max()) + ")";
+  std::string response =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+      "Content-Length: " +
+      std::to_string(why.size()) + "\r\nConnection: close\r\n\r\n" + why;
+  error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(net::buffer(response), ec);  // NOLINT(bugprone-unused-return-value)
+  socket.shutdown(net::ip::tcp::socket::shutdown_send, ec);
+  net::steady_timer deadline(socket.get_executor(), std::chrono::milliseconds(500));
+  deadline.async_wait([&socket](const error_code& e) {
+    error_code ignored;
+    if (!e) socket.close(ignored);  // NOLINT(bugprone-unused-return-value)
+  });
+  std::array<char, 4096> sink{};
+  for (std::size_t drained = 0; drained < (std::size_t{64} << 10);) {
+    auto [rec, n] =
+        co_await socket.async_read_some(net::buffer(sink), net::as_tuple(net::use_awaitable));
+    if (rec) break;
+    drained += n;
+  }
+  deadline.cancel();
+  socket.close(ec);  // NOLINT(bugprone-unused-return-value)
+}
+
 /// Accepts connections until the acceptor closes; each becomes an
-/// http_server_session. Clears `accepting` when it ends.
+/// http_server_session, unless its address has max_connections_per_address
+/// open already (http_refuse_connection). Clears `accepting` when it ends.
 inline net::awaitable<void> http_accept_loop(std::shared_ptr<http_server_state> st) {
   for (;;) {
     net::any_io_executor session_executor = net::make_strand(st->ioc);
@@ -35,7 +71,21 @@ inline net::awaitable<void> http_accept_loop(std::shared_ptr<http_server_state> 
       continue;
     }
     st->accepted.fetch_add(1, std::memory_order_relaxed);
-    auto session = std::make_shared<http_server_session>(st, std::move(socket));
+    error_code aec;
+    const auto remote = socket.remote_endpoint(aec);
+    std::string address = aec ? std::string("?") : remote.address().to_string();
+    if (!st->per_address.try_add(address)) {
+      st->connections_refused.fetch_add(1, std::memory_order_relaxed);
+      if (st->per_address.should_log(address, clock_type::now())) {
+        st->write_log(log_level::warning, "distcache transport: refusing connections from " +
+                                              address + ": it has max_connections_per_address (" +
+                                              std::to_string(st->per_address.max()) +
+                                              ") open; logged once a minute per address");
+      }
+      net::co_spawn(session_executor, http_refuse_connection(st, std::move(socket)), net::detached);
+      continue;
+    }
+    auto session = std::make_shared<http_server_session>(st, std::move(socket), std::move(address));
     {
       std::lock_guard lock(st->mutex);
       st->sessions.emplace(session.get(), session);

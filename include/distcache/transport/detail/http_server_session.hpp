@@ -30,6 +30,7 @@
 #include <distcache/detail/config.hpp>
 #include <distcache/error.hpp>
 #include <distcache/transport/detail/http_parser.hpp>
+#include <distcache/transport/detail/http_server_connection.hpp>
 #include <distcache/transport/detail/http_server_state.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/peer_service.hpp>
@@ -47,13 +48,20 @@
 
 namespace distcache::detail {
 
-class http_server_session : public std::enable_shared_from_this<http_server_session> {
+/// One accepted connection: reads requests one after the other (keep-alive,
+/// pipelined requests answered in order), answers each through the
+/// peer_service, and ends on close, error, timeout or stop.
+class http_server_session : public http_connection,
+                            public std::enable_shared_from_this<http_server_session> {
  public:
-  http_server_session(std::shared_ptr<http_server_state> st, net::ip::tcp::socket socket)
-      : st_(std::move(st)), socket_(std::move(socket)), timer_(socket_.get_executor()) {
-    error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
-    remote_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  /// `address` is the remote IP address, counted in the server's
+  /// per-address limit until the session ends.
+  http_server_session(std::shared_ptr<http_server_state> st, net::ip::tcp::socket socket,
+                      std::string address)
+      : http_connection(std::move(st), std::move(socket), std::move(address)), share_(st_->budget) {
+    req_.share = &share_;
+    req_.budget_limit = st_->budget.max();
+    req_.large_limit = st_->budget.max() - st_->budget.max() / 8;
   }
 
   /// Starts both coroutines.
@@ -76,70 +84,11 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
     net::co_spawn(ex, watchdog(self), [](const std::exception_ptr&) {});
   }
 
-  /// Asks the session to end: closes it now when it waits for a request or
-  /// is in the middle of reading one (a stopping node would only answer it
-  /// 503, and a peer that sends slowly must not hold stop() for
-  /// read_timeout), otherwise after the response in progress. Runs on the
-  /// strand.
-  void on_stop() {
-    if (waiting_ || reading_) close_socket();
-  }
-
-  [[nodiscard]] net::any_io_executor executor() { return socket_.get_executor(); }
-
  private:
   using tcp = net::ip::tcp;
-  static constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
   static constexpr std::size_t read_chunk = std::size_t{16} * 1024;
 
   enum class read_outcome { request, parse_error, closed, truncated, timed_out, failed };
-
-  void log(log_level level, const std::string& text) const {
-    st_->write_log(level, "distcache transport: " + text);
-  }
-
-  // Clears a flag when the coroutine frame leaves its scope.
-  class reading_scope {
-   public:
-    explicit reading_scope(bool& flag) : flag_(flag) {}
-    reading_scope(const reading_scope&) = delete;
-    reading_scope& operator=(const reading_scope&) = delete;
-    ~reading_scope() { flag_ = false; }
-
-   private:
-    bool& flag_;
-  };
-
-  void set_deadline(duration d) {
-    deadline_ = clock_type::now() + d;
-    // Only a deadline shorter than read_timeout can fall before the
-    // watchdog's next wake-up (see watchdog()); wake it to re-arm.
-    if (deadline_ < timer_expiry_) timer_.cancel();
-  }
-
-  void close_socket() {
-    error_code ignored;
-    socket_.close(ignored);  // NOLINT(bugprone-unused-return-value)
-  }
-
-  static net::awaitable<void> watchdog(std::shared_ptr<http_server_session> self) {
-    // The timer wakes at least every read_timeout, so moving the deadline
-    // closer (idle -> reading, exactly read_timeout ahead) needs no timer
-    // operation; set_deadline() wakes it only for a shorter deadline.
-    const duration tick = self->st_->options.read_timeout;
-    while (!self->ended_) {
-      const auto now = clock_type::now();
-      if (now >= self->deadline_) {
-        self->timed_out_ = true;
-        self->close_socket();
-        co_return;
-      }
-      self->timer_expiry_ = self->deadline_ - now > tick ? now + tick : self->deadline_;
-      self->timer_.expires_at(self->timer_expiry_);
-      co_await self->timer_.async_wait(tuple_awaitable);
-      self->timer_expiry_ = time_point::min();
-    }
-  }
 
   static net::awaitable<void> run(std::shared_ptr<http_server_session> self) {
     try {
@@ -147,9 +96,7 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
     } catch (const std::exception& e) {  // e.g. bad_alloc: end this session, keep the server
       self->log(log_level::error, "closing connection from " + self->remote_ + ": " + e.what());
     }
-    self->ended_ = true;
-    self->timer_.cancel();
-    self->close_socket();
+    self->end();
     self->st_->session_ended(self.get());
   }
 
@@ -158,7 +105,7 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
     socket_.set_option(tcp::no_delay(true), ec);
     socket_.non_blocking(true, ec);  // for the direct write in write_response()
     for (;;) {
-      req_.reset();
+      release_request_memory();
       http_request_parser parser(req_, st_->options.limits);
       error_code parse_ec;
       const read_outcome outcome = co_await read_request(parser, parse_ec);
@@ -205,6 +152,7 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
       waiting_ = true;
     }
     bool continue_sent = false;
+    bool admitted = false;
     for (;;) {
       if (buf_.size() > 0) {
         error_code ec;
@@ -217,6 +165,16 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
           co_return read_outcome::parse_error;
         } else if (parser.is_done()) {
           co_return read_outcome::request;
+        }
+        // A body is admitted to the budget as soon as its head is parsed,
+        // even before any of it arrived (the parser itself announces it
+        // with the first body byte only); refused, it is never read.
+        if (parser.is_header_done() && !admitted) {
+          admitted = true;
+          if (auto length = parser.content_length(); length && !req_.on_body_length(*length)) {
+            parse_ec = http_request_parser::body_refused();
+            co_return read_outcome::parse_error;
+          }
         }
         if (parser.is_header_done() && req_.expect_continue && !continue_sent) {
           continue_sent = true;
@@ -248,7 +206,12 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
     namespace http = boost::beast::http;
     unsigned status = 400;
     std::string why;
-    if (ec == http::error::header_limit) {
+    if (ec == http_request_parser::body_refused()) {
+      status = 503;
+      why = "node over its budget for request bytes in flight (max_inflight_bytes " +
+            std::to_string(st_->budget.max()) + ")";
+      st_->requests_refused.fetch_add(1, std::memory_order_relaxed);
+    } else if (ec == http::error::header_limit) {
       status = 431;
       why = "request header larger than max_header_bytes (" +
             std::to_string(st_->options.limits.max_header_bytes) + ")";
@@ -259,9 +222,13 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
     } else {
       why = "malformed HTTP request: " + ec.message();
     }
-    log(log_level::warning,
-        std::to_string(status) + " to " + remote_ + " " + printable_for_log(req_.method_text) +
-            " " + printable_for_log(req_.target) + ": " + why + "; closing the connection");
+    // Refusals for memory come in floods: one line a minute per address.
+    if (status != 503 || st_->per_address.should_log("budget " + address_, clock_type::now())) {
+      log(log_level::warning,
+          std::to_string(status) + " to " + remote_ + " " + printable_for_log(req_.method_text) +
+              " " + printable_for_log(req_.target) + ": " + why + "; closing the connection" +
+              (status == 503 ? " (logged once a minute per address)" : ""));
+    }
     make_text_response(status, why, {}, true);
     if (co_await write_response()) co_await linger_close();
   }
@@ -456,8 +423,18 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
       reject(400, ec.message(), {}, close);
       co_return;
     }
-    const error_code ec = st_->svc.set_from(keyspace_, std::string(set.key), std::string(set.value),
-                                            set.ttl_ms, req_.info());
+    // The value is the body's tail: move the body into it rather than copy
+    // it, so that a large set holds its bytes once (the budget counted
+    // them as the body; the cache owns them from here).
+    std::string key(set.key);
+    const auto offset = static_cast<std::size_t>(set.value.data() - req_.body.data());
+    const std::size_t size = set.value.size();
+    std::string value = std::move(req_.body);  // `set` is not used past this point
+    req_.body = std::string();
+    value.erase(0, offset);
+    value.resize(size);
+    const error_code ec =
+        st_->svc.set_from(keyspace_, std::move(key), std::move(value), set.ttl_ms, req_.info());
     if (ec) {
       const std::string_view name =
           ec.category() == error_category() ? errc_name(static_cast<errc>(ec.value())) : "";
@@ -552,6 +529,14 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
     co_return true;
   }
 
+  /// Gives the last request's bytes back to the budget, and its body's
+  /// memory too when it was large, before the next request is read.
+  void release_request_memory() {
+    req_.reset();
+    if (req_.body.capacity() > http_request_data::small_body) std::string().swap(req_.body);
+    share_.release_all();
+  }
+
   /// Half-closes and drains what the client still sends (bounded), so that
   /// the kernel does not reset the connection and destroy the response
   /// before the client read it.
@@ -570,10 +555,8 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
     buf_.clear();
   }
 
-  std::shared_ptr<http_server_state> st_;
-  tcp::socket socket_;
-  net::steady_timer timer_;
   boost::beast::flat_buffer buf_;
+  budget_share share_;  // before req_: the body is freed before the share is given back
   http_request_data req_;
   std::string keyspace_;
   std::vector<std::string> keys_;
@@ -582,13 +565,6 @@ class http_server_session : public std::enable_shared_from_this<http_server_sess
   std::string body_;
   std::string extra_;
   std::string_view value_;  // points into items_ while a get reply is written
-  std::string remote_;
-  time_point deadline_ = time_point::max();
-  time_point timer_expiry_ = time_point::min();  // when the watchdog wakes next
-  bool waiting_ = false;
-  bool reading_ = false;  // inside read_request()
-  bool timed_out_ = false;
-  bool ended_ = false;
   bool service_failed_ = false;
   bool closing_ = false;  // the response being written ends the connection
 };

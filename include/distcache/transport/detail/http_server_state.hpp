@@ -30,6 +30,7 @@
 #include <distcache/detail/config.hpp>
 #include <distcache/error.hpp>
 #include <distcache/transport/detail/http_parser.hpp>
+#include <distcache/transport/detail/http_server_limits.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/peer_service.hpp>
 #include <distcache/transport/protocol.hpp>
@@ -144,11 +145,36 @@ struct http_request_data {
       }
     }
   }
-  // A client may announce a large body and never send it: reserve at most
-  // 1 MiB up front and grow with what arrives.
-  void on_body_length(std::uint64_t length) {
-    body.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(length, 1 << 20)));
+  // The body's memory is reserved in the node's in-flight budget before it
+  // is allocated: all of a declared Content-Length at once (pages fill
+  // only as bytes arrive), a chunked body as it grows.
+  bool on_body_length(std::uint64_t length) {
+    if (!admit(static_cast<std::size_t>(length))) return false;
+    body.reserve(static_cast<std::size_t>(length));
+    return true;
   }
+  bool append_body(std::string_view bytes) {
+    if (bytes.size() > body.capacity() - body.size()) {
+      const std::size_t need = body.size() + bytes.size();
+      const std::size_t grown = std::max(need, 2 * body.capacity());
+      if (!admit(grown)) return false;
+      body.reserve(grown);
+    }
+    body.append(bytes);
+    return true;
+  }
+  /// Makes the connection's share of the budget cover a body of `n` bytes.
+  bool admit(std::size_t n) {
+    if (share == nullptr) return true;
+    return share->grow_to(n, n > small_body ? large_limit : budget_limit);
+  }
+
+  /// Bodies up to this size may use all of the budget, larger ones
+  /// large_limit of it (transport::server_options::max_inflight_bytes).
+  static constexpr std::size_t small_body = std::size_t{64} << 10;
+  budget_share* share = nullptr;  // null: no budget (tests of the parser)
+  std::size_t budget_limit = 0;
+  std::size_t large_limit = 0;
 };
 
 using http_request_parser = http_message_parser<true, http_request_data>;
@@ -164,7 +190,9 @@ struct http_server_state {
         svc(svc),
         options(std::move(opts)),
         log(lg ? std::move(lg) : logger(log_to_stderr)),
-        acceptor(net::make_strand(ioc)) {}
+        acceptor(net::make_strand(ioc)),
+        budget(options.max_inflight_bytes),
+        per_address(options.max_connections_per_address) {}
 
   void write_log(log_level level, const std::string& line) const {
     try {
@@ -188,6 +216,10 @@ struct http_server_state {
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> active{0};
   std::atomic<std::uint64_t> accepted{0};
+  inflight_budget budget;
+  address_limits per_address;
+  std::atomic<std::uint64_t> connections_refused{0};
+  std::atomic<std::uint64_t> requests_refused{0};
 
   mutable std::mutex mutex;
   mutable std::condition_variable idle_cv;

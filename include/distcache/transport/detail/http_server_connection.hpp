@@ -1,0 +1,131 @@
+// distcache — what every peer-server connection has: its socket, the
+// deadline a watchdog coroutine enforces, and its place in the per-address
+// count. http_server_session builds the request handling on it.
+#ifndef DISTCACHE_TRANSPORT_DETAIL_HTTP_SERVER_CONNECTION_HPP
+#define DISTCACHE_TRANSPORT_DETAIL_HTTP_SERVER_CONNECTION_HPP
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <distcache/clock.hpp>
+#include <distcache/config.hpp>
+#include <distcache/error.hpp>
+#include <distcache/transport/detail/http_server_state.hpp>
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace distcache::detail {
+
+/// A connection's socket and deadline. The deadline is enforced by
+/// watchdog(), a coroutine on the connection's strand that closes the
+/// socket once it passes; the request handling moves it (set_deadline) as
+/// the connection goes from idle to reading to writing.
+class http_connection {
+ public:
+  http_connection(const http_connection&) = delete;
+  http_connection& operator=(const http_connection&) = delete;
+
+  /// Asks the connection to end: closes it now when it waits for a request
+  /// or is in the middle of reading one (a stopping node would only answer
+  /// it 503, and a peer that sends slowly must not hold stop() for
+  /// read_timeout), otherwise after the response in progress. Runs on the
+  /// strand.
+  void on_stop() {
+    if (waiting_ || reading_) close_socket();
+  }
+
+  [[nodiscard]] net::any_io_executor executor() { return socket_.get_executor(); }
+
+ protected:
+  /// `address` is the remote IP address, counted in the server's
+  /// per-address limit until end().
+  http_connection(std::shared_ptr<http_server_state> st, net::ip::tcp::socket socket,
+                  std::string address)
+      : st_(std::move(st)),
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        address_(std::move(address)) {
+    error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    remote_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+  ~http_connection() = default;
+
+  static constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
+
+  void log(log_level level, const std::string& text) const {
+    st_->write_log(level, "distcache transport: " + text);
+  }
+
+  // Clears a flag when the coroutine frame leaves its scope.
+  class reading_scope {
+   public:
+    explicit reading_scope(bool& flag) : flag_(flag) {}
+    reading_scope(const reading_scope&) = delete;
+    reading_scope& operator=(const reading_scope&) = delete;
+    ~reading_scope() { flag_ = false; }
+
+   private:
+    bool& flag_;
+  };
+
+  void set_deadline(duration d) {
+    deadline_ = clock_type::now() + d;
+    // Only a deadline shorter than read_timeout can fall before the
+    // watchdog's next wake-up (see watchdog()); wake it to re-arm.
+    if (deadline_ < timer_expiry_) timer_.cancel();
+  }
+
+  void close_socket() {
+    error_code ignored;
+    socket_.close(ignored);  // NOLINT(bugprone-unused-return-value)
+  }
+
+  /// Ends the connection: stops the watchdog, closes the socket and leaves
+  /// the per-address count.
+  void end() {
+    ended_ = true;
+    timer_.cancel();
+    close_socket();
+    st_->per_address.remove(address_);
+  }
+
+  static net::awaitable<void> watchdog(std::shared_ptr<http_connection> self) {
+    // The timer wakes at least every read_timeout, so moving the deadline
+    // closer (idle -> reading, exactly read_timeout ahead) needs no timer
+    // operation; set_deadline() wakes it only for a shorter deadline.
+    const duration tick = self->st_->options.read_timeout;
+    while (!self->ended_) {
+      const auto now = clock_type::now();
+      if (now >= self->deadline_) {
+        self->timed_out_ = true;
+        self->close_socket();
+        co_return;
+      }
+      self->timer_expiry_ = self->deadline_ - now > tick ? now + tick : self->deadline_;
+      self->timer_.expires_at(self->timer_expiry_);
+      co_await self->timer_.async_wait(tuple_awaitable);
+      self->timer_expiry_ = time_point::min();
+    }
+  }
+
+  std::shared_ptr<http_server_state> st_;
+  net::ip::tcp::socket socket_;
+  net::steady_timer timer_;
+  std::string address_;  // the remote IP address (per-address limit)
+  std::string remote_;   // "address:port", for log lines
+  time_point deadline_ = time_point::max();
+  time_point timer_expiry_ = time_point::min();  // when the watchdog wakes next
+  bool waiting_ = false;
+  bool reading_ = false;  // inside the reading of a request
+  bool timed_out_ = false;
+  bool ended_ = false;
+};
+
+}  // namespace distcache::detail
+
+#endif  // DISTCACHE_TRANSPORT_DETAIL_HTTP_SERVER_CONNECTION_HPP

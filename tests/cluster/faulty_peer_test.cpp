@@ -38,7 +38,7 @@ class fake_peer {
     accept();
     thread_ = std::thread([this] { ioc_.run(); });
   }
-  ~fake_peer() {
+  ~fake_peer() {  // NOLINT(bugprone-exception-escape): test teardown
     net::post(ioc_, [this] {
       acceptor_.close();
       for (auto& s : sockets_) {

@@ -363,7 +363,7 @@ TEST_CASE("http server refuses a body that does not fit max_inflight_bytes befor
   cluster cl(so);
   const auto port = cl.server->port();
   // A set of 800 KiB whose body has not all arrived holds 800 KiB.
-  std::string value(800 * 1024 - 64, 'v');
+  std::string value((std::size_t{800} << 10) - 64, 'v');
   std::string body;
   tr::encode_set_body(body, "big", value, 0);
   raw_connection slow(port);
@@ -371,7 +371,7 @@ TEST_CASE("http server refuses a body that does not fit max_inflight_bytes befor
   REQUIRE(eventually([&] { return cl.server->stats().inflight_bytes >= body.size(); }));
   // A second large request does not fit: 503 and close, its body unread.
   raw_connection refused(port);
-  REQUIRE(refused.send(set_head(200 * 1024)));
+  REQUIRE(refused.send(set_head(std::size_t{200} << 10)));
   auto r = refused.read_response();
   REQUIRE(r);
   CHECK(r->status == 503);
@@ -393,7 +393,7 @@ TEST_CASE("http server refuses a body that does not fit max_inflight_bytes befor
   REQUIRE(eventually([&] { return cl.server->stats().inflight_bytes == 0; }));
   // Now the same second request fits.
   std::string small;
-  tr::encode_set_body(small, "later", std::string(200 * 1024, 'w'), 0);
+  tr::encode_set_body(small, "later", std::string(std::size_t{200} << 10, 'w'), 0);
   auto later = raw_exchange(port, set_head(small.size()) + small);
   REQUIRE(later);
   CHECK(later->status == 204);
@@ -405,7 +405,7 @@ TEST_CASE("http server refuses a chunked body when it outgrows max_inflight_byte
   so.max_inflight_bytes = std::size_t{1} << 20;
   cluster cl(so);
   raw_connection c(cl.server->port());
-  const std::string chunk(512 * 1024, 'x');
+  const std::string chunk(std::size_t{512} << 10, 'x');
   std::string request = set_head(0, "Transfer-Encoding: chunked\r\n\r\n");
   for (int i = 0; i < 2; ++i) request += "80000\r\n" + chunk + "\r\n";
   c.send(request);  // may meet a closed connection: the answer matters

@@ -36,6 +36,13 @@ boost::json::result_for<money, boost::json::value>::type tag_invoke(
   return money{c->as_int64()};
 }
 
+// A double member, for numbers out of the range of a double.
+struct reading {
+  double value = 0;
+  bool operator==(const reading&) const = default;
+};
+BOOST_DESCRIBE_STRUCT(reading, (), (value))
+
 struct pod {
   std::int32_t a;
   double b;
@@ -99,6 +106,23 @@ TEST_CASE("json serializer turns garbage, truncation and wrong shapes into malfo
   CHECK(distcache::json_serializer<money>{}.deserialize("{\"cents\":\"no\"}").error() ==
         errc::malformed_value);
   CHECK(distcache::json_serializer<money>{}.deserialize("7").error() == errc::malformed_value);
+}
+
+// Found by tests/fuzz/json_fuzz.cpp (corpus/json/crash-infinity-exponent):
+// Boost.JSON reads 1e320 as an infinity, which serialized back as
+// "Infinity", text no node could decode.
+TEST_CASE("json serializer refuses numbers a double cannot hold, so what decodes re-encodes") {
+  distcache::json_serializer<reading> s;
+  CHECK(s.deserialize("{\"value\":1e320}").error() == errc::malformed_value);
+  CHECK(s.deserialize("{\"value\":-1e320}").error() == errc::malformed_value);
+  CHECK(s.deserialize("{\"value\":[1e999]}").error() == errc::malformed_value);
+  auto big = s.deserialize("{\"value\":1.7976931348623157e308}");
+  REQUIRE(big.has_value());
+  std::string text;
+  s.serialize(*big, text);
+  auto again = s.deserialize(text);
+  REQUIRE(again.has_value());
+  CHECK(*again == *big);
 }
 
 TEST_CASE("default serializers are deduced from the value type") {

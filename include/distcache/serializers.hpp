@@ -5,8 +5,10 @@
 #include <boost/describe/class.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 #include <boost/json/value_from.hpp>
 #include <boost/json/value_to.hpp>
+#include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <distcache/error.hpp>
@@ -62,10 +64,39 @@ requires(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>) struct trivia
   }
 };
 
+namespace detail {
+
+/// True when every number in `v` is finite. Boost.JSON reads a number too
+/// large for a double (1e400) as an infinity, which JSON cannot write back:
+/// a value holding one would serialize to text ("Infinity") that no node
+/// can read. The parser's depth limit (32) bounds the recursion.
+inline bool json_numbers_finite(const boost::json::value& v) noexcept {
+  switch (v.kind()) {
+    case boost::json::kind::double_:
+      return std::isfinite(v.get_double());
+    case boost::json::kind::array:
+      for (const auto& e : v.get_array()) {
+        if (!json_numbers_finite(e)) return false;
+      }
+      return true;
+    case boost::json::kind::object:
+      for (const auto& kv : v.get_object()) {
+        if (!json_numbers_finite(kv.value())) return false;
+      }
+      return true;
+    default:
+      return true;
+  }
+}
+
+}  // namespace detail
+
 /// Serializer through Boost.JSON, for types described with
 /// BOOST_DESCRIBE_STRUCT or given tag_invoke value_from/value_to overloads.
-/// Malformed JSON, a missing member or a member of the wrong type decode to
-/// errc::malformed_value.
+/// Malformed JSON, a number out of the range of a double (1e400), a missing
+/// member or a member of the wrong type decode to errc::malformed_value. A
+/// value holding a NaN or an infinity serializes to text JSON cannot carry
+/// ("NaN", "Infinity"), which then decodes to errc::malformed_value.
 template <class T>
 struct json_serializer {
   /// Appends the JSON text of `v` to `out`.
@@ -76,7 +107,7 @@ struct json_serializer {
   static result<T> deserialize(std::string_view in) {
     boost::system::error_code ec;
     boost::json::value jv = boost::json::parse(in, ec);
-    if (ec) return make_error_code(errc::malformed_value);
+    if (ec || !detail::json_numbers_finite(jv)) return make_error_code(errc::malformed_value);
     auto r = boost::json::try_value_to<T>(jv);
     if (!r) return make_error_code(errc::malformed_value);
     return std::move(*r);

@@ -259,7 +259,13 @@ TEST_CASE("a flood of large bodies holds a node's memory to max_inflight_bytes; 
   const std::size_t grown = peak.load() - baseline;
   MESSAGE("resident memory grew by " << (grown >> 20) << " MiB; " << refused.load()
                                      << " requests refused, " << gets << " gets");
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The sanitizers keep freed memory aside (ASan's quarantine) and add
+  // shadow memory: resident memory says nothing about the budget there.
+  (void)grown;
+#else
   CHECK(grown < (std::size_t{64} << 20) + (std::size_t{32} << 20));
+#endif
   CHECK(a.peer_server_stats().requests_refused >= 24);
   CHECK(b.stats<users>().peer_errors == 0);
   CHECK(b.stats<users>().peer_loads > 0);

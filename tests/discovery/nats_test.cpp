@@ -362,3 +362,40 @@ TEST_CASE("nats: invalid options are refused at construction, naming the field")
   nats unset;
   CHECK(unset.initialize().error() == distcache::errc::invalid_config);
 }
+
+// The parsers the fuzz target tests/fuzz/nats_fuzz.cpp drives; the empty
+// subject case is the crash it found (corpus/nats/crash-empty-subject).
+TEST_CASE("nats: MSG heads and announcements are parsed strictly") {
+  using distcache::detail::parse_nats_announcement;
+  using distcache::detail::parse_nats_msg;
+  auto m = parse_nats_msg("MSG distcache.c.announce 1 18");
+  REQUIRE(m);
+  CHECK(m->subject == "distcache.c.announce");
+  CHECK(m->reply.empty());
+  CHECK(m->size == 18);
+  m = parse_nats_msg("MSG s 2 _INBOX.x 5");
+  REQUIRE(m);
+  CHECK(m->reply == "_INBOX.x");
+  m = parse_nats_msg("MSG  s\t2   5");  // runs of spaces and tabs separate fields
+  REQUIRE(m);
+  CHECK(m->subject == "s");
+  CHECK(m->size == 5);
+  CHECK_FALSE(parse_nats_msg("MSG  i. 1"));        // three fields, not an empty subject
+  CHECK_FALSE(parse_nats_msg("MSG s 1 r x 5"));    // six fields
+  CHECK_FALSE(parse_nats_msg("MSG s 1 12x"));      // size not decimal
+  CHECK_FALSE(parse_nats_msg("MSG s 1 1048577"));  // over 1 MiB
+  CHECK_FALSE(parse_nats_msg("MSG s 1 99999999999999999999999"));
+  CHECK(parse_nats_msg("MSG s 1 1048576"));
+  CHECK_FALSE(parse_nats_msg("PUB s 1 5"));
+  auto a = parse_nats_announcement("+127.0.0.1:7001");
+  REQUIRE(a);
+  CHECK(a->joined);
+  CHECK(a->address == "127.0.0.1:7001");
+  a = parse_nats_announcement("-[::1]:7002");
+  REQUIRE(a);
+  CHECK_FALSE(a->joined);
+  CHECK_FALSE(parse_nats_announcement("+no-port"));
+  CHECK_FALSE(parse_nats_announcement("?"));
+  CHECK_FALSE(parse_nats_announcement("+"));
+  CHECK_FALSE(parse_nats_announcement("*127.0.0.1:7001"));
+}

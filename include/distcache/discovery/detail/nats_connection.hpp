@@ -4,6 +4,7 @@
 #define DISTCACHE_DISCOVERY_DETAIL_NATS_CONNECTION_HPP
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -37,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -128,6 +130,55 @@ struct nats_options {
 }  // namespace distcache::discovery
 
 namespace distcache::detail {
+
+/// The head of a NATS `MSG <subject> <sid> [reply-to] <#bytes>` line.
+struct nats_msg_head {
+  std::string_view subject;
+  std::string_view reply;  // empty when the line has none
+  std::size_t size = 0;    // payload bytes that follow the line (and CRLF)
+};
+
+/// Parses a MSG line (without its CRLF); nullopt when it is not one this
+/// client accepts: not 4 or 5 fields separated by runs of spaces or tabs
+/// (the protocol's whitespace), or a size that is not decimal or over
+/// 1 MiB. The views point into `line`.
+inline std::optional<nats_msg_head> parse_nats_msg(std::string_view line) {
+  if (!line.starts_with("MSG ")) return std::nullopt;
+  std::array<std::string_view, 5> parts{};
+  std::size_t count = 0;
+  constexpr std::string_view blanks = " \t";
+  for (std::size_t at = line.find_first_not_of(blanks); at != std::string_view::npos;
+       at = line.find_first_not_of(blanks, at)) {
+    if (count == parts.size()) return std::nullopt;
+    const auto end = std::min(line.find_first_of(blanks, at), line.size());
+    parts[count++] = line.substr(at, end - at);
+    at = end;
+  }
+  if (count != 4 && count != 5) return std::nullopt;
+  const std::string_view digits = parts[count - 1];
+  if (digits.empty()) return std::nullopt;
+  std::size_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9' || n > (std::size_t{1} << 20)) return std::nullopt;
+    n = n * 10 + static_cast<std::size_t>(c - '0');
+  }
+  if (n > (std::size_t{1} << 20)) return std::nullopt;
+  return nats_msg_head{parts[1], count == 5 ? parts[3] : std::string_view{}, n};
+}
+
+/// A node's announcement: "+host:port" (here) or "-host:port" (leaving).
+struct nats_announcement {
+  bool joined = false;
+  std::string_view address;
+};
+
+/// Parses an announcement payload; nullopt unless it is '+' or '-' and a
+/// valid peer address.
+inline std::optional<nats_announcement> parse_nats_announcement(std::string_view payload) {
+  if (payload.size() < 2 || (payload[0] != '+' && payload[0] != '-')) return std::nullopt;
+  if (!valid_peer_address(payload.substr(1))) return std::nullopt;
+  return nats_announcement{payload[0] == '+', payload.substr(1)};
+}
 
 /// One connection to a NATS server on a thread of its own: handshake,
 /// reconnects with backoff, subscriptions, announcements, answers to
@@ -232,20 +283,19 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
       return;
     }
     // announce or our inbox: "+addr" or "-addr"
-    const bool ok = payload.size() > 1 && (payload[0] == '+' || payload[0] == '-') &&
-                    valid_peer_address(payload.substr(1));
-    if (!ok) {
+    const auto announcement = parse_nats_announcement(payload);
+    if (!announcement) {
       ++malformed;
       log_line(log_level::warning, "malformed message on " + std::string(subj) + " ignored (" +
                                        std::to_string(payload.size()) + " bytes)");
       return;
     }
-    const std::string addr(payload.substr(1));
+    const std::string addr(announcement->address);
     std::function<void()> notify;
     {
       std::lock_guard lock(mutex);
       bool changed = false;
-      if (payload[0] == '+') {
+      if (announcement->joined) {
         changed = known.insert_or_assign(addr, clock_type::now()).second;
       } else {
         changed = known.erase(addr) > 0;
@@ -374,22 +424,9 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
       if (line == "PING") {
         send("PONG\r\n");
       } else if (line.starts_with("MSG ")) {
-        std::vector<std::string_view> parts;
-        std::string_view rest(line);
-        while (!rest.empty()) {
-          const auto sp = rest.find(' ');
-          parts.push_back(rest.substr(0, sp));
-          rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
-        }
-        if (parts.size() != 4 && parts.size() != 5)
-          co_return make_error_code(errc::peer_unavailable);
-        std::size_t n = 0;
-        for (char c : parts.back()) {
-          if (c < '0' || c > '9' || n > (1U << 20))
-            co_return make_error_code(errc::peer_unavailable);
-          n = n * 10 + static_cast<std::size_t>(c - '0');
-        }
-        if (n > (1U << 20)) co_return make_error_code(errc::peer_unavailable);
+        const auto head = parse_nats_msg(line);
+        if (!head) co_return make_error_code(errc::peer_unavailable);
+        const std::size_t n = head->size;
         if (in.size() < n + 2) {
           co_await io([&](auto& stream) {
             return net::async_read(stream, in, net::transfer_exactly(n + 2 - in.size()),
@@ -400,8 +437,8 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
         std::string payload(n + 2, '\0');
         in.sgetn(payload.data(), static_cast<std::streamsize>(n + 2));
         payload.resize(n);
-        const std::string subj(parts[1]);
-        const std::string reply(parts.size() == 5 ? parts[3] : std::string_view{});
+        const std::string subj(head->subject);
+        const std::string reply(head->reply);
         on_message(subj, reply, payload);
       } else if (line.starts_with("-ERR")) {
         log_line(log_level::warning, "server said " + line);

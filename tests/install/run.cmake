@@ -4,6 +4,7 @@
 #   cmake -DBUILD_DIR=<distcache build> -DWORK_DIR=<scratch dir>
 #         -DCONSUMER_DIR=<tests/install/consumer> [-DCONFIG=<cfg>]
 #         [-DGENERATOR=<gen>] [-DCXX_COMPILER=<c++>] [-DCXX_LAUNCHER=<a>|<b>]
+#         [-DSANITIZE=<distcache's DISTCACHE_SANITIZE>]
 #         -P run.cmake
 
 cmake_minimum_required(VERSION 3.25)
@@ -39,6 +40,12 @@ set(_configure "${CMAKE_COMMAND}" -S "${CONSUMER_DIR}" -B "${_build}"
 _dc_toolchain_args(_configure)
 if(CONFIG)
   list(APPEND _configure "-DCMAKE_BUILD_TYPE=${CONFIG}")
+endif()
+# A sanitizer build installs an instrumented libdistcache.a: a program that
+# links it needs the sanitizer runtime, so the consumer is built the same way.
+if(SANITIZE)
+  list(APPEND _configure "-DCMAKE_CXX_FLAGS=-fsanitize=${SANITIZE}"
+    "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=${SANITIZE}")
 endif()
 _dc_run(configure ${_configure})
 _dc_run(build "${CMAKE_COMMAND}" --build "${_build}" ${_config_args})

@@ -58,7 +58,7 @@ requires(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>) struct trivia
   /// Decodes exactly sizeof(T) bytes; any other length is errc::malformed_value.
   static result<T> deserialize(std::string_view in) {
     if (in.size() != sizeof(T)) return make_error_code(errc::malformed_value);
-    T v;
+    T v;  // NOLINT(cppcoreguidelines-pro-type-member-init): memcpy fills every byte
     std::memcpy(&v, in.data(), sizeof(T));
     return v;
   }

@@ -62,6 +62,7 @@ void check(bool ok) {
 
 }  // namespace
 
+// NOLINTNEXTLINE(readability-identifier-naming): the entry point libFuzzer calls
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using serializer = distcache::json_serializer<user>;
   const std::string_view text(reinterpret_cast<const char*>(data), size);  // NOLINT

@@ -143,6 +143,7 @@ std::string exchange(std::uint16_t port, std::string_view bytes) {
 
 }  // namespace
 
+// NOLINTNEXTLINE(readability-identifier-naming): the entry point libFuzzer calls
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   auto& f = fixture();
   const std::string reply =

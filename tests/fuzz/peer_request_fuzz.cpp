@@ -107,38 +107,81 @@ void check(bool ok, const char* what) {
   }
 }
 
-/// Sends `bytes`, shuts the write side and returns all the server sent
-/// until it closed; aborts when it does not close within 5 s.
-std::string exchange(std::uint16_t port, std::string_view bytes) {
+/// One connection's outcome: what the server sent until it closed, or that
+/// the server never saw the connection.
+struct attempt {
+  bool stalled = false;  // never accepted by the server: the kernel's doing
+  std::string reply;
+};
+
+/// Sends `bytes` on a new connection, shuts the write side and reads all
+/// the server sends until it closes; aborts when the server accepted the
+/// connection but neither answered nor closed within 5 s.
+attempt try_exchange(server_fixture& f, std::string_view bytes) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   check(fd >= 0, "socket");
+  // Each connection comes from the next of 4,096 loopback addresses: this
+  // side closes first, so every connection leaves a socket in TIME_WAIT for
+  // a minute, tens of thousands at this rate, and a connect() may find its
+  // port taken or (rarely) complete without reaching the listener.
+  static std::uint32_t next_source = 0;
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  local.sin_addr.s_addr = htonl(0x7F010000U + (next_source++ % 4096));  // 127.1.0.0/20
+  ::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local);        // NOLINT
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
+  addr.sin_port = htons(f.port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  check(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0,  // NOLINT
-        "connect");
+  const auto accepted_before = f.server->stats().connections_accepted;
+  attempt out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {  // NOLINT
+    // A source port still in TIME_WAIT (see above): another address will do.
+    ::close(fd);
+    out.stalled = true;
+    return out;
+  }
   while (!bytes.empty()) {
     const auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n <= 0) break;  // the server may close early (a 4xx); that is fine
     bytes.remove_prefix(static_cast<std::size_t>(n));
   }
   ::shutdown(fd, SHUT_WR);
-  std::string out;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  const auto start = std::chrono::steady_clock::now();
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - std::chrono::steady_clock::now());
     pollfd p{fd, POLLIN, 0};
-    check(left.count() > 0 && ::poll(&p, 1, static_cast<int>(left.count())) == 1,
-          "the server neither answered nor closed within 5 s");
-    char buf[16384];
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
+    if (::poll(&p, 1, 100) == 1) {
+      char buf[16384];
+      const auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.reply.append(buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    const auto waited = std::chrono::steady_clock::now() - start;
+    // After tens of thousands of connections from 127.0.0.0/8 in a minute,
+    // Linux now and then completes a connect() whose connection never
+    // reaches the listener (seen about once in 30,000): the server cannot
+    // answer what it never accepted, so that is retried, not reported.
+    if (waited > std::chrono::seconds(1) && out.reply.empty() &&
+        f.server->stats().connections_accepted == accepted_before) {
+      out.stalled = true;
+      break;
+    }
+    check(waited < std::chrono::seconds(5), "the server neither answered nor closed within 5 s");
   }
   ::close(fd);
   return out;
+}
+
+/// try_exchange, again on a new connection when the kernel stalled one.
+std::string exchange(server_fixture& f, std::string_view bytes) {
+  for (int i = 0; i < 5; ++i) {
+    auto a = try_exchange(f, bytes);
+    if (!a.stalled) return std::move(a.reply);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // let the kernel settle
+  }
+  check(false, "five connections in a row never reached the server");
+  return {};
 }
 
 }  // namespace
@@ -147,12 +190,12 @@ std::string exchange(std::uint16_t port, std::string_view bytes) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   auto& f = fixture();
   const std::string reply =
-      exchange(f.port, std::string_view(reinterpret_cast<const char*>(data), size));  // NOLINT
+      exchange(f, std::string_view(reinterpret_cast<const char*>(data), size));  // NOLINT
   check(reply.empty() || reply.starts_with("HTTP/1.1 "), "an answer that is not HTTP/1.1");
   static unsigned count = 0;
   if (++count % 256 == 0) {
     const std::string health = exchange(
-        f.port, "GET /_distcache/v1/health HTTP/1.1\r\nHost: x\r\nDC-Cluster: distcache\r\n\r\n");
+        f, "GET /_distcache/v1/health HTTP/1.1\r\nHost: x\r\nDC-Cluster: distcache\r\n\r\n");
     check(health.starts_with("HTTP/1.1 200 OK"), "health failed after an input");
   }
   return 0;

@@ -149,8 +149,14 @@ TEST_CASE("admin: health, readiness, keyspaces and metrics of a single node") {
   CHECK(m.body.find("distcache_cache_items{keyspace=\"users\",cache=\"main\"} 1\n") !=
         std::string::npos);
   CHECK(m.body.find("distcache_up 1\n") != std::string::npos);
+  // The peer server's limits (docs/security.md): zeros on a node that serves no peers.
+  for (const char* line :
+       {"distcache_peer_connections 0\n", "distcache_peer_connections_refused_total 0\n",
+        "distcache_peer_requests_refused_total 0\n", "distcache_peer_inflight_bytes 0\n"}) {
+    CHECK(m.body.find(line) != std::string::npos);
+  }
   // Latency histograms: 4 gets (not_found is no error), 2 fetches, every bucket line cumulative.
-  const std::string get_series = "{keyspace=\"users\",operation=\"get\"";
+  const std::string get_series = R"({keyspace="users",operation="get")";
   CHECK(m.body.find("distcache_operation_duration_seconds_count" + get_series + "} 4\n") !=
         std::string::npos);
   CHECK(m.body.find("distcache_operation_duration_seconds_bucket" + get_series +

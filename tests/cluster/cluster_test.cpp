@@ -307,7 +307,7 @@ TEST_CASE("hot-cache admission: a key read once does not push out keys read ofte
   CHECK(peer_loads() == before);  // both still answered from the hot cache
   // A key read as often gets in: its reads reach the owner until then.
   for (int i = 0; i < 62 * every; ++i) REQUIRE(reader.get<users>(keys[3]));
-  CHECK(peer_loads() < before + 62 * every);
+  CHECK(peer_loads() < before + std::uint64_t{62} * every);
   CHECK(reader.stats<users>().hot_refused > 1);
 }
 

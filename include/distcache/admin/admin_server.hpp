@@ -158,9 +158,12 @@ class admin_server final : public admin_service {
         if (!in.empty()) {
           const auto used = parser.put(boost::asio::buffer(in), ec);
           in.erase(0, used);
-          if (ec == http::error::need_more) ec = {};
+          // need_more: read before the next put(), which must see more
+          // bytes than this one (see http_server_session::read_request).
+          const bool need_more = ec == http::error::need_more;
+          if (need_more) ec = {};
           if (ec || parser.is_done()) break;
-          if (used > 0 && !in.empty()) continue;
+          if (!need_more && used > 0 && !in.empty()) continue;
         }
         auto [rec, n] = co_await c.socket.async_read_some(boost::asio::buffer(chunk), tuple);
         if (rec) {

@@ -158,7 +158,11 @@ class http_server_session : public http_connection,
         error_code ec;
         const std::size_t n = parser.put(buf_.data(), ec);
         buf_.consume(n);
-        if (ec == boost::beast::http::error::need_more) {
+        // need_more: Beast must next see these bytes with more after them
+        // (calling put() again on the same bytes breaks its chunk parser's
+        // invariants; found by tests/fuzz/peer_request_fuzz.cpp).
+        const bool need_more = ec == boost::beast::http::error::need_more;
+        if (need_more) {
           ec = {};
         } else if (ec) {
           parse_ec = ec;
@@ -182,7 +186,7 @@ class http_server_session : public http_connection,
           auto [wec, wn] = co_await net::async_write(socket_, net::buffer(cont), tuple_awaitable);
           if (wec) co_return timed_out_ ? read_outcome::timed_out : read_outcome::failed;
         }
-        if (n > 0 && buf_.size() > 0) continue;
+        if (!need_more && n > 0 && buf_.size() > 0) continue;
       }
       auto [ec, n] = co_await socket_.async_read_some(buf_.prepare(read_chunk), tuple_awaitable);
       waiting_ = false;

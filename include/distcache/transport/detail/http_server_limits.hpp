@@ -9,7 +9,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <distcache/clock.hpp>
-#include <limits>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -49,23 +48,24 @@ class inflight_budget {
 /// more, and gives everything back at once (or when destroyed).
 class budget_share {
  public:
+  /// Shares up to this size may use all of the budget.
+  static constexpr std::size_t small_body = std::size_t{64} << 10;
+
   explicit budget_share(inflight_budget& budget) noexcept : budget_(budget) {}
   budget_share(const budget_share&) = delete;
   budget_share& operator=(const budget_share&) = delete;
   ~budget_share() { release_all(); }
 
-  /// Makes the share at least `total` bytes, as long as the budget's bytes
-  /// reserved stay within `limit`; false when they would not (the share is
-  /// then unchanged).
-  bool grow_to(std::size_t total, std::size_t limit) noexcept {
+  /// Makes the share at least `total` bytes; false when the budget is short
+  /// (the share is then unchanged). A share over small_body may only take
+  /// the budget to 7/8 of its bound: the last eighth is kept for small
+  /// requests, so that large writes cannot starve gets.
+  bool grow_to(std::size_t total) noexcept {
     if (total <= held_) return true;
-    if (!budget_.try_reserve(total - held_, limit)) return false;
+    const std::size_t max = budget_.max();
+    if (!budget_.try_reserve(total - held_, total > small_body ? max - max / 8 : max)) return false;
     held_ = total;
     return true;
-  }
-  /// Grows the share by `n` bytes (see grow_to).
-  bool add(std::size_t n, std::size_t limit) noexcept {
-    return n <= std::numeric_limits<std::size_t>::max() - held_ && grow_to(held_ + n, limit);
   }
   void release_all() noexcept {
     budget_.release(held_);

@@ -60,8 +60,6 @@ class http_server_session : public http_connection,
                       std::string address)
       : http_connection(std::move(st), std::move(socket), std::move(address)), share_(st_->budget) {
     req_.share = &share_;
-    req_.budget_limit = st_->budget.max();
-    req_.large_limit = st_->budget.max() - st_->budget.max() / 8;
   }
 
   /// Starts both coroutines.
@@ -537,7 +535,7 @@ class http_server_session : public http_connection,
   /// memory too when it was large, before the next request is read.
   void release_request_memory() {
     req_.reset();
-    if (req_.body.capacity() > http_request_data::small_body) std::string().swap(req_.body);
+    if (req_.body.capacity() > budget_share::small_body) std::string().swap(req_.body);
     share_.release_all();
   }
 

@@ -166,15 +166,10 @@ struct http_request_data {
   /// Makes the connection's share of the budget cover a body of `n` bytes.
   bool admit(std::size_t n) {
     if (share == nullptr) return true;
-    return share->grow_to(n, n > small_body ? large_limit : budget_limit);
+    return share->grow_to(n);
   }
 
-  /// Bodies up to this size may use all of the budget, larger ones
-  /// large_limit of it (transport::server_options::max_inflight_bytes).
-  static constexpr std::size_t small_body = std::size_t{64} << 10;
   budget_share* share = nullptr;  // null: no budget (tests of the parser)
-  std::size_t budget_limit = 0;
-  std::size_t large_limit = 0;
 };
 
 using http_request_parser = http_message_parser<true, http_request_data>;

@@ -130,6 +130,35 @@ struct keyspace_options {
   std::optional<std::size_t> max_concurrent_fetches;
 };
 
+/// TLS of a listener and of the connections it makes or accepts
+/// (docs/security.md): cluster.tls for the peer transport, admin.tls for
+/// the admin server. TLS 1.2 at least; 1.3 is chosen whenever both sides
+/// have it. Files are PEM and are read again when they change (see
+/// reload_interval) or on basic_engine::reload_tls().
+struct tls_options {
+  /// Use TLS. false (default): plaintext HTTP.
+  bool enabled = false;
+  /// This node's certificate chain, leaf first. For cluster.tls it serves
+  /// both as the server's and as the client's certificate: its subject
+  /// alternative names must hold the address other nodes dial (an IP SAN
+  /// for an IP address, a DNS SAN for a host name). Required when enabled.
+  std::string certificate_file;
+  /// The private key of certificate_file. Required when enabled.
+  std::string private_key_file;
+  /// The CAs trusted for the other side's certificate: peers' server and
+  /// client certificates (cluster.tls), admin clients' certificates
+  /// (admin.tls). Required for cluster.tls; for admin.tls only when
+  /// require_client_certificate.
+  std::string ca_file;
+  /// Mutual TLS: a client must present a certificate that ca_file
+  /// verifies, or the handshake fails. On by default.
+  bool require_client_certificate = true;
+  /// How often the files are checked for a change (modification time,
+  /// size, inode); a change loads them again, and connections opened from
+  /// then on use them. 0 checks only on reload_tls(). >= 0.
+  duration reload_interval = std::chrono::seconds(10);
+};
+
 /// How a node joins and watches its cluster. Used only when `enabled`.
 struct cluster_options {
   /// Serve peers over HTTP and use the discovery provider. false (default):
@@ -174,6 +203,9 @@ struct cluster_options {
   /// Connections one remote IP address may have open to the peer server;
   /// one more is answered 503 and closed. >= 1.
   std::size_t max_connections_per_address = 256;
+  /// TLS between nodes (off by default): every node of a cluster must use
+  /// it or none. Mutual unless tls.require_client_certificate is false.
+  tls_options tls;
 };
 
 /// The admin HTTP server (docs/operations.md): a listener of its own that
@@ -197,6 +229,10 @@ struct admin_options {
   /// Largest request head (request line and headers) accepted; larger
   /// gets 431. 1024..1048576.
   std::size_t max_header_bytes = 8192;
+  /// TLS of the admin listener (off by default). With
+  /// require_client_certificate (the default) clients need a certificate
+  /// from ca_file; set it to false to rely on `token` alone.
+  tls_options tls;
 };
 
 /// Where telemetry::otlp sends spans and metrics: an OpenTelemetry
@@ -353,6 +389,22 @@ inline std::optional<http_url> parse_http_url(std::string_view url) {
   return out;
 }
 
+/// Checks TLS options named `field` (when enabled): the files are given
+/// (`need_ca`: ca_file too) and reload_interval is not negative. Whether the
+/// files load is checked when the listener starts.
+inline std::string validate_tls(const tls_options& t, std::string_view field, bool need_ca) {
+  if (!t.enabled) return {};
+  const std::string f(field);
+  if (t.certificate_file.empty()) return f + ".certificate_file: must be set when TLS is enabled";
+  if (t.private_key_file.empty()) return f + ".private_key_file: must be set when TLS is enabled";
+  if (need_ca && t.ca_file.empty())
+    return f + ".ca_file: must be set when TLS is enabled" +
+           (f.find("admin") != std::string::npos ? " with require_client_certificate" : "");
+  if (t.reload_interval < duration::zero())
+    return f + ".reload_interval: must be >= 0, got " + format_duration(t.reload_interval);
+  return {};
+}
+
 /// Checks the engine-wide fields; returns an empty string or a message naming
 /// the field and the value.
 inline std::string validate_engine(const config& c) {
@@ -382,6 +434,9 @@ inline std::string validate_engine(const config& c) {
   }
   if (const auto& a = c.admin; a.enabled) {
     if (a.bind_address.empty()) return "config.admin.bind_address: must not be empty";
+    if (auto bad = validate_tls(a.tls, "config.admin.tls", a.tls.require_client_certificate);
+        !bad.empty())
+      return bad;
     if (a.base_path.empty() || a.base_path.front() != '/' || a.base_path.back() == '/' ||
         a.base_path.find_first_of(" ?#\r\n") != std::string::npos) {
       return "config.admin.base_path: must start with '/', not end with '/' and hold no space, "
@@ -464,6 +519,7 @@ inline std::string validate_engine(const config& c) {
     if (k.max_inflight_bytes < 1) return "config.cluster.max_inflight_bytes: must be >= 1, got 0";
     if (k.max_connections_per_address < 1)
       return "config.cluster.max_connections_per_address: must be >= 1, got 0";
+    if (auto bad = validate_tls(k.tls, "config.cluster.tls", true); !bad.empty()) return bad;
   }
   return {};
 }

@@ -171,6 +171,21 @@ class basic_engine {
   [[nodiscard]] transport::server_stats peer_server_stats() const {
     return core_.peer_server_stats();
   }
+  /// The peer client's counters (TLS handshakes, resumed sessions, failed
+  /// handshakes, certificate reloads); all zero when the node talks to no
+  /// peers or without TLS.
+  [[nodiscard]] transport::client_stats peer_client_stats() const {
+    return core_.peer_client_stats();
+  }
+  /// Loads the TLS certificates, keys and CAs of the peer transport
+  /// (config.cluster.tls) and of the admin server (config.admin.tls) again,
+  /// as a change of the files does after tls.reload_interval. Connections
+  /// opened from then on use them; open ones keep theirs, so no request
+  /// fails. Errors: errc::invalid_config when a file does not load (the
+  /// log says which and why; the certificates in use stay),
+  /// errc::blocking_call_on_engine_thread from an engine thread. Does nothing for a part
+  /// that is not running or has no TLS; waits while start() or stop() runs.
+  result<void> reload_tls() { return core_.reload_tls(); }
   /// The port of the admin server (config.admin, docs/operations.md); 0 when
   /// it does not run (not enabled, or before the first start()).
   [[nodiscard]] std::uint16_t admin_port() const { return core_.admin_port(); }

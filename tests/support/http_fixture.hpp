@@ -417,14 +417,14 @@ class raw_connection {
   std::string pending_;
 };
 
-std::string key_list(const std::vector<std::string>& keys) {
+[[maybe_unused]] std::string key_list(const std::vector<std::string>& keys) {
   std::string out;
   tr::encode_key_list(out, keys);
   return out;
 }
 
 /// A POST to a keyspace operation with a DC-From header.
-std::string ks_request(
+[[maybe_unused]] std::string ks_request(
     std::string_view op, std::string_view body, std::string_view ks = "users",
     std::string_view extra = "DC-From: raw\r\nDC-Cluster: distcache\r\nDC-Ring-Version: 3\r\n",
     std::string_view method = "POST") {
@@ -442,7 +442,8 @@ std::string ks_request(
 
 /// Sends `request` on a new connection and returns the response (nullopt if
 /// the server closed without one).
-std::optional<raw_response> raw_exchange(std::uint16_t port, std::string_view request) {
+[[maybe_unused]] std::optional<raw_response> raw_exchange(std::uint16_t port,
+                                                          std::string_view request) {
   raw_connection c(port);
   REQUIRE(c.connected());
   c.send(request);

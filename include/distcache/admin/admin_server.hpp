@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -24,6 +25,7 @@
 #include <distcache/config.hpp>
 #include <distcache/detail/config.hpp>
 #include <distcache/error.hpp>
+#include <distcache/transport/detail/tls_context.hpp>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -40,7 +42,12 @@ namespace distcache::admin {
 class admin_server final : public admin_service {
  public:
   admin_server(admin_options options, page_source pages, logger log)
-      : opts_(std::move(options)), pages_(std::move(pages)), log_(std::move(log)) {}
+      : opts_(std::move(options)), pages_(std::move(pages)), log_(std::move(log)) {
+    if (opts_.tls.enabled) {
+      tls_ = std::make_shared<detail::tls_context_source>(opts_.tls, detail::tls_role::server, log_,
+                                                          "admin server");
+    }
+  }
   admin_server(const admin_server&) = delete;
   admin_server& operator=(const admin_server&) = delete;
   ~admin_server() override {
@@ -50,12 +57,21 @@ class admin_server final : public admin_service {
     }
   }
 
-  /// Binds bind_address:port; errors such as address_in_use are returned.
+  /// Loads the TLS files (admin_options.tls) and binds bind_address:port;
+  /// errors such as address_in_use are returned, errc::invalid_config for
+  /// files that do not load (logged with the reason).
   result<void> start() override {
     namespace net = boost::asio;
     error_code ec;
     const auto address = net::ip::make_address(opts_.bind_address, ec);
     if (ec) return make_error_code(errc::invalid_config);
+    if (tls_ && !tls_->current()) {
+      std::string why;
+      if (auto lec = tls_->load(why)) {
+        log_line(log_level::error, "cannot start: admin.tls: " + why);
+        return lec;
+      }
+    }
     const net::ip::tcp::endpoint at(address, opts_.port);
     if (acceptor_.open(at.protocol(), ec); ec) return ec;
     acceptor_.set_option(net::socket_base::reuse_address(true), ec);
@@ -63,13 +79,24 @@ class admin_server final : public admin_service {
     if (acceptor_.listen(net::socket_base::max_listen_connections, ec); ec) return fail(ec);
     port_ = acceptor_.local_endpoint(ec).port();
     net::co_spawn(ioc_, accept_loop(), net::detached);
+    if (tls_) tls_->watch(ioc_);
     thread_ = std::thread([this] { ioc_.run(); });
+    return {};
+  }
+
+  /// Loads the TLS files again; connections accepted from then on use
+  /// them. errc::invalid_config (logged) when they do not load: the old
+  /// ones stay. Nothing to do without TLS.
+  result<void> reload_tls() override {
+    if (!tls_) return {};
+    if (auto ec = tls_->reload()) return ec;
     return {};
   }
 
   /// Closes the listener and every connection; joins the thread. Idempotent.
   void stop() override {
     if (!thread_.joinable()) return;
+    if (tls_) tls_->stop_watching();
     boost::asio::post(ioc_, [this] {
       error_code ignored;
       acceptor_.close(ignored);              // NOLINT(bugprone-unused-return-value)
@@ -85,6 +112,7 @@ class admin_server final : public admin_service {
 
  private:
   using socket_type = boost::asio::ip::tcp::socket;
+  using tls_stream = boost::asio::ssl::stream<socket_type&>;
   static constexpr auto tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
 
   error_code fail(error_code ec) {
@@ -138,11 +166,46 @@ class admin_server final : public admin_service {
    public:
     socket_type socket;
     boost::asio::steady_timer timer;
+    std::shared_ptr<boost::asio::ssl::context> tls_ctx;  // kept while tls uses it
+    std::unique_ptr<tls_stream> tls;                     // null: plaintext
+
+    template <class Buffers>
+    auto read_some(const Buffers& b) {
+      return tls ? tls->async_read_some(b, tuple) : socket.async_read_some(b, tuple);
+    }
+    template <class Buffers>
+    auto write(const Buffers& b) {
+      return tls ? boost::asio::async_write(*tls, b, tuple)
+                 : boost::asio::async_write(socket, b, tuple);
+    }
   };
+
+  // Sets up TLS on `c` and runs the server's side of the handshake within
+  // read_timeout. A failure is logged at most once a minute.
+  boost::asio::awaitable<bool> handshake(connection& c) {
+    c.tls_ctx = tls_->current();
+    if (!c.tls_ctx) co_return false;
+    c.tls = std::make_unique<tls_stream>(c.socket, *c.tls_ctx);
+    c.arm(opts_.read_timeout);
+    auto [ec] = co_await c.tls->async_handshake(boost::asio::ssl::stream_base::server, tuple);
+    c.timer.cancel();
+    if (!ec) co_return true;
+    const auto now = clock_type::now();
+    if (tls_logged_ == time_point{} || now - tls_logged_ >= std::chrono::minutes(1)) {
+      tls_logged_ = now;
+      error_code rec;
+      const auto remote = c.socket.remote_endpoint(rec);
+      log_line(log_level::warning, "refusing a TLS connection from " +
+                                       (rec ? std::string("?") : remote.address().to_string()) +
+                                       ": " + ec.message() + "; logged at most once a minute");
+    }
+    co_return false;
+  }
 
   boost::asio::awaitable<void> session(socket_type socket) {
     namespace http = boost::beast::http;
     connection c(sessions_, std::move(socket));
+    if (tls_ && !co_await handshake(c)) co_return;
     std::string in;
     std::array<char, 4096> chunk{};
     for (;;) {
@@ -165,7 +228,7 @@ class admin_server final : public admin_service {
           if (ec || parser.is_done()) break;
           if (!need_more && used > 0 && !in.empty()) continue;
         }
-        auto [rec, n] = co_await c.socket.async_read_some(boost::asio::buffer(chunk), tuple);
+        auto [rec, n] = co_await c.read_some(boost::asio::buffer(chunk));
         if (rec) {
           if (!in.empty() || parser.got_some()) ec = http::error::partial_message;
           if (!ec) co_return;  // closed between requests
@@ -194,7 +257,7 @@ class admin_server final : public admin_service {
       }
       std::string out = format(r, keep);
       c.arm(opts_.read_timeout);
-      auto [wec, wn] = co_await boost::asio::async_write(c.socket, boost::asio::buffer(out), tuple);
+      auto [wec, wn] = co_await c.write(boost::asio::buffer(out));
       c.timer.cancel();
       if (wec || !keep) co_return;
     }
@@ -277,6 +340,8 @@ class admin_server final : public admin_service {
   admin_options opts_;
   page_source pages_;
   logger log_;
+  std::shared_ptr<detail::tls_context_source> tls_;  // null: plaintext
+  time_point tls_logged_{};                          // on the server's thread
   std::set<connection*> sessions_;  // on the server's thread; outlives ioc_'s coroutines
   boost::asio::io_context ioc_{1};
   boost::asio::ip::tcp::acceptor acceptor_{ioc_};

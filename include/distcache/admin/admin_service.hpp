@@ -42,6 +42,9 @@ class admin_service {
   virtual void stop() = 0;
   /// The bound port; 0 before start().
   [[nodiscard]] virtual std::uint16_t port() const noexcept = 0;
+  /// Loads its TLS files again (admin_options.tls); the default, for a
+  /// server without TLS, does nothing.
+  virtual result<void> reload_tls() { return {}; }
 };
 
 }  // namespace distcache::admin

@@ -110,6 +110,11 @@ class cluster_service {
   [[nodiscard]] virtual std::vector<member_view> members() const = 0;
   /// The peer server's counters (zeros when it is not running); any thread.
   [[nodiscard]] virtual transport::server_stats server_stats() const = 0;
+  /// The peer client's counters (zeros when it is not running); any thread.
+  [[nodiscard]] virtual transport::client_stats client_stats() const = 0;
+  /// Loads the peer server's and client's TLS files again (nothing when
+  /// they do not run or have no TLS); the first error. Any thread.
+  virtual result<void> reload_tls() = 0;
   /// The peer client; valid between a successful start() and release().
   [[nodiscard]] virtual transport::peer_client& client() noexcept = 0;
   /// Adds a subscriber of membership events (see basic_engine::subscribe).
@@ -170,6 +175,8 @@ class cluster_controller final : public cluster_service {
     std::lock_guard lock(server_mutex_);
     return server_ ? server_->stats() : transport::server_stats{};
   }
+  [[nodiscard]] DISTCACHE_DECL transport::client_stats client_stats() const override;
+  DISTCACHE_DECL result<void> reload_tls() override;
   /// The peer client; valid between a successful start() and release().
   [[nodiscard]] transport::peer_client& client() noexcept override { return *client_; }
 
@@ -224,7 +231,10 @@ class cluster_controller final : public cluster_service {
   std::mutex discovery_mutex_;     // a periodic round's provider call against stop()'s close()
   bool discovery_closed_ = false;  // under discovery_mutex_
   const std::atomic<bool>* running_ = nullptr;
-  mutable std::mutex server_mutex_;  // guards server_ against server_stats()
+  // Guards server_ and client_ against the observers and reload_tls()
+  // (the engine's own threads use client_ without it, between start() and
+  // release()).
+  mutable std::mutex server_mutex_;
   std::unique_ptr<transport::peer_server> server_;
   std::unique_ptr<transport::peer_client> client_;
   std::mutex subscribers_mutex_;

@@ -160,6 +160,8 @@ class engine_core {
   [[nodiscard]] DISTCACHE_DECL std::string owner_of(std::string_view key) const;
   [[nodiscard]] DISTCACHE_DECL std::uint64_t ring_version() const;
   [[nodiscard]] DISTCACHE_DECL transport::server_stats peer_server_stats() const;
+  [[nodiscard]] DISTCACHE_DECL transport::client_stats peer_client_stats() const;
+  DISTCACHE_DECL result<void> reload_tls();
   DISTCACHE_DECL void subscribe(std::function<void(const peer_event&)> on_event);
   /// The admin server's port; 0 when it does not run.
   [[nodiscard]] DISTCACHE_DECL std::uint16_t admin_port() const;

@@ -60,6 +60,13 @@ namespace distcache::transport {
 /// errc::keyspace_not_found for an empty keyspace name, before anything is
 /// sent; errc::stopped after close().
 ///
+/// TLS (client_options.tls): every connection starts with a handshake; the
+/// peer's certificate must chain to tls.ca_file and name the host of
+/// "host:port" (an IP SAN for an address), or the request fails with
+/// errc::peer_unavailable (counted, logged once a minute per peer). The
+/// last session with each peer is resumed by its next connection. The
+/// constructor throws config_error when the files do not load.
+///
 /// Thread safety: all members may be called concurrently from any thread.
 /// Callbacks must not block (they run on the io_context).
 ///
@@ -83,6 +90,13 @@ class http_client final : public peer_client {
                          distcache::detail::format_duration(o.connect_timeout));
     if (auto why = validate(o.limits, "client_options.limits"); !why.empty())
       throw config_error(why);
+    if (auto why = distcache::detail::validate_tls(o.tls, "client_options.tls", true); !why.empty())
+      throw config_error(why);
+    if (st_->tls) {
+      std::string why;
+      if (st_->tls->load(why)) throw config_error("client_options.tls: " + why);
+      st_->tls->watch(ioc);
+    }
   }
 
   http_client(const http_client&) = delete;
@@ -237,9 +251,33 @@ class http_client final : public peer_client {
     (*c)->start();
   }
 
+  /// Loads the TLS files again (client_options.tls); connections opened
+  /// from then on use them (and offer no session made under the old ones).
+  /// errc::invalid_config (logged with the reason) when they do not load:
+  /// the old ones stay. Nothing to do without TLS.
+  result<void> reload_tls() override {
+    if (!st_->tls) return {};
+    if (auto ec = st_->tls->reload()) return ec;
+    return {};
+  }
+
+  /// Its TLS counters.
+  [[nodiscard]] client_stats stats() const override {
+    client_stats s;
+    s.tls_handshakes = st_->tls_handshakes.load(std::memory_order_relaxed);
+    s.tls_resumed = st_->tls_resumed.load(std::memory_order_relaxed);
+    s.tls_handshakes_failed = st_->tls_handshakes_failed.load(std::memory_order_relaxed);
+    if (st_->tls) {
+      s.tls_reloads = st_->tls->reloads();
+      s.tls_reload_failures = st_->tls->reload_failures();
+    }
+    return s;
+  }
+
   /// Closes every pooled connection; requests in flight complete with
   /// errc::stopped, and so does every later call. Returns at once.
   void close() override {
+    if (st_->tls) st_->tls->stop_watching();
     std::vector<std::shared_ptr<detail::http_client_connection>> conns;
     {
       std::lock_guard lock(st_->mutex);

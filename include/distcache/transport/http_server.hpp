@@ -102,7 +102,11 @@ class http_server final : public peer_server {
       why = "server_options.max_inflight_bytes: must be >= 1, got 0";
     if (why.empty() && o.max_connections_per_address < 1)
       why = "server_options.max_connections_per_address: must be >= 1, got 0";
+    if (why.empty()) why = distcache::detail::validate_tls(o.tls, "server_options.tls", true);
     if (!why.empty()) return fail(make_error_code(errc::invalid_config), why);
+    if (st_->tls && !st_->tls->current()) {
+      if (auto ec = st_->tls->load(why)) return fail(ec, "server_options.tls: " + why);
+    }
     error_code ec;
     const auto address = net::ip::make_address(o.bind_address, ec);
     if (ec) {
@@ -130,6 +134,7 @@ class http_server final : public peer_server {
     }
     port_ = acceptor.local_endpoint(ec).port();
     st_->accepting = true;
+    if (st_->tls) st_->tls->watch(st_->ioc);
     net::co_spawn(acceptor.get_executor(), detail::http_accept_loop(st_),
                   [st = st_](const std::exception_ptr& e) {
                     if (!e) return;
@@ -151,6 +156,7 @@ class http_server final : public peer_server {
   /// idle() and wait_idle(). Idempotent.
   void stop() override {
     if (st_->stopping.exchange(true)) return;
+    if (st_->tls) st_->tls->stop_watching();
     net::post(st_->acceptor.get_executor(), [st = st_] {
       error_code ignored;
       st->acceptor.close(ignored);  // NOLINT(bugprone-unused-return-value)
@@ -195,7 +201,24 @@ class http_server final : public peer_server {
     s.requests_refused = st_->requests_refused.load(std::memory_order_relaxed);
     s.inflight_bytes = st_->budget.used();
     s.max_inflight_bytes = st_->budget.max();
+    s.tls_handshakes = st_->tls_handshakes.load(std::memory_order_relaxed);
+    s.tls_resumed = st_->tls_resumed.load(std::memory_order_relaxed);
+    s.tls_handshakes_failed = st_->tls_handshakes_failed.load(std::memory_order_relaxed);
+    if (st_->tls) {
+      s.tls_reloads = st_->tls->reloads();
+      s.tls_reload_failures = st_->tls->reload_failures();
+    }
     return s;
+  }
+
+  /// Loads the TLS files again (server_options.tls); connections accepted
+  /// from then on use them, open ones keep theirs. errc::invalid_config
+  /// (logged with the reason) when they do not load: the old ones stay.
+  /// Nothing to do without TLS.
+  result<void> reload_tls() override {
+    if (!st_->tls) return {};
+    if (auto ec = st_->tls->reload()) return ec;
+    return {};
   }
 
  private:

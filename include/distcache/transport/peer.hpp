@@ -42,6 +42,11 @@ struct client_options {
   /// Bounds on what the client sends and accepts; use the same values as the
   /// peers' servers.
   wire_limits limits;
+  /// TLS (config.cluster.tls): when enabled every connection is TLS, the
+  /// peer's certificate must chain to ca_file and name the host it was
+  /// dialled at, and this side presents certificate_file. Sessions are
+  /// resumed on reconnect.
+  tls_options tls;
 };
 
 /// Settings of a peer server (http_server).
@@ -73,16 +78,34 @@ struct server_options {
   /// Connections open at once from one remote IP address; one more is
   /// answered 503 with Connection: close at once. >= 1.
   std::size_t max_connections_per_address = 256;
+  /// TLS (config.cluster.tls): when enabled every connection must complete
+  /// a TLS handshake (with a client certificate from ca_file when
+  /// require_client_certificate) before anything is read from it.
+  tls_options tls;
 };
 
 /// What a peer server counted (peer_server::stats()).
 struct server_stats {
-  std::size_t connections_open = 0;        ///< connections open now
-  std::uint64_t connections_accepted = 0;  ///< connections accepted since start
-  std::uint64_t connections_refused = 0;   ///< over max_connections_per_address
-  std::uint64_t requests_refused = 0;      ///< over max_inflight_bytes
-  std::size_t inflight_bytes = 0;          ///< bytes requests in flight hold now
-  std::size_t max_inflight_bytes = 0;      ///< the configured bound
+  std::size_t connections_open = 0;         ///< connections open now
+  std::uint64_t connections_accepted = 0;   ///< connections accepted since start
+  std::uint64_t connections_refused = 0;    ///< over max_connections_per_address
+  std::uint64_t requests_refused = 0;       ///< over max_inflight_bytes
+  std::size_t inflight_bytes = 0;           ///< bytes requests in flight hold now
+  std::size_t max_inflight_bytes = 0;       ///< the configured bound
+  std::uint64_t tls_handshakes = 0;         ///< TLS handshakes completed (resumed included)
+  std::uint64_t tls_resumed = 0;            ///< of them, resumed sessions
+  std::uint64_t tls_handshakes_failed = 0;  ///< refused or broken handshakes
+  std::uint64_t tls_reloads = 0;            ///< certificate loads after the first
+  std::uint64_t tls_reload_failures = 0;    ///< loads that failed (the old files stay in use)
+};
+
+/// What a peer client counted (peer_client::stats()).
+struct client_stats {
+  std::uint64_t tls_handshakes = 0;         ///< TLS handshakes completed (resumed included)
+  std::uint64_t tls_resumed = 0;            ///< of them, resumed sessions
+  std::uint64_t tls_handshakes_failed = 0;  ///< refused or broken handshakes
+  std::uint64_t tls_reloads = 0;            ///< certificate loads after the first
+  std::uint64_t tls_reload_failures = 0;    ///< loads that failed (the old files stay in use)
 };
 
 /// The client side of a transport: asks other nodes (groupcache's
@@ -148,6 +171,12 @@ class peer_client {
   virtual void health(const std::string& peer, duration timeout, handler done) = 0;
   /// Ends every request in flight with errc::stopped, and every later one.
   virtual void close() = 0;
+  /// Loads the TLS certificate, key and CAs again; connections opened from
+  /// then on use them. On failure the old ones stay. The default (no TLS)
+  /// does nothing.
+  virtual result<void> reload_tls() { return {}; }
+  /// Its counters; a transport that keeps none returns zeros.
+  [[nodiscard]] virtual client_stats stats() const { return {}; }
 };
 
 /// The server side of a transport: answers other nodes through a
@@ -167,6 +196,10 @@ class peer_server {
   [[nodiscard]] virtual std::uint16_t port() const noexcept = 0;
   /// Its counters; a transport that keeps none returns zeros.
   [[nodiscard]] virtual server_stats stats() const { return {}; }
+  /// Loads the TLS certificate, key and CAs again; connections accepted
+  /// from then on use them, those open keep theirs. On failure the old ones
+  /// stay. The default (no TLS) does nothing.
+  virtual result<void> reload_tls() { return {}; }
 };
 
 /// A transport policy says how nodes talk.

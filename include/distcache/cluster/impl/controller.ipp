@@ -77,6 +77,7 @@ error_code cluster_controller::start(net::thread_pool& pool, transport::peer_ser
   so.limits.max_key_bytes = cfg_.max_key_bytes;
   so.max_inflight_bytes = k.max_inflight_bytes;
   so.max_connections_per_address = k.max_connections_per_address;
+  so.tls = k.tls;
   {
     auto server = transport_.make_server(ioc_, service, so, cfg_.log);
     if (auto r = server->start(); !r) return r.error();
@@ -95,7 +96,16 @@ error_code cluster_controller::start(net::thread_pool& pool, transport::peer_ser
   co.cluster_name = k.name;
   co.connect_timeout = k.peer_timeout;
   co.limits.max_key_bytes = cfg_.max_key_bytes;
-  client_ = transport_.make_client(ioc_, co, cfg_.log);
+  co.tls = k.tls;
+  try {
+    auto client = transport_.make_client(ioc_, co, cfg_.log);
+    std::lock_guard lock(server_mutex_);
+    client_ = std::move(client);
+  } catch (const config_error& e) {  // the TLS files changed since the server loaded them
+    cfg_.log(log_level::error, std::string("start: the peer client cannot start: ") + e.what());
+    teardown_transport();
+    return make_error_code(errc::invalid_config);
+  }
   error_code ec;
   if (auto r = discovery_->initialize(); !r) ec = r.error();
   if (!ec) {
@@ -250,15 +260,35 @@ void cluster_controller::release() {
   probe_timer_.reset();
   discovery_timer_.reset();
   std::unique_ptr<transport::peer_server> server;
+  std::unique_ptr<transport::peer_client> client;
   {
     std::lock_guard lock(server_mutex_);
     server = std::move(server_);
+    client = std::move(client_);
   }
   server.reset();
-  client_.reset();
+  client.reset();
   std::lock_guard lock(subscribers_mutex_);
   for (auto& s : subscribers_) s->strand.reset();
   pool_ = nullptr;
+}
+
+result<void> cluster_controller::reload_tls() {
+  std::lock_guard lock(server_mutex_);
+  error_code first;
+  if (server_) {
+    if (auto r = server_->reload_tls(); !r) first = r.error();
+  }
+  if (client_) {
+    if (auto r = client_->reload_tls(); !r && !first) first = r.error();
+  }
+  if (first) return first;
+  return {};
+}
+
+transport::client_stats cluster_controller::client_stats() const {
+  std::lock_guard lock(server_mutex_);
+  return client_ ? client_->stats() : transport::client_stats{};
 }
 
 }  // namespace distcache::detail

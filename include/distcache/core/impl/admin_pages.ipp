@@ -282,6 +282,30 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
       one("distcache_peer_inflight_bytes", "gauge",
           "Bytes that peers' requests being read or handled hold now.",
           static_cast<double>(ps.inflight_bytes));
+      // TLS between nodes (config.cluster.tls): both sides of each
+      // connection count; zeros without TLS.
+      const auto cs = peer_client_stats();
+      {
+        family f(out, "distcache_peer_tls_handshakes_total", "counter",
+                 "TLS handshakes with peers, by side and outcome (full, resumed, failed).");
+        const auto sides = [&f](std::string_view side, std::uint64_t total, std::uint64_t resumed,
+                                std::uint64_t failed) {
+          const std::string s = "side=\"" + std::string(side) + "\",outcome=\"";
+          f.sample(s + "full\"", static_cast<double>(total - resumed));
+          f.sample(s + "resumed\"", static_cast<double>(resumed));
+          f.sample(s + "failed\"", static_cast<double>(failed));
+        };
+        sides("server", ps.tls_handshakes, ps.tls_resumed, ps.tls_handshakes_failed);
+        sides("client", cs.tls_handshakes, cs.tls_resumed, cs.tls_handshakes_failed);
+      }
+      {
+        family f(out, "distcache_peer_tls_reloads_total", "counter",
+                 "Loads of changed TLS files after the first, by side and outcome.");
+        f.sample("side=\"server\",outcome=\"ok\"", static_cast<double>(ps.tls_reloads));
+        f.sample("side=\"server\",outcome=\"failed\"", static_cast<double>(ps.tls_reload_failures));
+        f.sample("side=\"client\",outcome=\"ok\"", static_cast<double>(cs.tls_reloads));
+        f.sample("side=\"client\",outcome=\"failed\"", static_cast<double>(cs.tls_reload_failures));
+      }
     }
     {
       // Latency histograms: every operation measured since the engine was

@@ -232,6 +232,24 @@ transport::server_stats engine_core::peer_server_stats() const {
   return cluster_ ? cluster_->server_stats() : transport::server_stats{};
 }
 
+transport::client_stats engine_core::peer_client_stats() const {
+  return cluster_ ? cluster_->client_stats() : transport::client_stats{};
+}
+
+result<void> engine_core::reload_tls() {
+  if (auto ec = check_blocking_call()) return ec;
+  std::lock_guard lock(lifecycle_);
+  error_code first;
+  if (cluster_) {
+    if (auto r = cluster_->reload_tls(); !r) first = r.error();
+  }
+  if (admin_) {
+    if (auto r = admin_->reload_tls(); !r && !first) first = r.error();
+  }
+  if (first) return first;
+  return {};
+}
+
 std::string engine_core::owner_of(std::string_view key) const {
   auto r = cluster_ ? cluster_->current() : solo_ring_;
   return r->nodes()[r->owner_index(hash_key(key))];

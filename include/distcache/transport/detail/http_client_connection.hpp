@@ -9,6 +9,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
@@ -21,9 +22,11 @@
 #include <distcache/clock.hpp>
 #include <distcache/config.hpp>
 #include <distcache/detail/config.hpp>
+#include <distcache/discovery/detail/tls_client.hpp>
 #include <distcache/error.hpp>
 #include <distcache/transport/detail/http_client_state.hpp>
 #include <distcache/transport/detail/http_parser.hpp>
+#include <distcache/transport/detail/tls_context.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/wire.hpp>
 #include <functional>
@@ -78,7 +81,9 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
 
  private:
   using tcp = net::ip::tcp;
+  using tls_stream = net::ssl::stream<tcp::socket&>;
   static constexpr std::size_t read_chunk = std::size_t{16} * 1024;
+  static constexpr std::size_t tls_gather_limit = std::size_t{16} * 1024;
 
   struct outcome {
     error_code ec;
@@ -188,10 +193,93 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     }
     socket_.set_option(tcp::no_delay(true), ec);
     socket_.non_blocking(true, ec);  // for the direct write in write()
+    if (st_->tls) {
+      handshake();
+      return;
+    }
     write();
   }
 
+  /// The client's side of the TLS handshake: the peer's certificate must
+  /// chain to the CAs and name the host it was dialled at. The last
+  /// session with this peer is offered for resumption.
+  void handshake() {
+    auto ctx = st_->tls->current();
+    if (!ctx) {
+      log_failure("TLS is not set up (the certificates did not load)");
+      fail(errc::peer_unavailable, false);
+      return;
+    }
+    tls_ctx_ = std::move(ctx);
+    tls_ = std::make_unique<tls_stream>(socket_, *tls_ctx_);
+    SSL* ssl = tls_->native_handle();
+    expect_server_name(ssl, pool_->host);
+    generation_ = st_->tls->generation();
+    {
+      std::lock_guard lock(st_->mutex);
+      if (pool_->tls_session && pool_->tls_session_generation == generation_)
+        SSL_set_session(ssl, pool_->tls_session.get());
+    }
+    session_saved_ = false;
+    tls_->async_handshake(net::ssl::stream_base::client,
+                          [self = shared_from_this()](error_code ec) { self->on_handshake(ec); });
+  }
+
+  void on_handshake(error_code ec) {
+    if (dead_) return;
+    if (ec) {
+      st_->tls_handshakes_failed.fetch_add(1, std::memory_order_relaxed);
+      const auto now = clock_type::now();
+      bool log_it = false;
+      {
+        std::lock_guard lock(st_->mutex);
+        if (pool_->tls_logged == time_point{} ||
+            now - pool_->tls_logged >= std::chrono::minutes(1)) {
+          pool_->tls_logged = now;
+          log_it = true;
+        }
+      }
+      if (log_it) {
+        std::string why = ec.message();
+        const long verify =
+            SSL_get_verify_result(tls_->native_handle());  // NOLINT(google-runtime-int)
+        if (verify != X509_V_OK)
+          why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+        log_failure("TLS handshake failed: " + why + "; logged once a minute per peer");
+      }
+      fail(errc::peer_unavailable, false);
+      return;
+    }
+    st_->tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+    if (SSL_session_reused(tls_->native_handle()) == 1)
+      st_->tls_resumed.fetch_add(1, std::memory_order_relaxed);
+    write();
+  }
+
+  /// Keeps this connection's TLS session in the pool for the next
+  /// connection to resume. Under TLS 1.3 the server sends its session
+  /// ticket after the handshake, so this runs once the first response was
+  /// read.
+  void save_session() {
+    session_saved_ = true;
+    // A copy: OpenSSL marks a connection's own session not resumable when
+    // the connection is freed without a TLS shutdown, as a pooled
+    // connection that is dropped is.
+    SSL_SESSION* session = SSL_get0_session(tls_->native_handle());
+    if (session == nullptr || SSL_SESSION_is_resumable(session) != 1) return;
+    SSL_SESSION* copy = SSL_SESSION_dup(session);
+    if (copy == nullptr) return;
+    std::shared_ptr<SSL_SESSION> kept(copy, SSL_SESSION_free);
+    std::lock_guard lock(st_->mutex);
+    pool_->tls_session = std::move(kept);
+    pool_->tls_session_generation = generation_;
+  }
+
   void write() {
+    if (tls_) {
+      write_tls();
+      return;
+    }
     std::array<net::const_buffer, 2> buffers{net::buffer(req.out), net::buffer(req.value)};
     // A request almost always fits the socket's send buffer: write it now
     // (the socket is non-blocking) and go straight to reading, saving a
@@ -222,6 +310,25 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     });
   }
 
+  /// Writes the request through TLS: a small set's value is appended to
+  /// the head first, since the TLS stream makes a record and a system call
+  /// of every buffer of a sequence.
+  void write_tls() {
+    if (!req.value.empty() && req.out.size() + req.value.size() <= tls_gather_limit) {
+      req.out += req.value;
+      req.value.clear();
+    }
+    std::array<net::const_buffer, 2> buffers{net::buffer(req.out), net::buffer(req.value)};
+    net::async_write(*tls_, buffers, [self = shared_from_this()](error_code ec, std::size_t) {
+      if (self->dead_) return;
+      if (ec) {
+        self->on_failure(ec, "write");
+        return;
+      }
+      self->written();
+    });
+  }
+
   void written() {
     response_.reset();
     parser_.emplace(response_, st_->options.limits);
@@ -229,6 +336,12 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   }
 
   void read() {
+    if (tls_) {
+      tls_->async_read_some(
+          buffer_.prepare(read_size()),
+          [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
+      return;
+    }
     socket_.async_read_some(
         buffer_.prepare(read_size()),
         [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
@@ -287,6 +400,7 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   }
 
   void on_response(bool keep_alive) {
+    if (tls_ && !session_saved_) save_session();
     outcome out;
     const unsigned status = response_.status;
     const auto expected = req.op == http_client_op::get || req.op == http_client_op::get_many ||
@@ -449,6 +563,12 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   std::shared_ptr<http_peer_pool> pool_;
   net::strand<net::io_context::executor_type> strand_;
   tcp::socket socket_;
+  // TLS: the stream over socket_ (made anew for each connection; a
+  // replaced one has no operation pending) and the context it uses.
+  std::shared_ptr<net::ssl::context> tls_ctx_;
+  std::unique_ptr<tls_stream> tls_;
+  std::uint64_t generation_ = 0;
+  bool session_saved_ = false;
   net::steady_timer timer_;
   std::optional<tcp::resolver> resolver_;
   boost::beast::flat_buffer buffer_;

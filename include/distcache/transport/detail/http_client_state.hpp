@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -23,6 +24,7 @@
 #include <distcache/detail/config.hpp>
 #include <distcache/error.hpp>
 #include <distcache/transport/detail/http_parser.hpp>
+#include <distcache/transport/detail/tls_context.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/protocol.hpp>
 #include <distcache/transport/wire.hpp>
@@ -91,6 +93,12 @@ struct http_peer_pool {
   bool dropped = false;
   std::vector<std::shared_ptr<http_client_connection>> idle;  // most recently used last
   std::vector<std::shared_ptr<http_client_connection>> all;   // idle and busy
+  // TLS: the session of the last handshake, offered by the next connection
+  // to resume (only under the context generation that made it), and when a
+  // failed handshake was last logged.
+  std::shared_ptr<SSL_SESSION> tls_session;
+  std::uint64_t tls_session_generation = 0;
+  time_point tls_logged{};
 };
 
 /// Splits "host:port" or "[v6]:port". False for anything else, including
@@ -123,7 +131,12 @@ inline bool split_peer_address(std::string_view peer, std::string& host, std::st
 /// What the client and its connections share.
 struct http_client_state {
   http_client_state(net::io_context& ioc, transport::client_options opts, logger lg)
-      : ioc(ioc), options(std::move(opts)), log(lg ? std::move(lg) : logger(log_to_stderr)) {}
+      : ioc(ioc),
+        options(std::move(opts)),
+        log(lg ? std::move(lg) : logger(log_to_stderr)),
+        tls(options.tls.enabled ? std::make_shared<tls_context_source>(
+                                      options.tls, tls_role::client, log, "peer client")
+                                : nullptr) {}
 
   void write_log(log_level level, const std::string& line) const {
     try {
@@ -138,6 +151,10 @@ struct http_client_state {
   std::mutex mutex;
   bool closed = false;                                                     // by mutex
   std::unordered_map<std::string, std::shared_ptr<http_peer_pool>> peers;  // by mutex
+  const std::shared_ptr<tls_context_source> tls;                           // null: plaintext
+  std::atomic<std::uint64_t> tls_handshakes{0};
+  std::atomic<std::uint64_t> tls_resumed{0};
+  std::atomic<std::uint64_t> tls_handshakes_failed{0};
 };
 
 /// One keep-alive connection to a peer. It carries one request at a time:

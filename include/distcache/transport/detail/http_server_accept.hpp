@@ -82,7 +82,15 @@ inline net::awaitable<void> http_accept_loop(std::shared_ptr<http_server_state> 
                                               std::to_string(st->per_address.max()) +
                                               ") open; logged once a minute per address");
       }
-      net::co_spawn(session_executor, http_refuse_connection(st, std::move(socket)), net::detached);
+      if (st->tls) {
+        // A TLS client cannot read a plaintext answer, and a handshake
+        // costs what the limit protects: close at once.
+        error_code ignored;
+        socket.close(ignored);  // NOLINT(bugprone-unused-return-value)
+      } else {
+        net::co_spawn(session_executor, http_refuse_connection(st, std::move(socket)),
+                      net::detached);
+      }
       continue;
     }
     auto session = std::make_shared<http_server_session>(st, std::move(socket), std::move(address));

@@ -8,8 +8,10 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <distcache/clock.hpp>
 #include <distcache/config.hpp>
 #include <distcache/error.hpp>
@@ -18,9 +20,13 @@
 #include <string>
 #include <utility>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 namespace distcache::detail {
 
-/// A connection's socket and deadline. The deadline is enforced by
+/// A connection's socket (under TLS, the TLS stream over it) and deadline.
+/// The deadline is enforced by
 /// watchdog(), a coroutine on the connection's strand that closes the
 /// socket once it passes; the request handling moves it (set_deadline) as
 /// the connection goes from idle to reading to writing.
@@ -49,6 +55,10 @@ class http_connection {
         socket_(std::move(socket)),
         timer_(socket_.get_executor()),
         address_(std::move(address)) {
+    if (st_->tls) {
+      tls_ctx_ = st_->tls->current();
+      if (tls_ctx_) tls_ = std::make_unique<tls_stream>(socket_, *tls_ctx_);
+    }
     error_code ec;
     auto ep = socket_.remote_endpoint(ec);
     remote_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -56,6 +66,56 @@ class http_connection {
   ~http_connection() = default;
 
   static constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
+  using tls_stream = net::ssl::stream<net::ip::tcp::socket&>;
+
+  /// Reads some bytes, through TLS when the connection has it.
+  template <class Buffers>
+  auto read_some(const Buffers& buffers) {
+    return tls_ ? tls_->async_read_some(buffers, tuple_awaitable)
+                : socket_.async_read_some(buffers, tuple_awaitable);
+  }
+
+  /// Writes all of `buffers`, through TLS when the connection has it.
+  template <class Buffers>
+  auto write_all(const Buffers& buffers) {
+    return tls_ ? net::async_write(*tls_, buffers, tuple_awaitable)
+                : net::async_write(socket_, buffers, tuple_awaitable);
+  }
+
+  /// The server's side of the TLS handshake, within read_timeout. A failure
+  /// (another CA, an expired or missing client certificate, a plaintext
+  /// client) is counted and logged once a minute per address; false then.
+  net::awaitable<bool> tls_handshake() {
+    if (!tls_) {
+      log(log_level::error, "closing connection from " + remote_ + ": TLS is not set up");
+      co_return false;
+    }
+    reading_ = true;
+    const auto done_reading = reading_scope(reading_);
+    set_deadline(st_->options.read_timeout);
+    auto [ec] = co_await tls_->async_handshake(net::ssl::stream_base::server, tuple_awaitable);
+    if (ec) {
+      st_->tls_handshakes_failed.fetch_add(1, std::memory_order_relaxed);
+      if (st_->per_address.should_log("tls " + address_, clock_type::now())) {
+        std::string why = timed_out_ ? "handshake not complete within read_timeout " +
+                                           format_duration(st_->options.read_timeout)
+                                     : ec.message();
+        const long verify =
+            SSL_get_verify_result(tls_->native_handle());  // NOLINT(google-runtime-int)
+        if (!timed_out_ && verify != X509_V_OK) {
+          why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+        }
+        log(log_level::warning, "refusing a TLS connection from " + remote_ + ": " + why +
+                                    "; logged once a minute per address");
+      }
+      co_return false;
+    }
+    st_->tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+    if (SSL_session_reused(tls_->native_handle()) == 1)
+      st_->tls_resumed.fetch_add(1, std::memory_order_relaxed);
+    deadline_ = time_point::max();
+    co_return true;
+  }
 
   void log(log_level level, const std::string& text) const {
     st_->write_log(level, "distcache transport: " + text);
@@ -115,6 +175,8 @@ class http_connection {
 
   std::shared_ptr<http_server_state> st_;
   net::ip::tcp::socket socket_;
+  std::shared_ptr<net::ssl::context> tls_ctx_;  // kept while tls_ uses it
+  std::unique_ptr<tls_stream> tls_;             // null: plaintext
   net::steady_timer timer_;
   std::string address_;  // the remote IP address (per-address limit)
   std::string remote_;   // "address:port", for log lines

@@ -12,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -45,6 +46,9 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 namespace distcache::detail {
 
@@ -85,6 +89,7 @@ class http_server_session : public http_connection,
  private:
   using tcp = net::ip::tcp;
   static constexpr std::size_t read_chunk = std::size_t{16} * 1024;
+  static constexpr std::size_t tls_gather_limit = std::size_t{16} * 1024;
 
   enum class read_outcome { request, parse_error, closed, truncated, timed_out, failed };
 
@@ -102,6 +107,7 @@ class http_server_session : public http_connection,
     error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);
     socket_.non_blocking(true, ec);  // for the direct write in write_response()
+    if (tls_ && !co_await tls_handshake()) co_return;
     for (;;) {
       release_request_memory();
       http_request_parser parser(req_, st_->options.limits);
@@ -181,12 +187,12 @@ class http_server_session : public http_connection,
         if (parser.is_header_done() && req_.expect_continue && !continue_sent) {
           continue_sent = true;
           static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-          auto [wec, wn] = co_await net::async_write(socket_, net::buffer(cont), tuple_awaitable);
+          auto [wec, wn] = co_await write_all(net::buffer(cont));
           if (wec) co_return timed_out_ ? read_outcome::timed_out : read_outcome::failed;
         }
         if (!need_more && n > 0 && buf_.size() > 0) continue;
       }
-      auto [ec, n] = co_await socket_.async_read_some(buf_.prepare(read_chunk), tuple_awaitable);
+      auto [ec, n] = co_await read_some(buf_.prepare(read_chunk));
       waiting_ = false;
       if (ec) {
         if (timed_out_) co_return started ? read_outcome::timed_out : read_outcome::closed;
@@ -295,7 +301,7 @@ class http_server_session : public http_connection,
     if (target == dc_health_path) {
       if (req_.method != http::verb::get) {
         reject(405, "health takes GET", "Allow: GET\r\n", close);
-      } else if (refuse_other_cluster(close)) {
+      } else if (refuse_other_cluster(close) || refuse_other_identity(close)) {
         co_return close;
       } else {
         body_.assign("ok");
@@ -332,7 +338,7 @@ class http_server_session : public http_connection,
       reject(400, "DC-Ring-Version is not an unsigned 64-bit decimal", {}, close);
       co_return close;
     }
-    if (refuse_other_cluster(close)) co_return close;
+    if (refuse_other_cluster(close) || refuse_other_identity(close)) co_return close;
     try {
       if (!st_->svc.has_keyspace(keyspace_)) {
         reject(404,
@@ -358,6 +364,39 @@ class http_server_session : public http_connection,
                                   "', not '" + printable_for_log(req_.cluster) + "'"
                             : std::string("missing DC-Cluster header"),
            "DC-Error: cluster_mismatch\r\n", close);
+    return true;
+  }
+
+  // Under mutual TLS a node may speak only as the node its certificate
+  // names: the host of DC-From ("host:port", "[v6]:port") must be one of
+  // the client certificate's subject alternative names (an IP SAN for an
+  // address), else 403 identity_mismatch. Checked once per connection and
+  // DC-From value. Returns whether it refused.
+  bool refuse_other_identity(bool close) {
+    if (!tls_ || !req_.has_from || !st_->options.tls.require_client_certificate) return false;
+    if (identity_checked_ && req_.from == identity_from_) return false;
+    const std::string_view from = req_.from;
+    std::string_view host = from.substr(0, from.rfind(':'));
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+      host = host.substr(1, host.size() - 2);
+    bool named = false;
+    if (X509* cert = SSL_get0_peer_certificate(tls_->native_handle()); cert != nullptr) {
+      const std::string name(host);
+      error_code ec;
+      (void)net::ip::make_address(name, ec);
+      named = ec ? X509_check_host(cert, name.data(), name.size(),
+                                   X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr) == 1
+                 : X509_check_ip_asc(cert, name.c_str(), 0) == 1;
+    }
+    if (named) {
+      identity_checked_ = true;
+      identity_from_ = req_.from;
+      return false;
+    }
+    reject(
+        403,
+        "the client certificate does not name " + printable_for_log(host) + ", the host of DC-From",
+        "DC-Error: identity_mismatch\r\n", close);
     return true;
   }
 
@@ -503,6 +542,9 @@ class http_server_session : public http_connection,
     set_deadline(st_->options.read_timeout);
     std::array<net::const_buffer, 3> buffers{net::buffer(head_), net::buffer(body_),
                                              net::buffer(value_)};
+    if (tls_) {
+      co_return finish_write(co_await write_tls(buffers));
+    }
     // A response almost always fits the socket's send buffer: write it now
     // (the socket is non-blocking) and skip the completion round trip
     // through the io_context; wait for writability only for what is left.
@@ -518,6 +560,26 @@ class http_server_session : public http_connection,
       auto [wec, wn] = co_await net::async_write(socket_, buffers, tuple_awaitable);
       ec = wec;
     }
+    co_return finish_write(ec);
+  }
+
+  /// Writes a response through TLS. A small one is first gathered into one
+  /// buffer: the TLS stream writes each buffer of a sequence as a record
+  /// and a system call of its own.
+  net::awaitable<error_code> write_tls(const std::array<net::const_buffer, 3>& buffers) {
+    const std::size_t total = head_.size() + body_.size() + value_.size();
+    if (total <= tls_gather_limit) {
+      gather_.clear();
+      gather_.reserve(total);
+      for (const auto& b : buffers) gather_.append(static_cast<const char*>(b.data()), b.size());
+      auto [ec, n] = co_await write_all(net::buffer(gather_));
+      co_return ec;
+    }
+    auto [ec, n] = co_await write_all(buffers);
+    co_return ec;
+  }
+
+  bool finish_write(error_code ec) {
     value_ = {};
     items_.clear();
     if (ec) {
@@ -525,10 +587,10 @@ class http_server_session : public http_connection,
         log(log_level::warning,
             "closing connection from " + remote_ + ": response not written within read_timeout");
       }
-      co_return false;
+      return false;
     }
     deadline_ = time_point::max();
-    co_return true;
+    return true;
   }
 
   /// Gives the last request's bytes back to the budget, and its body's
@@ -566,7 +628,10 @@ class http_server_session : public http_connection,
   std::string head_;
   std::string body_;
   std::string extra_;
-  std::string_view value_;  // points into items_ while a get reply is written
+  std::string gather_;         // a small response gathered for one TLS write
+  std::string_view value_;     // points into items_ while a get reply is written
+  std::string identity_from_;  // the DC-From the client certificate was found to name
+  bool identity_checked_ = false;
   bool service_failed_ = false;
   bool closing_ = false;  // the response being written ends the connection
 };

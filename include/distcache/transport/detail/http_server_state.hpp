@@ -31,6 +31,7 @@
 #include <distcache/error.hpp>
 #include <distcache/transport/detail/http_parser.hpp>
 #include <distcache/transport/detail/http_server_limits.hpp>
+#include <distcache/transport/detail/tls_context.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/peer_service.hpp>
 #include <distcache/transport/protocol.hpp>
@@ -187,7 +188,10 @@ struct http_server_state {
         log(lg ? std::move(lg) : logger(log_to_stderr)),
         acceptor(net::make_strand(ioc)),
         budget(options.max_inflight_bytes),
-        per_address(options.max_connections_per_address) {}
+        per_address(options.max_connections_per_address),
+        tls(options.tls.enabled ? std::make_shared<tls_context_source>(
+                                      options.tls, tls_role::server, log, "peer server")
+                                : nullptr) {}
 
   void write_log(log_level level, const std::string& line) const {
     try {
@@ -215,6 +219,10 @@ struct http_server_state {
   address_limits per_address;
   std::atomic<std::uint64_t> connections_refused{0};
   std::atomic<std::uint64_t> requests_refused{0};
+  const std::shared_ptr<tls_context_source> tls;  // null: plaintext
+  std::atomic<std::uint64_t> tls_handshakes{0};
+  std::atomic<std::uint64_t> tls_resumed{0};
+  std::atomic<std::uint64_t> tls_handshakes_failed{0};
 
   mutable std::mutex mutex;
   mutable std::condition_variable idle_cv;

@@ -5,10 +5,17 @@
 //
 #include <doctest/doctest.h>
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -22,6 +29,7 @@
 #include <vector>
 
 #include "support/keyspaces.hpp"
+#include "support/pki.hpp"
 #include "support/processes.hpp"
 #include "support/sources.hpp"
 
@@ -68,6 +76,43 @@ answer request(std::uint16_t port, const std::string& target, http::verb method 
   a.status = res.result_int();
   a.body = res.body();
   for (const auto& f : res) a.headers[std::string(f.name_string())] = std::string(f.value());
+  return a;
+}
+
+/// One GET over TLS to 127.0.0.1:port, verifying the server against `ca`
+/// (its certificate must name 127.0.0.1) and presenting `cert`/`key` when
+/// given. Status 0 when the handshake or the exchange failed.
+answer tls_request(std::uint16_t port, const std::string& target, const std::string& ca,
+                   const std::string& cert = {}, const std::string& key = {},
+                   const std::map<std::string, std::string>& headers = {}) {
+  namespace ssl = boost::asio::ssl;
+  boost::asio::io_context ioc;
+  ssl::context ctx(ssl::context::tls_client);
+  ctx.load_verify_file(ca);
+  if (!cert.empty()) {
+    ctx.use_certificate_chain_file(cert);
+    ctx.use_private_key_file(key, ssl::context::pem);
+  }
+  ctx.set_verify_mode(ssl::verify_peer);
+  ssl::stream<boost::asio::ip::tcp::socket> s(ioc, ctx);
+  X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s.native_handle()), "127.0.0.1");
+  s.next_layer().connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  timeval tv{10, 0};  // a server that never answers fails the test instead of hanging it
+  ::setsockopt(s.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  boost::system::error_code ec;
+  s.handshake(ssl::stream_base::client, ec);
+  answer a;
+  if (ec) return a;
+  http::request<http::string_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  for (const auto& [k, v] : headers) req.set(k, v);
+  http::write(s, req, ec);
+  boost::beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  if (!ec) http::read(s, buf, res, ec);
+  if (ec) return a;
+  a.status = res.result_int();
+  a.body = res.body();
   return a;
 }
 
@@ -356,4 +401,50 @@ TEST_CASE("admin: a real Prometheus scrapes /metrics and its query API returns t
   }
   CHECK_MESSAGE(scraped, "last value seen: " << value);
   (void)distcache::test::run_to_completion({"/bin/rm", "-rf", data}, log.path());
+}
+
+TEST_CASE("admin: TLS, with client certificates (the default) or the bearer token alone") {
+  distcache::test::test_pki pki;
+  pki.issue("admin", "IP:127.0.0.1");
+  pki.issue("stranger", "", "other-ca");
+  auto c = admin_config();
+  c.admin.token = "s3cret";
+  c.admin.tls.enabled = true;
+  c.admin.tls.certificate_file = pki.path("admin.crt");
+  c.admin.tls.private_key_file = pki.path("admin.key");
+  c.admin.tls.ca_file = pki.path("ca.crt");
+  const std::map<std::string, std::string> bearer{{"Authorization", "Bearer s3cret"}};
+  const std::string ca = pki.path("ca.crt");
+  const std::string healthz = base + "healthz";
+
+  SUBCASE("client certificates required") {
+    node n(c, users{});
+    REQUIRE(n.start());
+    const auto port = n.admin_port();
+    CHECK(tls_request(port, healthz, ca, pki.path("client.crt"), pki.path("client.key"), bearer)
+              .status == 200);
+    CHECK(tls_request(port, healthz, ca, pki.path("client.crt"), pki.path("client.key")).status ==
+          401);
+    CHECK(tls_request(port, healthz, ca, {}, {}, bearer).status == 0);  // no certificate
+    CHECK(tls_request(port, healthz, ca, pki.path("stranger.crt"), pki.path("stranger.key"), bearer)
+              .status == 0);
+    CHECK(request(port, healthz, http::verb::get, bearer).status == 0);  // plaintext
+    CHECK(n.reload_tls());
+    CHECK(tls_request(port, healthz, ca, pki.path("client.crt"), pki.path("client.key"), bearer)
+              .status == 200);
+  }
+  SUBCASE("the token alone") {
+    c.admin.tls.require_client_certificate = false;
+    c.admin.tls.ca_file.clear();
+    node n(c, users{});
+    REQUIRE(n.start());
+    const auto port = n.admin_port();
+    CHECK(tls_request(port, healthz, ca, {}, {}, bearer).status == 200);
+    CHECK(tls_request(port, healthz, ca).status == 401);
+  }
+  SUBCASE("files that do not load stop start()") {
+    c.admin.tls.private_key_file = pki.path("stranger.key");
+    node n(c, users{});
+    CHECK(n.start().error() == distcache::errc::invalid_config);
+  }
 }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_future.hpp>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,6 +19,7 @@
 
 #include "support/keyspaces.hpp"
 #include "support/manual_clock.hpp"
+#include "support/pki.hpp"
 #include "support/sources.hpp"
 
 using distcache::config;
@@ -585,4 +587,137 @@ TEST_CASE("an owner that cannot serve a keyspace makes the asking node load loca
   auto many = c.non_owner("user:9", 1).get_many<users>(keys);
   REQUIRE(many.has_value());
   CHECK(**(*many)[0] == "Lin");
+}
+
+namespace {
+
+/// TLS options with `name`.crt/.key of `pki`, trusting its CA.
+distcache::tls_options node_tls(const distcache::test::test_pki& pki, const std::string& name) {
+  distcache::tls_options t;
+  t.enabled = true;
+  t.certificate_file = pki.path(name + ".crt");
+  t.private_key_file = pki.path(name + ".key");
+  t.ca_file = pki.path("ca.crt");
+  return t;
+}
+
+/// Counts log lines that contain a text; thread-safe.
+struct line_counter {
+  std::mutex mutex;
+  std::map<std::string, int> counts;
+  std::vector<std::string> texts;
+  explicit line_counter(std::vector<std::string> t) : texts(std::move(t)) {}
+  distcache::logger logger() {
+    return [this](distcache::log_level, std::string_view line) {
+      std::lock_guard lock(mutex);
+      for (const auto& t : texts) {
+        if (line.find(t) != std::string_view::npos) ++counts[t];
+      }
+    };
+  }
+  int operator[](const std::string& t) {
+    std::lock_guard lock(mutex);
+    return counts[t];
+  }
+};
+
+}  // namespace
+
+TEST_CASE("mutual TLS: 3 nodes form a ring; untrusted, expired and misnamed nodes are refused") {
+  distcache::test::test_pki pki;
+  pki.issue("node", "IP:127.0.0.1");
+  pki.issue("stranger", "IP:127.0.0.1", "other-ca");
+  pki.issue("expired", "IP:127.0.0.1", "ca", -1);
+  pki.issue("misnamed", "IP:127.0.0.9");  // signed by the cluster's CA, for another address
+  line_counter good_log({"refusing a TLS connection from 127.0.0.1", "TLS handshake failed",
+                         "does not name 127.0.0.1"});
+  config c = node_config();
+  c.cluster.tls = node_tls(pki, "node");
+  c.log = good_log.logger();
+  cluster3 good(c);
+  for (int i = 0; i < 30; ++i) good.db->set("k" + std::to_string(i), "v" + std::to_string(i));
+
+  std::vector<std::unique_ptr<node_engine>> hostile;
+  for (const char* name : {"stranger", "expired", "misnamed"}) {
+    config h = node_config();
+    h.cluster.tls = node_tls(pki, name);
+    h.log = [](distcache::log_level, std::string_view) {};
+    users u;
+    u.source.state = good.db;
+    hostile.push_back(std::make_unique<node_engine>(h, registry_discovery(good.reg), u));
+    REQUIRE(hostile.back()->start());  // alone: its quorum is 1
+  }
+  // Every good node refuses the three hostile servers (their certificates do
+  // not verify or do not name 127.0.0.1) and the stranger's and expired
+  // node's client certificates; the misnamed node's requests fail the
+  // identity check (403), so it never sees the good nodes either.
+  CHECK(eventually([&] {
+    for (auto& n : good.nodes) {
+      if (n->peer_client_stats().tls_handshakes_failed < 3 ||
+          n->peer_server_stats().tls_handshakes_failed < 2)
+        return false;
+    }
+    return good_log["does not name 127.0.0.1"] >= 1;
+  }));
+  for (auto& n : good.nodes) CHECK(n->cluster_peers().size() == 2);
+  for (auto& n : hostile) CHECK(n->cluster_peers().empty());
+  // Gets never fail because of them: the good nodes serve each other, the
+  // hostile ones load locally.
+  for (int i = 0; i < 30; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    for (auto& n : good.nodes) CHECK(**n->get<users>(key) == "v" + std::to_string(i));
+    for (auto& n : hostile) CHECK(**n->get<users>(key) == "v" + std::to_string(i));
+  }
+  for (auto& n : good.nodes) CHECK(n->peer_server_stats().tls_handshakes >= 2);
+  // Counted every time, logged once a minute: per address on the server
+  // side (all of them are 127.0.0.1), per peer on the client side.
+  CHECK(good_log["refusing a TLS connection from 127.0.0.1"] == 3);
+  CHECK(good_log["TLS handshake failed"] == 9);
+}
+
+TEST_CASE("mutual TLS: certificates reloaded under a steady get load fail no get") {
+  distcache::test::test_pki pki;
+  pki.issue("node", "IP:127.0.0.1");
+  pki.issue("next", "IP:127.0.0.1");
+  config c = node_config();
+  c.cluster.tls = node_tls(pki, "node");
+  c.cluster.tls.reload_interval = 0s;  // on the call only
+  cluster3 good(c);
+  constexpr int keys = 20000;
+  for (int i = 0; i < keys; ++i) good.db->set("k" + std::to_string(i), "v");
+  std::atomic<int> next{0};
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> load;
+  for (int t = 0; t < 3; ++t) {
+    load.emplace_back([&] {
+      // Every get a new key, so most go to their owner over TLS.
+      for (int i = next++; i < keys && !stop.load(); i = next++) {
+        if (good.nodes[static_cast<std::size_t>(i) % 3]->get<users>("k" + std::to_string(i))) {
+          ++ok;
+        } else {
+          ++failed;
+        }
+      }
+    });
+  }
+  CHECK(eventually([&] { return ok.load() >= 300; }));
+  for (const char* ext : {".crt", ".key"}) {
+    std::filesystem::copy_file(pki.path(std::string("next") + ext),
+                               pki.path(std::string("node") + ext + ".new"));
+    std::filesystem::rename(pki.path(std::string("node") + ext + ".new"),
+                            pki.path(std::string("node") + ext));
+  }
+  for (auto& n : good.nodes) CHECK(n->reload_tls());
+  const int at_reload = ok.load();
+  CHECK(eventually([&] { return ok.load() >= at_reload + 300; }));
+  stop = true;
+  for (auto& t : load) t.join();
+  CHECK(failed.load() == 0);
+  for (auto& n : good.nodes) {
+    CHECK(n->peer_server_stats().tls_reloads == 1);
+    CHECK(n->peer_client_stats().tls_reloads == 1);
+    CHECK(n->peer_client_stats().tls_handshakes_failed == 0);
+  }
 }

@@ -26,6 +26,10 @@
 // the affinity of the thread that creates them, so main pins itself before
 // starting each group). The comparison script uses 0 and 1.
 //
+// --tls DIR runs every node over mutual TLS with DIR/node.crt, node.key
+// (a certificate naming IP 127.0.0.1) and DIR/ca.crt (bench/compare/run.sh
+// makes them with the openssl command).
+//
 // The last line of output is machine-readable: "RESULT key=value ...".
 //
 //   bench_cluster_load --mode remote-hit --clients 16 --seconds 5
@@ -94,6 +98,7 @@ struct options {
   std::int64_t hot_bytes = -1;  // -1: the mode's default
   int server_cpu = -1;
   int client_cpu = -1;
+  std::string tls_dir;  // empty: plaintext; else DIR/node.crt, node.key, ca.crt
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -103,7 +108,7 @@ struct options {
                "         [--dist uniform|zipf] [--zipf-s S] [--seconds S] [--warmup S]\n"
                "         [--value-bytes B] [--mode remote-hit|mixed|get-many] [--threads T]\n"
                "         [--node-threads T] [--batch N] [--hot-bytes N]\n"
-               "         [--server-cpu CPU] [--client-cpu CPU]\n",
+               "         [--server-cpu CPU] [--client-cpu CPU] [--tls DIR]\n",
                why);
   std::exit(2);
 }
@@ -172,6 +177,8 @@ options parse(int argc, char** argv) {
       o.server_cpu = parse_number<int>(flag, v);
     } else if (flag == "--client-cpu") {
       o.client_cpu = parse_number<int>(flag, v);
+    } else if (flag == "--tls") {
+      o.tls_dir = v;
     } else {
       usage(("unknown flag " + std::string(flag)).c_str());
     }
@@ -525,6 +532,12 @@ distcache::config node_config(const options& o, bool caller) {
   c.cluster.discovery_interval = 1s;
   c.cluster.join_retry_interval = 10ms;
   c.cluster.peer_timeout = 1s;
+  if (!o.tls_dir.empty()) {  // mutual TLS, one certificate for every node (IP SAN 127.0.0.1)
+    c.cluster.tls.enabled = true;
+    c.cluster.tls.certificate_file = o.tls_dir + "/node.crt";
+    c.cluster.tls.private_key_file = o.tls_dir + "/node.key";
+    c.cluster.tls.ca_file = o.tls_dir + "/ca.crt";
+  }
   distcache::keyspace_options ks;
   std::int64_t hot = o.hot_bytes;
   // remote-hit and get-many measure the network path: the caller keeps no

@@ -9,7 +9,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
@@ -27,6 +27,7 @@
 #include <distcache/transport/detail/http_client_state.hpp>
 #include <distcache/transport/detail/http_parser.hpp>
 #include <distcache/transport/detail/tls_context.hpp>
+#include <distcache/transport/detail/tls_engine.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/wire.hpp>
 #include <functional>
@@ -81,7 +82,7 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
 
  private:
   using tcp = net::ip::tcp;
-  using tls_stream = net::ssl::stream<tcp::socket&>;
+  static constexpr std::size_t tls_read_chunk = std::size_t{17} * 1024;  // a record and more
   static constexpr std::size_t read_chunk = std::size_t{16} * 1024;
   static constexpr std::size_t tls_gather_limit = std::size_t{16} * 1024;
 
@@ -211,7 +212,13 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
       return;
     }
     tls_ctx_ = std::move(ctx);
-    tls_ = std::make_unique<tls_stream>(socket_, *tls_ctx_);
+    tls_ = std::make_unique<tls_engine>(tls_ctx_->native_handle(), false);
+    if (!tls_->valid()) {
+      log_failure("TLS: OpenSSL could not make a connection");
+      fail(errc::peer_unavailable, false);
+      return;
+    }
+    if (tls_in_.empty()) tls_in_.resize(tls_read_chunk);
     SSL* ssl = tls_->native_handle();
     expect_server_name(ssl, pool_->host);
     generation_ = st_->tls->generation();
@@ -221,8 +228,59 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
         SSL_set_session(ssl, pool_->tls_session.get());
     }
     session_saved_ = false;
-    tls_->async_handshake(net::ssl::stream_base::client,
-                          [self = shared_from_this()](error_code ec) { self->on_handshake(ec); });
+    handshake_step();
+  }
+
+  /// One round of the handshake: send this side's flight, read the
+  /// peer's. Once done, the last flight (the client's Finished) stays
+  /// queued and leaves with the request.
+  void handshake_step() {
+    const auto step = tls_->handshake();
+    if (step == tls_engine::status::done) {
+      on_handshake({});
+      return;
+    }
+    const bool failed = step != tls_engine::status::want_input;
+    tls_out_.clear();
+    tls_->take_output(tls_out_);  // on failure, the alert that tells the server why
+    send_raw([self = shared_from_this(), failed](error_code ec) {
+      if (failed || ec) {
+        self->on_handshake(failed ? self->tls_->error() : ec);
+        return;
+      }
+      self->socket_.async_read_some(net::buffer(self->tls_in_),
+                                    [self](error_code rec, std::size_t got) {
+                                      if (self->dead_) return;
+                                      if (rec) {
+                                        self->on_handshake(rec);
+                                        return;
+                                      }
+                                      self->tls_->put_input(self->tls_in_.data(), got);
+                                      self->handshake_step();
+                                    });
+    });
+  }
+
+  /// Sends tls_out_: at once when the socket takes it (it is non-blocking),
+  /// the rest when it can; then `done(ec)` (not called once dead).
+  template <class Done>
+  void send_raw(Done done) {
+    error_code ec;
+    std::size_t n = socket_.write_some(net::buffer(tls_out_), ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) {
+      ec = {};
+      n = 0;
+    }
+    if (ec || n == tls_out_.size()) {
+      done(ec);
+      return;
+    }
+    net::async_write(
+        socket_, net::buffer(tls_out_.data() + n, tls_out_.size() - n),
+        [self = shared_from_this(), done = std::move(done)](error_code wec, std::size_t) mutable {
+          if (self->dead_) return;
+          done(wec);
+        });
   }
 
   void on_handshake(error_code ec) {
@@ -310,17 +368,20 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     });
   }
 
-  /// Writes the request through TLS: a small set's value is appended to
-  /// the head first, since the TLS stream makes a record and a system call
-  /// of every buffer of a sequence.
+  /// Encrypts the request (a small set's value gathered into the same
+  /// record) and sends it with whatever the handshake left queued.
   void write_tls() {
     if (!req.value.empty() && req.out.size() + req.value.size() <= tls_gather_limit) {
       req.out += req.value;
       req.value.clear();
     }
-    std::array<net::const_buffer, 2> buffers{net::buffer(req.out), net::buffer(req.value)};
-    net::async_write(*tls_, buffers, [self = shared_from_this()](error_code ec, std::size_t) {
-      if (self->dead_) return;
+    if (!tls_->write(req.out) || (!req.value.empty() && !tls_->write(req.value))) {
+      on_failure(tls_->error(), "write");
+      return;
+    }
+    tls_out_.clear();
+    tls_->take_output(tls_out_);
+    send_raw([self = shared_from_this()](error_code ec) {
       if (ec) {
         self->on_failure(ec, "write");
         return;
@@ -337,14 +398,42 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
 
   void read() {
     if (tls_) {
-      tls_->async_read_some(
-          buffer_.prepare(read_size()),
-          [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
+      read_tls();
       return;
     }
     socket_.async_read_some(
         buffer_.prepare(read_size()),
         [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
+  }
+
+  /// Decrypts into buffer_ what arrived, reading ciphertext until a whole
+  /// record did.
+  void read_tls() {
+    auto b = buffer_.prepare(read_size());
+    std::size_t n = 0;
+    switch (tls_->read(static_cast<char*>(b.data()), b.size(), n)) {
+      case tls_engine::status::done:
+        on_read({}, n);
+        return;
+      case tls_engine::status::closed:
+        on_read(net::error::eof, 0);
+        return;
+      case tls_engine::status::failed:
+        on_read(tls_->error(), 0);
+        return;
+      case tls_engine::status::want_input:
+        break;
+    }
+    socket_.async_read_some(net::buffer(tls_in_),
+                            [self = shared_from_this()](error_code ec, std::size_t got) {
+                              if (self->dead_) return;
+                              if (ec) {
+                                self->on_read(ec, 0);
+                                return;
+                              }
+                              self->tls_->put_input(self->tls_in_.data(), got);
+                              self->read_tls();
+                            });
   }
 
   [[nodiscard]] std::size_t read_size() const {
@@ -563,10 +652,13 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   std::shared_ptr<http_peer_pool> pool_;
   net::strand<net::io_context::executor_type> strand_;
   tcp::socket socket_;
-  // TLS: the stream over socket_ (made anew for each connection; a
-  // replaced one has no operation pending) and the context it uses.
+  // TLS: OpenSSL's state of the connection (made anew for each one; it
+  // does no I/O, so replacing it never races an operation) and the context
+  // it was made from.
   std::shared_ptr<net::ssl::context> tls_ctx_;
-  std::unique_ptr<tls_stream> tls_;
+  std::unique_ptr<tls_engine> tls_;
+  std::string tls_in_;   // ciphertext read from the socket
+  std::string tls_out_;  // ciphertext being sent
   std::uint64_t generation_ = 0;
   bool session_saved_ = false;
   net::steady_timer timer_;

@@ -8,7 +8,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -16,8 +16,10 @@
 #include <distcache/config.hpp>
 #include <distcache/error.hpp>
 #include <distcache/transport/detail/http_server_state.hpp>
+#include <distcache/transport/detail/tls_engine.hpp>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include <openssl/ssl.h>
@@ -57,7 +59,10 @@ class http_connection {
         address_(std::move(address)) {
     if (st_->tls) {
       tls_ctx_ = st_->tls->current();
-      if (tls_ctx_) tls_ = std::make_unique<tls_stream>(socket_, *tls_ctx_);
+      if (tls_ctx_) {
+        tls_ = std::make_unique<tls_engine>(tls_ctx_->native_handle(), true);
+        tls_in_.resize(tls_read_chunk);
+      }
     }
     error_code ec;
     auto ep = socket_.remote_endpoint(ec);
@@ -66,42 +71,124 @@ class http_connection {
   ~http_connection() = default;
 
   static constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
-  using tls_stream = net::ssl::stream<net::ip::tcp::socket&>;
+  using io_result = std::tuple<error_code, std::size_t>;
+  static constexpr std::size_t tls_read_chunk = std::size_t{17} * 1024;  // a record and more
 
-  /// Reads some bytes, through TLS when the connection has it.
-  template <class Buffers>
-  auto read_some(const Buffers& buffers) {
-    return tls_ ? tls_->async_read_some(buffers, tuple_awaitable)
-                : socket_.async_read_some(buffers, tuple_awaitable);
+  /// Reads some bytes, decrypted when the connection has TLS.
+  net::awaitable<io_result> read_some(net::mutable_buffer buffer) {
+    return tls_ ? tls_read(buffer) : socket_.async_read_some(buffer, tuple_awaitable);
   }
 
-  /// Writes all of `buffers`, through TLS when the connection has it.
+  /// Writes all of `buffers`, encrypted when the connection has TLS.
   template <class Buffers>
-  auto write_all(const Buffers& buffers) {
-    return tls_ ? net::async_write(*tls_, buffers, tuple_awaitable)
-                : net::async_write(socket_, buffers, tuple_awaitable);
+  net::awaitable<io_result> write_all(const Buffers& buffers) {
+    return tls_ ? tls_write(buffers) : net::async_write(socket_, buffers, tuple_awaitable);
+  }
+
+  /// Decrypts what arrived into `buffer`, reading ciphertext when a whole
+  /// record has not arrived yet.
+  net::awaitable<io_result> tls_read(net::mutable_buffer buffer) {
+    for (;;) {
+      std::size_t n = 0;
+      switch (tls_->read(static_cast<char*>(buffer.data()), buffer.size(), n)) {
+        case tls_engine::status::done:
+          co_return io_result{error_code{}, n};
+        case tls_engine::status::closed:
+          co_return io_result{net::error::eof, 0};
+        case tls_engine::status::failed:
+          co_return io_result{tls_->error(), 0};
+        case tls_engine::status::want_input:
+          break;
+      }
+      if (auto ec = co_await tls_flush()) co_return io_result{ec, 0};  // e.g. a key update
+      auto [ec, got] = co_await socket_.async_read_some(net::buffer(tls_in_), tuple_awaitable);
+      if (ec) co_return io_result{ec, 0};
+      tls_->put_input(tls_in_.data(), got);
+    }
+  }
+
+  /// Encrypts `buffers` (gathered into one record when small) and sends
+  /// the records.
+  template <class Buffers>
+  net::awaitable<io_result> tls_write(const Buffers& buffers) {
+    std::size_t total = 0;
+    for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers);
+         ++it)
+      total += it->size();
+    bool ok = true;
+    if (total <= tls_gather_limit) {
+      tls_plain_.clear();
+      for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers);
+           ++it)
+        tls_plain_.append(static_cast<const char*>(it->data()), it->size());
+      ok = tls_->write(tls_plain_);
+    } else {
+      for (auto it = net::buffer_sequence_begin(buffers);
+           ok && it != net::buffer_sequence_end(buffers); ++it)
+        ok = tls_->write({static_cast<const char*>(it->data()), it->size()});
+    }
+    if (!ok) co_return io_result{tls_->error(), 0};
+    if (auto ec = co_await tls_flush()) co_return io_result{ec, 0};
+    co_return io_result{error_code{}, total};
+  }
+
+  /// Sends the ciphertext OpenSSL produced: at once when the socket takes
+  /// it (it is non-blocking), the rest when it can.
+  net::awaitable<error_code> tls_flush() {
+    tls_out_.clear();
+    if (!tls_->take_output(tls_out_)) co_return error_code{};
+    error_code ec;
+    const std::size_t n = socket_.write_some(net::buffer(tls_out_), ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) ec = {};
+    if (ec) co_return ec;
+    if (n < tls_out_.size()) {
+      auto [wec, wn] = co_await net::async_write(
+          socket_, net::buffer(tls_out_.data() + n, tls_out_.size() - n), tuple_awaitable);
+      co_return wec;
+    }
+    co_return error_code{};
   }
 
   /// The server's side of the TLS handshake, within read_timeout. A failure
   /// (another CA, an expired or missing client certificate, a plaintext
   /// client) is counted and logged once a minute per address; false then.
   net::awaitable<bool> tls_handshake() {
-    if (!tls_) {
+    if (!tls_ || !tls_->valid()) {
       log(log_level::error, "closing connection from " + remote_ + ": TLS is not set up");
       co_return false;
     }
     reading_ = true;
     const auto done_reading = reading_scope(reading_);
     set_deadline(st_->options.read_timeout);
-    auto [ec] = co_await tls_->async_handshake(net::ssl::stream_base::server, tuple_awaitable);
+    error_code ec;
+    for (;;) {
+      const auto step = tls_->handshake();
+      // What it produced goes out first: the server's flight, or the alert
+      // that tells a refused client why.
+      if (auto fec = co_await tls_flush()) {
+        ec = fec;
+        break;
+      }
+      if (step == tls_engine::status::done) break;
+      if (step != tls_engine::status::want_input) {
+        ec = tls_->error();
+        break;
+      }
+      auto [rec, got] = co_await socket_.async_read_some(net::buffer(tls_in_), tuple_awaitable);
+      if (rec) {
+        ec = rec;
+        break;
+      }
+      tls_->put_input(tls_in_.data(), got);
+    }
     if (ec) {
       st_->tls_handshakes_failed.fetch_add(1, std::memory_order_relaxed);
       if (st_->per_address.should_log("tls " + address_, clock_type::now())) {
         std::string why = timed_out_ ? "handshake not complete within read_timeout " +
                                            format_duration(st_->options.read_timeout)
                                      : ec.message();
-        const long verify =
-            SSL_get_verify_result(tls_->native_handle());  // NOLINT(google-runtime-int)
+        const long verify =  // NOLINT(google-runtime-int): OpenSSL's type
+            SSL_get_verify_result(tls_->native_handle());
         if (!timed_out_ && verify != X509_V_OK) {
           why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
         }
@@ -176,7 +263,11 @@ class http_connection {
   std::shared_ptr<http_server_state> st_;
   net::ip::tcp::socket socket_;
   std::shared_ptr<net::ssl::context> tls_ctx_;  // kept while tls_ uses it
-  std::unique_ptr<tls_stream> tls_;             // null: plaintext
+  std::unique_ptr<tls_engine> tls_;             // null: plaintext
+  std::string tls_in_;                          // ciphertext read from the socket
+  std::string tls_out_;                         // ciphertext being sent
+  std::string tls_plain_;                       // a small response gathered into one record
+  static constexpr std::size_t tls_gather_limit = std::size_t{16} * 1024;
   net::steady_timer timer_;
   std::string address_;  // the remote IP address (per-address limit)
   std::string remote_;   // "address:port", for log lines

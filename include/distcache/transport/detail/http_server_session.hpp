@@ -89,7 +89,6 @@ class http_server_session : public http_connection,
  private:
   using tcp = net::ip::tcp;
   static constexpr std::size_t read_chunk = std::size_t{16} * 1024;
-  static constexpr std::size_t tls_gather_limit = std::size_t{16} * 1024;
 
   enum class read_outcome { request, parse_error, closed, truncated, timed_out, failed };
 
@@ -543,7 +542,8 @@ class http_server_session : public http_connection,
     std::array<net::const_buffer, 3> buffers{net::buffer(head_), net::buffer(body_),
                                              net::buffer(value_)};
     if (tls_) {
-      co_return finish_write(co_await write_tls(buffers));
+      auto [ec, n] = co_await tls_write(buffers);
+      co_return finish_write(ec);
     }
     // A response almost always fits the socket's send buffer: write it now
     // (the socket is non-blocking) and skip the completion round trip
@@ -561,22 +561,6 @@ class http_server_session : public http_connection,
       ec = wec;
     }
     co_return finish_write(ec);
-  }
-
-  /// Writes a response through TLS. A small one is first gathered into one
-  /// buffer: the TLS stream writes each buffer of a sequence as a record
-  /// and a system call of its own.
-  net::awaitable<error_code> write_tls(const std::array<net::const_buffer, 3>& buffers) {
-    const std::size_t total = head_.size() + body_.size() + value_.size();
-    if (total <= tls_gather_limit) {
-      gather_.clear();
-      gather_.reserve(total);
-      for (const auto& b : buffers) gather_.append(static_cast<const char*>(b.data()), b.size());
-      auto [ec, n] = co_await write_all(net::buffer(gather_));
-      co_return ec;
-    }
-    auto [ec, n] = co_await write_all(buffers);
-    co_return ec;
   }
 
   bool finish_write(error_code ec) {
@@ -605,6 +589,10 @@ class http_server_session : public http_connection,
   /// the kernel does not reset the connection and destroy the response
   /// before the client read it.
   net::awaitable<void> linger_close() {
+    if (tls_) {  // a close_notify first, so the client knows the response is whole
+      tls_->shutdown();
+      if (co_await tls_flush()) co_return;
+    }
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_send, ec);
     if (ec) co_return;
@@ -628,7 +616,6 @@ class http_server_session : public http_connection,
   std::string head_;
   std::string body_;
   std::string extra_;
-  std::string gather_;         // a small response gathered for one TLS write
   std::string_view value_;     // points into items_ while a get reply is written
   std::string identity_from_;  // the DC-From the client certificate was found to name
   bool identity_checked_ = false;

@@ -52,6 +52,7 @@
 #include <distcache/engine.hpp>
 #include <distcache/transport/http_client.hpp>
 #include <distcache/transport/http_server.hpp>
+#include <distcache/transport/https.hpp>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -312,7 +313,8 @@ class counting_server final : public distcache::transport::peer_server {
                   distcache::transport::server_options options, distcache::logger log)
       : counters_(std::make_shared<peer_counters>()),
         service_(service, *counters_),
-        inner_(ioc, service_, std::move(options), std::move(log)) {}
+        inner_(ioc, service_, std::move(options), std::move(log),
+               distcache::transport::https::tls_library()) {}
   distcache::result<void> start() override {
     auto r = inner_.start();
     if (r) {
@@ -331,8 +333,10 @@ class counting_server final : public distcache::transport::peer_server {
   distcache::transport::http_server inner_;
 };
 
-/// The HTTP transport with counted server-side gets.
+/// transport::https (transport::http with TLS when --tls asks for it) with
+/// counted server-side gets.
 struct counting_http {
+  static constexpr bool supports_tls = true;
   static std::unique_ptr<distcache::transport::peer_server> make_server(
       net::io_context& ioc, distcache::transport::peer_service& service,
       const distcache::transport::server_options& options, const distcache::logger& log) {
@@ -341,7 +345,8 @@ struct counting_http {
   static std::unique_ptr<distcache::transport::peer_client> make_client(
       net::io_context& ioc, const distcache::transport::client_options& options,
       const distcache::logger& log) {
-    return std::make_unique<distcache::transport::http_client>(ioc, options, log);
+    return std::make_unique<distcache::transport::http_client>(
+        ioc, options, log, distcache::transport::https::tls_library());
   }
 };
 static_assert(distcache::transport::transport_policy<counting_http>);

@@ -17,8 +17,11 @@
 #               get there (--threads 0: one client-side thread, like the Go
 #               caller and memcached_get); row "distcache-1t": completions go
 #               to one separate client thread (--threads 1), one thread hop more
-#               each way. Also a get-many run (100 keys over 3 nodes) that
-#               checks one request per owner.
+#               each way. Row "distcache-tls": as "distcache", every node
+#               over mutual TLS (bench_cluster_load --tls; certificates made
+#               here with the openssl command), reported as a ratio to the
+#               plaintext row of the same round. Also a get-many run (100 keys
+#               over 3 nodes) that checks one request per owner.
 #   groupcache  bench/compare/groupcache_bench: 3 processes (HTTPPool); A
 #               (CLIENT_CPU) calls group.Get for keys B (SERVER_CPU) owns and
 #               has pre-loaded; A's group budget is 0, so no hot-cache copies.
@@ -158,13 +161,29 @@ collect() {
 
 common=(--keys "$KEYS" --value-bytes "$VALUE_BYTES" --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP")
 
-# run_distcache ROW CLIENT_THREADS
+# A CA and one node certificate (IP SAN 127.0.0.1) for the TLS row.
+tls_dir=$out/tls
+make_certificates() {
+  mkdir -p "$tls_dir"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.crt" \
+    -subj "/CN=distcache bench CA" -days 2 2>/dev/null
+  openssl req "${ec[@]}" -keyout "$tls_dir/node.key" -out "$tls_dir/node.csr" \
+    -subj "/CN=distcache bench node" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$tls_dir/ext.cnf"
+  openssl x509 -req -in "$tls_dir/node.csr" -CA "$tls_dir/ca.crt" -CAkey "$tls_dir/ca.key" \
+    -CAcreateserial -out "$tls_dir/node.crt" -days 2 -extfile "$tls_dir/ext.cnf" 2>/dev/null
+}
+make_certificates
+
+# run_distcache ROW CLIENT_THREADS [EXTRA FLAGS...]
 run_distcache() {
   local row=$1 threads=$2 n log
+  shift 2
   for n in "${INFLIGHT[@]}"; do
     log=$out/${row}_$n.log
     timeout 120 "$cluster_load" --mode remote-hit --clients "$n" --threads "$threads" \
-      "${common[@]}" "${server_cpu_flag[@]}" >"$log" 2>&1 || { cat "$log"; return 1; }
+      "${common[@]}" "${server_cpu_flag[@]}" "$@" >"$log" 2>&1 || { cat "$log"; return 1; }
     grep -E '^(measured|CPU|node B)' "$log" | sed "s/^/  [$row] /"
     collect "$row" "$log"
   done
@@ -239,6 +258,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
   echo "-- distcache remote hit"
   run_distcache distcache 0
   run_distcache distcache-1t 1
+  run_distcache distcache-tls 0 --tls "$tls_dir"
   echo "-- golang/groupcache remote hit"
   run_groupcache
   echo "-- memcached GET"
@@ -261,7 +281,7 @@ echo "(server/client CPU: CPU time per request in the measured window, node B or
 echo " the client side: node A and the load generator)"
 printf '%-13s %9s %10s %8s %8s %12s %12s\n' system "in flight" "ops/s" "p50 us" "p99 us" \
   "server CPU" "client CPU"
-for system in distcache distcache-1t groupcache memcached; do
+for system in distcache distcache-1t distcache-tls groupcache memcached; do
   for n in "${INFLIGHT[@]}"; do
     printf '%-13s %9s %10.0f %8.1f %8.1f %10.1fus %10.1fus\n' "$system" "$n" \
       "$(median "$system" "$n" 3)" "$(median "$system" "$n" 4)" "$(median "$system" "$n" 5)" \
@@ -282,6 +302,16 @@ for n in "${INFLIGHT[@]}"; do
     "$(ratio "$(median distcache "$n" 6)" "$(median memcached "$n" 6)")"
 done
 
+echo
+echo "TLS (mutual, TLS 1.3) over plaintext, distcache remote hit:"
+printf '%-9s %10s %10s %18s\n' "in flight" "ops/s" "p50" "server CPU"
+for n in "${INFLIGHT[@]}"; do
+  printf '%-9s %10s %10s %18s\n' "$n" \
+    "$(ratio "$(median distcache-tls "$n" 3)" "$(median distcache "$n" 3)")" \
+    "$(ratio "$(median distcache-tls "$n" 4)" "$(median distcache "$n" 4)")" \
+    "$(ratio "$(median distcache-tls "$n" 6)" "$(median distcache "$n" 6)")"
+done
+
 # ---------------------------------------------------------------- targets (reported, not asserted)
 last=${INFLIGHT[${#INFLIGHT[@]} - 1]}
 d16=$(median distcache "$last" 3)
@@ -295,6 +325,9 @@ echo "== targets"
 echo "remote hit at $last in flight >= 5x groupcache: $(ratio "$d16" "$g16")x -> $(verdict "$d16 >= 5 * $g16")"
 echo "remote hit at $last in flight >= memcached GET: $(ratio "$d16" "$m16")x -> $(verdict "$d16 >= $m16")"
 echo "p50 at 1 in flight <= 30 us: ${p1} us -> $(verdict "$p1 <= 30")"
+t16=$(median distcache-tls "$last" 3)
+echo "remote hit over TLS at $last in flight >= 0.8x plaintext: $(ratio "$t16" "$d16")x" \
+  "-> $(verdict "$t16 >= 0.8 * $d16")"
 echo "get_many of 100 keys over 3 nodes, get requests per owner per call: ${many:-nan}" \
   "-> $(verdict "${many:-2} <= 1")"
 echo "(logs and results.txt in $out)"

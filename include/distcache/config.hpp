@@ -389,6 +389,15 @@ inline std::optional<http_url> parse_http_url(std::string_view url) {
   return out;
 }
 
+/// Why TLS options named `field` cannot be used: the engine's transport
+/// has no TLS.
+inline std::string tls_unavailable(std::string_view field) {
+  return std::string(field) +
+         ".enabled: true, but the engine's Transport policy has no TLS; build the engine with "
+         "policies<Discovery, transport::https> (include <distcache/transport/https.hpp> and "
+         "link OpenSSL)";
+}
+
 /// Checks TLS options named `field` (when enabled): the files are given
 /// (`need_ca`: ca_file too) and reload_interval is not negative. Whether the
 /// files load is checked when the listener starts.

@@ -473,6 +473,7 @@ class basic_engine {
         return detail::engine_core::cluster_operations_of(c);
       };
     }
+    if constexpr (requires { transport_type::supports_tls; }) p.tls = transport_type::supports_tls;
     if constexpr (requires { &transport_type::make_admin; }) {
       p.make_admin = [](const admin_options& o, const detail::engine_core& core,
                         const logger& log) {

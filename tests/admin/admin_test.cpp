@@ -2,6 +2,7 @@
 // readiness through the lifecycle, the bearer token, bad input, and the
 // Prometheus text checked by promtool when it is installed.
 #include <distcache/distcache.hpp>
+#include <distcache/transport/https.hpp>
 //
 #include <doctest/doctest.h>
 
@@ -43,6 +44,8 @@ namespace {
 using users = distcache::test::users;
 using node = distcache::basic_engine<
     distcache::policies<distcache::discovery::standalone, distcache::transport::http>, users>;
+using tls_node = distcache::basic_engine<
+    distcache::policies<distcache::discovery::standalone, distcache::transport::https>, users>;
 using cluster_node = distcache::basic_engine<
     distcache::policies<distcache::discovery::in_process, distcache::transport::http>, users>;
 
@@ -418,7 +421,7 @@ TEST_CASE("admin: TLS, with client certificates (the default) or the bearer toke
   const std::string healthz = base + "healthz";
 
   SUBCASE("client certificates required") {
-    node n(c, users{});
+    tls_node n(c, users{});
     REQUIRE(n.start());
     const auto port = n.admin_port();
     CHECK(tls_request(port, healthz, ca, pki.path("client.crt"), pki.path("client.key"), bearer)
@@ -436,15 +439,19 @@ TEST_CASE("admin: TLS, with client certificates (the default) or the bearer toke
   SUBCASE("the token alone") {
     c.admin.tls.require_client_certificate = false;
     c.admin.tls.ca_file.clear();
-    node n(c, users{});
+    tls_node n(c, users{});
     REQUIRE(n.start());
     const auto port = n.admin_port();
     CHECK(tls_request(port, healthz, ca, {}, {}, bearer).status == 200);
     CHECK(tls_request(port, healthz, ca).status == 401);
   }
+  SUBCASE("a transport without TLS refuses admin.tls") {
+    CHECK_THROWS_WITH_AS(node(c, users{}), doctest::Contains("config.admin.tls.enabled: true"),
+                         distcache::config_error);
+  }
   SUBCASE("files that do not load stop start()") {
     c.admin.tls.private_key_file = pki.path("stranger.key");
-    node n(c, users{});
+    tls_node n(c, users{});
     CHECK(n.start().error() == distcache::errc::invalid_config);
   }
 }

@@ -2,6 +2,7 @@
 // each other through a discovery provider written here.
 #include <distcache/engine.hpp>
 #include <distcache/transport/http.hpp>
+#include <distcache/transport/https.hpp>
 //
 #include <doctest/doctest.h>
 
@@ -82,17 +83,18 @@ config node_config() {
 }
 
 /// Three started nodes sharing one "database" (the scripted source state).
-struct cluster3 {
+template <class Engine>
+struct basic_cluster3 {
   std::shared_ptr<registry> reg = std::make_shared<registry>();
   std::shared_ptr<distcache::test::source_state> db =
       std::make_shared<distcache::test::source_state>();
-  std::vector<std::unique_ptr<node_engine>> nodes;
+  std::vector<std::unique_ptr<Engine>> nodes;
 
-  explicit cluster3(const config& c = node_config()) {
+  explicit basic_cluster3(const config& c = node_config()) {
     for (int i = 0; i < 3; ++i) {
       users u;
       u.source.state = db;
-      nodes.push_back(std::make_unique<node_engine>(c, registry_discovery(reg), u));
+      nodes.push_back(std::make_unique<Engine>(c, registry_discovery(reg), u));
       REQUIRE(nodes.back()->start());
     }
     // Every node sees the two others, and all agree on the ring.
@@ -104,7 +106,7 @@ struct cluster3 {
              nodes[1]->ring_version() == nodes[2]->ring_version();
     }));
   }
-  node_engine& owner_node(std::string_view key) {
+  Engine& owner_node(std::string_view key) {
     const std::string owner = nodes[0]->owner_of(key);
     for (auto& n : nodes) {
       if (n->self_name() == owner) return *n;
@@ -112,7 +114,7 @@ struct cluster3 {
     FAIL("no node owns " << key);
     return *nodes[0];
   }
-  node_engine& non_owner(std::string_view key, int which = 0) {
+  Engine& non_owner(std::string_view key, int which = 0) {
     const std::string owner = nodes[0]->owner_of(key);
     for (auto& n : nodes) {
       if (n->self_name() != owner && which-- == 0) return *n;
@@ -120,6 +122,13 @@ struct cluster3 {
     return *nodes[0];
   }
 };
+
+using cluster3 = basic_cluster3<node_engine>;
+/// Nodes over transport::https (TLS when config.cluster.tls says so).
+using tls_node_engine =
+    distcache::basic_engine<distcache::policies<registry_discovery, distcache::transport::https>,
+                            users>;
+using tls_cluster3 = basic_cluster3<tls_node_engine>;
 
 }  // namespace
 
@@ -634,17 +643,17 @@ TEST_CASE("mutual TLS: 3 nodes form a ring; untrusted, expired and misnamed node
   config c = node_config();
   c.cluster.tls = node_tls(pki, "node");
   c.log = good_log.logger();
-  cluster3 good(c);
+  tls_cluster3 good(c);
   for (int i = 0; i < 30; ++i) good.db->set("k" + std::to_string(i), "v" + std::to_string(i));
 
-  std::vector<std::unique_ptr<node_engine>> hostile;
+  std::vector<std::unique_ptr<tls_node_engine>> hostile;
   for (const char* name : {"stranger", "expired", "misnamed"}) {
     config h = node_config();
     h.cluster.tls = node_tls(pki, name);
     h.log = [](distcache::log_level, std::string_view) {};
     users u;
     u.source.state = good.db;
-    hostile.push_back(std::make_unique<node_engine>(h, registry_discovery(good.reg), u));
+    hostile.push_back(std::make_unique<tls_node_engine>(h, registry_discovery(good.reg), u));
     REQUIRE(hostile.back()->start());  // alone: its quorum is 1
   }
   // Every good node refuses the three hostile servers (their certificates do
@@ -682,7 +691,7 @@ TEST_CASE("mutual TLS: certificates reloaded under a steady get load fail no get
   config c = node_config();
   c.cluster.tls = node_tls(pki, "node");
   c.cluster.tls.reload_interval = 0s;  // on the call only
-  cluster3 good(c);
+  tls_cluster3 good(c);
   constexpr int keys = 20000;
   for (int i = 0; i < keys; ++i) good.db->set("k" + std::to_string(i), "v");
   std::atomic<int> next{0};
@@ -720,4 +729,20 @@ TEST_CASE("mutual TLS: certificates reloaded under a steady get load fail no get
     CHECK(n->peer_client_stats().tls_reloads == 1);
     CHECK(n->peer_client_stats().tls_handshakes_failed == 0);
   }
+}
+
+TEST_CASE("cluster.tls needs a transport with TLS, and the error says which") {
+  distcache::test::test_pki pki;
+  pki.issue("node", "IP:127.0.0.1");
+  config c = node_config();
+  c.cluster.tls = node_tls(pki, "node");
+  CHECK_THROWS_WITH_AS(
+      node_engine(c, registry_discovery(), users{}),
+      doctest::Contains("config.cluster.tls.enabled: true, but the engine's Transport policy has "
+                        "no TLS; build the engine with policies<Discovery, transport::https> "
+                        "(include <distcache/transport/https.hpp> and link OpenSSL)"),
+      distcache::config_error);
+  c.cluster.tls.private_key_file = pki.path("ca.key");  // not the certificate's key
+  tls_node_engine bad(c, registry_discovery(), users{});
+  CHECK(bad.start().error() == errc::invalid_config);
 }

@@ -208,12 +208,14 @@ bool eventually(Pred pred) {
 
 /// A server and a client on one io_context run by `threads` threads.
 struct cluster {
+  /// `tls`: the TLS library of both sides (tests of TLS pass OpenSSL's).
   explicit cluster(server_options so = {}, std::size_t threads = 2,
-                   client_options co = make_client_options()) {
-    server = std::make_unique<http_server>(ioc, svc, std::move(so), server_log.logger());
+                   client_options co = make_client_options(),
+                   const std::shared_ptr<const distcache::detail::tls_backend>& tls = nullptr) {
+    server = std::make_unique<http_server>(ioc, svc, std::move(so), server_log.logger(), tls);
     auto started = server->start();
     REQUIRE(started.has_value());
-    client = std::make_unique<http_client>(ioc, std::move(co), client_log.logger());
+    client = std::make_unique<http_client>(ioc, std::move(co), client_log.logger(), tls);
     for (std::size_t i = 0; i < threads; ++i) runners.emplace_back([this] { ioc.run(); });
   }
   cluster(const cluster&) = delete;

@@ -2,7 +2,7 @@
 // TLS with certificates made by the openssl command for each test, what
 // each side refuses, session resumption, the identity of DC-From, and
 // certificate reload on a call and when the files change, under load.
-#include <distcache/transport/http_client.hpp>
+#include <distcache/transport/https.hpp>
 //
 #include <doctest/doctest.h>
 
@@ -29,6 +29,9 @@
 namespace {
 
 using distcache::test::test_pki;
+
+/// The OpenSSL library, as transport::https passes it.
+const auto openssl = distcache::transport::https::tls_library();
 
 /// TLS options with `name`.crt/.key of `pki`, trusting its CA.
 distcache::tls_options tls_of(const test_pki& pki, const std::string& name) {
@@ -138,7 +141,7 @@ TEST_CASE("TLS: mutual TLS round-trips every request type, and reconnects resume
   pki.issue("node", "IP:127.0.0.1");
   client_options co = tls_client(pki, "node");
   co.max_idle_per_peer = 0;  // every request on a new connection
-  cluster cl(tls_server(pki, "node"), 2, co);
+  cluster cl(tls_server(pki, "node"), 2, co, openssl);
   CHECK_FALSE(cl.health());
   CHECK_FALSE(cl.set("user:1", "alice", 1500));
   auto [ec, items] = cl.get({"user:1", "nobody"});
@@ -168,7 +171,7 @@ TEST_CASE("TLS: a client names the host it dials; a DNS SAN serves a host name")
   pki.issue("named", "DNS:localhost");
   client_options co = tls_client(pki, "named");
   co.self_name = "localhost:7001";
-  cluster cl(tls_server(pki, "named"), 2, co);
+  cluster cl(tls_server(pki, "named"), 2, co, openssl);
   CHECK_FALSE(cl.health("localhost:" + std::to_string(cl.server->port())));
   // Dialled by address, the same server is refused: its certificate does
   // not name 127.0.0.1.
@@ -182,13 +185,13 @@ TEST_CASE("TLS: the server refuses clients it cannot trust, counts them and logs
   pki.issue("node", "IP:127.0.0.1");
   pki.issue("stranger", "IP:127.0.0.1", "other-ca");
   pki.issue("expired", "IP:127.0.0.1", "ca", -1);
-  cluster cl(tls_server(pki, "node"), 2, tls_client(pki, "node"));
+  cluster cl(tls_server(pki, "node"), 2, tls_client(pki, "node"), openssl);
   std::uint64_t failed = 0;
 
   SUBCASE("a certificate from another CA") {
     client_options co = tls_client(pki, "stranger");
     co.tls.ca_file = pki.path("ca.crt");  // it trusts the server; the server does not trust it
-    http_client stranger(cl.ioc, co, cl.client_log.logger());
+    http_client stranger(cl.ioc, co, cl.client_log.logger(), openssl);
     for (int i = 0; i < 3; ++i) {
       std::promise<error_code> p;
       stranger.health(cl.peer(), 5s, [&p](error_code ec) { p.set_value(ec); });
@@ -198,7 +201,7 @@ TEST_CASE("TLS: the server refuses clients it cannot trust, counts them and logs
     stranger.close();
   }
   SUBCASE("an expired certificate") {
-    http_client expired(cl.ioc, tls_client(pki, "expired"), cl.client_log.logger());
+    http_client expired(cl.ioc, tls_client(pki, "expired"), cl.client_log.logger(), openssl);
     for (int i = 0; i < 3; ++i) {
       std::promise<error_code> p;
       expired.health(cl.peer(), 5s, [&p](error_code ec) { p.set_value(ec); });
@@ -241,7 +244,7 @@ TEST_CASE("TLS: the client refuses servers it cannot trust") {
   }
   server_options so = tls_server(pki, server_cert);
   so.tls.require_client_certificate = true;
-  cluster cl(so, 2, tls_client(pki, "node"));
+  cluster cl(so, 2, tls_client(pki, "node"), openssl);
   for (int i = 0; i < 3; ++i) CHECK(cl.health() == errc::peer_unavailable);
   auto [ec, items] = cl.get({"k"});
   CHECK(ec == errc::peer_unavailable);
@@ -256,7 +259,7 @@ TEST_CASE("TLS: a node may speak only as the node its certificate names") {
   pki.issue("node", "IP:127.0.0.1");
   client_options co = tls_client(pki, "node");
   co.self_name = "127.0.0.5:7001";  // a valid certificate, but for another address
-  cluster cl(tls_server(pki, "node"), 2, co);
+  cluster cl(tls_server(pki, "node"), 2, co, openssl);
   CHECK(cl.health() == errc::peer_unavailable);
   auto [ec, items] = cl.get({"k"});
   CHECK(ec == errc::peer_unavailable);
@@ -268,7 +271,7 @@ TEST_CASE("TLS: a node may speak only as the node its certificate names") {
 TEST_CASE("TLS: a plaintext server and a TLS client do not talk") {
   test_pki pki;
   pki.issue("node", "IP:127.0.0.1");
-  cluster cl(server_options{}, 2, tls_client(pki, "node"));
+  cluster cl(server_options{}, 2, tls_client(pki, "node"), openssl);
   CHECK(cl.health() == errc::peer_unavailable);
   CHECK(cl.client->stats().tls_handshakes_failed == 1);
 }
@@ -278,7 +281,7 @@ TEST_CASE("TLS: a connection over max_connections_per_address is closed without 
   pki.issue("node", "IP:127.0.0.1");
   server_options so = tls_server(pki, "node");
   so.max_connections_per_address = 1;
-  cluster cl(so, 2, tls_client(pki, "node"));
+  cluster cl(so, 2, tls_client(pki, "node"), openssl);
   raw_connection first(cl.server->port());  // holds the one slot, in its handshake
   REQUIRE(eventually([&] { return cl.server->stats().connections_open == 1; }));
   raw_connection second(cl.server->port());
@@ -296,7 +299,7 @@ TEST_CASE("TLS: options and files are checked when the server starts and the cli
   auto start_with = [&](distcache::tls_options t) {
     server_options so;
     so.tls = std::move(t);
-    http_server server(ioc, svc, so, log.logger());
+    http_server server(ioc, svc, so, log.logger(), openssl);
     auto r = server.start();
     return r ? error_code{} : r.error();
   };
@@ -330,7 +333,7 @@ TEST_CASE("TLS: options and files are checked when the server starts and the cli
   co.tls.private_key_file = pki.path("other.key");
   std::string thrown;
   try {
-    http_client client(ioc, co);
+    http_client client(ioc, co, {}, openssl);
   } catch (const distcache::config_error& e) {
     thrown = e.what();
   }
@@ -363,7 +366,7 @@ TEST_CASE("TLS: reload_tls() swaps the certificates under load with no failed re
   client_options co = tls_client(pki, "node");
   co.tls.reload_interval = 0s;
   co.max_idle_per_peer = 1;
-  cluster cl(so, 2, co);
+  cluster cl(so, 2, co, openssl);
   cl.svc.put("users", "k", reply_item::found("v"));
   const std::string old_cert = pki.path("old.crt");
   std::filesystem::copy_file(pki.path("node.crt"), old_cert);
@@ -401,7 +404,7 @@ TEST_CASE("TLS: a change of the files is picked up after reload_interval, under 
   client_options co = tls_client(pki, "node");
   co.tls.reload_interval = 20ms;
   co.max_idle_per_peer = 1;
-  cluster cl(so, 2, co);
+  cluster cl(so, 2, co, openssl);
   cl.svc.put("users", "k", reply_item::found("v"));
   steady_load load(cl, 4);
   REQUIRE(load.wait_more(100));
@@ -414,4 +417,24 @@ TEST_CASE("TLS: a change of the files is picked up after reload_interval, under 
   CHECK(load.wait_more(100));
   load.finish();
   CHECK(load.failed.load() == 0);
+}
+
+TEST_CASE("TLS: a transport without a TLS library refuses TLS options, with the way out") {
+  test_pki pki;
+  pki.issue("node", "IP:127.0.0.1");
+  net::io_context ioc;
+  map_service svc;
+  log_capture log;
+  http_server server(ioc, svc, tls_server(pki, "node"), log.logger());  // no library given
+  CHECK(server.start().error() == errc::invalid_config);
+  CHECK(log.last().find("server_options.tls.enabled: true, but the engine's Transport policy has "
+                        "no TLS; build the engine with policies<Discovery, transport::https>") !=
+        std::string::npos);
+  std::string thrown;
+  try {
+    http_client client(ioc, tls_client(pki, "node"));
+  } catch (const distcache::config_error& e) {
+    thrown = e.what();
+  }
+  CHECK(thrown.find("client_options.tls.enabled: true") != std::string::npos);
 }

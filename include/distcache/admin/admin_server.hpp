@@ -13,7 +13,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -25,7 +24,7 @@
 #include <distcache/config.hpp>
 #include <distcache/detail/config.hpp>
 #include <distcache/error.hpp>
-#include <distcache/transport/detail/tls_context.hpp>
+#include <distcache/transport/detail/tls_api.hpp>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -33,6 +32,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 namespace distcache::admin {
@@ -41,13 +41,15 @@ namespace distcache::admin {
 /// destructor) closes the listener and every connection and joins it.
 class admin_server final : public admin_service {
  public:
-  admin_server(admin_options options, page_source pages, logger log)
-      : opts_(std::move(options)), pages_(std::move(pages)), log_(std::move(log)) {
-    if (opts_.tls.enabled) {
-      tls_ = std::make_shared<detail::tls_context_source>(opts_.tls, detail::tls_role::server, log_,
-                                                          "admin server");
-    }
-  }
+  /// `tls` is the TLS library used when options.tls.enabled (transport::https
+  /// passes OpenSSL's); without one such a server refuses to start.
+  admin_server(admin_options options, page_source pages, logger log,
+               const std::shared_ptr<const detail::tls_backend>& tls = nullptr)
+      : opts_(std::move(options)),
+        pages_(std::move(pages)),
+        log_(std::move(log)),
+        tls_(detail::make_tls_source(tls, opts_.tls, detail::tls_role::server, log_,
+                                     "admin server")) {}
   admin_server(const admin_server&) = delete;
   admin_server& operator=(const admin_server&) = delete;
   ~admin_server() override {
@@ -65,6 +67,10 @@ class admin_server final : public admin_service {
     error_code ec;
     const auto address = net::ip::make_address(opts_.bind_address, ec);
     if (ec) return make_error_code(errc::invalid_config);
+    if (opts_.tls.enabled && !tls_) {
+      log_line(log_level::error, "cannot start: " + detail::tls_unavailable("admin.tls"));
+      return make_error_code(errc::invalid_config);
+    }
     if (tls_ && !tls_->current()) {
       std::string why;
       if (auto lec = tls_->load(why)) {
@@ -112,7 +118,6 @@ class admin_server final : public admin_service {
 
  private:
   using socket_type = boost::asio::ip::tcp::socket;
-  using tls_stream = boost::asio::ssl::stream<socket_type&>;
   static constexpr auto tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
 
   error_code fail(error_code ec) {
@@ -166,28 +171,76 @@ class admin_server final : public admin_service {
    public:
     socket_type socket;
     boost::asio::steady_timer timer;
-    std::shared_ptr<boost::asio::ssl::context> tls_ctx;  // kept while tls uses it
-    std::unique_ptr<tls_stream> tls;                     // null: plaintext
+    std::unique_ptr<detail::tls_connection> tls;  // null: plaintext
+    std::string tls_in;                           // ciphertext read
+    std::string tls_out;                          // ciphertext to write
 
-    template <class Buffers>
-    auto read_some(const Buffers& b) {
-      return tls ? tls->async_read_some(b, tuple) : socket.async_read_some(b, tuple);
+    // Reads some bytes (decrypted under TLS).
+    boost::asio::awaitable<std::tuple<error_code, std::size_t>> read_some(
+        boost::asio::mutable_buffer b) {
+      if (!tls) co_return co_await socket.async_read_some(b, tuple);
+      for (;;) {
+        std::size_t n = 0;
+        switch (tls->read(static_cast<char*>(b.data()), b.size(), n)) {
+          case detail::tls_connection::status::done:
+            co_return std::tuple<error_code, std::size_t>{error_code{}, n};
+          case detail::tls_connection::status::closed:
+            co_return std::tuple<error_code, std::size_t>{boost::asio::error::eof, 0};
+          case detail::tls_connection::status::failed:
+            co_return std::tuple<error_code, std::size_t>{tls->error(), 0};
+          case detail::tls_connection::status::want_input:
+            break;
+        }
+        auto [ec, got] = co_await socket.async_read_some(boost::asio::buffer(tls_in), tuple);
+        if (ec) co_return std::tuple<error_code, std::size_t>{ec, 0};
+        tls->put_input(tls_in.data(), got);
+      }
     }
-    template <class Buffers>
-    auto write(const Buffers& b) {
-      return tls ? boost::asio::async_write(*tls, b, tuple)
-                 : boost::asio::async_write(socket, b, tuple);
+    // Writes all of `bytes` (encrypted under TLS).
+    boost::asio::awaitable<error_code> write(std::string_view bytes) {
+      if (!tls) {
+        auto [ec, n] = co_await boost::asio::async_write(socket, boost::asio::buffer(bytes), tuple);
+        co_return ec;
+      }
+      if (!tls->write(bytes)) co_return tls->error();
+      co_return co_await flush();
+    }
+    // Sends the ciphertext TLS produced.
+    boost::asio::awaitable<error_code> flush() {
+      tls_out.clear();
+      if (!tls->take_output(tls_out)) co_return error_code{};
+      auto [ec, n] = co_await boost::asio::async_write(socket, boost::asio::buffer(tls_out), tuple);
+      co_return ec;
     }
   };
 
   // Sets up TLS on `c` and runs the server's side of the handshake within
   // read_timeout. A failure is logged at most once a minute.
   boost::asio::awaitable<bool> handshake(connection& c) {
-    c.tls_ctx = tls_->current();
-    if (!c.tls_ctx) co_return false;
-    c.tls = std::make_unique<tls_stream>(c.socket, *c.tls_ctx);
+    auto credentials = tls_->current();
+    c.tls = credentials ? credentials->make_connection() : nullptr;
+    if (!c.tls) co_return false;
+    c.tls_in.resize(std::size_t{17} * 1024);
     c.arm(opts_.read_timeout);
-    auto [ec] = co_await c.tls->async_handshake(boost::asio::ssl::stream_base::server, tuple);
+    error_code ec;
+    for (;;) {
+      const auto step = c.tls->handshake();
+      if (auto fec = co_await c.flush()) {  // the server's flight, or the alert saying why
+        ec = fec;
+        break;
+      }
+      if (step == detail::tls_connection::status::done) break;
+      if (step != detail::tls_connection::status::want_input) {
+        ec = c.tls->error();
+        break;
+      }
+      auto [rec, got] = co_await c.socket.async_read_some(boost::asio::buffer(c.tls_in), tuple);
+      if (rec) {
+        ec = rec;
+        break;
+      }
+      c.tls->put_input(c.tls_in.data(), got);
+    }
     c.timer.cancel();
     if (!ec) co_return true;
     const auto now = clock_type::now();
@@ -195,9 +248,12 @@ class admin_server final : public admin_service {
       tls_logged_ = now;
       error_code rec;
       const auto remote = c.socket.remote_endpoint(rec);
+      std::string why = ec.message();
+      if (const auto refused = c.tls->verify_failure(); !refused.empty())
+        why += " (" + refused + ")";
       log_line(log_level::warning, "refusing a TLS connection from " +
                                        (rec ? std::string("?") : remote.address().to_string()) +
-                                       ": " + ec.message() + "; logged at most once a minute");
+                                       ": " + why + "; logged at most once a minute");
     }
     co_return false;
   }
@@ -257,7 +313,7 @@ class admin_server final : public admin_service {
       }
       std::string out = format(r, keep);
       c.arm(opts_.read_timeout);
-      auto [wec, wn] = co_await c.write(boost::asio::buffer(out));
+      const error_code wec = co_await c.write(out);
       c.timer.cancel();
       if (wec || !keep) co_return;
     }
@@ -340,7 +396,7 @@ class admin_server final : public admin_service {
   admin_options opts_;
   page_source pages_;
   logger log_;
-  std::shared_ptr<detail::tls_context_source> tls_;  // null: plaintext
+  std::shared_ptr<detail::tls_context_source> tls_;  // null: plaintext (declared after log_)
   time_point tls_logged_{};                          // on the server's thread
   std::set<connection*> sessions_;  // on the server's thread; outlives ioc_'s coroutines
   boost::asio::io_context ioc_{1};

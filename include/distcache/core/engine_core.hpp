@@ -105,6 +105,9 @@ struct erased_policies {
   /// is then refused).
   std::function<std::unique_ptr<telemetry::sink>(const telemetry_options&, const logger&)>
       make_telemetry;
+  /// Whether the Transport policy can do TLS (transport::https); without
+  /// it cluster.tls and admin.tls are refused.
+  bool tls = false;
   guard_policies guards;
 };
 

@@ -76,8 +76,12 @@ class http_client final : public peer_client {
  public:
   /// Throws config_error for an invalid option (empty or non-printable
   /// self_name, connect_timeout <= 0, invalid limits).
-  http_client(net::io_context& ioc, client_options options, logger log = {})
-      : st_(std::make_shared<detail::http_client_state>(ioc, std::move(options), std::move(log))) {
+  /// `tls` is the TLS library used when options.tls.enabled (transport::https
+  /// passes OpenSSL's); without one such a client throws config_error.
+  http_client(net::io_context& ioc, client_options options, logger log = {},
+              const std::shared_ptr<const distcache::detail::tls_backend>& tls = nullptr)
+      : st_(std::make_shared<detail::http_client_state>(ioc, std::move(options), std::move(log),
+                                                        tls)) {
     const client_options& o = st_->options;
     if (o.self_name.empty()) throw config_error("client_options.self_name: must not be empty");
     for (char c : o.self_name) {
@@ -92,6 +96,8 @@ class http_client final : public peer_client {
       throw config_error(why);
     if (auto why = distcache::detail::validate_tls(o.tls, "client_options.tls", true); !why.empty())
       throw config_error(why);
+    if (o.tls.enabled && !st_->tls)
+      throw config_error(distcache::detail::tls_unavailable("client_options.tls"));
     if (st_->tls) {
       std::string why;
       if (st_->tls->load(why)) throw config_error("client_options.tls: " + why);

@@ -66,9 +66,12 @@ class http_server final : public peer_server {
  public:
   /// Prepares a server; nothing listens before start(). An empty `log` logs
   /// to std::cerr (log_to_stderr).
-  http_server(net::io_context& ioc, peer_service& service, server_options options, logger log = {})
+  /// `tls` is the TLS library used when options.tls.enabled (transport::https
+  /// passes OpenSSL's); without one such a server refuses to start.
+  http_server(net::io_context& ioc, peer_service& service, server_options options, logger log = {},
+              const std::shared_ptr<const distcache::detail::tls_backend>& tls = nullptr)
       : st_(std::make_shared<detail::http_server_state>(ioc, service, std::move(options),
-                                                        std::move(log))) {}
+                                                        std::move(log), tls)) {}
 
   http_server(const http_server&) = delete;
   http_server& operator=(const http_server&) = delete;
@@ -103,6 +106,9 @@ class http_server final : public peer_server {
     if (why.empty() && o.max_connections_per_address < 1)
       why = "server_options.max_connections_per_address: must be >= 1, got 0";
     if (why.empty()) why = distcache::detail::validate_tls(o.tls, "server_options.tls", true);
+    if (!why.empty()) return fail(make_error_code(errc::invalid_config), why);
+    if (why.empty() && o.tls.enabled && !st_->tls)
+      why = distcache::detail::tls_unavailable("server_options.tls");
     if (!why.empty()) return fail(make_error_code(errc::invalid_config), why);
     if (st_->tls && !st_->tls->current()) {
       if (auto ec = st_->tls->load(why)) return fail(ec, "server_options.tls: " + why);

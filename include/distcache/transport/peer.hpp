@@ -241,6 +241,12 @@ struct none {
 /// that forms a cluster over HTTP includes (<distcache/distcache.hpp> does).
 struct http;
 
+/// transport::http with TLS from OpenSSL (config.cluster.tls,
+/// config.admin.tls). Defined by <distcache/transport/https.hpp>, which a
+/// program that uses TLS includes (and links OpenSSL); the umbrella header
+/// does not.
+struct https;
+
 }  // namespace distcache::transport
 
 #endif  // DISTCACHE_TRANSPORT_PEER_HPP

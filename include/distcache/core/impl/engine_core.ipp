@@ -54,6 +54,12 @@ config engine_core::validated(config cfg, const erased_policies& p,
         "<distcache/transport/http.hpp>); a single node may use policies<discovery::standalone, "
         "transport::http>");
   }
+  if (!p.tls) {
+    if (cfg.cluster.enabled && cfg.cluster.tls.enabled)
+      throw config_error(tls_unavailable("config.cluster.tls"));
+    if (cfg.admin.enabled && cfg.admin.tls.enabled)
+      throw config_error(tls_unavailable("config.admin.tls"));
+  }
   if (cfg.telemetry && !p.make_telemetry) {
     throw config_error(
         "config.telemetry: set, but the engine's Telemetry policy is telemetry::none; build the "

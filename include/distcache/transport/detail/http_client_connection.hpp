@@ -9,7 +9,6 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
@@ -22,12 +21,10 @@
 #include <distcache/clock.hpp>
 #include <distcache/config.hpp>
 #include <distcache/detail/config.hpp>
-#include <distcache/discovery/detail/tls_client.hpp>
 #include <distcache/error.hpp>
 #include <distcache/transport/detail/http_client_state.hpp>
 #include <distcache/transport/detail/http_parser.hpp>
-#include <distcache/transport/detail/tls_context.hpp>
-#include <distcache/transport/detail/tls_engine.hpp>
+#include <distcache/transport/detail/tls_api.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/wire.hpp>
 #include <functional>
@@ -205,27 +202,21 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   /// chain to the CAs and name the host it was dialled at. The last
   /// session with this peer is offered for resumption.
   void handshake() {
-    auto ctx = st_->tls->current();
-    if (!ctx) {
-      log_failure("TLS is not set up (the certificates did not load)");
-      fail(errc::peer_unavailable, false);
-      return;
-    }
-    tls_ctx_ = std::move(ctx);
-    tls_ = std::make_unique<tls_engine>(tls_ctx_->native_handle(), false);
-    if (!tls_->valid()) {
-      log_failure("TLS: OpenSSL could not make a connection");
+    auto credentials = st_->tls->current();
+    tls_ = credentials ? credentials->make_connection() : nullptr;
+    if (!tls_) {
+      log_failure(credentials ? "TLS: the library could not make a connection"
+                              : "TLS is not set up (the certificates did not load)");
       fail(errc::peer_unavailable, false);
       return;
     }
     if (tls_in_.empty()) tls_in_.resize(tls_read_chunk);
-    SSL* ssl = tls_->native_handle();
-    expect_server_name(ssl, pool_->host);
+    tls_->expect_server_name(pool_->host);
     generation_ = st_->tls->generation();
     {
       std::lock_guard lock(st_->mutex);
       if (pool_->tls_session && pool_->tls_session_generation == generation_)
-        SSL_set_session(ssl, pool_->tls_session.get());
+        tls_->resume(pool_->tls_session);
     }
     session_saved_ = false;
     handshake_step();
@@ -236,11 +227,11 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   /// queued and leaves with the request.
   void handshake_step() {
     const auto step = tls_->handshake();
-    if (step == tls_engine::status::done) {
+    if (step == tls_connection::status::done) {
       on_handshake({});
       return;
     }
-    const bool failed = step != tls_engine::status::want_input;
+    const bool failed = step != tls_connection::status::want_input;
     tls_out_.clear();
     tls_->take_output(tls_out_);  // on failure, the alert that tells the server why
     send_raw([self = shared_from_this(), failed](error_code ec) {
@@ -299,18 +290,15 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
       }
       if (log_it) {
         std::string why = ec.message();
-        const long verify =
-            SSL_get_verify_result(tls_->native_handle());  // NOLINT(google-runtime-int)
-        if (verify != X509_V_OK)
-          why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+        if (const auto refused = tls_->verify_failure(); !refused.empty())
+          why += " (" + refused + ")";
         log_failure("TLS handshake failed: " + why + "; logged once a minute per peer");
       }
       fail(errc::peer_unavailable, false);
       return;
     }
     st_->tls_handshakes.fetch_add(1, std::memory_order_relaxed);
-    if (SSL_session_reused(tls_->native_handle()) == 1)
-      st_->tls_resumed.fetch_add(1, std::memory_order_relaxed);
+    if (tls_->resumed()) st_->tls_resumed.fetch_add(1, std::memory_order_relaxed);
     write();
   }
 
@@ -320,16 +308,10 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   /// read.
   void save_session() {
     session_saved_ = true;
-    // A copy: OpenSSL marks a connection's own session not resumable when
-    // the connection is freed without a TLS shutdown, as a pooled
-    // connection that is dropped is.
-    SSL_SESSION* session = SSL_get0_session(tls_->native_handle());
-    if (session == nullptr || SSL_SESSION_is_resumable(session) != 1) return;
-    SSL_SESSION* copy = SSL_SESSION_dup(session);
-    if (copy == nullptr) return;
-    std::shared_ptr<SSL_SESSION> kept(copy, SSL_SESSION_free);
+    auto session = tls_->session();
+    if (!session) return;
     std::lock_guard lock(st_->mutex);
-    pool_->tls_session = std::move(kept);
+    pool_->tls_session = std::move(session);
     pool_->tls_session_generation = generation_;
   }
 
@@ -412,16 +394,16 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     auto b = buffer_.prepare(read_size());
     std::size_t n = 0;
     switch (tls_->read(static_cast<char*>(b.data()), b.size(), n)) {
-      case tls_engine::status::done:
+      case tls_connection::status::done:
         on_read({}, n);
         return;
-      case tls_engine::status::closed:
+      case tls_connection::status::closed:
         on_read(net::error::eof, 0);
         return;
-      case tls_engine::status::failed:
+      case tls_connection::status::failed:
         on_read(tls_->error(), 0);
         return;
-      case tls_engine::status::want_input:
+      case tls_connection::status::want_input:
         break;
     }
     socket_.async_read_some(net::buffer(tls_in_),
@@ -652,11 +634,9 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   std::shared_ptr<http_peer_pool> pool_;
   net::strand<net::io_context::executor_type> strand_;
   tcp::socket socket_;
-  // TLS: OpenSSL's state of the connection (made anew for each one; it
-  // does no I/O, so replacing it never races an operation) and the context
-  // it was made from.
-  std::shared_ptr<net::ssl::context> tls_ctx_;
-  std::unique_ptr<tls_engine> tls_;
+  // TLS: the connection's state (made anew for each connection; it does no
+  // I/O, so replacing it never races an operation).
+  std::unique_ptr<tls_connection> tls_;
   std::string tls_in_;   // ciphertext read from the socket
   std::string tls_out_;  // ciphertext being sent
   std::uint64_t generation_ = 0;

@@ -24,7 +24,7 @@
 #include <distcache/detail/config.hpp>
 #include <distcache/error.hpp>
 #include <distcache/transport/detail/http_parser.hpp>
-#include <distcache/transport/detail/tls_context.hpp>
+#include <distcache/transport/detail/tls_api.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/protocol.hpp>
 #include <distcache/transport/wire.hpp>
@@ -96,7 +96,7 @@ struct http_peer_pool {
   // TLS: the session of the last handshake, offered by the next connection
   // to resume (only under the context generation that made it), and when a
   // failed handshake was last logged.
-  std::shared_ptr<SSL_SESSION> tls_session;
+  std::shared_ptr<void> tls_session;
   std::uint64_t tls_session_generation = 0;
   time_point tls_logged{};
 };
@@ -130,13 +130,12 @@ inline bool split_peer_address(std::string_view peer, std::string& host, std::st
 
 /// What the client and its connections share.
 struct http_client_state {
-  http_client_state(net::io_context& ioc, transport::client_options opts, logger lg)
+  http_client_state(net::io_context& ioc, transport::client_options opts, logger lg,
+                    const std::shared_ptr<const tls_backend>& tls_library)
       : ioc(ioc),
         options(std::move(opts)),
         log(lg ? std::move(lg) : logger(log_to_stderr)),
-        tls(options.tls.enabled ? std::make_shared<tls_context_source>(
-                                      options.tls, tls_role::client, log, "peer client")
-                                : nullptr) {}
+        tls(make_tls_source(tls_library, options.tls, tls_role::client, log, "peer client")) {}
 
   void write_log(log_level level, const std::string& line) const {
     try {

@@ -8,7 +8,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -16,14 +15,11 @@
 #include <distcache/config.hpp>
 #include <distcache/error.hpp>
 #include <distcache/transport/detail/http_server_state.hpp>
-#include <distcache/transport/detail/tls_engine.hpp>
+#include <distcache/transport/detail/tls_api.hpp>
 #include <memory>
 #include <string>
 #include <tuple>
 #include <utility>
-
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 namespace distcache::detail {
 
@@ -58,11 +54,8 @@ class http_connection {
         timer_(socket_.get_executor()),
         address_(std::move(address)) {
     if (st_->tls) {
-      tls_ctx_ = st_->tls->current();
-      if (tls_ctx_) {
-        tls_ = std::make_unique<tls_engine>(tls_ctx_->native_handle(), true);
-        tls_in_.resize(tls_read_chunk);
-      }
+      if (auto credentials = st_->tls->current()) tls_ = credentials->make_connection();
+      if (tls_) tls_in_.resize(tls_read_chunk);
     }
     error_code ec;
     auto ep = socket_.remote_endpoint(ec);
@@ -74,43 +67,35 @@ class http_connection {
   using io_result = std::tuple<error_code, std::size_t>;
   static constexpr std::size_t tls_read_chunk = std::size_t{17} * 1024;  // a record and more
 
-  /// Reads some bytes, decrypted when the connection has TLS.
-  net::awaitable<io_result> read_some(net::mutable_buffer buffer) {
-    return tls_ ? tls_read(buffer) : socket_.async_read_some(buffer, tuple_awaitable);
-  }
-
   /// Writes all of `buffers`, encrypted when the connection has TLS.
   template <class Buffers>
   net::awaitable<io_result> write_all(const Buffers& buffers) {
     return tls_ ? tls_write(buffers) : net::async_write(socket_, buffers, tuple_awaitable);
   }
 
-  /// Decrypts what arrived into `buffer`, reading ciphertext when a whole
-  /// record has not arrived yet.
-  net::awaitable<io_result> tls_read(net::mutable_buffer buffer) {
-    for (;;) {
-      std::size_t n = 0;
-      switch (tls_->read(static_cast<char*>(buffer.data()), buffer.size(), n)) {
-        case tls_engine::status::done:
-          co_return io_result{error_code{}, n};
-        case tls_engine::status::closed:
-          co_return io_result{net::error::eof, 0};
-        case tls_engine::status::failed:
-          co_return io_result{tls_->error(), 0};
-        case tls_engine::status::want_input:
-          break;
-      }
-      if (auto ec = co_await tls_flush()) co_return io_result{ec, 0};  // e.g. a key update
-      auto [ec, got] = co_await socket_.async_read_some(net::buffer(tls_in_), tuple_awaitable);
-      if (ec) co_return io_result{ec, 0};
-      tls_->put_input(tls_in_.data(), got);
+  /// Decrypts what arrived into `buffer`: true with `n` bytes, or with
+  /// `ec` set when the peer closed or TLS failed; false when a whole record
+  /// has not arrived yet (read ciphertext into tls_in_, put_input, retry).
+  bool tls_decrypt(net::mutable_buffer buffer, std::size_t& n, error_code& ec) {
+    switch (tls_->read(static_cast<char*>(buffer.data()), buffer.size(), n)) {
+      case tls_connection::status::done:
+        return true;
+      case tls_connection::status::closed:
+        ec = net::error::eof;
+        return true;
+      case tls_connection::status::failed:
+        ec = tls_->error();
+        return true;
+      case tls_connection::status::want_input:
+        break;
     }
+    return false;
   }
 
-  /// Encrypts `buffers` (gathered into one record when small) and sends
-  /// the records.
+  /// Encrypts `buffers` into tls_out_ (a small response gathered into one
+  /// record: a record costs about 1 us whatever its size). False on failure.
   template <class Buffers>
-  net::awaitable<io_result> tls_write(const Buffers& buffers) {
+  bool tls_encrypt(const Buffers& buffers) {
     std::size_t total = 0;
     for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers);
          ++it)
@@ -127,33 +112,56 @@ class http_connection {
            ok && it != net::buffer_sequence_end(buffers); ++it)
         ok = tls_->write({static_cast<const char*>(it->data()), it->size()});
     }
-    if (!ok) co_return io_result{tls_->error(), 0};
-    if (auto ec = co_await tls_flush()) co_return io_result{ec, 0};
-    co_return io_result{error_code{}, total};
+    tls_out_.clear();
+    tls_->take_output(tls_out_);
+    return ok;
   }
 
-  /// Sends the ciphertext OpenSSL produced: at once when the socket takes
-  /// it (it is non-blocking), the rest when it can.
+  /// Writes what the socket takes of tls_out_ now (it is non-blocking);
+  /// returns how much.
+  std::size_t tls_send_now(error_code& ec) {
+    const std::size_t n = socket_.write_some(net::buffer(tls_out_), ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) {
+      ec = {};
+      return 0;
+    }
+    return ec ? 0 : n;
+  }
+
+  /// Sends all of tls_out_ from `from` on, waiting for the socket if needed.
+  net::awaitable<error_code> tls_send_rest(std::size_t from) {
+    if (from >= tls_out_.size()) co_return error_code{};
+    auto [ec, n] = co_await net::async_write(
+        socket_, net::buffer(tls_out_.data() + from, tls_out_.size() - from), tuple_awaitable);
+    co_return ec;
+  }
+
+  /// Encrypts `buffers` and sends the records.
+  template <class Buffers>
+  net::awaitable<io_result> tls_write(const Buffers& buffers) {
+    if (!tls_encrypt(buffers)) co_return io_result{tls_->error(), 0};
+    error_code ec;
+    const std::size_t n = tls_send_now(ec);
+    if (!ec) ec = co_await tls_send_rest(n);
+    co_return io_result{ec, ec ? 0 : net::buffer_size(buffers)};
+  }
+
+  /// Sends the ciphertext TLS produced outside a write (handshake flights,
+  /// alerts, close_notify).
   net::awaitable<error_code> tls_flush() {
     tls_out_.clear();
     if (!tls_->take_output(tls_out_)) co_return error_code{};
     error_code ec;
-    const std::size_t n = socket_.write_some(net::buffer(tls_out_), ec);
-    if (ec == net::error::would_block || ec == net::error::try_again) ec = {};
+    const std::size_t n = tls_send_now(ec);
     if (ec) co_return ec;
-    if (n < tls_out_.size()) {
-      auto [wec, wn] = co_await net::async_write(
-          socket_, net::buffer(tls_out_.data() + n, tls_out_.size() - n), tuple_awaitable);
-      co_return wec;
-    }
-    co_return error_code{};
+    co_return co_await tls_send_rest(n);
   }
 
   /// The server's side of the TLS handshake, within read_timeout. A failure
   /// (another CA, an expired or missing client certificate, a plaintext
   /// client) is counted and logged once a minute per address; false then.
   net::awaitable<bool> tls_handshake() {
-    if (!tls_ || !tls_->valid()) {
+    if (!tls_) {
       log(log_level::error, "closing connection from " + remote_ + ": TLS is not set up");
       co_return false;
     }
@@ -169,8 +177,8 @@ class http_connection {
         ec = fec;
         break;
       }
-      if (step == tls_engine::status::done) break;
-      if (step != tls_engine::status::want_input) {
+      if (step == tls_connection::status::done) break;
+      if (step != tls_connection::status::want_input) {
         ec = tls_->error();
         break;
       }
@@ -187,19 +195,15 @@ class http_connection {
         std::string why = timed_out_ ? "handshake not complete within read_timeout " +
                                            format_duration(st_->options.read_timeout)
                                      : ec.message();
-        const long verify =  // NOLINT(google-runtime-int): OpenSSL's type
-            SSL_get_verify_result(tls_->native_handle());
-        if (!timed_out_ && verify != X509_V_OK) {
-          why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
-        }
+        if (const auto refused = tls_->verify_failure(); !timed_out_ && !refused.empty())
+          why += " (" + refused + ")";
         log(log_level::warning, "refusing a TLS connection from " + remote_ + ": " + why +
                                     "; logged once a minute per address");
       }
       co_return false;
     }
     st_->tls_handshakes.fetch_add(1, std::memory_order_relaxed);
-    if (SSL_session_reused(tls_->native_handle()) == 1)
-      st_->tls_resumed.fetch_add(1, std::memory_order_relaxed);
+    if (tls_->resumed()) st_->tls_resumed.fetch_add(1, std::memory_order_relaxed);
     deadline_ = time_point::max();
     co_return true;
   }
@@ -262,11 +266,10 @@ class http_connection {
 
   std::shared_ptr<http_server_state> st_;
   net::ip::tcp::socket socket_;
-  std::shared_ptr<net::ssl::context> tls_ctx_;  // kept while tls_ uses it
-  std::unique_ptr<tls_engine> tls_;             // null: plaintext
-  std::string tls_in_;                          // ciphertext read from the socket
-  std::string tls_out_;                         // ciphertext being sent
-  std::string tls_plain_;                       // a small response gathered into one record
+  std::unique_ptr<tls_connection> tls_;  // null: plaintext
+  std::string tls_in_;                   // ciphertext read from the socket
+  std::string tls_out_;                  // ciphertext being sent
+  std::string tls_plain_;                // a small response gathered into one record
   static constexpr std::size_t tls_gather_limit = std::size_t{16} * 1024;
   net::steady_timer timer_;
   std::string address_;  // the remote IP address (per-address limit)

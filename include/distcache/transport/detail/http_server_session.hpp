@@ -12,7 +12,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -43,12 +42,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 namespace distcache::detail {
 
@@ -191,7 +188,22 @@ class http_server_session : public http_connection,
         }
         if (!need_more && n > 0 && buf_.size() > 0) continue;
       }
-      auto [ec, n] = co_await read_some(buf_.prepare(read_chunk));
+      error_code ec;
+      std::size_t n = 0;
+      if (tls_) {
+        // Decrypt what arrived; read ciphertext only when no whole record did.
+        while (!tls_decrypt(buf_.prepare(read_chunk), n, ec)) {
+          auto [rec, got] = co_await socket_.async_read_some(net::buffer(tls_in_), tuple_awaitable);
+          if (rec) {
+            ec = rec;
+            break;
+          }
+          tls_->put_input(tls_in_.data(), got);
+        }
+      } else {
+        std::tie(ec, n) =
+            co_await socket_.async_read_some(buf_.prepare(read_chunk), tuple_awaitable);
+      }
       waiting_ = false;
       if (ec) {
         if (timed_out_) co_return started ? read_outcome::timed_out : read_outcome::closed;
@@ -378,16 +390,7 @@ class http_server_session : public http_connection,
     std::string_view host = from.substr(0, from.rfind(':'));
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
       host = host.substr(1, host.size() - 2);
-    bool named = false;
-    if (X509* cert = SSL_get0_peer_certificate(tls_->native_handle()); cert != nullptr) {
-      const std::string name(host);
-      error_code ec;
-      (void)net::ip::make_address(name, ec);
-      named = ec ? X509_check_host(cert, name.data(), name.size(),
-                                   X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr) == 1
-                 : X509_check_ip_asc(cert, name.c_str(), 0) == 1;
-    }
-    if (named) {
+    if (tls_->peer_names(std::string(host))) {
       identity_checked_ = true;
       identity_from_ = req_.from;
       return false;
@@ -541,8 +544,11 @@ class http_server_session : public http_connection,
     set_deadline(st_->options.read_timeout);
     std::array<net::const_buffer, 3> buffers{net::buffer(head_), net::buffer(body_),
                                              net::buffer(value_)};
-    if (tls_) {
-      auto [ec, n] = co_await tls_write(buffers);
+    if (tls_) {  // the same direct write, of the records
+      error_code ec;
+      if (!tls_encrypt(buffers)) ec = tls_->error();
+      const std::size_t sent = ec ? 0 : tls_send_now(ec);
+      if (!ec && sent < tls_out_.size()) ec = co_await tls_send_rest(sent);
       co_return finish_write(ec);
     }
     // A response almost always fits the socket's send buffer: write it now

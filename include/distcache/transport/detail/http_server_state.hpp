@@ -31,7 +31,7 @@
 #include <distcache/error.hpp>
 #include <distcache/transport/detail/http_parser.hpp>
 #include <distcache/transport/detail/http_server_limits.hpp>
-#include <distcache/transport/detail/tls_context.hpp>
+#include <distcache/transport/detail/tls_api.hpp>
 #include <distcache/transport/peer.hpp>
 #include <distcache/transport/peer_service.hpp>
 #include <distcache/transport/protocol.hpp>
@@ -181,7 +181,8 @@ class http_server_session;
 /// so it outlives the http_server object while connections finish.
 struct http_server_state {
   http_server_state(net::io_context& ioc, transport::peer_service& svc,
-                    transport::server_options opts, logger lg)
+                    transport::server_options opts, logger lg,
+                    const std::shared_ptr<const tls_backend>& tls_library)
       : ioc(ioc),
         svc(svc),
         options(std::move(opts)),
@@ -189,9 +190,7 @@ struct http_server_state {
         acceptor(net::make_strand(ioc)),
         budget(options.max_inflight_bytes),
         per_address(options.max_connections_per_address),
-        tls(options.tls.enabled ? std::make_shared<tls_context_source>(
-                                      options.tls, tls_role::server, log, "peer server")
-                                : nullptr) {}
+        tls(make_tls_source(tls_library, options.tls, tls_role::server, log, "peer server")) {}
 
   void write_log(log_level level, const std::string& line) const {
     try {

@@ -438,3 +438,23 @@ TEST_CASE("TLS: a transport without a TLS library refuses TLS options, with the 
   }
   CHECK(thrown.find("client_options.tls.enabled: true") != std::string::npos);
 }
+
+TEST_CASE(
+    "TLS: a peer that accepts but never completes the handshake fails within connect_timeout") {
+  test_pki pki;
+  pki.issue("node", "IP:127.0.0.1");
+  net::io_context silent_ioc;
+  net::ip::tcp::acceptor silent(silent_ioc, {net::ip::make_address("127.0.0.1"), 0});
+  // The kernel completes the TCP handshake from the backlog; nothing is ever read or written.
+  client_options co = tls_client(pki, "node");
+  co.connect_timeout = 200ms;
+  cluster cl(tls_server(pki, "node"), 2, co, openssl);
+  const std::string peer = "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+  std::promise<error_code> p;
+  cl.client->health(peer, 30s, [&p](error_code ec) { p.set_value(ec); });
+  auto f = p.get_future();
+  REQUIRE(f.wait_for(bound) == std::future_status::ready);
+  // Within connect_timeout, as for a connect that hangs: unavailable, not the request's timeout.
+  CHECK(f.get() == errc::peer_unavailable);
+  CHECK(cl.client_log.contains("connect timed out"));
+}

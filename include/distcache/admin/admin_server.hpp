@@ -219,7 +219,10 @@ class admin_server final : public admin_service {
   boost::asio::awaitable<bool> handshake(connection& c) {
     auto credentials = tls_->current();
     c.tls = credentials ? credentials->make_connection() : nullptr;
-    if (!c.tls) co_return false;
+    if (!c.tls) {
+      log_line(log_level::error, "closing a connection: TLS could not make a connection");
+      co_return false;
+    }
     c.tls_in.resize(std::size_t{17} * 1024);
     c.arm(opts_.read_timeout);
     error_code ec;

@@ -270,8 +270,9 @@ class http_client final : public peer_client {
   /// Its TLS counters.
   [[nodiscard]] client_stats stats() const override {
     client_stats s;
-    s.tls_handshakes = st_->tls_handshakes.load(std::memory_order_relaxed);
+    // resumed first: it never exceeds the handshakes read after it.
     s.tls_resumed = st_->tls_resumed.load(std::memory_order_relaxed);
+    s.tls_handshakes = st_->tls_handshakes.load(std::memory_order_relaxed);
     s.tls_handshakes_failed = st_->tls_handshakes_failed.load(std::memory_order_relaxed);
     if (st_->tls) {
       s.tls_reloads = st_->tls->reloads();

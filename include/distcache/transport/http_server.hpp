@@ -207,8 +207,9 @@ class http_server final : public peer_server {
     s.requests_refused = st_->requests_refused.load(std::memory_order_relaxed);
     s.inflight_bytes = st_->budget.used();
     s.max_inflight_bytes = st_->budget.max();
-    s.tls_handshakes = st_->tls_handshakes.load(std::memory_order_relaxed);
+    // resumed first: it never exceeds the handshakes read after it.
     s.tls_resumed = st_->tls_resumed.load(std::memory_order_relaxed);
+    s.tls_handshakes = st_->tls_handshakes.load(std::memory_order_relaxed);
     s.tls_handshakes_failed = st_->tls_handshakes_failed.load(std::memory_order_relaxed);
     if (st_->tls) {
       s.tls_reloads = st_->tls->reloads();

@@ -291,7 +291,7 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
         const auto sides = [&f](std::string_view side, std::uint64_t total, std::uint64_t resumed,
                                 std::uint64_t failed) {
           const std::string s = "side=\"" + std::string(side) + "\",outcome=\"";
-          f.sample(s + "full\"", static_cast<double>(total - resumed));
+          f.sample(s + "full\"", static_cast<double>(total >= resumed ? total - resumed : 0));
           f.sample(s + "resumed\"", static_cast<double>(resumed));
           f.sample(s + "failed\"", static_cast<double>(failed));
         };

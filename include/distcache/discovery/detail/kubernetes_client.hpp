@@ -128,7 +128,10 @@ class api_client {
     if (auto ec = configure_tls_client(c->ctx, ep_.ca_file, {}, {}, why)) {
       co_return make_error_code(discovery::kubernetes_errc::credentials);
     }
-    expect_server_name(c->stream.native_handle(), ep_.server_name);
+    if (!expect_server_name(c->stream.native_handle(), ep_.server_name)) {
+      co_return fail(make_error_code(net::error::invalid_argument),
+                     "cannot check the API server's name '" + ep_.server_name + "'", why);
+    }
     net::ip::tcp::resolver resolver(ex);
     auto [rec, endpoints] = co_await resolver.async_resolve(ep_.host, ep_.port, as_tuple);
     if (rec) co_return fail(rec, "cannot resolve " + ep_.host, why);

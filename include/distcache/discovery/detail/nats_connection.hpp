@@ -479,8 +479,11 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
     std::string host;
     std::string port;
     split(opts.server, host, port);
-    expect_server_name(tls->native_handle(),
-                       opts.tls_server_name.empty() ? host : opts.tls_server_name);
+    const std::string& name = opts.tls_server_name.empty() ? host : opts.tls_server_name;
+    if (!expect_server_name(tls->native_handle(), name)) {
+      log_line(log_level::error, "TLS: cannot check the server name '" + name + "'");
+      co_return make_error_code(net::error::invalid_argument);
+    }
     error_code ec;
     co_await tls->async_handshake(net::ssl::stream_base::client,
                                   net::redirect_error(net::use_awaitable, ec));

@@ -52,19 +52,19 @@ inline error_code configure_tls_client(net::ssl::context& ctx, const std::string
 
 /// Makes the connection `ssl` verify the peer and require its certificate
 /// to name `name` (an IP SAN for an address, else a DNS name, no partial
-/// wildcards), and sends `name` as SNI when it is not an address.
-inline void expect_server_name(SSL* ssl, const std::string& name) {
+/// wildcards), and sends `name` as SNI when it is not an address. False
+/// when OpenSSL cannot check that name (a scoped IPv6 address, a name too
+/// long for SNI): the caller must not connect then, or any certificate of
+/// the CA would do.
+inline bool expect_server_name(SSL* ssl, const std::string& name) {
   SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);  // the SSL was made before the context's mode
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
   error_code ec;
   (void)net::ip::make_address(name, ec);
-  if (!ec) {
-    X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
-    return;
-  }
+  if (!ec) return X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) == 1;
   X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0);
-  SSL_set_tlsext_host_name(ssl, name.c_str());
+  return X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0) == 1 &&
+         SSL_set_tlsext_host_name(ssl, name.c_str()) == 1;
 }
 
 }  // namespace distcache::detail

@@ -82,6 +82,7 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   static constexpr std::size_t tls_read_chunk = std::size_t{17} * 1024;  // a record and more
   static constexpr std::size_t read_chunk = std::size_t{16} * 1024;
   static constexpr std::size_t tls_gather_limit = std::size_t{16} * 1024;
+  static constexpr std::size_t tls_piece = std::size_t{64} * 1024;  // of a large value
 
   struct outcome {
     error_code ec;
@@ -184,7 +185,8 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
 
   void on_connect(error_code ec) {
     if (dead_) return;
-    connecting_ = false;
+    // Under TLS the handshake is part of connecting: connect_timeout bounds it.
+    connecting_ = st_->tls != nullptr && !ec;
     if (ec) {
       on_failure(ec, "connect");
       return;
@@ -202,7 +204,7 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   /// chain to the CAs and name the host it was dialled at. The last
   /// session with this peer is offered for resumption.
   void handshake() {
-    auto credentials = st_->tls->current();
+    auto [credentials, generation] = st_->tls->current_generation();
     tls_ = credentials ? credentials->make_connection() : nullptr;
     if (!tls_) {
       log_failure(credentials ? "TLS: the library could not make a connection"
@@ -211,8 +213,12 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
       return;
     }
     if (tls_in_.empty()) tls_in_.resize(tls_read_chunk);
-    tls_->expect_server_name(pool_->host);
-    generation_ = st_->tls->generation();
+    if (!tls_->expect_server_name(pool_->host)) {
+      log_failure("TLS: cannot check the name '" + pool_->host + "' in a certificate");
+      fail(errc::peer_unavailable, false);
+      return;
+    }
+    generation_ = generation;
     {
       std::lock_guard lock(st_->mutex);
       if (pool_->tls_session && pool_->tls_session_generation == generation_)
@@ -276,6 +282,7 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
 
   void on_handshake(error_code ec) {
     if (dead_) return;
+    connecting_ = false;
     if (ec) {
       st_->tls_handshakes_failed.fetch_add(1, std::memory_order_relaxed);
       const auto now = clock_type::now();
@@ -351,15 +358,30 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   }
 
   /// Encrypts the request (a small set's value gathered into the same
-  /// record) and sends it with whatever the handshake left queued.
+  /// record) and sends it with whatever the handshake left queued; a large
+  /// value goes a piece at a time, so that its ciphertext is never held
+  /// whole.
   void write_tls() {
     if (!req.value.empty() && req.out.size() + req.value.size() <= tls_gather_limit) {
       req.out += req.value;
       req.value.clear();
     }
-    if (!tls_->write(req.out) || (!req.value.empty() && !tls_->write(req.value))) {
+    if (!tls_->write(req.out)) {
       on_failure(tls_->error(), "write");
       return;
+    }
+    tls_value_at_ = 0;
+    send_tls_piece();
+  }
+
+  void send_tls_piece() {
+    if (tls_value_at_ < req.value.size()) {
+      const std::size_t n = std::min(tls_piece, req.value.size() - tls_value_at_);
+      if (!tls_->write(std::string_view(req.value).substr(tls_value_at_, n))) {
+        on_failure(tls_->error(), "write");
+        return;
+      }
+      tls_value_at_ += n;
     }
     tls_out_.clear();
     tls_->take_output(tls_out_);
@@ -368,6 +390,11 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
         self->on_failure(ec, "write");
         return;
       }
+      if (self->tls_value_at_ < self->req.value.size()) {
+        self->send_tls_piece();
+        return;
+      }
+      if (self->tls_out_.capacity() > tls_piece * 2) std::string().swap(self->tls_out_);
       self->written();
     });
   }
@@ -637,8 +664,9 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   // TLS: the connection's state (made anew for each connection; it does no
   // I/O, so replacing it never races an operation).
   std::unique_ptr<tls_connection> tls_;
-  std::string tls_in_;   // ciphertext read from the socket
-  std::string tls_out_;  // ciphertext being sent
+  std::string tls_in_;            // ciphertext read from the socket
+  std::string tls_out_;           // ciphertext being sent
+  std::size_t tls_value_at_ = 0;  // how much of a large value is encrypted
   std::uint64_t generation_ = 0;
   bool session_saved_ = false;
   net::steady_timer timer_;

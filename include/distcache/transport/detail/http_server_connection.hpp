@@ -271,6 +271,7 @@ class http_connection {
   std::string tls_out_;                  // ciphertext being sent
   std::string tls_plain_;                // a small response gathered into one record
   static constexpr std::size_t tls_gather_limit = std::size_t{16} * 1024;
+  static constexpr std::size_t tls_piece = std::size_t{64} * 1024;  // of a large response
   net::steady_timer timer_;
   std::string address_;  // the remote IP address (per-address limit)
   std::string remote_;   // "address:port", for log lines

@@ -103,7 +103,7 @@ class http_server_session : public http_connection,
     error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);
     socket_.non_blocking(true, ec);  // for the direct write in write_response()
-    if (tls_ && !co_await tls_handshake()) co_return;
+    if (st_->tls && !co_await tls_handshake()) co_return;  // never plaintext on a TLS listener
     for (;;) {
       release_request_memory();
       http_request_parser parser(req_, st_->options.limits);
@@ -199,6 +199,11 @@ class http_server_session : public http_connection,
             break;
           }
           tls_->put_input(tls_in_.data(), got);
+          if (!started) {  // a request's first bytes, though not yet a whole record
+            started = true;
+            waiting_ = false;
+            set_deadline(st_->options.read_timeout);
+          }
         }
       } else {
         std::tie(ec, n) =
@@ -384,7 +389,7 @@ class http_server_session : public http_connection,
   // address), else 403 identity_mismatch. Checked once per connection and
   // DC-From value. Returns whether it refused.
   bool refuse_other_identity(bool close) {
-    if (!tls_ || !req_.has_from || !st_->options.tls.require_client_certificate) return false;
+    if (!st_->tls || !req_.has_from || !st_->options.tls.require_client_certificate) return false;
     if (identity_checked_ && req_.from == identity_from_) return false;
     const std::string_view from = req_.from;
     std::string_view host = from.substr(0, from.rfind(':'));
@@ -544,13 +549,7 @@ class http_server_session : public http_connection,
     set_deadline(st_->options.read_timeout);
     std::array<net::const_buffer, 3> buffers{net::buffer(head_), net::buffer(body_),
                                              net::buffer(value_)};
-    if (tls_) {  // the same direct write, of the records
-      error_code ec;
-      if (!tls_encrypt(buffers)) ec = tls_->error();
-      const std::size_t sent = ec ? 0 : tls_send_now(ec);
-      if (!ec && sent < tls_out_.size()) ec = co_await tls_send_rest(sent);
-      co_return finish_write(ec);
-    }
+    if (tls_) co_return finish_write(co_await write_tls(buffers));
     // A response almost always fits the socket's send buffer: write it now
     // (the socket is non-blocking) and skip the completion round trip
     // through the io_context; wait for writability only for what is left.
@@ -567,6 +566,30 @@ class http_server_session : public http_connection,
       ec = wec;
     }
     co_return finish_write(ec);
+  }
+
+  /// Writes a response through TLS with the same direct write as
+  /// plaintext. A small one goes as one record; a large one is encrypted
+  /// and sent a piece at a time, so that its ciphertext is never held whole.
+  net::awaitable<error_code> write_tls(const std::array<net::const_buffer, 3>& buffers) {
+    error_code ec;
+    if (net::buffer_size(buffers) <= tls_gather_limit) {
+      if (!tls_encrypt(buffers)) co_return tls_->error();
+      const std::size_t sent = tls_send_now(ec);
+      if (!ec && sent < tls_out_.size()) ec = co_await tls_send_rest(sent);
+      co_return ec;
+    }
+    for (const auto& b : buffers) {
+      for (std::size_t at = 0; at < b.size() && !ec; at += tls_piece) {
+        const net::const_buffer piece(static_cast<const char*>(b.data()) + at,
+                                      std::min(tls_piece, b.size() - at));
+        if (!tls_encrypt(std::array<net::const_buffer, 1>{piece})) co_return tls_->error();
+        const std::size_t sent = tls_send_now(ec);
+        if (!ec && sent < tls_out_.size()) ec = co_await tls_send_rest(sent);
+      }
+    }
+    if (tls_out_.capacity() > tls_piece * 2) std::string().swap(tls_out_);
+    co_return ec;
   }
 
   bool finish_write(error_code ec) {

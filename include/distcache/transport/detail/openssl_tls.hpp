@@ -66,12 +66,14 @@ class openssl_connection final : public tls_connection {
   /// False when OpenSSL could not make the connection (out of memory).
   [[nodiscard]] bool valid() const noexcept { return ssl_ != nullptr; }
 
-  // OpenSSL's error queue is emptied whenever a call fails (classify()),
-  // so no call needs to clear it first.
+  // OpenSSL's error queue is per thread and shared with every other user
+  // of OpenSSL on it (discovery's TLS, the application): each call clears
+  // it first, so that a stale error is not taken for this connection's.
 
   /// Advances the handshake: done, want_input (send output() first, then
   /// give it what arrives) or failed (error()).
   status handshake() override {
+    ERR_clear_error();
     const int r = SSL_do_handshake(ssl_);
     if (r == 1) return status::done;
     return classify(r);
@@ -85,6 +87,7 @@ class openssl_connection final : public tls_connection {
     // Nothing to decrypt: say so without asking OpenSSL, whose failed read
     // costs about as much as a successful one.
     if (!has_input()) return status::want_input;
+    ERR_clear_error();
     const int r = SSL_read(ssl_, data, static_cast<int>(std::min<std::size_t>(size, INT_MAX)));
     if (r > 0) {
       n = static_cast<std::size_t>(r);
@@ -103,9 +106,12 @@ class openssl_connection final : public tls_connection {
   bool write(std::string_view bytes) override {
     while (!bytes.empty()) {
       const int chunk = static_cast<int>(std::min<std::size_t>(bytes.size(), INT_MAX));
+      ERR_clear_error();
       const int r = SSL_write(ssl_, bytes.data(), chunk);
       if (r <= 0) {
-        (void)classify(r);
+        // Over memory BIOs a write only stops for a failure, or for input
+        // (a renegotiation, refused by the contexts): both end the connection.
+        if (classify(r) != status::failed) error_ = net::ssl::error::stream_truncated;
         return false;
       }
       bytes.remove_prefix(static_cast<std::size_t>(r));
@@ -162,12 +168,19 @@ class openssl_connection final : public tls_connection {
               : X509_check_ip_asc(cert, host.c_str(), 0) == 1;
   }
 
-  void expect_server_name(const std::string& host) override {
-    detail::expect_server_name(ssl_, host);
+  bool expect_server_name(const std::string& host) override {
+    return detail::expect_server_name(ssl_, host);
   }
 
+  // A copy per connection: OpenSSL may mark the session it resumed not
+  // resumable when that connection ends, and connections on other threads
+  // share the pool's.
   void resume(const std::shared_ptr<void>& session) override {
-    if (session) SSL_set_session(ssl_, static_cast<SSL_SESSION*>(session.get()));
+    if (!session) return;
+    SSL_SESSION* copy = SSL_SESSION_dup(static_cast<SSL_SESSION*>(session.get()));
+    if (copy == nullptr) return;
+    SSL_set_session(ssl_, copy);
+    SSL_SESSION_free(copy);  // the SSL holds its own reference
   }
 
   // A copy: OpenSSL marks a connection's own session not resumable when the
@@ -230,6 +243,8 @@ inline std::shared_ptr<net::ssl::context> make_tls_context(const tls_options& o,
   SSL_CTX* native = ctx->native_handle();
   ctx->set_options(ssl_context::default_workarounds | ssl_context::no_sslv2 |
                    ssl_context::no_sslv3 | ssl_context::no_tlsv1 | ssl_context::no_tlsv1_1);
+  // TLS 1.2 renegotiation would need input in the middle of a write.
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   error_code ec;
   ERR_clear_error();

@@ -68,7 +68,8 @@ class tls_connection {
   [[nodiscard]] virtual bool peer_names(const std::string& host) const = 0;
   /// Client side: the server's certificate must name `host`, which is also
   /// sent as SNI when it is not an address.
-  virtual void expect_server_name(const std::string& host) = 0;
+  /// False when `host` cannot be checked (the connection must then fail).
+  virtual bool expect_server_name(const std::string& host) = 0;
   /// Client side: offers `session` (from session()) for resumption.
   virtual void resume(const std::shared_ptr<void>& session) = 0;
   /// Client side: a copy of the session that another connection may
@@ -153,7 +154,12 @@ class tls_context_source : public std::enable_shared_from_this<tls_context_sourc
   error_code load(std::string& why) {
     std::lock_guard load_lock(load_mutex_);
     const auto stamps = current_stamps();
-    auto loaded = backend_->load(options_, role_, why);
+    std::shared_ptr<const tls_credentials> loaded;
+    try {
+      loaded = backend_->load(options_, role_, why);
+    } catch (const std::exception& e) {  // out of memory, a library that cannot start
+      why = e.what();
+    }
     std::lock_guard lock(mutex_);
     tried_ = stamps;
     if (!loaded) {
@@ -188,6 +194,13 @@ class tls_context_source : public std::enable_shared_from_this<tls_context_sourc
     return current_;
   }
 
+  /// current() and the generation() that loaded it, read together.
+  [[nodiscard]] std::pair<std::shared_ptr<const tls_credentials>, std::uint64_t>
+  current_generation() const {
+    std::lock_guard lock(mutex_);
+    return {current_, generation_};
+  }
+
   /// Counts successful loads: a cached session is offered again only under
   /// the generation that made it.
   [[nodiscard]] std::uint64_t generation() const {
@@ -216,7 +229,9 @@ class tls_context_source : public std::enable_shared_from_this<tls_context_sourc
     std::lock_guard lock(mutex_);
     if (timer_ || stopped_) return;
     timer_ = std::make_shared<net::steady_timer>(net::make_strand(ioc));
-    arm(timer_, weak_from_this());
+    // Armed on its strand, where every later use of the timer runs.
+    net::post(timer_->get_executor(),
+              [timer = timer_, weak = weak_from_this()] { arm(timer, weak); });
   }
 
   /// Stops watch(). From any thread.
@@ -225,7 +240,9 @@ class tls_context_source : public std::enable_shared_from_this<tls_context_sourc
     {
       std::lock_guard lock(mutex_);
       stopped_ = true;
-      timer = timer_;
+      // The timer leaves with its last handler: this object may outlive
+      // the io_context (the admin server destroys its own first).
+      timer = std::move(timer_);
     }
     if (timer) net::post(timer->get_executor(), [timer] { timer->cancel(); });
   }
@@ -242,6 +259,10 @@ class tls_context_source : public std::enable_shared_from_this<tls_context_sourc
                   const std::weak_ptr<tls_context_source>& weak) {
     auto self = weak.lock();
     if (!self) return;
+    {
+      std::lock_guard lock(self->mutex_);
+      if (self->stopped_) return;
+    }
     timer->expires_after(self->options_.reload_interval);
     timer->async_wait([timer, weak](const error_code& ec) {
       auto self = weak.lock();

@@ -699,6 +699,7 @@ TEST_CASE("mutual TLS: certificates reloaded under a steady get load fail no get
   std::atomic<int> failed{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> load;
+  load.reserve(3);
   for (int t = 0; t < 3; ++t) {
     load.emplace_back([&] {
       // Every get a new key, so most go to their owner over TLS.

@@ -301,10 +301,10 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
       {
         family f(out, "distcache_peer_tls_reloads_total", "counter",
                  "Loads of changed TLS files after the first, by side and outcome.");
-        f.sample("side=\"server\",outcome=\"ok\"", static_cast<double>(ps.tls_reloads));
-        f.sample("side=\"server\",outcome=\"failed\"", static_cast<double>(ps.tls_reload_failures));
-        f.sample("side=\"client\",outcome=\"ok\"", static_cast<double>(cs.tls_reloads));
-        f.sample("side=\"client\",outcome=\"failed\"", static_cast<double>(cs.tls_reload_failures));
+        f.sample(R"(side="server",outcome="ok")", static_cast<double>(ps.tls_reloads));
+        f.sample(R"(side="server",outcome="failed")", static_cast<double>(ps.tls_reload_failures));
+        f.sample(R"(side="client",outcome="ok")", static_cast<double>(cs.tls_reloads));
+        f.sample(R"(side="client",outcome="failed")", static_cast<double>(cs.tls_reload_failures));
       }
     }
     {

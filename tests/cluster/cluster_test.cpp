@@ -682,6 +682,7 @@ TEST_CASE("mutual TLS: 3 nodes form a ring; untrusted, expired and misnamed node
   // side (all of them are 127.0.0.1), per peer on the client side.
   CHECK(good_log["refusing a TLS connection from 127.0.0.1"] == 3);
   CHECK(good_log["TLS handshake failed"] == 9);
+  CHECK(good_log["does not name 127.0.0.1"] <= 3);  // the misnamed node probes every 50 ms
 }
 
 TEST_CASE("mutual TLS: certificates reloaded under a steady get load fail no get") {

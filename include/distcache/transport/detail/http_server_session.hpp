@@ -400,10 +400,15 @@ class http_server_session : public http_connection,
       identity_from_ = req_.from;
       return false;
     }
-    reject(
-        403,
-        "the client certificate does not name " + printable_for_log(host) + ", the host of DC-From",
-        "DC-Error: identity_mismatch\r\n", close);
+    // A misnamed node probes every probe_interval: one line a minute per
+    // address, like the other refusals of a peer.
+    const std::string why =
+        "the client certificate does not name " + printable_for_log(host) + ", the host of DC-From";
+    if (st_->per_address.should_log("identity " + address_, clock_type::now())) {
+      log(log_level::warning,
+          "403 to " + remote_ + ": " + why + "; logged once a minute per address");
+    }
+    make_text_response(403, why, "DC-Error: identity_mismatch\r\n", close);
     return true;
   }
 

@@ -337,32 +337,27 @@ TEST_CASE("admin: readiness while joining, and the peers a node knows") {
   }));
 }
 
-TEST_CASE("admin: a real Prometheus scrapes /metrics and its query API returns the counter") {
-  const std::string program = distcache::test::find_program("prometheus");
-  if (program.empty()) {
-    MESSAGE("prometheus not installed (scripts/deps installs it): scrape not tested");
-    return;
-  }
-  users u;
-  u.source.state->set("a", "alpha");
-  node n(admin_config(), u);
-  REQUIRE(n.start());
-  for (int i = 0; i < 7; ++i) REQUIRE(n.get<users>("a"));
+namespace {
+
+/// Runs a real Prometheus that scrapes the admin server on 127.0.0.1:`admin_port` (with
+/// `scrape_extra`, more lines of its scrape job) and asks its query API for the gets counter of
+/// keyspace users until it reads "7". Returns whether it did; `value` is the last value read.
+bool prometheus_reads_seven(const std::string& program, std::uint16_t admin_port,
+                            const std::string& scrape_extra, std::string& value) {
   char dir[] = "/tmp/distcache-prometheus-XXXXXX";
   REQUIRE(::mkdtemp(dir) != nullptr);
   const std::string data = dir;
   distcache::test::temp_file cfg(
       "global:\n  scrape_interval: 200ms\n  scrape_timeout: 150ms\n"
-      "scrape_configs:\n  - job_name: distcache\n    metrics_path: /_distcache/admin/metrics\n"
-      "    static_configs:\n      - targets: ['127.0.0.1:" +
-      std::to_string(n.admin_port()) + "']\n");
+      "scrape_configs:\n  - job_name: distcache\n    metrics_path: /_distcache/admin/metrics\n" +
+      scrape_extra +
+      "    static_configs:\n      - targets: ['127.0.0.1:" + std::to_string(admin_port) + "']\n");
   distcache::test::temp_file log("");
   const auto prom_log = [&] {
     std::ifstream in(log.path());
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   };
   const std::string query = "/api/v1/query?query=distcache_gets_total%7Bkeyspace%3D%22users%22%7D";
-  std::string value;
   bool scraped = false;
   // A free port can be taken by another process before Prometheus binds it
   // (a CI run saw "bind: address already in use"): then try another one.
@@ -397,13 +392,61 @@ TEST_CASE("admin: a real Prometheus scrapes /metrics and its query API returns t
     if (!port_taken) break;
     std::ofstream(log.path(), std::ios::trunc).flush();  // the next attempt's log only
   }
+  if (!scraped) MESSAGE("prometheus log: " << prom_log().substr(0, 4000));
+  (void)distcache::test::run_to_completion({"/bin/rm", "-rf", data}, log.path());
+  return scraped;
+}
+
+}  // namespace
+
+TEST_CASE("admin: a real Prometheus scrapes /metrics and its query API returns the counter") {
+  const std::string program = distcache::test::find_program("prometheus");
+  if (program.empty()) {
+    MESSAGE("prometheus not installed (scripts/deps installs it): scrape not tested");
+    return;
+  }
+  users u;
+  u.source.state->set("a", "alpha");
+  node n(admin_config(), u);
+  REQUIRE(n.start());
+  for (int i = 0; i < 7; ++i) REQUIRE(n.get<users>("a"));
+  std::string value;
+  const bool scraped = prometheus_reads_seven(program, n.admin_port(), "", value);
   if (!scraped) {
-    MESSAGE("prometheus log: " << prom_log().substr(0, 4000));
     MESSAGE("our /metrics: "
             << request(n.admin_port(), "/_distcache/admin/metrics").body.substr(0, 4000));
   }
   CHECK_MESSAGE(scraped, "last value seen: " << value);
-  (void)distcache::test::run_to_completion({"/bin/rm", "-rf", data}, log.path());
+}
+
+TEST_CASE("admin: a real Prometheus scrapes over mutual TLS with a bearer token") {
+  const std::string program = distcache::test::find_program("prometheus");
+  if (program.empty()) {
+    MESSAGE("prometheus not installed (scripts/deps installs it): scrape not tested");
+    return;
+  }
+  distcache::test::test_pki pki;
+  pki.issue("admin", "IP:127.0.0.1");
+  auto c = admin_config();
+  c.admin.token = "s3cret";
+  c.admin.tls.enabled = true;
+  c.admin.tls.certificate_file = pki.path("admin.crt");
+  c.admin.tls.private_key_file = pki.path("admin.key");
+  c.admin.tls.ca_file = pki.path("ca.crt");
+  users u;
+  u.source.state->set("a", "alpha");
+  tls_node n(c, u);
+  REQUIRE(n.start());
+  for (int i = 0; i < 7; ++i) REQUIRE(n.get<users>("a"));
+  // What docs/operations.md tells a Prometheus user to add.
+  const std::string extra =
+      "    scheme: https\n    authorization: {credentials: s3cret}\n"
+      "    tls_config:\n      ca_file: " +
+      pki.path("ca.crt") + "\n      cert_file: " + pki.path("client.crt") +
+      "\n      key_file: " + pki.path("client.key") + "\n";
+  std::string value;
+  CHECK_MESSAGE(prometheus_reads_seven(program, n.admin_port(), extra, value),
+                "last value seen: " << value);
 }
 
 TEST_CASE("admin: TLS, with client certificates (the default) or the bearer token alone") {

@@ -429,10 +429,7 @@ TEST_CASE("admin: a real Prometheus scrapes over mutual TLS with a bearer token"
   pki.issue("admin", "IP:127.0.0.1");
   auto c = admin_config();
   c.admin.token = "s3cret";
-  c.admin.tls.enabled = true;
-  c.admin.tls.certificate_file = pki.path("admin.crt");
-  c.admin.tls.private_key_file = pki.path("admin.key");
-  c.admin.tls.ca_file = pki.path("ca.crt");
+  c.admin.tls = pki.tls("admin");
   users u;
   u.source.state->set("a", "alpha");
   tls_node n(c, u);
@@ -455,10 +452,7 @@ TEST_CASE("admin: TLS, with client certificates (the default) or the bearer toke
   pki.issue("stranger", "", "other-ca");
   auto c = admin_config();
   c.admin.token = "s3cret";
-  c.admin.tls.enabled = true;
-  c.admin.tls.certificate_file = pki.path("admin.crt");
-  c.admin.tls.private_key_file = pki.path("admin.key");
-  c.admin.tls.ca_file = pki.path("ca.crt");
+  c.admin.tls = pki.tls("admin");
   const std::map<std::string, std::string> bearer{{"Authorization", "Bearer s3cret"}};
   const std::string ca = pki.path("ca.crt");
   const std::string healthz = base + "healthz";

@@ -600,16 +600,6 @@ TEST_CASE("an owner that cannot serve a keyspace makes the asking node load loca
 
 namespace {
 
-/// TLS options with `name`.crt/.key of `pki`, trusting its CA.
-distcache::tls_options node_tls(const distcache::test::test_pki& pki, const std::string& name) {
-  distcache::tls_options t;
-  t.enabled = true;
-  t.certificate_file = pki.path(name + ".crt");
-  t.private_key_file = pki.path(name + ".key");
-  t.ca_file = pki.path("ca.crt");
-  return t;
-}
-
 /// Counts log lines that contain a text; thread-safe.
 struct line_counter {
   std::mutex mutex;
@@ -641,7 +631,7 @@ TEST_CASE("mutual TLS: 3 nodes form a ring; untrusted, expired and misnamed node
   line_counter good_log({"refusing a TLS connection from 127.0.0.1", "TLS handshake failed",
                          "does not name 127.0.0.1"});
   config c = node_config();
-  c.cluster.tls = node_tls(pki, "node");
+  c.cluster.tls = pki.tls("node");
   c.log = good_log.logger();
   tls_cluster3 good(c);
   for (int i = 0; i < 30; ++i) good.db->set("k" + std::to_string(i), "v" + std::to_string(i));
@@ -649,7 +639,7 @@ TEST_CASE("mutual TLS: 3 nodes form a ring; untrusted, expired and misnamed node
   std::vector<std::unique_ptr<tls_node_engine>> hostile;
   for (const char* name : {"stranger", "expired", "misnamed"}) {
     config h = node_config();
-    h.cluster.tls = node_tls(pki, name);
+    h.cluster.tls = pki.tls(name);
     h.log = [](distcache::log_level, std::string_view) {};
     users u;
     u.source.state = good.db;
@@ -690,7 +680,7 @@ TEST_CASE("mutual TLS: certificates reloaded under a steady get load fail no get
   pki.issue("node", "IP:127.0.0.1");
   pki.issue("next", "IP:127.0.0.1");
   config c = node_config();
-  c.cluster.tls = node_tls(pki, "node");
+  c.cluster.tls = pki.tls("node");
   c.cluster.tls.reload_interval = 0s;  // on the call only
   tls_cluster3 good(c);
   constexpr int keys = 20000;
@@ -737,7 +727,7 @@ TEST_CASE("cluster.tls needs a transport with TLS, and the error says which") {
   distcache::test::test_pki pki;
   pki.issue("node", "IP:127.0.0.1");
   config c = node_config();
-  c.cluster.tls = node_tls(pki, "node");
+  c.cluster.tls = pki.tls("node");
   CHECK_THROWS_WITH_AS(
       node_engine(c, registry_discovery(), users{}),
       doctest::Contains("config.cluster.tls.enabled: true, but the engine's Transport policy has "

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <distcache/config.hpp>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -45,6 +46,16 @@ class test_pki {
   }
 
   [[nodiscard]] std::string path(const std::string& file) const { return dir_ + "/" + file; }
+
+  /// TLS options with `name`.crt and `name`.key, trusting ca.crt.
+  [[nodiscard]] distcache::tls_options tls(const std::string& name) const {
+    distcache::tls_options t;
+    t.enabled = true;
+    t.certificate_file = path(name + ".crt");
+    t.private_key_file = path(name + ".key");
+    t.ca_file = path("ca.crt");
+    return t;
+  }
 
   /// Makes `name`.crt and `name`.key: a new P-256 key and a certificate
   /// signed by `ca` ("ca" or "other-ca") with subjectAltName `san` (such as

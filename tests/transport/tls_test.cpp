@@ -33,19 +33,9 @@ using distcache::test::test_pki;
 /// The OpenSSL library, as transport::https passes it.
 const auto openssl = distcache::transport::https::tls_library();
 
-/// TLS options with `name`.crt/.key of `pki`, trusting its CA.
-distcache::tls_options tls_of(const test_pki& pki, const std::string& name) {
-  distcache::tls_options t;
-  t.enabled = true;
-  t.certificate_file = pki.path(name + ".crt");
-  t.private_key_file = pki.path(name + ".key");
-  t.ca_file = pki.path("ca.crt");
-  return t;
-}
-
 server_options tls_server(const test_pki& pki, const std::string& name) {
   server_options o;
-  o.tls = tls_of(pki, name);
+  o.tls = pki.tls(name);
   return o;
 }
 
@@ -54,7 +44,7 @@ server_options tls_server(const test_pki& pki, const std::string& name) {
 client_options tls_client(const test_pki& pki, const std::string& name) {
   client_options o = cluster::make_client_options();
   o.self_name = "127.0.0.1:7001";
-  o.tls = tls_of(pki, name);
+  o.tls = pki.tls(name);
   return o;
 }
 
@@ -303,28 +293,28 @@ TEST_CASE("TLS: options and files are checked when the server starts and the cli
     auto r = server.start();
     return r ? error_code{} : r.error();
   };
-  auto t = tls_of(pki, "node");
+  auto t = pki.tls("node");
   t.certificate_file.clear();
   CHECK(start_with(t) == errc::invalid_config);
   CHECK(log.last().find("server_options.tls.certificate_file: must be set") != std::string::npos);
-  t = tls_of(pki, "node");
+  t = pki.tls("node");
   t.ca_file.clear();
   CHECK(start_with(t) == errc::invalid_config);
   CHECK(log.last().find("ca_file: must be set") != std::string::npos);
-  t = tls_of(pki, "node");
+  t = pki.tls("node");
   t.certificate_file = pki.path("missing.crt");
   CHECK(start_with(t) == errc::invalid_config);
   CHECK(log.last().find("cannot load the certificate " + pki.path("missing.crt")) !=
         std::string::npos);
-  t = tls_of(pki, "node");
+  t = pki.tls("node");
   t.private_key_file = pki.path("other.key");
   CHECK(start_with(t) == errc::invalid_config);
   CHECK(log.last().find("does not match the certificate") != std::string::npos);
-  t = tls_of(pki, "node");
+  t = pki.tls("node");
   t.ca_file = pki.path("node.key");  // not a certificate
   CHECK(start_with(t) == errc::invalid_config);
   CHECK(log.last().find("cannot load the CA file") != std::string::npos);
-  t = tls_of(pki, "node");
+  t = pki.tls("node");
   t.reload_interval = -1s;
   CHECK(start_with(t) == errc::invalid_config);
   CHECK(log.last().find("reload_interval: must be >= 0") != std::string::npos);
@@ -345,10 +335,10 @@ TEST_CASE("TLS: options and files are checked when the server starts and the cli
   c.cluster.tls.enabled = true;
   CHECK(distcache::detail::validate_engine(c) ==
         "config.cluster.tls.certificate_file: must be set when TLS is enabled");
-  c.cluster.tls = tls_of(pki, "node");
+  c.cluster.tls = pki.tls("node");
   CHECK(distcache::detail::validate_engine(c).empty());
   c.admin.enabled = true;
-  c.admin.tls = tls_of(pki, "node");
+  c.admin.tls = pki.tls("node");
   c.admin.tls.ca_file.clear();
   CHECK(distcache::detail::validate_engine(c) ==
         "config.admin.tls.ca_file: must be set when TLS is enabled with "

@@ -93,11 +93,7 @@ class admin_server final : public admin_service {
   /// Loads the TLS files again; connections accepted from then on use
   /// them. errc::invalid_config (logged) when they do not load: the old
   /// ones stay. Nothing to do without TLS.
-  result<void> reload_tls() override {
-    if (!tls_) return {};
-    if (auto ec = tls_->reload()) return ec;
-    return {};
-  }
+  result<void> reload_tls() override { return detail::reload_tls_of(tls_); }
 
   /// Closes the listener and every connection; joins the thread. Idempotent.
   void stop() override {

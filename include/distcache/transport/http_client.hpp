@@ -261,23 +261,12 @@ class http_client final : public peer_client {
   /// from then on use them (and offer no session made under the old ones).
   /// errc::invalid_config (logged with the reason) when they do not load:
   /// the old ones stay. Nothing to do without TLS.
-  result<void> reload_tls() override {
-    if (!st_->tls) return {};
-    if (auto ec = st_->tls->reload()) return ec;
-    return {};
-  }
+  result<void> reload_tls() override { return distcache::detail::reload_tls_of(st_->tls); }
 
   /// Its TLS counters.
   [[nodiscard]] client_stats stats() const override {
     client_stats s;
-    // resumed first: it never exceeds the handshakes read after it.
-    s.tls_resumed = st_->tls_resumed.load(std::memory_order_relaxed);
-    s.tls_handshakes = st_->tls_handshakes.load(std::memory_order_relaxed);
-    s.tls_handshakes_failed = st_->tls_handshakes_failed.load(std::memory_order_relaxed);
-    if (st_->tls) {
-      s.tls_reloads = st_->tls->reloads();
-      s.tls_reload_failures = st_->tls->reload_failures();
-    }
+    distcache::detail::fill_tls_stats(s, *st_);
     return s;
   }
 

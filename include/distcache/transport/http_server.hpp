@@ -207,14 +207,7 @@ class http_server final : public peer_server {
     s.requests_refused = st_->requests_refused.load(std::memory_order_relaxed);
     s.inflight_bytes = st_->budget.used();
     s.max_inflight_bytes = st_->budget.max();
-    // resumed first: it never exceeds the handshakes read after it.
-    s.tls_resumed = st_->tls_resumed.load(std::memory_order_relaxed);
-    s.tls_handshakes = st_->tls_handshakes.load(std::memory_order_relaxed);
-    s.tls_handshakes_failed = st_->tls_handshakes_failed.load(std::memory_order_relaxed);
-    if (st_->tls) {
-      s.tls_reloads = st_->tls->reloads();
-      s.tls_reload_failures = st_->tls->reload_failures();
-    }
+    distcache::detail::fill_tls_stats(s, *st_);
     return s;
   }
 
@@ -222,11 +215,7 @@ class http_server final : public peer_server {
   /// from then on use them, open ones keep theirs. errc::invalid_config
   /// (logged with the reason) when they do not load: the old ones stay.
   /// Nothing to do without TLS.
-  result<void> reload_tls() override {
-    if (!st_->tls) return {};
-    if (auto ec = st_->tls->reload()) return ec;
-    return {};
-  }
+  result<void> reload_tls() override { return distcache::detail::reload_tls_of(st_->tls); }
 
  private:
   std::shared_ptr<detail::http_server_state> st_;

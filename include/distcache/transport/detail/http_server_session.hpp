@@ -436,118 +436,12 @@ class http_server_session : public http_connection,
   net::awaitable<void> handle_get(bool close) { return lookup(close, false); }
   net::awaitable<void> handle_get_many(bool close) { return lookup(close, true); }
 
-  net::awaitable<void> lookup(bool close, bool many) {
-    if (auto ec = transport::decode_key_list(req_.body, st_->options.limits, keys_)) {
-      reject(400, ec.message(), {}, close);
-      co_return;
-    }
-    const std::size_t count = keys_.size();
-    if (!many && count != 1) {
-      reject(400, "get takes exactly one key; use get-many", {}, close);
-      co_return;
-    }
-    items_.clear();
-    service_failed_ = false;
-    if (count > 0) items_ = co_await call_get();
-    if (service_failed_ || items_.size() != count) {
-      reject(500,
-             service_failed_ ? std::string("the node failed to look the keys up")
-                             : "the node answered " + std::to_string(items_.size()) +
-                                   " items for " + std::to_string(count) + " keys",
-             {}, close);
-      co_return;
-    }
-    body_.clear();
-    if (!many) {
-      detail::wire_put_reply_item_head(body_, items_[0]);
-      value_ = items_[0].status == transport::reply_item::kind::value
-                   ? std::string_view(items_[0].value)
-                   : std::string_view{};
-    } else {
-      transport::encode_get_many_reply(body_, items_);
-      value_ = {};
-    }
-    make_head(200, "application/octet-stream", {}, close);
-  }
-
-  net::awaitable<void> handle_set(bool close) {
-    transport::set_body_view set;
-    if (auto ec = transport::decode_set_body(req_.body, st_->options.limits, set)) {
-      reject(400, ec.message(), {}, close);
-      co_return;
-    }
-    // The value is the body's tail: move the body into it rather than copy
-    // it, so that a large set holds its bytes once (the budget counted
-    // them as the body; the cache owns them from here).
-    std::string key(set.key);
-    const auto offset = static_cast<std::size_t>(set.value.data() - req_.body.data());
-    const std::size_t size = set.value.size();
-    std::string value = std::move(req_.body);  // `set` is not used past this point
-    req_.body = std::string();
-    value.erase(0, offset);
-    value.resize(size);
-    const error_code ec =
-        st_->svc.set_from(keyspace_, std::move(key), std::move(value), set.ttl_ms, req_.info());
-    if (ec) {
-      const std::string_view name =
-          ec.category() == error_category() ? errc_name(static_cast<errc>(ec.value())) : "";
-      if (name.empty()) {
-        reject(500, "set failed: " + ec.message(), {}, close);
-      } else {
-        reject(422, "set refused: " + ec.message(), "DC-Error: " + std::string(name) + "\r\n",
-               close);
-      }
-      co_return;
-    }
-    body_.clear();
-    value_ = {};
-    make_head(204, {}, {}, close);
-  }
-
-  net::awaitable<void> handle_remove(bool close) {
-    if (auto ec = transport::decode_key_list(req_.body, st_->options.limits, keys_)) {
-      reject(400, ec.message(), {}, close);
-      co_return;
-    }
-    const std::size_t removed = st_->svc.remove_from(keyspace_, keys_, req_.info());
-    body_.clear();
-    value_ = {};
-    extra_.assign("DC-Removed: ");
-    append_decimal_u64(extra_, removed);
-    extra_ += "\r\n";
-    make_head(204, {}, extra_, close);
-  }
-
-  net::awaitable<void> handle_invalidate(bool close) {
-    if (auto ec = transport::decode_key_list(req_.body, st_->options.limits, keys_)) {
-      reject(400, ec.message(), {}, close);
-      co_return;
-    }
-    st_->svc.invalidate_from(keyspace_, keys_, req_.info());
-    body_.clear();
-    value_ = {};
-    make_head(204, {}, {}, close);
-  }
-
+  net::awaitable<void> lookup(bool close, bool many);
+  net::awaitable<void> handle_set(bool close);
+  net::awaitable<void> handle_remove(bool close);
+  net::awaitable<void> handle_invalidate(bool close);
   /// Calls transport::peer_service::get with keys_ and waits for its completion.
-  net::awaitable<std::vector<transport::reply_item>> call_get() {
-    return net::async_initiate<decltype(net::use_awaitable),
-                               void(std::vector<transport::reply_item>)>(
-        [this](auto handler) {
-          using state_type = peer_get_completion<decltype(handler)>;
-          auto state = std::make_shared<state_type>(std::move(handler));
-          try {
-            st_->svc.get_from(keyspace_, std::move(keys_), req_.info(),
-                              [state](std::vector<transport::reply_item> items) {
-                                state->complete(std::move(items));
-                              });
-          } catch (...) {
-            service_failed_ = true;
-            state->complete({});
-          }
-        },
-        net::use_awaitable);
-  }
+  net::awaitable<std::vector<transport::reply_item>> call_get();
 
   /// Writes head_, body_ and value_. False when the connection broke.
   net::awaitable<bool> write_response() {
@@ -658,5 +552,8 @@ class http_server_session : public http_connection,
 };
 
 }  // namespace distcache::detail
+
+// The handlers of the keyspace operations.
+#include <distcache/transport/detail/impl/http_server_operations.ipp>
 
 #endif  // DISTCACHE_TRANSPORT_DETAIL_HTTP_SERVER_SESSION_HPP

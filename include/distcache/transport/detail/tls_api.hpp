@@ -294,6 +294,28 @@ class tls_context_source : public std::enable_shared_from_this<tls_context_sourc
   std::atomic<std::uint64_t> reload_failures_{0};
 };
 
+/// The TLS counters of a peer server or client (`Stats`: server_stats or
+/// client_stats) from its shared state: the handshake counters and its
+/// tls_context_source's reloads. `resumed` is read first, so it never
+/// exceeds the handshakes read after it.
+template <class Stats, class State>
+void fill_tls_stats(Stats& s, const State& st) {
+  s.tls_resumed = st.tls_resumed.load(std::memory_order_relaxed);
+  s.tls_handshakes = st.tls_handshakes.load(std::memory_order_relaxed);
+  s.tls_handshakes_failed = st.tls_handshakes_failed.load(std::memory_order_relaxed);
+  if (st.tls) {
+    s.tls_reloads = st.tls->reloads();
+    s.tls_reload_failures = st.tls->reload_failures();
+  }
+}
+
+/// reload_tls() of an owner whose TLS is `source` (null: none, nothing to do).
+inline result<void> reload_tls_of(const std::shared_ptr<tls_context_source>& source) {
+  if (!source) return {};
+  if (auto ec = source->reload()) return ec;
+  return {};
+}
+
 /// Makes the tls_context_source of an owner whose options say `o`: null
 /// when TLS is off or there is no backend (the owner then refuses to
 /// start with tls enabled).

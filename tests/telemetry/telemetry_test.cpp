@@ -22,6 +22,7 @@
 #include "support/http_fixture.hpp"
 #include "support/keyspaces.hpp"
 #include "support/processes.hpp"
+#include "support/source_dir.hpp"
 #include "support/sources.hpp"
 
 using distcache::config;
@@ -463,7 +464,7 @@ namespace {
 /// The receiver of tests/telemetry: a Node.js process.
 struct otlp_receiver {
   std::string node = distcache::test::find_program("node");
-  std::string dir = std::string(DISTCACHE_TEST_SOURCE_DIR) + "/telemetry";
+  std::string dir = std::string(distcache::test::source_dir()) + "/telemetry";
   bool available() const {
     return !node.empty() &&
            std::filesystem::exists(dir + "/node_modules/@opentelemetry/otlp-transformer");

@@ -30,6 +30,9 @@
 // (a certificate naming IP 127.0.0.1) and DIR/ca.crt (bench/compare/run.sh
 // makes them with the openssl command).
 //
+// --coalesce N sets config.cluster.coalesce_in_flight (0: coalescing off;
+// default: the library's default).
+//
 // The last line of output is machine-readable: "RESULT key=value ...".
 //
 //   bench_cluster_load --mode remote-hit --clients 16 --seconds 5
@@ -100,6 +103,7 @@ struct options {
   int server_cpu = -1;
   int client_cpu = -1;
   std::string tls_dir;  // empty: plaintext; else DIR/node.crt, node.key, ca.crt
+  long coalesce = -1;   // config.cluster.coalesce_in_flight; -1: its default
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -109,7 +113,7 @@ struct options {
                "         [--dist uniform|zipf] [--zipf-s S] [--seconds S] [--warmup S]\n"
                "         [--value-bytes B] [--mode remote-hit|mixed|get-many] [--threads T]\n"
                "         [--node-threads T] [--batch N] [--hot-bytes N]\n"
-               "         [--server-cpu CPU] [--client-cpu CPU] [--tls DIR]\n",
+               "         [--server-cpu CPU] [--client-cpu CPU] [--tls DIR] [--coalesce N]\n",
                why);
   std::exit(2);
 }
@@ -180,6 +184,8 @@ options parse(int argc, char** argv) {
       o.client_cpu = parse_number<int>(flag, v);
     } else if (flag == "--tls") {
       o.tls_dir = v;
+    } else if (flag == "--coalesce") {
+      o.coalesce = parse_number<long>(flag, v);
     } else {
       usage(("unknown flag " + std::string(flag)).c_str());
     }
@@ -537,6 +543,7 @@ distcache::config node_config(const options& o, bool caller) {
   c.cluster.discovery_interval = 1s;
   c.cluster.join_retry_interval = 10ms;
   c.cluster.peer_timeout = 1s;
+  if (o.coalesce >= 0) c.cluster.coalesce_in_flight = static_cast<std::size_t>(o.coalesce);
   if (!o.tls_dir.empty()) {  // mutual TLS, one certificate for every node (IP SAN 127.0.0.1)
     c.cluster.tls.enabled = true;
     c.cluster.tls.certificate_file = o.tls_dir + "/node.crt";

@@ -193,6 +193,13 @@ TEST_CASE("cluster options are validated only when the cluster is enabled") {
   c.cluster.enabled = true;
   c.cluster.max_connections_per_address = 0;
   CHECK(mentions(rejection(c), "config.cluster.max_connections_per_address: must be >= 1, got 0"));
+  c.cluster = {};
+  c.cluster.enabled = true;
+  c.cluster.max_coalesced_keys = 0;
+  CHECK(mentions(rejection(c), "config.cluster.max_coalesced_keys: must be in [1, 1000], got 0"));
+  c.cluster.max_coalesced_keys = 1001;
+  CHECK(
+      mentions(rejection(c), "config.cluster.max_coalesced_keys: must be in [1, 1000], got 1001"));
 }
 
 TEST_CASE("a cluster node whose bind address is not numeric fails start with a clear error") {

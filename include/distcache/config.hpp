@@ -203,6 +203,15 @@ struct cluster_options {
   /// Connections one remote IP address may have open to the peer server;
   /// one more is answered 503 and closed. >= 1.
   std::size_t max_connections_per_address = 256;
+  /// Coalescing (docs/protocol.md#coalescing): gets, removes and
+  /// invalidations this node has in flight to one peer at once. While that
+  /// many are, further ones wait and leave together, one request per
+  /// keyspace and kind, as soon as one completes. 0 turns coalescing off
+  /// (every call sends its own request at once).
+  std::size_t coalesce_in_flight = 4;
+  /// Keys one coalesced request carries at most; a call with more keys
+  /// goes alone. 1..1000.
+  std::size_t max_coalesced_keys = 256;
   /// TLS between nodes (off by default): every node of a cluster must use
   /// it or none. Mutual unless tls.require_client_certificate is false.
   tls_options tls;

@@ -32,7 +32,9 @@ namespace {
 /// server, not an HTTP library, so that it can misbehave freely.
 class fake_peer {
  public:
-  enum class behaviour { garbage, silent };
+  /// held: answers garbage too, but only from release() on (requests that
+  /// came before wait for it).
+  enum class behaviour { garbage, silent, held };
   explicit fake_peer(behaviour b)
       : mode_(b), acceptor_(ioc_, net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
     accept();
@@ -54,7 +56,28 @@ class fake_peer {
   }
   std::atomic<int> requests{0};
 
+  /// behaviour::held: answers the requests that wait, and every later one.
+  void release() {
+    net::post(ioc_, [this] {
+      released_ = true;
+      for (auto& [sock, buf] : held_) answer(sock, buf, garbage_reply);
+      held_.clear();
+    });
+  }
+
  private:
+  static constexpr std::string_view garbage_reply =
+      "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n\xff\x01garbg";
+
+  void answer(const std::shared_ptr<net::ip::tcp::socket>& sock,
+              const std::shared_ptr<net::streambuf>& buf, std::string_view reply_text) {
+    auto reply = std::make_shared<std::string>(reply_text);
+    net::async_write(*sock, net::buffer(*reply),
+                     [this, sock, buf, reply](boost::system::error_code e, std::size_t) {
+                       if (!e) read(sock, buf);
+                     });
+  }
+
   void accept() {
     acceptor_.async_accept([this](boost::system::error_code ec, net::ip::tcp::socket s) {
       if (ec) return;
@@ -66,34 +89,36 @@ class fake_peer {
   }
   void read(const std::shared_ptr<net::ip::tcp::socket>& sock,
             const std::shared_ptr<net::streambuf>& buf) {
-    net::async_read_until(
-        *sock, *buf, "\r\n\r\n", [this, sock, buf](boost::system::error_code ec, std::size_t n) {
-          if (ec) return;
-          std::string head(static_cast<const char*>(buf->data().data()), n);
-          buf->consume(n);
-          // Skip a body, if any (small test bodies arrive with the headers).
-          const auto cl = head.find("Content-Length: ");
-          if (cl != std::string::npos) {
-            const std::size_t len = std::stoul(head.substr(cl + 16));
-            buf->consume(std::min(len, buf->size()));
-          }
-          std::string reply;
-          if (head.rfind("GET /_distcache/v1/health", 0) == 0) {
-            reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-          } else {
-            ++requests;
-            if (mode_ == behaviour::silent) return;  // never answers, keeps the socket
-            reply = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n\xff\x01garbg";
-          }
-          net::async_write(*sock, net::buffer(*std::make_shared<std::string>(reply)),
-                           [this, sock, buf, keep = std::make_shared<std::string>(reply)](
-                               boost::system::error_code e, std::size_t) {
-                             if (!e) read(sock, buf);
-                           });
-        });
+    net::async_read_until(*sock, *buf, "\r\n\r\n",
+                          [this, sock, buf](boost::system::error_code ec, std::size_t n) {
+                            if (ec) return;
+                            std::string head(static_cast<const char*>(buf->data().data()), n);
+                            buf->consume(n);
+                            // Skip a body, if any (small test bodies arrive with the headers).
+                            const auto cl = head.find("Content-Length: ");
+                            if (cl != std::string::npos) {
+                              const std::size_t len = std::stoul(head.substr(cl + 16));
+                              buf->consume(std::min(len, buf->size()));
+                            }
+                            if (head.rfind("GET /_distcache/v1/health", 0) == 0) {
+                              answer(sock, buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                              return;
+                            }
+                            ++requests;
+                            if (mode_ == behaviour::silent)
+                              return;  // never answers, keeps the socket
+                            if (mode_ == behaviour::held && !released_) {
+                              held_.emplace_back(sock, buf);
+                              return;
+                            }
+                            answer(sock, buf, garbage_reply);
+                          });
   }
 
   behaviour mode_;
+  bool released_ = false;  // on ioc_'s thread
+  std::vector<std::pair<std::shared_ptr<net::ip::tcp::socket>, std::shared_ptr<net::streambuf>>>
+      held_;
   net::io_context ioc_;
   net::ip::tcp::acceptor acceptor_;
   std::vector<std::shared_ptr<net::ip::tcp::socket>> sockets_;
@@ -145,6 +170,46 @@ TEST_CASE("a peer answering garbage never fails a get: the key is loaded locally
 
 TEST_CASE("a peer that never answers never fails a get: the key is loaded locally") {
   check_survives(fake_peer::behaviour::silent);
+}
+
+TEST_CASE("gets coalesced into one request fail over key by key when the peer fails it") {
+  fake_peer peer(fake_peer::behaviour::held);
+  distcache::config c;
+  c.threads = 1;
+  c.read_timeout = 10s;
+  c.cluster.enabled = true;
+  c.cluster.probe_interval = 1h;
+  c.cluster.failure_threshold = 1000;
+  c.cluster.coalesce_in_flight = 1;  // one request in flight: the others wait and coalesce
+  users u;
+  for (int i = 0; i < 40; ++i) u.source.state->set("k" + std::to_string(i), "v");
+  static_engine e(c, distcache::discovery::static_peers({peer.name()}), u);
+  REQUIRE(e.start());
+  std::vector<std::string> remote;
+  for (int i = 0; i < 40; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    if (e.owner_of(key) == peer.name()) remote.push_back(key);
+  }
+  REQUIRE(remote.size() > 2);
+  std::atomic<std::size_t> good{0};
+  std::atomic<std::size_t> done{0};
+  for (const auto& key : remote) {
+    e.async_get<users>(key, [&](distcache::error_code ec, distcache::value_ptr<std::string> v) {
+      if (!ec && v && *v == "v") ++good;
+      ++done;
+    });
+  }
+  // The first get's request is in flight (held); every other one waits.
+  REQUIRE(eventually([&] {
+    return peer.requests == 1 && e.peer_client_stats().calls_waiting == remote.size() - 1;
+  }));
+  peer.release();
+  REQUIRE(eventually([&] { return done == remote.size(); }));
+  CHECK(good == remote.size());
+  CHECK(peer.requests == 2);  // the held one, then all the others together
+  CHECK(e.peer_client_stats().coalesced_calls == remote.size() - 1);
+  CHECK(e.stats<users>().peer_errors == remote.size());
+  CHECK(u.source.state->calls == remote.size());  // each key loaded here, once
 }
 
 namespace {

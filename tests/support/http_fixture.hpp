@@ -76,6 +76,7 @@ class map_service final : public tr::peer_service {
            std::function<void(std::vector<reply_item>)> done) override {
     std::unique_lock lock(mutex_);
     ++gets_;
+    get_requests_.push_back(keys);
     if (!keys.empty() && keys[0].starts_with("block:")) {
       blocked_.emplace_back([this, ks = std::string(ks), keys, done]() { done(lookup(ks, keys)); });
       cv_.notify_all();
@@ -96,6 +97,7 @@ class map_service final : public tr::peer_service {
 
   std::size_t remove(std::string_view ks, const std::vector<std::string>& keys) override {
     std::lock_guard lock(mutex_);
+    remove_requests_.push_back(keys);
     std::size_t n = 0;
     for (const auto& k : keys) n += data_[std::string(ks)].erase(k);
     return n;
@@ -103,7 +105,23 @@ class map_service final : public tr::peer_service {
 
   void invalidate(std::string_view ks, const std::vector<std::string>& keys) override {
     std::lock_guard lock(mutex_);
+    invalidate_requests_.push_back(keys);
     for (const auto& k : keys) invalidated_.push_back(std::string(ks) + "/" + k);
+  }
+
+  /// The key list of every get (or get-many), remove and invalidate request
+  /// received, in arrival order.
+  std::vector<std::vector<std::string>> get_requests() {
+    std::lock_guard lock(mutex_);
+    return get_requests_;
+  }
+  std::vector<std::vector<std::string>> remove_requests() {
+    std::lock_guard lock(mutex_);
+    return remove_requests_;
+  }
+  std::vector<std::vector<std::string>> invalidate_requests() {
+    std::lock_guard lock(mutex_);
+    return invalidate_requests_;
   }
 
   /// Waits until `n` gets are blocked; false after `bound`.
@@ -161,6 +179,9 @@ class map_service final : public tr::peer_service {
   std::condition_variable cv_;
   std::map<std::string, std::map<std::string, reply_item>> data_;
   std::vector<std::string> invalidated_;
+  std::vector<std::vector<std::string>> get_requests_;
+  std::vector<std::vector<std::string>> remove_requests_;
+  std::vector<std::vector<std::string>> invalidate_requests_;
   std::vector<std::function<void()>> blocked_;
   std::size_t gets_ = 0;
   std::string last_from_;

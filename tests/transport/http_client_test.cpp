@@ -300,3 +300,246 @@ TEST_CASE("http client and server stay consistent under concurrent load") {
   CHECK(completed == 600);
   CHECK(cl.server->accepted_connections() <= 4);
 }
+
+// ---------------------------------------------------------------- coalescing
+
+namespace {
+
+/// A call sent without waiting for it; its outcome arrives in `f`.
+struct pending_get {
+  std::promise<std::pair<error_code, std::vector<reply_item>>> p;
+  std::future<std::pair<error_code, std::vector<reply_item>>> f = p.get_future();
+
+  /// The outcome, once the call completed within `bound`.
+  std::pair<error_code, std::vector<reply_item>> result() {
+    REQUIRE(f.wait_for(bound) == std::future_status::ready);
+    return f.get();
+  }
+};
+
+std::shared_ptr<pending_get> start_get(cluster& cl, std::vector<std::string> keys,
+                                       const std::string& ks = "users",
+                                       distcache::duration timeout = 5s,
+                                       const std::string& to = {}) {
+  auto g = std::make_shared<pending_get>();
+  cl.client->get(to.empty() ? cl.peer() : to, ks, std::move(keys), 7, timeout,
+                 [g](error_code ec, std::vector<reply_item> items) {
+                   g->p.set_value({ec, std::move(items)});
+                 });
+  return g;
+}
+
+client_options coalescing_options(std::size_t in_flight, std::size_t max_keys = 256) {
+  client_options co = cluster::make_client_options();
+  co.coalesce_in_flight = in_flight;
+  co.max_coalesced_keys = max_keys;
+  return co;
+}
+
+using key_lists = std::vector<std::vector<std::string>>;
+
+}  // namespace
+
+TEST_CASE("http client coalesces the calls that wait for a busy peer and splits the reply") {
+  cluster cl({}, 2, coalescing_options(1));
+  cl.svc.put("users", "k1", reply_item::found("v1", 1000));
+  cl.svc.put("users", "k3", reply_item::found("v3"));
+  auto blocker = start_get(cl, {"block:1"});
+  REQUIRE(cl.svc.wait_blocked(1));
+  // The one request allowed in flight is busy: these wait.
+  auto a = start_get(cl, {"k1"});
+  auto b = start_get(cl, {"error:2"});
+  auto c = start_get(cl, {"nobody", "k3"});
+  auto d = start_get(cl, {"k1"}, "sessions");
+  REQUIRE(eventually([&] { return cl.client->stats().calls_waiting == 4; }));
+  CHECK(cl.svc.get_requests().size() == 1);
+  cl.svc.release();
+
+  CHECK(blocker->result() == std::pair{error_code{}, std::vector{reply_item::missing()}});
+  CHECK(a->result() == std::pair{error_code{}, std::vector{reply_item::found("v1", 1000)}});
+  CHECK(b->result() ==
+        std::pair{error_code{}, std::vector{reply_item::failed(errc::data_source_failed)}});
+  CHECK(c->result() ==
+        std::pair{error_code{}, std::vector{reply_item::missing(), reply_item::found("v3")}});
+  CHECK(d->result() == std::pair{error_code{}, std::vector{reply_item::missing()}});
+  // One request for the three calls of "users", one for the call of "sessions".
+  CHECK(cl.svc.get_requests() == key_lists{{"block:1"}, {"k1", "error:2", "nobody", "k3"}, {"k1"}});
+  const auto s = cl.client->stats();
+  CHECK(s.coalesced_requests == 1);
+  CHECK(s.coalesced_calls == 3);
+  CHECK(s.calls_waiting == 0);
+}
+
+TEST_CASE("http client keeps a coalesced request within max_coalesced_keys") {
+  cluster cl({}, 2, coalescing_options(1, 3));
+  for (int i = 1; i <= 8; ++i) {
+    const auto k = "a" + std::to_string(i);
+    cl.svc.put("users", k, reply_item::found("v" + k));
+  }
+  auto blocker = start_get(cl, {"block:1"});
+  REQUIRE(cl.svc.wait_blocked(1));
+  auto a1 = start_get(cl, {"a1"});
+  auto a2 = start_get(cl, {"a2"});
+  auto big = start_get(cl, {"a3", "a4", "a5", "a6"});  // over the limit: goes alone
+  auto a7 = start_get(cl, {"a7"});
+  auto a8 = start_get(cl, {"a8"});
+  REQUIRE(eventually([&] { return cl.client->stats().calls_waiting == 5; }));
+  cl.svc.release();
+  CHECK_FALSE(blocker->result().first);
+  CHECK(a1->result().second == std::vector{reply_item::found("va1")});
+  CHECK(a2->result().second == std::vector{reply_item::found("va2")});
+  CHECK(big->result().second == std::vector{reply_item::found("va3"), reply_item::found("va4"),
+                                            reply_item::found("va5"), reply_item::found("va6")});
+  CHECK(a7->result().second == std::vector{reply_item::found("va7")});
+  CHECK(a8->result().second == std::vector{reply_item::found("va8")});
+  CHECK(cl.svc.get_requests() ==
+        key_lists{{"block:1"}, {"a1", "a2"}, {"a3", "a4", "a5", "a6"}, {"a7", "a8"}});
+}
+
+TEST_CASE("http client coalesces removes and invalidations") {
+  cluster cl({}, 2, coalescing_options(1));
+  cl.svc.put("users", "r1", reply_item::found("x"));
+  cl.svc.put("users", "r3", reply_item::found("y"));
+  auto blocker = start_get(cl, {"block:1"});  // gets, removes and invalidations share the bound
+  REQUIRE(cl.svc.wait_blocked(1));
+  std::promise<std::size_t> removed1;
+  std::promise<std::size_t> removed2;
+  std::promise<error_code> inv1;
+  std::promise<error_code> inv2;
+  cl.client->remove(cl.peer(), "users", {"r1"}, 7, 5s,
+                    [&](error_code ec, std::size_t n) { removed1.set_value(ec ? 99 : n); });
+  cl.client->invalidate(cl.peer(), "sessions", {"s:1"}, 7, 5s,
+                        [&](error_code ec) { inv1.set_value(ec); });
+  cl.client->remove(cl.peer(), "users", {"r2", "r3"}, 7, 5s,
+                    [&](error_code ec, std::size_t n) { removed2.set_value(ec ? 99 : n); });
+  cl.client->invalidate(cl.peer(), "sessions", {"s:2"}, 7, 5s,
+                        [&](error_code ec) { inv2.set_value(ec); });
+  REQUIRE(eventually([&] { return cl.client->stats().calls_waiting == 4; }));
+  cl.svc.release();
+  CHECK_FALSE(blocker->result().first);
+  auto f1 = removed1.get_future();
+  auto f2 = removed2.get_future();
+  auto g1 = inv1.get_future();
+  auto g2 = inv2.get_future();
+  REQUIRE(f2.wait_for(bound) == std::future_status::ready);
+  REQUIRE(g2.wait_for(bound) == std::future_status::ready);
+  // Each remove learns how many keys of the whole request the peer held.
+  CHECK(f1.get() == 2);
+  CHECK(f2.get() == 2);
+  CHECK_FALSE(g1.get());
+  CHECK_FALSE(g2.get());
+  CHECK(cl.svc.remove_requests() == key_lists{{"r1", "r2", "r3"}});
+  CHECK(cl.svc.invalidate_requests() == key_lists{{"s:1", "s:2"}});
+  CHECK_FALSE(cl.svc.find("users", "r1"));
+  CHECK_FALSE(cl.svc.find("users", "r3"));
+}
+
+TEST_CASE("http client fails every call of a coalesced request its peer drops") {
+  // A fake peer: answers the first request, then reads the coalesced one and
+  // closes the connection without answering (and the one resend too).
+  net::io_context fio;
+  net::ip::tcp::acceptor acceptor(fio, {net::ip::make_address("127.0.0.1"), 0});
+  std::promise<void> go;
+  auto go_f = go.get_future();
+  std::string batch_request;
+  auto read_request = [](net::ip::tcp::socket& s) {
+    std::string in;
+    std::array<char, 4096> buf{};
+    boost::system::error_code ec;
+    for (;;) {  // the head, then Content-Length bytes
+      const auto end = in.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        const auto at = in.find("Content-Length: ");
+        const auto len = std::stoul(in.substr(at + 16));
+        if (in.size() >= end + 4 + len) return in;
+      }
+      const auto n = s.read_some(net::buffer(buf), ec);
+      if (ec) return in;
+      in.append(buf.data(), n);
+    }
+  };
+  std::thread fake([&] {
+    net::ip::tcp::socket s(fio);
+    acceptor.accept(s);
+    (void)read_request(s);
+    go_f.wait();
+    std::string body;
+    distcache::transport::encode_get_reply(body, reply_item::found("v"));
+    const std::string reply =
+        "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    boost::system::error_code ec;
+    net::write(s, net::buffer(reply), ec);
+    batch_request = read_request(s);
+    s.close(ec);
+    net::ip::tcp::socket again(fio);
+    acceptor.accept(again);
+    (void)read_request(again);
+    again.close(ec);
+  });
+  cluster cl({}, 2, coalescing_options(1));
+  const std::string fake_peer = "127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  auto first = start_get(cl, {"k"}, "users", 5s, fake_peer);
+  auto a = start_get(cl, {"x1"}, "users", 5s, fake_peer);
+  auto b = start_get(cl, {"x2", "x3"}, "users", 5s, fake_peer);
+  REQUIRE(eventually([&] { return cl.client->stats().calls_waiting == 2; }));
+  go.set_value();
+  CHECK(first->result() == std::pair{error_code{}, std::vector{reply_item::found("v")}});
+  CHECK(a->result() ==
+        std::pair{make_error_code(errc::peer_unavailable), std::vector<reply_item>{}});
+  CHECK(b->result() ==
+        std::pair{make_error_code(errc::peer_unavailable), std::vector<reply_item>{}});
+  fake.join();
+  CHECK(batch_request.starts_with("POST /_distcache/v1/ks/users/get-many "));
+  CHECK(batch_request.find("x1") != std::string::npos);
+  CHECK(batch_request.find("x3") != std::string::npos);
+}
+
+TEST_CASE("http client ends a waiting call at its own timeout") {
+  cluster cl({}, 2, coalescing_options(1));
+  auto blocker = start_get(cl, {"block:1"}, "users", 30s);
+  REQUIRE(cl.svc.wait_blocked(1));
+  const auto started = std::chrono::steady_clock::now();
+  auto late = start_get(cl, {"k"}, "users", 150ms);
+  auto [ec, items] = late->result();  // while the blocker still is
+  CHECK(ec == errc::timeout);
+  CHECK(std::chrono::steady_clock::now() - started >= 150ms);
+  CHECK(cl.client->stats().calls_waiting == 0);
+  CHECK(blocker->f.wait_for(0s) == std::future_status::timeout);
+  cl.svc.release();
+  CHECK_FALSE(blocker->result().first);
+  CHECK(cl.svc.get_requests() == key_lists{{"block:1"}});  // the late call was never sent
+}
+
+TEST_CASE("http client close fails waiting calls with stopped") {
+  cluster cl({}, 2, coalescing_options(1));
+  auto blocker = start_get(cl, {"block:1"}, "users", 30s);
+  REQUIRE(cl.svc.wait_blocked(1));
+  auto waiting = start_get(cl, {"k"});
+  REQUIRE(eventually([&] { return cl.client->stats().calls_waiting == 1; }));
+  cl.client->close();
+  CHECK(waiting->result().first == errc::stopped);
+  CHECK(blocker->result().first == errc::stopped);
+}
+
+TEST_CASE("http client sends every call at once when coalescing is off") {
+  cluster cl({}, 2, coalescing_options(0));
+  cl.svc.put("users", "k", reply_item::found("v"));
+  auto blocker = start_get(cl, {"block:1"}, "users", 30s);
+  REQUIRE(cl.svc.wait_blocked(1));
+  auto [ec, items] = start_get(cl, {"k"})->result();  // while the blocker is in flight
+  CHECK_FALSE(ec);
+  CHECK(items == std::vector{reply_item::found("v")});
+  cl.svc.release();
+  CHECK_FALSE(blocker->result().first);
+  CHECK(cl.client->stats().coalesced_requests == 0);
+}
+
+TEST_CASE("http client validates the coalescing options") {
+  net::io_context ioc;
+  CHECK_THROWS_WITH_AS(http_client(ioc, coalescing_options(4, 0)),
+                       doctest::Contains("client_options.max_coalesced_keys: must be in [1, "
+                                         "limits.max_batch (1000)], got 0"),
+                       distcache::config_error);
+  CHECK_THROWS_AS(http_client(ioc, coalescing_options(4, 1001)), distcache::config_error);
+  CHECK_NOTHROW(http_client(ioc, coalescing_options(0, 1000)));
+}

@@ -34,6 +34,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -50,6 +51,16 @@ namespace distcache::transport {
 /// all are busy; a connection that fails is dropped. A request sent on a
 /// reused connection that the peer had closed meanwhile is sent once more on
 /// a new one (every operation is idempotent).
+///
+/// Coalescing (client_options.coalesce_in_flight, docs/protocol.md#coalescing):
+/// while that many gets, removes and invalidations are in flight to a peer,
+/// a further one waits; when one completes, the oldest waiting call leaves
+/// with the others of its keyspace and kind, as one request of at most
+/// max_coalesced_keys keys, and the reply is split back to each call. A
+/// failed request fails each call it carried with the same error. A call
+/// waits at most until its timeout (errc::timeout); a coalesced remove
+/// reports how many keys of the whole request the peer held. Sets and
+/// health probes never wait.
 ///
 /// Errors: errc::timeout when the timeout passes (the connection is
 /// dropped); errc::peer_unavailable for a refused or broken connection, a
@@ -94,6 +105,10 @@ class http_client final : public peer_client {
                          distcache::detail::format_duration(o.connect_timeout));
     if (auto why = validate(o.limits, "client_options.limits"); !why.empty())
       throw config_error(why);
+    if (o.max_coalesced_keys < 1 || o.max_coalesced_keys > o.limits.max_batch)
+      throw config_error("client_options.max_coalesced_keys: must be in [1, limits.max_batch (" +
+                         std::to_string(o.limits.max_batch) + ")], got " +
+                         std::to_string(o.max_coalesced_keys));
     if (auto why = distcache::detail::validate_tls(o.tls, "client_options.tls", true); !why.empty())
       throw config_error(why);
     if (o.tls.enabled && !st_->tls)
@@ -140,19 +155,8 @@ class http_client final : public peer_client {
       return split_get(peer, keyspace, std::move(keys), ring_version, timeout, traceparent,
                        std::move(done));
     }
-    auto c = acquire(peer);
-    if (!c) return post(std::move(done), c.error(), std::vector<reply_item>{});
-    auto& conn = **c;
-    auto& r = conn.req;
-    r.op = keys.size() == 1 ? detail::http_client_op::get : detail::http_client_op::get_many;
-    r.expected = keys.size();
-    std::size_t body = 4;
-    for (const auto& k : keys) body += 4 + k.size();
-    begin(conn, keyspace, keys.size() == 1 ? "get" : "get-many", ring_version, timeout, body,
-          traceparent);
-    encode_key_list(r.out, keys);
-    r.get_done = std::move(done);
-    conn.start();
+    submit(peer, detail::http_client_op::get, keyspace, std::move(keys), ring_version, timeout,
+           traceparent, std::move(done));
   }
 
   /// Stores `value` under `key` on `peer` with remaining TTL `ttl_ms` (-1:
@@ -180,8 +184,8 @@ class http_client final : public peer_client {
     auto& conn = **c;
     auto& r = conn.req;
     r.op = detail::http_client_op::set;
-    begin(conn, keyspace, "set", ring_version, timeout, 4 + key.size() + 8 + 4 + value.size(),
-          traceparent);
+    detail::begin_keyspace_request(*st_, conn, keyspace, "set", ring_version, timeout,
+                                   4 + key.size() + 8 + 4 + value.size(), traceparent);
     encode_set_body_head(r.out, key, ttl_ms < -1 ? 0 : ttl_ms, value.size());
     r.value = std::move(value);
     r.done = std::move(done);
@@ -207,12 +211,8 @@ class http_client final : public peer_client {
           peer, keyspace, std::move(keys), ring_version, timeout, traceparent,
           [done = std::move(done)](error_code ec, std::size_t n) { done(ec, n); }, true);
     }
-    auto c = acquire(peer);
-    if (!c) return post(std::move(done), c.error(), std::size_t{0});
-    send_key_list(**c, detail::http_client_op::remove, "remove", keyspace, keys, ring_version,
-                  timeout, traceparent);
-    (*c)->req.remove_done = std::move(done);
-    (*c)->start();
+    submit(peer, detail::http_client_op::remove, keyspace, std::move(keys), ring_version, timeout,
+           traceparent, std::move(done));
   }
 
   /// Drops `keys` from `peer`'s caches (after a put on this node).
@@ -233,12 +233,8 @@ class http_client final : public peer_client {
           peer, keyspace, std::move(keys), ring_version, timeout, traceparent,
           [done = std::move(done)](error_code ec, std::size_t) { done(ec); }, false);
     }
-    auto c = acquire(peer);
-    if (!c) return post(std::move(done), c.error());
-    send_key_list(**c, detail::http_client_op::invalidate, "invalidate", keyspace, keys,
-                  ring_version, timeout, traceparent);
-    (*c)->req.done = std::move(done);
-    (*c)->start();
+    submit(peer, detail::http_client_op::invalidate, keyspace, std::move(keys), ring_version,
+           timeout, traceparent, std::move(done));
   }
 
   /// Asks `peer` whether it serves (GET /_distcache/v1/health → 200 "ok").
@@ -263,10 +259,14 @@ class http_client final : public peer_client {
   /// the old ones stay. Nothing to do without TLS.
   result<void> reload_tls() override { return distcache::detail::reload_tls_of(st_->tls); }
 
-  /// Its TLS counters.
+  /// Its TLS and coalescing counters.
   [[nodiscard]] client_stats stats() const override {
     client_stats s;
     distcache::detail::fill_tls_stats(s, *st_);
+    s.coalesced_requests = st_->coalesced_requests.load(std::memory_order_relaxed);
+    s.coalesced_calls = st_->coalesced_calls.load(std::memory_order_relaxed);
+    std::lock_guard lock(st_->mutex);
+    for (const auto& [name, pool] : st_->peers) s.calls_waiting += pool->waiting.size();
     return s;
   }
 
@@ -275,6 +275,7 @@ class http_client final : public peer_client {
   void close() override {
     if (st_->tls) st_->tls->stop_watching();
     std::vector<std::shared_ptr<detail::http_client_connection>> conns;
+    std::vector<detail::http_waiting_call> waiting;
     {
       std::lock_guard lock(st_->mutex);
       if (st_->closed) return;
@@ -284,10 +285,17 @@ class http_client final : public peer_client {
         pool->idle.clear();
         conns.insert(conns.end(), pool->all.begin(), pool->all.end());
         pool->all.clear();
+        std::move(pool->waiting.begin(), pool->waiting.end(), std::back_inserter(waiting));
+        pool->waiting.clear();
+        if (pool->wait_timer) pool->wait_timer->cancel();
       }
       st_->peers.clear();
     }
     for (auto& c : conns) c->shutdown();
+    for (auto& call : waiting) {
+      net::post(st_->ioc,
+                [call = std::move(call)]() mutable { call.fail(make_error_code(errc::stopped)); });
+    }
   }
 
   /// Closes the idle connections to `peer` and forgets it (for a peer that
@@ -337,9 +345,77 @@ class http_client final : public peer_client {
     return {};
   }
 
+  /// Sends a get, remove or invalidate of at most max_batch keys, or, while
+  /// coalesce_in_flight of them are in flight to `peer`, queues it to leave
+  /// with the next request (impl/http_client_calls.ipp).
+  template <class Handler>
+  void submit(const std::string& peer, detail::http_client_op op, std::string_view keyspace,
+              std::vector<std::string> keys, std::uint64_t ring_version, duration timeout,
+              std::string_view traceparent, Handler done) {
+    const std::size_t cap = st_->options.coalesce_in_flight;
+    connection_ptr conn;
+    {
+      std::lock_guard lock(st_->mutex);
+      auto pool = pool_for(peer);
+      if (!pool) return post_failure(std::move(done), pool.error());
+      if (cap > 0) {
+        if ((*pool)->in_flight >= cap) {
+          detail::http_waiting_call call;
+          call.op = op;
+          call.keyspace.assign(keyspace);
+          call.keys = std::move(keys);
+          call.ring_version = ring_version;
+          call.deadline = clock_type::now() + timeout;
+          call.traceparent.assign(traceparent);
+          set_handler(call, std::move(done));
+          detail::arm_wait_timer(st_, *pool, call.deadline);
+          (*pool)->waiting.push_back(std::move(call));
+          return;
+        }
+        ++(*pool)->in_flight;
+      }
+      conn = detail::take_connection(st_, *pool);
+    }
+    detail::fill_key_request(*st_, *conn, op, keyspace, keys, ring_version, timeout, traceparent);
+    conn->req.counted = cap > 0;
+    set_handler(conn->req, std::move(done));
+    conn->start();
+  }
+
+  /// Stores a call's handler in the member of its type.
+  template <class Target, class Handler>
+  static void set_handler(Target& target, Handler done) {
+    if constexpr (std::is_same_v<Handler, get_handler>) {
+      target.get_done = std::move(done);
+    } else if constexpr (std::is_same_v<Handler, remove_handler>) {
+      target.remove_done = std::move(done);
+    } else {
+      target.done = std::move(done);
+    }
+  }
+
+  /// Completes a call with `ec` (on the io_context, never inline).
+  template <class Handler>
+  void post_failure(Handler done, error_code ec) {
+    if constexpr (std::is_same_v<Handler, get_handler>) {
+      post(std::move(done), ec, std::vector<reply_item>{});
+    } else if constexpr (std::is_same_v<Handler, remove_handler>) {
+      post(std::move(done), ec, std::size_t{0});
+    } else {
+      post(std::move(done), ec);
+    }
+  }
+
   /// Takes an idle connection to `peer` or makes a new one.
   result<connection_ptr> acquire(const std::string& peer) {
     std::lock_guard lock(st_->mutex);
+    auto pool = pool_for(peer);
+    if (!pool) return pool.error();
+    return detail::take_connection(st_, *pool);
+  }
+
+  /// The pool of `peer`, made at its first use. Call with st_->mutex held.
+  result<std::shared_ptr<detail::http_peer_pool>> pool_for(const std::string& peer) {
     if (st_->closed) return make_error_code(errc::stopped);
     auto it = st_->peers.find(peer);
     if (it == st_->peers.end()) {
@@ -358,29 +434,7 @@ class http_client final : public peer_client {
       }
       it = st_->peers.emplace(peer, std::move(pool)).first;
     }
-    auto& pool = *it->second;
-    if (!pool.idle.empty()) {
-      auto c = std::move(pool.idle.back());
-      pool.idle.pop_back();
-      return c;
-    }
-    auto c = std::make_shared<detail::http_client_connection>(st_, it->second);
-    pool.all.push_back(c);
-    return c;
-  }
-
-  /// Fills the request line and headers of a keyspace operation.
-  void begin(detail::http_client_connection& conn, std::string_view keyspace, std::string_view op,
-             std::uint64_t ring_version, duration timeout, std::size_t body_size,
-             std::string_view traceparent = {}) {
-    auto& r = conn.req;
-    r.timeout = timeout;
-    r.keyspace.assign(keyspace);
-    r.out.clear();
-    r.value.clear();
-    detail::append_request_head(r.out, "POST", detail::dc_keyspace_prefix, keyspace, op,
-                                *conn.pool(), st_->options.self_name, st_->options.cluster_name,
-                                ring_version, body_size, traceparent);
+    return it->second;
   }
 
   /// `traceparent` when it is a valid W3C value, else empty: what is not one
@@ -388,18 +442,6 @@ class http_client final : public peer_client {
   static std::string_view valid_traceparent(std::string_view traceparent) noexcept {
     return traceparent.empty() || telemetry::parse_traceparent(traceparent) ? traceparent
                                                                             : std::string_view{};
-  }
-
-  void send_key_list(detail::http_client_connection& conn, detail::http_client_op op,
-                     std::string_view op_name, std::string_view keyspace,
-                     const std::vector<std::string>& keys, std::uint64_t ring_version,
-                     duration timeout, std::string_view traceparent) {
-    auto& r = conn.req;
-    r.op = op;
-    std::size_t body = 4;
-    for (const auto& k : keys) body += 4 + k.size();
-    begin(conn, keyspace, op_name, ring_version, timeout, body, traceparent);
-    encode_key_list(r.out, keys);
   }
 
   /// Calls `send(part_index, keys)` for each part of at most max_batch keys.

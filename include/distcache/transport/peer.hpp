@@ -42,6 +42,15 @@ struct client_options {
   /// Bounds on what the client sends and accepts; use the same values as the
   /// peers' servers.
   wire_limits limits;
+  /// Coalescing (docs/protocol.md#coalescing): gets, removes and
+  /// invalidations in flight to one peer at once. While that many are, a
+  /// further call waits, and the waiting calls of one keyspace and kind
+  /// leave together as one request as soon as one of them completes. 0:
+  /// never wait (one request per call, sent at once).
+  std::size_t coalesce_in_flight = 4;
+  /// Keys one coalesced request carries at most; a call with more goes
+  /// alone. 1..limits.max_batch.
+  std::size_t max_coalesced_keys = 256;
   /// TLS (config.cluster.tls): when enabled every connection is TLS, the
   /// peer's certificate must chain to ca_file and name the host it was
   /// dialled at, and this side presents certificate_file. Sessions are
@@ -101,6 +110,9 @@ struct server_stats {
 
 /// What a peer client counted (peer_client::stats()).
 struct client_stats {
+  std::uint64_t coalesced_requests = 0;     ///< requests that carried more than one call
+  std::uint64_t coalesced_calls = 0;        ///< calls that travelled in them
+  std::size_t calls_waiting = 0;            ///< calls waiting now (coalesce_in_flight reached)
   std::uint64_t tls_handshakes = 0;         ///< TLS handshakes completed (resumed included)
   std::uint64_t tls_resumed = 0;            ///< of them, resumed sessions
   std::uint64_t tls_handshakes_failed = 0;  ///< refused or broken handshakes

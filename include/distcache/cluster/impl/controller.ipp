@@ -96,6 +96,8 @@ error_code cluster_controller::start(net::thread_pool& pool, transport::peer_ser
   co.cluster_name = k.name;
   co.connect_timeout = k.peer_timeout;
   co.limits.max_key_bytes = cfg_.max_key_bytes;
+  co.coalesce_in_flight = k.coalesce_in_flight;
+  co.max_coalesced_keys = k.max_coalesced_keys;
   co.tls = k.tls;
   try {
     auto client = transport_.make_client(ioc_, co, cfg_.log);

@@ -306,6 +306,16 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
         f.sample(R"(side="client",outcome="ok")", static_cast<double>(cs.tls_reloads));
         f.sample(R"(side="client",outcome="failed")", static_cast<double>(cs.tls_reload_failures));
       }
+      // Coalescing (config.cluster.coalesce_in_flight).
+      one("distcache_peer_coalesced_requests_total", "counter",
+          "Requests to peers that carried more than one waiting call.",
+          static_cast<double>(cs.coalesced_requests));
+      one("distcache_peer_coalesced_calls_total", "counter",
+          "Calls (gets, removes, invalidations) carried by coalesced requests.",
+          static_cast<double>(cs.coalesced_calls));
+      one("distcache_peer_calls_waiting", "gauge",
+          "Calls waiting now for a request in flight to their peer to complete.",
+          static_cast<double>(cs.calls_waiting));
     }
     {
       // Latency histograms: every operation measured since the engine was

@@ -39,12 +39,23 @@
 
 namespace distcache::detail {
 
+/// A get, remove or invalidate of `pool` ended: sends the next waiting calls
+/// (impl/http_client_calls.ipp).
+inline void end_counted_call(const std::shared_ptr<http_client_state>& st,
+                             const std::shared_ptr<http_peer_pool>& pool);
+
+/// One keep-alive connection to a peer. It carries one request at a time:
+/// the submitting thread fills `req` while it owns the connection (taken
+/// from the pool, no operation pending), then start() moves to the strand,
+/// where everything else happens. finish() completes the request exactly
+/// once and hands the connection back to the pool or drops it.
 class http_client_connection : public std::enable_shared_from_this<http_client_connection> {
  public:
   /// The request being sent. Written only by the owner before start().
   struct request {
     http_client_op op = http_client_op::health;
     std::size_t expected = 0;  // reply items a get expects
+    bool counted = false;      // counts in pool().in_flight (a get, remove or invalidate)
     duration timeout{};
     std::string keyspace;  // for log lines
     std::string out;       // request head and body, or the body up to a set's value
@@ -454,6 +465,8 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     req.remove_done = nullptr;
     req.done = nullptr;
     const http_client_op op = req.op;
+    const bool counted = req.counted;
+    req.counted = false;
     if (keep && !closed_ && !dead_) keep = release(true);
     if (!keep) {
       dead_ = true;
@@ -461,6 +474,9 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
       timer_.cancel();
       release(false);
     }
+    // The next waiting calls leave before this one's callback runs (likely
+    // on this very connection, now idle again).
+    if (counted) end_counted_call(st_, pool_);
     try {
       switch (op) {
         case http_client_op::get:
@@ -562,11 +578,11 @@ inline void append_request_head(std::string& out, std::string_view method, std::
   out += "\r\n\r\n";
 }
 
-/// Joins the replies of a batch split into several requests.
-
 }  // namespace distcache::detail
 
 // The TLS side of a connection.
 #include <distcache/transport/detail/impl/http_client_tls.ipp>
+// Coalescing: calls that wait, and the requests that carry them.
+#include <distcache/transport/detail/impl/http_client_calls.ipp>
 
 #endif  // DISTCACHE_TRANSPORT_DETAIL_HTTP_CLIENT_CONNECTION_HPP

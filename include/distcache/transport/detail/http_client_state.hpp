@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <distcache/clock.hpp>
 #include <distcache/config.hpp>
 #include <distcache/detail/config.hpp>
@@ -84,6 +85,32 @@ using http_response_parser = http_message_parser<false, http_response_data>;
 
 class http_client_connection;
 
+/// A get, remove or invalidate waiting for its peer's coalesce_in_flight
+/// to go down (http_client::submit): it leaves with the other waiting calls
+/// of its keyspace and kind.
+struct http_waiting_call {
+  http_client_op op = http_client_op::get;  // get (any number of keys), remove or invalidate
+  std::string keyspace;
+  std::vector<std::string> keys;
+  std::uint64_t ring_version = 0;
+  time_point deadline{};
+  std::string traceparent;
+  std::function<void(error_code, std::vector<transport::reply_item>)> get_done;
+  std::function<void(error_code, std::size_t)> remove_done;
+  std::function<void(error_code)> done;
+
+  /// Ends the call without sending it.
+  void fail(error_code ec) {
+    if (op == http_client_op::get) {
+      if (get_done) get_done(ec, {});
+    } else if (op == http_client_op::remove) {
+      if (remove_done) remove_done(ec, 0);
+    } else if (done) {
+      done(ec);
+    }
+  }
+};
+
 /// The connections to one peer.
 struct http_peer_pool {
   std::string name;  // "host:port" as given; also the Host header
@@ -99,6 +126,14 @@ struct http_peer_pool {
   std::shared_ptr<void> tls_session;
   std::uint64_t tls_session_generation = 0;
   time_point tls_logged{};
+  // Coalescing: gets, removes and invalidations in flight (each holds one
+  // connection), and the calls waiting for one of them to end, oldest first.
+  std::size_t in_flight = 0;
+  std::deque<http_waiting_call> waiting;
+  // Ends the waiting calls whose deadline passed; armed at the earliest one.
+  std::optional<net::steady_timer> wait_timer;
+  time_point wait_expiry{};
+  bool wait_armed = false;
 };
 
 /// Splits "host:port" or "[v6]:port". False for anything else, including
@@ -154,13 +189,10 @@ struct http_client_state {
   std::atomic<std::uint64_t> tls_handshakes{0};
   std::atomic<std::uint64_t> tls_resumed{0};
   std::atomic<std::uint64_t> tls_handshakes_failed{0};
+  std::atomic<std::uint64_t> coalesced_requests{0};
+  std::atomic<std::uint64_t> coalesced_calls{0};
 };
 
-/// One keep-alive connection to a peer. It carries one request at a time:
-/// the submitting thread fills `req` while it owns the connection (taken
-/// from the pool, no operation pending), then start() moves to the strand,
-/// where everything else happens. finish() completes the request exactly
-/// once and hands the connection back to the pool or drops it.
 }  // namespace distcache::detail
 
 #endif  // DISTCACHE_TRANSPORT_DETAIL_HTTP_CLIENT_STATE_HPP

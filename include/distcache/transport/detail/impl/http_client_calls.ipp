@@ -1,0 +1,309 @@
+// distcache — coalescing in the HTTP client: the gets, removes and
+// invalidations that wait while coalesce_in_flight of them are in flight to
+// their peer, and the requests that carry them (docs/protocol.md#coalescing).
+// Included by http_client_connection.hpp.
+#ifndef DISTCACHE_TRANSPORT_DETAIL_IMPL_HTTP_CLIENT_CALLS_IPP
+#define DISTCACHE_TRANSPORT_DETAIL_IMPL_HTTP_CLIENT_CALLS_IPP
+
+#include <algorithm>
+#include <distcache/transport/detail/http_client_connection.hpp>
+#include <exception>
+#include <iterator>
+
+namespace distcache::detail {
+
+/// The path segment of an operation on a keyspace.
+inline std::string_view keyspace_op_name(http_client_op op) noexcept {
+  switch (op) {
+    case http_client_op::get:
+      return "get";
+    case http_client_op::get_many:
+      return "get-many";
+    case http_client_op::set:
+      return "set";
+    case http_client_op::remove:
+      return "remove";
+    case http_client_op::invalidate:
+      return "invalidate";
+    case http_client_op::health:
+      break;
+  }
+  return "health";
+}
+
+/// An idle connection of `pool`, or a new one. Call with st.mutex held.
+inline std::shared_ptr<http_client_connection> take_connection(
+    const std::shared_ptr<http_client_state>& st, const std::shared_ptr<http_peer_pool>& pool) {
+  if (!pool->idle.empty()) {
+    auto c = std::move(pool->idle.back());
+    pool->idle.pop_back();
+    return c;
+  }
+  auto c = std::make_shared<http_client_connection>(st, pool);
+  pool->all.push_back(c);
+  return c;
+}
+
+/// Fills the request line and headers of a keyspace operation.
+inline void begin_keyspace_request(const http_client_state& st, http_client_connection& conn,
+                                   std::string_view keyspace, std::string_view op,
+                                   std::uint64_t ring_version, duration timeout,
+                                   std::size_t body_size, std::string_view traceparent) {
+  auto& r = conn.req;
+  r.timeout = timeout;
+  r.keyspace.assign(keyspace);
+  r.out.clear();
+  r.value.clear();
+  append_request_head(r.out, "POST", dc_keyspace_prefix, keyspace, op, *conn.pool(),
+                      st.options.self_name, st.options.cluster_name, ring_version, body_size,
+                      traceparent);
+}
+
+/// Fills `conn.req` with a get (one key), get-many, remove or invalidate of
+/// `keys`; `op` is get for any number of keys. The handler is set apart.
+inline void fill_key_request(const http_client_state& st, http_client_connection& conn,
+                             http_client_op op, std::string_view keyspace,
+                             const std::vector<std::string>& keys, std::uint64_t ring_version,
+                             duration timeout, std::string_view traceparent) {
+  auto& r = conn.req;
+  if (op == http_client_op::get && keys.size() > 1) op = http_client_op::get_many;
+  r.op = op;
+  r.expected = keys.size();
+  std::size_t body = 4;
+  for (const auto& k : keys) body += 4 + k.size();
+  begin_keyspace_request(st, conn, keyspace, keyspace_op_name(op), ring_version, timeout, body,
+                         traceparent);
+  transport::encode_key_list(r.out, keys);
+}
+
+/// Calls each part's handler, every one even when one throws; the first
+/// exception is thrown again at the end (the connection logs it).
+template <class Parts, class Call>
+void call_each(Parts& parts, Call call) {
+  std::exception_ptr first;
+  for (auto& p : parts) {
+    try {
+      call(p);
+    } catch (...) {
+      if (!first) first = std::current_exception();
+    }
+  }
+  if (first) std::rethrow_exception(first);
+}
+
+/// Fills `conn.req` with the waiting `calls` (one or more, of one keyspace
+/// and kind) as one request: their keys in order, the newest ring version,
+/// the earliest deadline, the first traceparent; the reply is split back.
+inline void fill_waiting_calls(const http_client_state& st, http_client_connection& conn,
+                               std::vector<http_waiting_call>& calls, time_point now) {
+  auto& first = calls.front();
+  if (calls.size() == 1) {
+    fill_key_request(st, conn, first.op, first.keyspace, first.keys, first.ring_version,
+                     first.deadline - now, first.traceparent);
+    conn.req.get_done = std::move(first.get_done);
+    conn.req.remove_done = std::move(first.remove_done);
+    conn.req.done = std::move(first.done);
+    return;
+  }
+  std::uint64_t ring_version = 0;
+  time_point deadline = first.deadline;
+  std::string_view traceparent;
+  std::size_t count = 0;
+  std::size_t body = 4;
+  for (const auto& c : calls) {
+    ring_version = std::max(ring_version, c.ring_version);
+    deadline = std::min(deadline, c.deadline);
+    if (traceparent.empty()) traceparent = c.traceparent;
+    count += c.keys.size();
+    for (const auto& k : c.keys) body += 4 + k.size();
+  }
+  auto& r = conn.req;
+  r.op = first.op == http_client_op::get ? http_client_op::get_many : first.op;
+  r.expected = count;
+  begin_keyspace_request(st, conn, first.keyspace, keyspace_op_name(r.op), ring_version,
+                         deadline - now, body, traceparent);
+  r.out.reserve(r.out.size() + body);
+  wire_put_u32(r.out, static_cast<std::uint32_t>(count));
+  for (const auto& c : calls)
+    for (const auto& k : c.keys) wire_put_bytes(r.out, k);
+  switch (first.op) {
+    case http_client_op::get: {
+      struct part {
+        std::size_t keys;
+        std::function<void(error_code, std::vector<transport::reply_item>)> done;
+      };
+      std::vector<part> parts;
+      parts.reserve(calls.size());
+      for (auto& c : calls) parts.push_back({c.keys.size(), std::move(c.get_done)});
+      r.get_done = [parts = std::move(parts)](error_code ec,
+                                              std::vector<transport::reply_item> items) mutable {
+        std::size_t at = 0;
+        call_each(parts, [&](part& p) {
+          std::vector<transport::reply_item> mine;
+          if (!ec) {
+            const auto from = items.begin() + static_cast<std::ptrdiff_t>(at);
+            mine.assign(std::make_move_iterator(from),
+                        std::make_move_iterator(from + static_cast<std::ptrdiff_t>(p.keys)));
+          }
+          at += p.keys;
+          if (p.done) p.done(ec, std::move(mine));
+        });
+      };
+      break;
+    }
+    case http_client_op::remove: {
+      // Each caller learns how many keys of the whole request the peer held.
+      std::vector<std::function<void(error_code, std::size_t)>> dones;
+      dones.reserve(calls.size());
+      for (auto& c : calls) dones.push_back(std::move(c.remove_done));
+      r.remove_done = [dones = std::move(dones)](error_code ec, std::size_t n) mutable {
+        call_each(dones, [&](auto& d) {
+          if (d) d(ec, n);
+        });
+      };
+      break;
+    }
+    default: {
+      std::vector<std::function<void(error_code)>> dones;
+      dones.reserve(calls.size());
+      for (auto& c : calls) dones.push_back(std::move(c.done));
+      r.done = [dones = std::move(dones)](error_code ec) mutable {
+        call_each(dones, [&](auto& d) {
+          if (d) d(ec);
+        });
+      };
+      break;
+    }
+  }
+}
+
+/// Moves into `batch` the oldest waiting call of `pool` that has time left
+/// and, after it, the waiting calls of its keyspace and kind while the keys
+/// stay within max_coalesced_keys; into `expired` the calls whose deadline
+/// passed. Calls of other keyspaces or kinds keep their place. Call with
+/// st.mutex held.
+inline void take_waiting(const http_client_state& st, http_peer_pool& pool, time_point now,
+                         std::vector<http_waiting_call>& batch,
+                         std::vector<http_waiting_call>& expired) {
+  static constexpr std::size_t max_skipped = 64;  // bounds the scan past other kinds
+  const std::size_t max_keys = st.options.max_coalesced_keys;
+  std::vector<http_waiting_call> skipped;
+  std::size_t keys = 0;
+  auto& q = pool.waiting;
+  while (!q.empty() && skipped.size() < max_skipped) {
+    auto& c = q.front();
+    if (c.deadline <= now) {
+      expired.push_back(std::move(c));
+      q.pop_front();
+      continue;
+    }
+    if (batch.empty()) {
+      keys = c.keys.size();
+      batch.push_back(std::move(c));
+      q.pop_front();
+      continue;
+    }
+    if (c.op != batch.front().op || c.keyspace != batch.front().keyspace) {
+      skipped.push_back(std::move(c));
+      q.pop_front();
+      continue;
+    }
+    if (keys + c.keys.size() > max_keys) break;
+    keys += c.keys.size();
+    batch.push_back(std::move(c));
+    q.pop_front();
+  }
+  for (auto it = skipped.rbegin(); it != skipped.rend(); ++it) q.push_front(std::move(*it));
+}
+
+/// Fails `calls` with `ec`; a callback that throws is logged.
+inline void fail_calls(const http_client_state& st, std::vector<http_waiting_call>& calls,
+                       error_code ec) {
+  for (auto& c : calls) {
+    try {
+      c.fail(ec);
+    } catch (const std::exception& e) {
+      st.write_log(log_level::error,
+                   std::string("distcache transport: a completion callback threw: ") + e.what());
+    }
+  }
+}
+
+inline void on_wait_timer(const std::shared_ptr<http_client_state>& st,
+                          const std::shared_ptr<http_peer_pool>& pool, std::uint64_t armed_at);
+
+/// Makes sure `pool`'s wait timer fires by `deadline`. Call with st->mutex
+/// held.
+inline void arm_wait_timer(const std::shared_ptr<http_client_state>& st,
+                           const std::shared_ptr<http_peer_pool>& pool, time_point deadline) {
+  if (pool->wait_armed && pool->wait_expiry <= deadline) return;
+  if (!pool->wait_timer) pool->wait_timer.emplace(st->ioc);
+  pool->wait_armed = true;
+  pool->wait_expiry = deadline;
+  pool->wait_timer->expires_at(deadline);  // a pending wait completes with operation_aborted
+  pool->wait_timer->async_wait([st, pool, at = deadline.time_since_epoch().count()](error_code) {
+    on_wait_timer(st, pool, static_cast<std::uint64_t>(at));
+  });
+}
+
+/// Fails the waiting calls of `pool` whose deadline passed with
+/// errc::timeout, and arms the timer for the next deadline.
+inline void on_wait_timer(const std::shared_ptr<http_client_state>& st,
+                          const std::shared_ptr<http_peer_pool>& pool, std::uint64_t armed_at) {
+  std::vector<http_waiting_call> expired;
+  {
+    std::lock_guard lock(st->mutex);
+    // A wait superseded by a later arm_wait_timer() (or cancelled by close)
+    // does nothing: the newer one is pending.
+    if (!pool->wait_armed ||
+        static_cast<std::uint64_t>(pool->wait_expiry.time_since_epoch().count()) != armed_at)
+      return;
+    pool->wait_armed = false;
+    if (st->closed) return;
+    const time_point now = clock_type::now();
+    time_point next = time_point::max();
+    std::deque<http_waiting_call> keep;
+    for (auto& c : pool->waiting) {
+      if (c.deadline <= now) {
+        expired.push_back(std::move(c));
+      } else {
+        next = std::min(next, c.deadline);
+        keep.push_back(std::move(c));
+      }
+    }
+    pool->waiting.swap(keep);
+    if (!pool->waiting.empty()) arm_wait_timer(st, pool, next);
+  }
+  fail_calls(*st, expired, make_error_code(errc::timeout));
+}
+
+inline void end_counted_call(const std::shared_ptr<http_client_state>& st,
+                             const std::shared_ptr<http_peer_pool>& pool) {
+  std::vector<http_waiting_call> batch;
+  std::vector<http_waiting_call> expired;
+  std::shared_ptr<http_client_connection> conn;
+  const time_point now = clock_type::now();
+  {
+    std::lock_guard lock(st->mutex);
+    --pool->in_flight;
+    if (!st->closed) take_waiting(*st, *pool, now, batch, expired);
+    if (!batch.empty()) {
+      ++pool->in_flight;
+      conn = take_connection(st, pool);
+    }
+  }
+  if (batch.size() > 1) {
+    st->coalesced_requests.fetch_add(1, std::memory_order_relaxed);
+    st->coalesced_calls.fetch_add(batch.size(), std::memory_order_relaxed);
+  }
+  if (conn) {
+    fill_waiting_calls(*st, *conn, batch, now);
+    conn->req.counted = true;
+    conn->start();
+  }
+  fail_calls(*st, expired, make_error_code(errc::timeout));
+}
+
+}  // namespace distcache::detail
+
+#endif  // DISTCACHE_TRANSPORT_DETAIL_IMPL_HTTP_CLIENT_CALLS_IPP

@@ -297,8 +297,13 @@ class basic_engine {
   /// blocking_call_on_engine_thread.
   template <class K>
   result<void> put(std::string_view key, value_type_of<K> value, duration ttl = duration::zero()) {
-    return put_entries(index_of<K>(), one_entry<K>(key, std::move(value)), ttl,
-                       telemetry::operation::put);
+    if (auto ec = core_.check_blocking_call()) return ec;
+    auto v = std::make_shared<const value_type_of<K>>(std::move(value));
+    // A node alone stores on this thread: no entry list, no completion.
+    if (auto now = core_.put_now(index_of<K>(), key, v, ttl)) return to_result(*now);
+    entries e;
+    e.push_back({std::string(key), std::move(v)});
+    return put_entries(index_of<K>(), std::move(e), ttl, telemetry::operation::put);
   }
 
   /// Asynchronous put(); completes with `void(error_code)`.

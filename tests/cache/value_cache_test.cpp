@@ -350,3 +350,23 @@ TEST_CASE("for_each_key visits every live key once") {
   });
   CHECK(seen.size() == 50);
 }
+
+TEST_CASE("remove finds what is there after replacement, eviction and clear") {
+  // remove() skips the lock when the cache holds nothing: the count it
+  // reads must follow every way an entry comes and goes.
+  value_cache c(value_cache::charge(1, 1) * 2, 1, nullptr);
+  CHECK_FALSE(c.remove(key_holder("a")));  // empty
+  REQUIRE(c.put(key_holder("a"), val("1"), 1, distcache::never_expires));
+  REQUIRE(c.put(key_holder("a"), val("2"), 1, distcache::never_expires));  // replaced: still one
+  CHECK(c.remove(key_holder("a")));
+  CHECK_FALSE(c.remove(key_holder("a")));
+  for (const char* k : {"b", "c", "d"})
+    REQUIRE(c.put(key_holder(k), val("x"), 1, distcache::never_expires));
+  CHECK(c.size() == 2);  // one evicted
+  CHECK(c.remove(key_holder("d")));
+  c.clear();
+  CHECK_FALSE(c.remove(key_holder("c")));
+  REQUIRE(c.put(key_holder("e"), val("y"), 1, distcache::never_expires));
+  CHECK(c.remove(key_holder("e")));
+  CHECK(c.size() == 0);
+}

@@ -28,6 +28,24 @@ TEST_CASE("put then get returns the put value without calling the source") {
   CHECK(f.src->calls == 0);
 }
 
+TEST_CASE("put of one entry on a node alone refuses each bad input and stores nothing") {
+  // The put that ends on the caller's thread (engine_core::put_now).
+  fixture f;
+  CHECK(f.e->put<users>("k", "v", -1s).error() == errc::invalid_config);
+  CHECK(f.e->put<users>("", "v").error() == errc::invalid_key);
+  CHECK(f.e->put<users>(std::string(100'000, 'k'), "v").error() == errc::invalid_key);
+  CHECK(f.e->stats<users>().main_cache_items == 0);
+  std::promise<error_code> on_engine_thread;
+  f.e->async_get<users>("absent", [&](error_code, const distcache::value_ptr<std::string>&) {
+    auto r = f.e->put<users>("k", "v");
+    on_engine_thread.set_value(r ? error_code{} : r.error());
+  });
+  CHECK(on_engine_thread.get_future().get() == errc::blocking_call_on_engine_thread);
+  CHECK(f.e->stats<users>().main_cache_items == 0);
+  f.e->stop();
+  CHECK(f.e->put<users>("k", "v").error() == errc::stopped);
+}
+
 TEST_CASE("expiry: put ttl, keyspace default ttl and engine default ttl (manual clock)") {
   config c = small_config();
   c.default_ttl = 100s;

@@ -190,6 +190,11 @@ class engine_core {
   /// Writes call `done` once, possibly inline (a blocking caller then does
   /// not change threads); the async_ forms post their handler instead.
   using write_done = cluster_operations::write_done;
+  /// The put of one entry when it can end on the calling thread with no
+  /// work beyond storing it: a node alone (no cluster) that observes
+  /// nothing. Returns its outcome then, std::nullopt otherwise (use put()).
+  DISTCACHE_DECL std::optional<error_code> put_now(std::size_t ks, std::string_view key,
+                                                   const value_handle& value, duration ttl);
   /// `op`: what the caller called (put or put_many, remove or remove_many).
   DISTCACHE_DECL void put(std::size_t ks, std::vector<entry> entries, duration ttl, write_done done,
                           telemetry::operation op);

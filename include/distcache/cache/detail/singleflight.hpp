@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <distcache/cache/detail/hashed_key.hpp>
@@ -60,6 +61,7 @@ class singleflight {
       if (!s.closed) {
         auto [it, created] = s.flights.try_emplace(stored_key{std::string(key.text), key.hash});
         it->second.waiters.add(std::move(w));
+        if (created) active_.fetch_add(1, std::memory_order_acq_rel);
         return created;
       }
     }
@@ -81,6 +83,10 @@ class singleflight {
   /// Marks the flight of `key`, if any, so that its outcome is not published:
   /// a newer put() or remove() of the key happened while it loaded.
   void invalidate(hashed_key key) {
+    // No flight anywhere (a put with no load in progress): no lock. A flight
+    // created after this read is ordered after this invalidation, as it
+    // would be after the lock.
+    if (active_.load(std::memory_order_acquire) == 0) return;
     shard& s = shard_for(key.hash);
     std::lock_guard lock(s.mutex);
     auto it = s.flights.find(key);
@@ -94,7 +100,9 @@ class singleflight {
     shard& s = shard_for(key.hash);
     std::lock_guard lock(s.mutex);
     if (s.closed) return false;
-    return s.flights.try_emplace(stored_key{std::string(key.text), key.hash}).second;
+    const bool created = s.flights.try_emplace(stored_key{std::string(key.text), key.hash}).second;
+    if (created) active_.fetch_add(1, std::memory_order_acq_rel);
+    return created;
   }
 
   /// Ends the flight of `key`: runs `publish()` under the lock unless the
@@ -142,6 +150,7 @@ class singleflight {
       std::lock_guard lock(s.mutex);
       s.closed = true;
       for (auto& [key, f] : s.flights) waiters.push_back(std::move(f.waiters));
+      active_.fetch_sub(s.flights.size(), std::memory_order_acq_rel);
       s.flights.clear();
     }
     for (auto& list : waiters) list.for_each([&](waiter& w) { w.complete(ec, nullptr); });
@@ -219,12 +228,14 @@ class singleflight {
     std::forward<Fn>(under_lock)(it->second.invalidated);
     out = std::move(it->second.waiters);
     s.flights.erase(it);
+    active_.fetch_sub(1, std::memory_order_acq_rel);
     return true;
   }
 
   shard& shard_for(std::uint64_t hash) noexcept { return shards_[(hash >> 48) % shard_count]; }
 
   std::array<shard, shard_count> shards_;
+  std::atomic<std::size_t> active_{0};  // flights in all shards (changed under their locks)
   error_code closed_with_;
 };
 

@@ -171,7 +171,10 @@ class value_cache {
     // An entry's charge is kept in 32 bits (a smaller node): at most 4 GiB.
     if (cost > shard_budget_ || cost > std::int64_t{UINT32_MAX}) return false;
     shard& s = shard_for(key.hash);
-    std::vector<std::shared_ptr<const void>> released;  // destroyed after unlocking
+    // Values let go of are destroyed after unlocking: the one replaced, and
+    // those evicted (a vector only when there are some).
+    std::shared_ptr<const void> replaced;
+    std::vector<std::shared_ptr<const void>> released;
     std::unique_lock lock(s.mutex);
     auto it = s.map.find(key);
     node* self = nullptr;       // the entry being stored: never its own victim
@@ -179,7 +182,7 @@ class value_cache {
     if (it != s.map.end()) {
       node& n = *it;
       self = &n;
-      released.push_back(std::exchange(n.second.value, std::move(value)));
+      replaced = std::exchange(n.second.value, std::move(value));
       s.bytes += cost - static_cast<std::int64_t>(n.second.cost);
       n.second.cost = static_cast<std::uint32_t>(cost);
       n.second.soft_at = soft_at;
@@ -192,6 +195,7 @@ class value_cache {
                             entry{std::move(value), soft_at, life.expires_at, nullptr, nullptr,
                                   static_cast<std::uint32_t>(cost), false});
       (void)inserted;
+      entries_.fetch_add(1, std::memory_order_relaxed);
       s.bytes += cost;
       s.link_front(&*pos);
       self = &*pos;
@@ -220,14 +224,14 @@ class value_cache {
             !expired && admit->estimate(key.hash) < admit->estimate(victim->first.hash);
         if (refused) {
           released.push_back(std::move(candidate->second.value));
-          s.erase(s.map.find(key));
+          s.erase(s.map.find(key), entries_);
           ++s.refused;
           return false;
         }
         candidate = nullptr;
       }
       released.push_back(std::move(victim->second.value));
-      s.erase(s.map.find(hashed_key{victim->first.text, victim->first.hash}));
+      s.erase(s.map.find(hashed_key{victim->first.text, victim->first.hash}), entries_);
       ++s.evictions;
     }
     return true;
@@ -235,13 +239,16 @@ class value_cache {
 
   /// Removes `key`; returns true when an entry was removed.
   bool remove(hashed_key key) {
+    // An empty cache (the hot cache of a node alone, say) takes no lock. An
+    // entry stored before this call (happens-before) is seen in the count.
+    if (entries_.load(std::memory_order_relaxed) == 0) return false;
     shard& s = shard_for(key.hash);
     std::shared_ptr<const void> doomed;
     std::unique_lock lock(s.mutex);
     auto it = s.map.find(key);
     if (it == s.map.end()) return false;
     doomed = std::move(it->second.value);
-    s.erase(it);
+    s.erase(it, entries_);
     return true;
   }
 
@@ -253,6 +260,7 @@ class value_cache {
       {
         std::unique_lock lock(s.mutex);
         doomed.swap(s.map);
+        entries_.fetch_sub(doomed.size(), std::memory_order_relaxed);
         s.head = s.tail = nullptr;
         s.bytes = 0;
       }
@@ -376,10 +384,11 @@ class value_cache {
       unlink(n);
       link_front(n);
     }
-    void erase(map_type::iterator it) noexcept {
+    void erase(map_type::iterator it, std::atomic<std::size_t>& entries) noexcept {
       unlink(&*it);
       bytes -= static_cast<std::int64_t>(it->second.cost);
       map.erase(it);
+      entries.fetch_sub(1, std::memory_order_relaxed);
     }
   };
 
@@ -395,6 +404,7 @@ class value_cache {
   std::size_t shard_count_ = 1;
   std::size_t mask_ = 0;
   std::int64_t shard_budget_ = 0;
+  std::atomic<std::size_t> entries_{0};  // in all shards (changed under their locks)
 };
 
 }  // namespace distcache::detail

@@ -63,6 +63,22 @@ inline engine_core::write_done measured_write(engine_core& core, op_scope scope,
   };
 }
 
+std::optional<error_code> engine_core::put_now(std::size_t ks, std::string_view key,
+                                               const value_handle& value, duration ttl) {
+  if (cluster_ || observe_) return std::nullopt;
+  if (auto ec = check_state()) return ec;
+  if (ttl < duration::zero()) {
+    cfg_.log(log_level::warning, "put: ttl must be >= 0, got " + format_duration(ttl));
+    return make_error_code(errc::invalid_config);
+  }
+  auto* rt = slots_[ks]->current.load(std::memory_order_acquire);
+  if (rt == nullptr) return make_error_code(errc::keyspace_not_found);
+  const std::size_t bytes = rt->adapter->value_bytes(value.get());
+  if (auto ec = check_entry(*rt, key, bytes)) return ec;
+  store_locally(*rt, {key, hash_key(key)}, value, bytes, expiry_for(*rt, key, ttl));
+  return error_code{};
+}
+
 void engine_core::put(std::size_t ks, std::vector<entry> entries, duration ttl, write_done done,
                       telemetry::operation op) {
   if (auto ec = check_state()) return done(ec);

@@ -96,7 +96,16 @@ struct loads {
   instant_source source;
 };
 
-using engine_type = distcache::engine<hits, puts, loads>;
+/// The same as loads, configured with fetch_on_caller_thread: a blocking
+/// get's miss calls the source on the caller's thread.
+struct loads_here {
+  static constexpr std::string_view name = "loads_here";
+  using value_type = std::string;
+  std::int64_t max_bytes = std::int64_t{4} << 20;
+  instant_source source;
+};
+
+using engine_type = distcache::engine<hits, puts, loads, loads_here>;
 
 /// A sink that drops every span: what is measured is the engine's side.
 class discarding_sink final : public distcache::telemetry::sink {
@@ -134,8 +143,11 @@ distcache::config engine_config() {
   distcache::config c;
   const char* track = std::getenv("DISTCACHE_BENCH_TRACK_HOT_KEYS");
   if (track != nullptr && std::string_view(track) == "0") {
-    for (const char* name : {"hits", "puts", "loads"}) c.keyspaces[name].track_hot_keys = false;
+    for (const char* name : {"hits", "puts", "loads", "loads_here"}) {
+      c.keyspaces[name].track_hot_keys = false;
+    }
   }
+  c.keyspaces["loads_here"].fetch_on_caller_thread = true;
   return c;
 }
 using value_ptr = std::shared_ptr<const std::string>;
@@ -157,7 +169,7 @@ struct fixture {
   std::vector<std::string> keys;      // "key:00000" .. "key:09999"
   std::vector<std::string> shuffled;  // order_size + batch keys in a fixed pseudo-random order
   std::string value = make_value();
-  engine_type engine{engine_config(), hits{}, puts{}, loads{}};
+  engine_type engine{engine_config(), hits{}, puts{}, loads{}, loads_here{}};
   observed_engine_type observed{telemetry_config(0.0), hits{}, puts{}, loads{}};
   observed_engine_type traced{telemetry_config(1.0), hits{}, puts{}, loads{}};
   locked_map hit_map;
@@ -252,13 +264,13 @@ void hit_get_baseline(benchmark::State& state) {
 
 // ------------------------------------------------------------------ get (miss + load)
 
-template <auto Engine>
+template <auto Engine, class Keyspace = loads>
 void miss_load_distcache(benchmark::State& state) {
   auto& eng = fx->*Engine;
   fresh_keys fresh(*fx);
   for (auto _ : state) {
-    auto r = eng.template get<loads>(fresh.next());
-    if (!r) state.SkipWithError("get<loads> failed");
+    auto r = eng.template get<Keyspace>(fresh.next());
+    if (!r) state.SkipWithError("get failed");
     benchmark::DoNotOptimize(r);
   }
   state.SetItemsProcessed(state.iterations());
@@ -352,7 +364,7 @@ void register_all() {
   constexpr auto plain = &fixture::engine;
   constexpr auto observed = &fixture::observed;
   constexpr auto traced = &fixture::traced;
-  const std::array<entry, 14> all{{
+  const std::array<entry, 15> all{{
       {"hit_get/distcache", hit_get_distcache<plain>},
       {"hit_get/baseline", hit_get_baseline},
       {"hit_get/observed", hit_get_distcache<observed>},
@@ -361,6 +373,7 @@ void register_all() {
       {"miss_load/baseline", miss_load_baseline},
       {"miss_load/observed", miss_load_distcache<observed>},
       {"miss_load/traced", miss_load_distcache<traced>},
+      {"miss_load/here", miss_load_distcache<plain, loads_here>},
       {"put/distcache", put_distcache<plain>},
       {"put/baseline", put_baseline},
       {"put/observed", put_distcache<observed>},
@@ -464,6 +477,22 @@ class summary_reporter : public benchmark::BenchmarkReporter {
                       median(tr->ns_per_item) / o);
         out << line;
       }
+    }
+    out << "\nmiss_load with fetch_on_caller_thread (the source called on the caller's "
+           "thread):\nwall-clock ns per item; over = here - baseline\n";
+    std::snprintf(line, sizeof line, "%-10s %7s %13s %13s %13s %8s\n", "operation", "threads",
+                  "here ns", "baseline ns", "over ns", "pool ns");
+    out << line;
+    for (const std::int64_t t : {1, 2}) {
+      const auto* here = find("miss_load", "here", t);
+      const auto* base = find("miss_load", "baseline", t);
+      const auto* pool = find("miss_load", "distcache", t);
+      if (here == nullptr || base == nullptr || pool == nullptr) continue;
+      const double h = median(here->ns_per_item);
+      const double b = median(base->ns_per_item);
+      std::snprintf(line, sizeof line, "%-10s %7lld %13.1f %13.1f %13.1f %8.1f\n", "miss_load",
+                    static_cast<long long>(t), h, b, h - b, median(pool->ns_per_item));
+      out << line;
     }
     out << "\nThroughput scaling, 2 threads / 1 thread (items per second)\n";
     std::snprintf(line, sizeof line, "%-10s %12s %12s\n", "operation", "distcache", "baseline");

@@ -128,6 +128,8 @@ struct keyspace_options {
   std::optional<protection::circuit_breaker_options> circuit_breaker;
   /// Replaces the engine's max_concurrent_fetches for this keyspace.
   std::optional<std::size_t> max_concurrent_fetches;
+  /// Replaces the engine's fetch_on_caller_thread for this keyspace.
+  std::optional<bool> fetch_on_caller_thread;
 };
 
 /// TLS of a listener and of the connections it makes or accepts
@@ -324,6 +326,14 @@ struct config {
   /// Most data-source calls in flight per keyspace; 0 means unlimited.
   /// Beyond it, loads wait up to the read timeout in arrival order.
   std::size_t max_concurrent_fetches = 0;
+  /// A blocking get() whose miss this node loads itself, and that leads the
+  /// load, calls the data source on its own thread when the protection
+  /// admits the call at once, instead of handing it to the blocking pool
+  /// and waiting (docs/configuration.md#fetching-on-the-callers-thread).
+  /// Saves two thread hand-offs per miss; the caller then waits for the
+  /// data source however long it takes (read_timeout does not cut it
+  /// short). Asynchronous gets and queued calls always use the pool.
+  bool fetch_on_caller_thread = false;
 };
 
 }  // namespace distcache

@@ -210,3 +210,81 @@ TEST_CASE("get_many of cached keys answers inline and counts one hit per key") {
   CHECK(f.e->stats<users>().cache_hits == 5);
   CHECK(f.e->stats<users>().loads == 1);
 }
+
+TEST_CASE("fetch_on_caller_thread: a blocking get's miss calls the source on the caller's thread") {
+  config c = small_config();
+  c.keyspaces["users"].fetch_on_caller_thread = true;
+  fixture f(c);
+  f.src->set("k", "v");
+  f.src->set("k2", "v2");
+  auto r = f.e->get<users>("k");
+  REQUIRE(r.has_value());
+  CHECK(**r == "v");
+  CHECK(f.src->thread_of("k") == std::this_thread::get_id());
+  // An asynchronous get still hands the call to the pool.
+  std::promise<std::string> p;
+  f.e->async_get<users>("k2", [&](error_code ec, const distcache::value_ptr<std::string>& v) {
+    p.set_value(ec ? ec.message() : *v);
+  });
+  CHECK(p.get_future().get() == "v2");
+  CHECK(f.src->thread_of("k2") != std::this_thread::get_id());
+  CHECK(f.src->thread_of("k2") != std::thread::id{});
+}
+
+TEST_CASE("fetch_on_caller_thread is off by default: the source runs on the pool") {
+  fixture f;
+  f.src->set("k", "v");
+  REQUIRE(f.e->get<users>("k").has_value());
+  CHECK(f.src->thread_of("k") != std::this_thread::get_id());
+  CHECK(f.src->thread_of("k") != std::thread::id{});
+}
+
+TEST_CASE("fetch_on_caller_thread: a call that waited for a concurrency slot goes to the pool") {
+  config c = small_config();
+  c.keyspaces["users"].fetch_on_caller_thread = true;
+  c.keyspaces["users"].max_concurrent_fetches = 1;
+  fixture f(c);
+  f.src->set("first", "1");
+  f.src->set("second", "2");
+  f.src->close_gate();
+  std::promise<std::thread::id> first_id;
+  std::promise<std::thread::id> second_id;
+  std::thread first([&] {
+    first_id.set_value(std::this_thread::get_id());
+    CHECK(f.e->get<users>("first").has_value());
+  });
+  REQUIRE(eventually([&] { return f.src->in_flight == 1; }));  // fetching on `first`, gated
+  std::thread second([&] {
+    second_id.set_value(std::this_thread::get_id());
+    CHECK(f.e->get<users>("second").has_value());
+  });
+  REQUIRE(eventually([&] { return f.e->stats<users>().fetches_queued == 1; }));
+  f.src->open_gate();
+  first.join();
+  second.join();
+  const auto first_thread = first_id.get_future().get();
+  const auto second_thread = second_id.get_future().get();
+  CHECK(f.src->thread_of("first") == first_thread);
+  // Started when `first` released its slot, on `first`'s thread: handed to the pool.
+  CHECK(f.src->thread_of("second") != first_thread);
+  CHECK(f.src->thread_of("second") != second_thread);
+  CHECK(f.src->calls == 2);
+}
+
+TEST_CASE("fetch_on_caller_thread: the caller waits for its own fetch past read_timeout") {
+  config c = small_config();
+  c.keyspaces["users"].fetch_on_caller_thread = true;
+  c.keyspaces["users"].read_timeout = 50ms;
+  fixture f(c);
+  f.src->set("slow", "late");
+  f.src->close_gate();
+  auto got = std::async(std::launch::async, [&] { return f.e->get<users>("slow"); });
+  REQUIRE(eventually([&] { return f.src->in_flight == 1; }));
+  // Three read timeouts later the caller is still in its data source: the
+  // documented trade-off (with the pool it would have had errc::timeout).
+  CHECK(got.wait_for(150ms) == std::future_status::timeout);
+  f.src->open_gate();
+  auto r = got.get();
+  REQUIRE(r.has_value());
+  CHECK(**r == "late");
+}

@@ -27,6 +27,15 @@ struct source_state {
   bool fail = false;         // return data_source_failed
   bool do_throw = false;     // throw std::runtime_error
   bool gate_closed = false;  // fetch blocks until open_gate()
+  std::map<std::string, std::thread::id, std::less<>>
+      fetched_on;  // key → the thread that fetched it
+
+  /// The thread that last fetched `key` (a default id when none did).
+  std::thread::id thread_of(std::string_view key) {
+    std::lock_guard lock(mutex);
+    auto it = fetched_on.find(key);
+    return it == fetched_on.end() ? std::thread::id{} : it->second;
+  }
 
   void set(std::string key, std::string value) {
     std::lock_guard lock(mutex);
@@ -56,6 +65,7 @@ struct scripted_source {
          now_in > seen && !state->max_in_flight.compare_exchange_weak(seen, now_in);) {
     }
     std::unique_lock lock(state->mutex);
+    state->fetched_on[std::string(key)] = std::this_thread::get_id();
     // Bounded: a test that forgets to open the gate fails instead of hanging.
     state->cv.wait_for(lock, std::chrono::seconds(20), [&] { return !state->gate_closed; });
     state->in_flight.fetch_sub(1);

@@ -359,10 +359,14 @@ class engine_core {
   [[nodiscard]] DISTCACHE_DECL std::int64_t to_ttl_ms(time_point expires) const;
 
   // Read path (impl/read_path.ipp).
+  // `here`: a data-source call admitted at once runs on the calling thread
+  // (a blocking get with fetch_on_caller_thread), not on the pool.
   DISTCACHE_DECL void join_load(keyspace_slot& slot, keyspace_runtime& rt, hashed_key key,
-                                std::shared_ptr<waiter> w, const telemetry::span_context& parent);
+                                std::shared_ptr<waiter> w, const telemetry::span_context& parent,
+                                bool here = false);
   DISTCACHE_DECL void load_locally(keyspace_slot& slot, keyspace_runtime& rt, std::string key,
-                                   std::uint64_t hash, const telemetry::span_context& parent);
+                                   std::uint64_t hash, const telemetry::span_context& parent,
+                                   bool here = false);
   DISTCACHE_DECL void fetch_on_pool(keyspace_slot& slot, keyspace_runtime& rt,
                                     const std::string& key, std::uint64_t hash,
                                     const telemetry::span_context& parent);

@@ -37,6 +37,7 @@ struct resolved_keyspace {
   std::optional<protection::rate_limit> rate_limiter;
   std::optional<protection::circuit_breaker_options> circuit_breaker;
   std::size_t max_concurrent_fetches = 0;
+  bool fetch_on_caller_thread = false;
 };
 
 /// An "http://host:port/prefix" URL taken apart.
@@ -318,6 +319,7 @@ inline bool resolve_keyspace(const config& c, std::string_view name, std::int64_
     }
   }
   out.max_concurrent_fetches = o.max_concurrent_fetches.value_or(c.max_concurrent_fetches);
+  out.fetch_on_caller_thread = o.fetch_on_caller_thread.value_or(c.fetch_on_caller_thread);
   out.warmup = o.warmup.value_or(c.warmup);
   {
     const auto& w = out.warmup;

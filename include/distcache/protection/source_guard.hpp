@@ -101,6 +101,9 @@ struct guard_context {
   net::thread_pool* pool = nullptr;
   const std::atomic<bool>* running = nullptr;
   const clock_source* clock = nullptr;  // null: the steady clock
+  // A call admitted at once (no limiter wait, a free concurrency slot) runs
+  // on the thread that asked, not on the pool (fetch_on_caller_thread).
+  bool here = false;
 };
 
 /// The protection of one keyspace definition's data source, in order:

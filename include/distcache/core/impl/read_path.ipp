@@ -40,7 +40,7 @@ result<engine_core::value_handle> engine_core::get(std::size_t ks, std::string_v
     return v;
   }
   auto w = std::make_shared<sync_waiter>(std::string(key), h);
-  join_load(slot, **rt, w->key(), w, scope.context);
+  join_load(slot, **rt, w->key(), w, scope.context, (*rt)->opts.fetch_on_caller_thread);
   slot.counters.loads.add();  // after joining: `loads` callers are all in a flight
   auto [ec, value] = w->wait((*rt)->flights, (*rt)->opts.read_timeout);
   end_op(scope, ec);
@@ -100,7 +100,8 @@ void engine_core::async_get(std::size_t ks, std::string key, get_handler handler
 // already armed). The leader loads the key from its owner when that is
 // another node, else from the data source.
 void engine_core::join_load(keyspace_slot& slot, keyspace_runtime& rt, hashed_key k,
-                            std::shared_ptr<waiter> w, const telemetry::span_context& parent) {
+                            std::shared_ptr<waiter> w, const telemetry::span_context& parent,
+                            bool here) {
   if (!rt.flights.join(k, std::move(w))) return;
   slot.counters.loads_deduped.add();
   if (cluster_) {
@@ -112,7 +113,7 @@ void engine_core::join_load(keyspace_slot& slot, keyspace_runtime& rt, hashed_ke
       return;
     }
   }
-  load_locally(slot, rt, std::string(k.text), k.hash, parent);
+  load_locally(slot, rt, std::string(k.text), k.hash, parent, here);
 }
 
 void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
@@ -190,9 +191,10 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
 
 // Loads one flight's key from the data source, through the source guard.
 void engine_core::load_locally(keyspace_slot& slot, keyspace_runtime& rt, std::string key,
-                               std::uint64_t hash, const telemetry::span_context& parent) {
+                               std::uint64_t hash, const telemetry::span_context& parent,
+                               bool here) {
   if (rt.adapter->batches()) return load_batched(slot, rt, std::move(key), hash);
-  guard_context ctx{&ioc_, pool_.get(), &running_, cfg_.clock.get()};
+  guard_context ctx{&ioc_, pool_.get(), &running_, cfg_.clock.get(), here};
   rt.guard.admit(ctx, [this, &slot, rt = rt.shared_from_this(), key = std::move(key), hash,
                        parent](error_code refused) {
     if (refused) {

@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <distcache/protection/source_guard.hpp>
+#include <thread>
 
 namespace distcache::detail {
 
@@ -61,13 +62,19 @@ void source_guard::acquire_token(const guard_context& ctx, admitted then, time_p
 }
 
 void source_guard::enter_bulkhead(const guard_context& ctx, admitted then) {
-  fetches_.submit([this, ctx, then = std::move(then), queued_at = clock_type::now()]() mutable {
+  // With ctx.here, a job started by this very submit() (a free slot) runs
+  // the call here; one that waited in the queue goes to the pool like any
+  // other, whichever thread released its slot.
+  const std::thread::id here = ctx.here ? std::this_thread::get_id() : std::thread::id{};
+  fetches_.submit([this, ctx, then = std::move(then), queued_at = clock_type::now(),
+                   here]() mutable {
     if (clock_type::now() - queued_at > read_timeout_) {
       // Waited longer than any caller would: do not call the source.
       fetches_.release();
       if (breaker_) breaker_->on_neutral();
       return then(make_error_code(errc::timeout));
     }
+    if (here != std::thread::id{} && here == std::this_thread::get_id()) return then(error_code{});
     net::post(*ctx.pool, [then = std::move(then)] { then(error_code{}); });
   });
 }

@@ -251,15 +251,19 @@ inline void arm_wait_timer(const std::shared_ptr<http_client_state>& st,
 inline void on_wait_timer(const std::shared_ptr<http_client_state>& st,
                           const std::shared_ptr<http_peer_pool>& pool, std::uint64_t armed_at) {
   std::vector<http_waiting_call> expired;
+  std::vector<http_waiting_call> stopped;
   {
     std::lock_guard lock(st->mutex);
-    // A wait superseded by a later arm_wait_timer() (or cancelled by close)
-    // does nothing: the newer one is pending.
+    // A wait superseded by a later arm_wait_timer() does nothing: the newer
+    // one is pending.
     if (!pool->wait_armed ||
         static_cast<std::uint64_t>(pool->wait_expiry.time_since_epoch().count()) != armed_at)
       return;
     pool->wait_armed = false;
-    if (st->closed) return;
+    if (st->closed) {  // calls close() did not reach (their peer was dropped before)
+      std::move(pool->waiting.begin(), pool->waiting.end(), std::back_inserter(stopped));
+      pool->waiting.clear();
+    }
     const time_point now = clock_type::now();
     time_point next = time_point::max();
     std::deque<http_waiting_call> keep;
@@ -274,6 +278,7 @@ inline void on_wait_timer(const std::shared_ptr<http_client_state>& st,
     pool->waiting.swap(keep);
     if (!pool->waiting.empty()) arm_wait_timer(st, pool, next);
   }
+  fail_calls(*st, stopped, make_error_code(errc::stopped));
   fail_calls(*st, expired, make_error_code(errc::timeout));
 }
 
@@ -281,12 +286,20 @@ inline void end_counted_call(const std::shared_ptr<http_client_state>& st,
                              const std::shared_ptr<http_peer_pool>& pool) {
   std::vector<http_waiting_call> batch;
   std::vector<http_waiting_call> expired;
+  std::vector<http_waiting_call> stopped;
   std::shared_ptr<http_client_connection> conn;
   const time_point now = clock_type::now();
   {
     std::lock_guard lock(st->mutex);
     --pool->in_flight;
-    if (!st->closed) take_waiting(*st, *pool, now, batch, expired);
+    if (st->closed) {
+      // close() ended the waiting calls of the peers it knew; those of a
+      // peer dropped before (drop_peer) end here.
+      std::move(pool->waiting.begin(), pool->waiting.end(), std::back_inserter(stopped));
+      pool->waiting.clear();
+    } else {
+      take_waiting(*st, *pool, now, batch, expired);
+    }
     if (!batch.empty()) {
       ++pool->in_flight;
       conn = take_connection(st, pool);
@@ -301,6 +314,7 @@ inline void end_counted_call(const std::shared_ptr<http_client_state>& st,
     conn->req.counted = true;
     conn->start();
   }
+  fail_calls(*st, stopped, make_error_code(errc::stopped));
   fail_calls(*st, expired, make_error_code(errc::timeout));
 }
 

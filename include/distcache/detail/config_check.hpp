@@ -14,9 +14,7 @@
 #include <string>
 #include <string_view>
 
-namespace distcache {
-
-namespace detail {
+namespace distcache::detail {
 
 /// The settings of one keyspace after overrides are applied.
 struct resolved_keyspace {
@@ -353,8 +351,6 @@ inline bool resolve_keyspace(const config& c, std::string_view name, std::int64_
   return true;
 }
 
-}  // namespace detail
-
-}  // namespace distcache
+}  // namespace distcache::detail
 
 #endif  // DISTCACHE_DETAIL_CONFIG_CHECK_HPP

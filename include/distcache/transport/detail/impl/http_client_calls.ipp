@@ -9,6 +9,7 @@
 #include <distcache/transport/detail/http_client_connection.hpp>
 #include <exception>
 #include <iterator>
+#include <ranges>
 
 namespace distcache::detail {
 
@@ -213,7 +214,7 @@ inline void take_waiting(const http_client_state& st, http_peer_pool& pool, time
     batch.push_back(std::move(c));
     q.pop_front();
   }
-  for (auto it = skipped.rbegin(); it != skipped.rend(); ++it) q.push_front(std::move(*it));
+  for (auto& c : std::ranges::reverse_view(skipped)) q.push_front(std::move(c));
 }
 
 /// Fails `calls` with `ec`; a callback that throws is logged.

@@ -9,7 +9,6 @@
 #include <distcache/transport/detail/http_client_connection.hpp>
 #include <exception>
 #include <iterator>
-#include <ranges>
 
 namespace distcache::detail {
 
@@ -214,7 +213,8 @@ inline void take_waiting(const http_client_state& st, http_peer_pool& pool, time
     batch.push_back(std::move(c));
     q.pop_front();
   }
-  for (auto& c : std::ranges::reverse_view(skipped)) q.push_front(std::move(c));
+  std::for_each(skipped.rbegin(), skipped.rend(),
+                [&q](http_waiting_call& c) { q.push_front(std::move(c)); });
 }
 
 /// Fails `calls` with `ec`; a callback that throws is logged.

@@ -194,10 +194,11 @@ TEST_CASE("gets coalesced into one request fail over key by key when the peer fa
   std::atomic<std::size_t> good{0};
   std::atomic<std::size_t> done{0};
   for (const auto& key : remote) {
-    e.async_get<users>(key, [&](distcache::error_code ec, distcache::value_ptr<std::string> v) {
-      if (!ec && v && *v == "v") ++good;
-      ++done;
-    });
+    e.async_get<users>(key,
+                       [&](distcache::error_code ec, const distcache::value_ptr<std::string>& v) {
+                         if (!ec && v && *v == "v") ++good;
+                         ++done;
+                       });
   }
   // The first get's request is in flight (held); every other one waits.
   REQUIRE(eventually([&] {

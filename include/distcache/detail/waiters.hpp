@@ -79,7 +79,6 @@ class sync_waiter final : public waiter {
     ec_ = ec;
     value_ = std::move(value);
     done_ = true;
-    ready_.store(true, std::memory_order_release);
     cv_.notify_one();
   }
 
@@ -90,16 +89,12 @@ class sync_waiter final : public waiter {
   DISTCACHE_DECL std::pair<error_code, std::shared_ptr<const void>> wait(singleflight& flights,
                                                                          duration timeout);
 
-  /// How long wait() watches for the completion, yielding, before it sleeps.
-  static constexpr duration spin_time = std::chrono::microseconds(20);
-
  private:
   std::string key_;
   std::uint64_t hash_;
   std::mutex mutex_;
   std::condition_variable cv_;
   bool done_ = false;
-  std::atomic<bool> ready_{false};  // done_, readable without the lock (the spin in wait())
   error_code ec_;
   std::shared_ptr<const void> value_;
 };

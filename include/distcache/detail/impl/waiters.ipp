@@ -2,10 +2,8 @@
 #ifndef DISTCACHE_DETAIL_IMPL_WAITERS_IPP
 #define DISTCACHE_DETAIL_IMPL_WAITERS_IPP
 
-#include <algorithm>
 #include <boost/asio/dispatch.hpp>
 #include <distcache/detail/waiters.hpp>
-#include <thread>
 
 namespace distcache::detail {
 
@@ -15,13 +13,6 @@ void dispatch_job(const net::any_completion_executor& ex, job j) {
 
 std::pair<error_code, std::shared_ptr<const void>> sync_waiter::wait(singleflight& flights,
                                                                      duration timeout) {
-  // A load handed to the pool usually ends within microseconds: watch for it
-  // a little while (yielding, so that a pool thread sharing this core runs)
-  // before sleeping, which saves the wake-up of this thread.
-  const auto spin_until = clock_type::now() + std::min<duration>(timeout, spin_time);
-  while (!ready_.load(std::memory_order_acquire) && clock_type::now() < spin_until) {
-    std::this_thread::yield();
-  }
   std::unique_lock lock(mutex_);
   if (!cv_.wait_for(lock, timeout, [this] { return done_; })) {
     lock.unlock();

@@ -288,3 +288,28 @@ TEST_CASE("fetch_on_caller_thread: the caller waits for its own fetch past read_
   REQUIRE(r.has_value());
   CHECK(**r == "late");
 }
+
+TEST_CASE("fetch_on_caller_thread: stop() waits for a call running on a caller's thread") {
+  config c = small_config();
+  c.keyspaces["users"].fetch_on_caller_thread = true;
+  c.keyspaces["users"].max_concurrent_fetches = 1;
+  c.keyspaces["users"].read_timeout = 30s;
+  fixture f(c);
+  f.src->set("first", "1");
+  f.src->set("second", "2");
+  f.src->close_gate();
+  auto first = std::async(std::launch::async, [&] { return f.e->get<users>("first"); });
+  REQUIRE(eventually([&] { return f.src->in_flight == 1; }));  // on `first`'s thread, gated
+  auto second = std::async(std::launch::async, [&] { return f.e->get<users>("second"); });
+  REQUIRE(eventually([&] { return f.e->stats<users>().fetches_queued == 1; }));
+  auto stopped = std::async(std::launch::async, [&] { return f.e->stop(); });
+  // stop() ends the callers' waits at once, but returns only once the call
+  // on `first`'s thread has (it then starts the queued one, which posts to
+  // the pool: the pool must still be there).
+  CHECK(second.get().error() == errc::stopped);
+  CHECK(stopped.wait_for(100ms) == std::future_status::timeout);
+  f.src->open_gate();
+  CHECK(stopped.get().has_value());
+  CHECK(first.get().error() == errc::stopped);
+  CHECK(f.src->calls == 1);  // the queued call saw the engine stopping and did not run
+}

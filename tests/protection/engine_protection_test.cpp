@@ -4,8 +4,11 @@
 //
 #include <doctest/doctest.h>
 
+#include <array>
 #include <atomic>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -87,6 +90,41 @@ TEST_CASE("rate limiter: a waiting call gets its token when the clock reaches it
   f.clock->advance(100ms);
   CHECK(*pending.get() == "2");
   CHECK(f.src->calls == 2);
+}
+
+TEST_CASE("fetch_on_caller_thread: a call that waited for a token runs on the pool") {
+  config c = with_rate(10, 1, 1s);
+  c.fetch_on_caller_thread = true;
+  fixture f(c);
+  f.src->set("a", "1");
+  f.src->set("b", "2");
+  CHECK(f.e->get<users>("a"));  // the token there: fetched on this thread
+  CHECK(f.src->thread_of("a") == std::this_thread::get_id());
+  // The next token comes 100 ms later (manual clock): the blocking get
+  // waits on a timer of an engine thread, and its call must not run there.
+  // Both engine threads (config.threads = 2): each runs one of two handlers
+  // that wait for each other.
+  std::array<std::thread::id, 2> engine_ids{};
+  std::atomic<int> arrived{0};
+  std::atomic<int> left{0};
+  for (int i = 0; i < 2; ++i) {
+    boost::asio::post(f.e->get_executor(), [&] {
+      engine_ids.at(static_cast<std::size_t>(arrived.fetch_add(1))) = std::this_thread::get_id();
+      (void)eventually([&] { return arrived == 2; });
+      ++left;
+    });
+  }
+  REQUIRE(eventually([&] { return left == 2; }));
+  REQUIRE(engine_ids[0] != engine_ids[1]);
+  auto pending = std::async(std::launch::async, [&] { return f.e->get<users>("b"); });
+  CHECK(pending.wait_for(50ms) == std::future_status::timeout);
+  f.clock->advance(100ms);
+  auto r = pending.get();
+  REQUIRE(r);
+  CHECK(**r == "2");
+  CHECK(f.src->thread_of("b") != std::thread::id{});
+  CHECK(f.src->thread_of("b") != engine_ids[0]);
+  CHECK(f.src->thread_of("b") != engine_ids[1]);
 }
 
 TEST_CASE("rate limiter: a call whose token comes after wait_timeout is refused at once") {

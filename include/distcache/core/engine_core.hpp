@@ -435,6 +435,7 @@ class engine_core {
   std::map<std::string, std::size_t, std::less<>> by_name_;
   std::atomic<int> state_{created};
   std::atomic<bool> running_{false};  // state_ == running, for guards and rounds
+  std::atomic<int> here_calls_{0};    // data-source calls on callers' threads (stop waits)
   mutable std::mutex lifecycle_;
   net::io_context ioc_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;

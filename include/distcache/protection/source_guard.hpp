@@ -104,6 +104,10 @@ struct guard_context {
   // A call admitted at once (no limiter wait, a free concurrency slot) runs
   // on the thread that asked, not on the pool (fetch_on_caller_thread).
   bool here = false;
+  // Counts the threads inside such a call (and the queued calls it starts
+  // when it releases its slot), so that stop() waits for them before it
+  // destroys the pool they post to. Required when `here`.
+  std::atomic<int>* here_calls = nullptr;
 };
 
 /// The protection of one keyspace definition's data source, in order:

@@ -299,9 +299,11 @@ class http_client final : public peer_client {
   }
 
   /// Closes the idle connections to `peer` and forgets it (for a peer that
-  /// left); requests in flight to it finish normally.
+  /// left); requests in flight to it finish normally, calls waiting for one
+  /// of them (coalescing) end with errc::peer_unavailable.
   void drop_peer(const std::string& peer) {
     std::vector<std::shared_ptr<detail::http_client_connection>> idle;
+    std::vector<detail::http_waiting_call> waiting;
     {
       std::lock_guard lock(st_->mutex);
       auto it = st_->peers.find(peer);
@@ -309,6 +311,9 @@ class http_client final : public peer_client {
       auto pool = it->second;
       st_->peers.erase(it);
       pool->dropped = true;
+      std::move(pool->waiting.begin(), pool->waiting.end(), std::back_inserter(waiting));
+      pool->waiting.clear();
+      if (pool->wait_timer) pool->wait_timer->cancel();
       idle.swap(pool->idle);
       for (auto& c : idle) {
         auto pos = std::find(pool->all.begin(), pool->all.end(), c);
@@ -316,6 +321,11 @@ class http_client final : public peer_client {
       }
     }
     for (auto& c : idle) c->shutdown();
+    for (auto& call : waiting) {
+      net::post(st_->ioc, [call = std::move(call)]() mutable {
+        call.fail(make_error_code(errc::peer_unavailable));
+      });
+    }
   }
 
   /// Open connections (idle and busy) to `peer`.

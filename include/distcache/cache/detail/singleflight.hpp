@@ -61,7 +61,7 @@ class singleflight {
       if (!s.closed) {
         auto [it, created] = s.flights.try_emplace(stored_key{std::string(key.text), key.hash});
         it->second.waiters.add(std::move(w));
-        if (created) active_.fetch_add(1, std::memory_order_acq_rel);
+        if (created) active_.fetch_add(1);
         return created;
       }
     }
@@ -86,7 +86,7 @@ class singleflight {
     // No flight anywhere (a put with no load in progress): no lock. A flight
     // created after this read is ordered after this invalidation, as it
     // would be after the lock.
-    if (active_.load(std::memory_order_acquire) == 0) return;
+    if (active_.load() == 0) return;  // seq_cst, as the counts are changed
     shard& s = shard_for(key.hash);
     std::lock_guard lock(s.mutex);
     auto it = s.flights.find(key);
@@ -101,7 +101,7 @@ class singleflight {
     std::lock_guard lock(s.mutex);
     if (s.closed) return false;
     const bool created = s.flights.try_emplace(stored_key{std::string(key.text), key.hash}).second;
-    if (created) active_.fetch_add(1, std::memory_order_acq_rel);
+    if (created) active_.fetch_add(1);
     return created;
   }
 
@@ -150,7 +150,7 @@ class singleflight {
       std::lock_guard lock(s.mutex);
       s.closed = true;
       for (auto& [key, f] : s.flights) waiters.push_back(std::move(f.waiters));
-      active_.fetch_sub(s.flights.size(), std::memory_order_acq_rel);
+      active_.fetch_sub(s.flights.size());
       s.flights.clear();
     }
     for (auto& list : waiters) list.for_each([&](waiter& w) { w.complete(ec, nullptr); });
@@ -228,7 +228,7 @@ class singleflight {
     std::forward<Fn>(under_lock)(it->second.invalidated);
     out = std::move(it->second.waiters);
     s.flights.erase(it);
-    active_.fetch_sub(1, std::memory_order_acq_rel);
+    active_.fetch_sub(1);
     return true;
   }
 

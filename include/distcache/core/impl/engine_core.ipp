@@ -196,6 +196,9 @@ result<void> engine_core::stop() {
     std::lock_guard slot_lock(slot->mutex);
     for (auto& rt : slot->runtimes) rt->flights.abandon_all(make_error_code(errc::stopped));
   }
+  // Data-source calls running on callers' threads (fetch_on_caller_thread)
+  // may start queued calls that post to the pool: wait for them first.
+  for (int n = here_calls_.load(); n != 0; n = here_calls_.load()) here_calls_.wait(n);
   shutdown_threads();
   if (telemetry_) telemetry_->stop();  // sends what is queued, with the final metrics
   return {};

@@ -194,7 +194,7 @@ void engine_core::load_locally(keyspace_slot& slot, keyspace_runtime& rt, std::s
                                std::uint64_t hash, const telemetry::span_context& parent,
                                bool here) {
   if (rt.adapter->batches()) return load_batched(slot, rt, std::move(key), hash);
-  guard_context ctx{&ioc_, pool_.get(), &running_, cfg_.clock.get(), here};
+  guard_context ctx{&ioc_, pool_.get(), &running_, cfg_.clock.get(), here, &here_calls_};
   rt.guard.admit(ctx, [this, &slot, rt = rt.shared_from_this(), key = std::move(key), hash,
                        parent](error_code refused) {
     if (refused) {

@@ -50,10 +50,14 @@ void source_guard::acquire_token(const guard_context& ctx, admitted then, time_p
       // clock in tests, a suspended VM) is noticed promptly.
       auto timer = std::make_shared<net::steady_timer>(
           *ctx.ioc, std::min<duration>(wait, std::chrono::milliseconds(10)));
-      timer->async_wait([this, timer, ctx, then = std::move(then), deadline,
+      // A call that waited for a token goes to the pool: never on the
+      // engine thread that runs this timer.
+      guard_context later = ctx;
+      later.here = false;
+      timer->async_wait([this, timer, later, then = std::move(then), deadline,
                          real_deadline](error_code ec) mutable {
-        if (ec || !ctx.running->load()) return;  // stop() ended the waiters
-        acquire_token(ctx, std::move(then), deadline, real_deadline);
+        if (ec || !later.running->load()) return;  // stop() ended the waiters
+        acquire_token(later, std::move(then), deadline, real_deadline);
       });
       return;
     }
@@ -66,17 +70,35 @@ void source_guard::enter_bulkhead(const guard_context& ctx, admitted then) {
   // the call here; one that waited in the queue goes to the pool like any
   // other, whichever thread released its slot.
   const std::thread::id here = ctx.here ? std::this_thread::get_id() : std::thread::id{};
-  fetches_.submit([this, ctx, then = std::move(then), queued_at = clock_type::now(),
-                   here]() mutable {
-    if (clock_type::now() - queued_at > read_timeout_) {
-      // Waited longer than any caller would: do not call the source.
-      fetches_.release();
-      if (breaker_) breaker_->on_neutral();
-      return then(make_error_code(errc::timeout));
+  // Counted from before the call runs until submit() returns (the calls it
+  // started on releasing its slot included): stop() waits for zero.
+  struct here_scope {
+    std::atomic<int>* calls;
+    explicit here_scope(std::atomic<int>* c) : calls(c) {
+      if (calls != nullptr) calls->fetch_add(1);
     }
-    if (here != std::thread::id{} && here == std::this_thread::get_id()) return then(error_code{});
-    net::post(*ctx.pool, [then = std::move(then)] { then(error_code{}); });
-  });
+    here_scope(const here_scope&) = delete;
+    here_scope& operator=(const here_scope&) = delete;
+    ~here_scope() {
+      if (calls != nullptr && calls->fetch_sub(1) == 1) calls->notify_all();
+    }
+  } scope(ctx.here ? ctx.here_calls : nullptr);
+  if (ctx.here && !ctx.running->load()) {  // stop() began: it may be waiting for this count
+    then(make_error_code(errc::stopped));
+    return;
+  }
+  fetches_.submit(
+      [this, ctx, then = std::move(then), queued_at = clock_type::now(), here]() mutable {
+        if (clock_type::now() - queued_at > read_timeout_) {
+          // Waited longer than any caller would: do not call the source.
+          fetches_.release();
+          if (breaker_) breaker_->on_neutral();
+          return then(make_error_code(errc::timeout));
+        }
+        if (here != std::thread::id{} && here == std::this_thread::get_id())
+          return then(error_code{});
+        net::post(*ctx.pool, [then = std::move(then)] { then(error_code{}); });
+      });
 }
 
 void source_guard::finish(const error_code& outcome) {

@@ -133,6 +133,7 @@ struct http_peer_pool {
   // Ends the waiting calls whose deadline passed; armed at the earliest one.
   std::optional<net::steady_timer> wait_timer;
   time_point wait_expiry{};
+  std::uint64_t wait_gen = 0;  // of the last arming: older waits do nothing
   bool wait_armed = false;
 };
 

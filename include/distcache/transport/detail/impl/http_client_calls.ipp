@@ -231,7 +231,7 @@ inline void fail_calls(const http_client_state& st, std::vector<http_waiting_cal
 }
 
 inline void on_wait_timer(const std::shared_ptr<http_client_state>& st,
-                          const std::shared_ptr<http_peer_pool>& pool, std::uint64_t armed_at);
+                          const std::shared_ptr<http_peer_pool>& pool, std::uint64_t gen);
 
 /// Makes sure `pool`'s wait timer fires by `deadline`. Call with st->mutex
 /// held.
@@ -242,24 +242,22 @@ inline void arm_wait_timer(const std::shared_ptr<http_client_state>& st,
   pool->wait_armed = true;
   pool->wait_expiry = deadline;
   pool->wait_timer->expires_at(deadline);  // a pending wait completes with operation_aborted
-  pool->wait_timer->async_wait([st, pool, at = deadline.time_since_epoch().count()](error_code) {
-    on_wait_timer(st, pool, static_cast<std::uint64_t>(at));
-  });
+  pool->wait_timer->async_wait(
+      [st, pool, gen = ++pool->wait_gen](error_code) { on_wait_timer(st, pool, gen); });
 }
 
 /// Fails the waiting calls of `pool` whose deadline passed with
 /// errc::timeout, and arms the timer for the next deadline.
 inline void on_wait_timer(const std::shared_ptr<http_client_state>& st,
-                          const std::shared_ptr<http_peer_pool>& pool, std::uint64_t armed_at) {
+                          const std::shared_ptr<http_peer_pool>& pool, std::uint64_t gen) {
   std::vector<http_waiting_call> expired;
   std::vector<http_waiting_call> stopped;
   {
     std::lock_guard lock(st->mutex);
     // A wait superseded by a later arm_wait_timer() does nothing: the newer
-    // one is pending.
-    if (!pool->wait_armed ||
-        static_cast<std::uint64_t>(pool->wait_expiry.time_since_epoch().count()) != armed_at)
-      return;
+    // one is pending. (Generations, not deadlines: a superseded wait whose
+    // handler runs late must not pass for a newer one at the same deadline.)
+    if (!pool->wait_armed || pool->wait_gen != gen) return;
     pool->wait_armed = false;
     if (st->closed) {  // calls close() did not reach (their peer was dropped before)
       std::move(pool->waiting.begin(), pool->waiting.end(), std::back_inserter(stopped));

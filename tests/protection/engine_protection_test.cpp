@@ -143,6 +143,7 @@ TEST_CASE("rate limiter: 100 concurrent misses of one key consume one token") {
   f.src->set("other", "v");
   f.src->close_gate();
   std::vector<std::thread> callers;
+  callers.reserve(100);
   std::atomic<int> ok{0};
   for (int i = 0; i < 100; ++i) {
     callers.emplace_back([&] {
@@ -234,6 +235,7 @@ TEST_CASE("the concurrency limit is never exceeded by 64 callers of distinct key
   for (int i = 0; i < 64; ++i) f.src->set("k" + std::to_string(i), "v");
   f.src->close_gate();
   std::vector<std::thread> callers;
+  callers.reserve(64);
   std::atomic<int> ok{0};
   for (int i = 0; i < 64; ++i) {
     callers.emplace_back([&, i] {

@@ -279,7 +279,11 @@ TEST_CASE("nats: TLS when the server requires it; mutual TLS; refused certificat
     nats without(o);
     auto refused = without.initialize();  // the server refuses the handshake
     REQUIRE_FALSE(refused);
-    CHECK(refused.error().category() == boost::asio::error::get_ssl_category());
+    // The TLS 1.3 alert, or the close that overtook it.
+    const auto ec = refused.error();
+    CHECK((ec.category() == boost::asio::error::get_ssl_category() ||
+           ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset ||
+           ec == boost::asio::ssl::error::stream_truncated));
     CHECK_FALSE(without.connected());
     without.close();
     o.tls_cert_file = pki.path("client.crt");

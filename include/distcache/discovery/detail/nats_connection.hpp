@@ -386,8 +386,19 @@ struct nats_connection : std::enable_shared_from_this<nats_connection> {
     if (ec) co_return ec;
     while (true) {
       if (ec = co_await read_line(in, line); ec) {
-        // TLS 1.3: a server that refuses our certificate says so after the handshake.
-        if (ec.category() == net::error::get_ssl_category()) fail_fatal(ec);
+        // TLS 1.3: a server that refuses our certificate (or its absence)
+        // says so after the handshake, with an alert, and closes. When the
+        // close overtakes the alert (a reset discards it), the refusal
+        // reaches us as a plain end of stream. Before the first PONG ever,
+        // over TLS, either is the server's refusal: lasting.
+        if (ec.category() == net::error::get_ssl_category() || (server_tls && !reconnect)) {
+          if (ec.category() != net::error::get_ssl_category()) {
+            log_line(log_level::error,
+                     "the server closed the connection after the TLS handshake (" + ec.message() +
+                         "): it refuses this client's certificate, or its absence");
+          }
+          fail_fatal(ec);
+        }
         co_return ec;
       }
       if (line == "PONG") break;

@@ -52,6 +52,8 @@
 
 #include <unistd.h>
 
+#include "baseline.hpp"
+
 namespace {
 
 constexpr std::size_t key_count = 10'000;
@@ -150,19 +152,8 @@ distcache::config engine_config() {
   c.keyspaces["loads_here"].fetch_on_caller_thread = true;
   return c;
 }
-using value_ptr = std::shared_ptr<const std::string>;
-
-/// The baseline: a hash map under a reader/writer lock.
-struct locked_map {
-  std::shared_mutex mutex;
-  std::unordered_map<std::string, value_ptr> map;
-
-  value_ptr find(const std::string& key) {
-    std::shared_lock lock(mutex);
-    auto it = map.find(key);
-    return it == map.end() ? nullptr : it->second;
-  }
-};
+using bench::locked_map;
+using bench::value_ptr;
 
 /// Everything the benchmarks share, built once before any runs.
 struct fixture {

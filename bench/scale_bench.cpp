@@ -17,7 +17,6 @@
 // --max-keys caps the largest size (default 10,000,000: about 6 GB of RSS
 // for both maps). The last line is machine-readable: "RESULT key=value ...".
 
-#include <unistd.h>
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -26,14 +25,13 @@
 #include <cstdlib>
 #include <distcache/cluster/ring.hpp>
 #include <distcache/engine.hpp>
-#include <fstream>
 #include <memory>
-#include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
+
+#include "baseline.hpp"
 
 namespace {
 
@@ -55,26 +53,9 @@ struct items {
 };
 
 using engine_type = distcache::engine<items>;
-using value_ptr = std::shared_ptr<const std::string>;
-
-/// The baseline: a hash map under a reader/writer lock (as bench_local's).
-struct locked_map {
-  std::shared_mutex mutex;
-  std::unordered_map<std::string, value_ptr> map;
-  value_ptr find(const std::string& key) {
-    std::shared_lock lock(mutex);
-    auto it = map.find(key);
-    return it == map.end() ? nullptr : it->second;
-  }
-};
-
-std::size_t resident_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  std::size_t pages = 0;
-  std::size_t resident = 0;
-  statm >> pages >> resident;
-  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-}
+using bench::locked_map;
+using bench::resident_bytes;
+using bench::value_ptr;
 
 std::string key_of(std::size_t i) {
   char buf[24] = "key:";

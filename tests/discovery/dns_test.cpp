@@ -8,7 +8,9 @@
 #include <doctest/doctest.h>
 #include <poll.h>
 
+#include <array>
 #include <atomic>
+#include <cstdio>
 #include <distcache/engine.hpp>
 #include <distcache/transport/http.hpp>
 #include <memory>
@@ -278,14 +280,10 @@ using dns_engine = distcache::basic_engine<distcache::policies<dns>, users>;
 }  // namespace
 
 TEST_CASE("dns: three engines form one ring from SRV records; a resolver outage keeps it") {
+  // Held until the nodes have bound them: no other socket takes them meanwhile.
+  const std::array<distcache::test::reserved_port, 3> reserved{};
   std::vector<std::uint16_t> ports;
-  for (int i = 0; i < 3; ++i) {
-    std::uint16_t p = 0;
-    do {
-      p = distcache::test::free_loopback_port();
-    } while (std::find(ports.begin(), ports.end(), p) != ports.end());
-    ports.push_back(p);
-  }
+  for (const auto& r : reserved) ports.push_back(r.port());
   std::vector<std::string> srv;
   srv.reserve(3);
   for (int i = 0; i < 3; ++i) {
@@ -307,8 +305,11 @@ TEST_CASE("dns: three engines form one ring from SRV records; a resolver outage 
     c.cluster.discovery_interval = 50ms;
     c.cluster.peer_timeout = 500ms;
     c.cluster.minimum_peers_quorum = 1;
-    c.log = [&](distcache::log_level, std::string_view line) {
+    c.log = [&](distcache::log_level level, std::string_view line) {
       if (line.starts_with("discovery failed: DNS")) ++discovery_failures;
+      if (level == distcache::log_level::error) {  // why a start failed
+        std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+      }
     };
     auto o = server.options("_cache._tcp.ring.test");
     o.type = dns_options::record_type::srv;

@@ -8,6 +8,7 @@
 //
 #include <doctest/doctest.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/ssl/error.hpp>
 #include <chrono>
@@ -427,11 +428,10 @@ TEST_CASE("kubernetes: three engines form one ring from the pods; changes arrive
     return fake_kubernetes_api::reply{200, pod_list_json(list, std::to_string(version))};
   };
   fake_kubernetes_api api(env.pki, serve_pods);
+  // Held until the nodes have bound them: no other socket takes them meanwhile.
+  const std::array<distcache::test::reserved_port, 3> reserved{};
   std::vector<std::uint16_t> ports;
-  while (ports.size() < 3) {
-    const auto p = distcache::test::free_loopback_port();
-    if (std::find(ports.begin(), ports.end(), p) == ports.end()) ports.push_back(p);
-  }
+  for (const auto& r : reserved) ports.push_back(r.port());
   auto db = std::make_shared<distcache::test::source_state>();
   db->set("k", "v");
   std::vector<std::unique_ptr<k8s_engine>> nodes;

@@ -151,6 +151,40 @@ inline std::uint16_t free_loopback_port() {
   throw std::runtime_error("no free loopback port");
 }
 
+/// A TCP port on 127.0.0.1 held for a server the test starts later, when
+/// the port must be known first (written into DNS records, say). A socket
+/// bound to it with SO_REUSEADDR, never listening, keeps the kernel from
+/// giving the port to anyone else meanwhile (another bind to port 0, or the
+/// source port of a connection), where free_loopback_port() only says it was
+/// free a moment ago. distcache's server also sets SO_REUSEADDR, so it can
+/// bind and listen on the port while the reservation is held.
+class reserved_port {
+ public:
+  reserved_port() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int one = 1;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      if (fd_ >= 0) ::close(fd_);
+      throw std::runtime_error("cannot reserve a loopback port");
+    }
+    port_ = ntohs(a.sin_port);
+  }
+  reserved_port(const reserved_port&) = delete;
+  reserved_port& operator=(const reserved_port&) = delete;
+  ~reserved_port() { ::close(fd_); }
+  [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
 /// A file the test writes and the destructor removes.
 class temp_file {
  public:

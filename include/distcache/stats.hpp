@@ -18,6 +18,7 @@ struct keyspace_stats {
   std::uint64_t cache_hits = 0;       ///< gets answered from the main or hot cache
   std::uint64_t peer_loads = 0;       ///< misses answered by the owning peer
   std::uint64_t peer_errors = 0;      ///< requests to a peer that failed
+  std::uint64_t peer_waits = 0;       ///< keys asked again: their owner answered "still loading"
   std::uint64_t loads = 0;            ///< misses (gets - cache_hits)
   std::uint64_t loads_deduped = 0;    ///< loads after singleflight: one per shared flight
   std::uint64_t local_loads = 0;      ///< data-source calls that returned a value

@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_future.hpp>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -596,6 +597,69 @@ TEST_CASE("an owner that cannot serve a keyspace makes the asking node load loca
   auto many = c.non_owner("user:9", 1).get_many<users>(keys);
   REQUIRE(many.has_value());
   CHECK(**(*many)[0] == "Lin");
+}
+
+TEST_CASE("a slow owner is not a dead one: the asker waits for its load, one source call") {
+  // The asker waits min(peer_timeout, read_timeout / 2) = 200 ms per request;
+  // the owner answers "loading" at three quarters of that, and the asker asks
+  // again until the read timeout, without loading the key itself.
+  auto cfg = node_config();
+  cfg.cluster.peer_timeout = 200ms;
+  cfg.keyspaces["users"].read_timeout = 10s;
+  cluster3 c(cfg);
+  c.db->set("slow", "value");
+  c.db->close_gate();
+  auto& reader = c.non_owner("slow");
+  auto& owner = c.owner_node("slow");
+  auto pending = std::async(std::launch::async, [&] { return reader.get<users>("slow"); });
+  // Several times the peer timeout pass while the owner loads.
+  CHECK(eventually([&] { return reader.stats<users>().peer_waits >= 3; }));
+  c.db->open_gate();
+  auto v = pending.get();
+  REQUIRE(v.has_value());
+  CHECK(**v == "value");
+  CHECK(c.db->calls == 1);
+  CHECK(reader.stats<users>().local_loads == 0);
+  CHECK(reader.stats<users>().peer_errors == 0);
+  CHECK(reader.stats<users>().peer_loads == 1);
+  CHECK(owner.stats<users>().local_loads == 1);
+  CHECK(reader.cluster_peers().size() == 2);  // the owner stayed in the ring
+}
+
+TEST_CASE("an owner whose source takes 80% of the read timeout: exactly one source call") {
+  auto cfg = node_config();
+  cfg.keyspaces["users"].read_timeout = 1s;  // peer requests wait 500 ms
+  cluster3 c(cfg);
+  c.db->set("k", "v");
+  c.db->latency = 800ms;
+  auto& reader = c.non_owner("k");
+  auto v = reader.get<users>("k");
+  REQUIRE(v.has_value());
+  CHECK(**v == "v");
+  CHECK(c.db->calls == 1);
+  CHECK(reader.stats<users>().peer_waits >= 1);
+  CHECK(reader.stats<users>().local_loads == 0);
+}
+
+TEST_CASE("an owner still loading past the read timeout: the asker times out, loads nothing") {
+  auto cfg = node_config();
+  cfg.cluster.peer_timeout = 100ms;
+  cfg.keyspaces["users"].read_timeout = 400ms;
+  cluster3 c(cfg);
+  c.db->set("stuck", "v");
+  c.db->close_gate();
+  auto& reader = c.non_owner("stuck");
+  auto v = reader.get<users>("stuck");
+  REQUIRE_FALSE(v.has_value());
+  CHECK(v.error() == errc::timeout);
+  // The flight ends when the owner's last "loading" answer comes after the
+  // deadline; until then a second get joins it.
+  CHECK(eventually([&] { return reader.stats<users>().peer_waits >= 2; }));
+  c.db->open_gate();
+  auto& owner = c.owner_node("stuck");
+  CHECK(eventually([&] { return owner.stats<users>().local_loads == 1; }));
+  CHECK(c.db->calls == 1);
+  CHECK(reader.stats<users>().local_loads == 0);
 }
 
 namespace {

@@ -70,6 +70,7 @@ class map_service final : public tr::peer_service {
     std::lock_guard lock(mutex_);
     last_from_ = std::string(info.from);
     last_ring_version_ = info.ring_version;
+    last_wait_ms_ = info.wait_ms;
   }
 
   void get(std::string_view ks, std::vector<std::string> keys,
@@ -159,6 +160,11 @@ class map_service final : public tr::peer_service {
     std::lock_guard lock(mutex_);
     return {last_from_, last_ring_version_};
   }
+  /// The DC-Wait-Ms of the last keyspace request (0: none).
+  std::uint64_t last_wait_ms() {
+    std::lock_guard lock(mutex_);
+    return last_wait_ms_;
+  }
 
  private:
   std::vector<reply_item> lookup(const std::string& ks, const std::vector<std::string>& keys) {
@@ -166,6 +172,10 @@ class map_service final : public tr::peer_service {
     for (const auto& k : keys) {
       if (k.starts_with("error:")) {
         items.emplace_back(reply_item::failed(errc::data_source_failed));
+        continue;
+      }
+      if (k.starts_with("loading:")) {
+        items.emplace_back(reply_item::still_loading());
         continue;
       }
       auto& m = data_[ks];
@@ -186,6 +196,7 @@ class map_service final : public tr::peer_service {
   std::size_t gets_ = 0;
   std::string last_from_;
   std::uint64_t last_ring_version_ = 0;
+  std::uint64_t last_wait_ms_ = 0;
 };
 
 /// Collects log lines; thread-safe.

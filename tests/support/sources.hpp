@@ -27,6 +27,7 @@ struct source_state {
   bool fail = false;         // return data_source_failed
   bool do_throw = false;     // throw std::runtime_error
   bool gate_closed = false;  // fetch blocks until open_gate()
+  std::chrono::milliseconds latency{0};  // every fetch takes this long (a slow database)
   std::map<std::string, std::thread::id, std::less<>>
       fetched_on;  // key → the thread that fetched it
 
@@ -66,6 +67,10 @@ struct scripted_source {
     }
     std::unique_lock lock(state->mutex);
     state->fetched_on[std::string(key)] = std::this_thread::get_id();
+    // The database's own time to answer, not a wait for anything.
+    if (state->latency > std::chrono::milliseconds::zero()) {
+      state->cv.wait_for(lock, state->latency, [] { return false; });
+    }
     // Bounded: a test that forgets to open the gate fails instead of hanging.
     state->cv.wait_for(lock, std::chrono::seconds(20), [&] { return !state->gate_closed; });
     state->in_flight.fetch_sub(1);

@@ -16,11 +16,13 @@ TEST_CASE("http client and server round-trip every request type") {
   CHECK(stored->value == "alice");
   CHECK(stored->ttl_ms == 1500);
   CHECK(cl.svc.last_sender() == std::pair<std::string, std::uint64_t>{"node-a", 7});
+  CHECK(cl.svc.last_wait_ms() == 0);  // only gets say how long they wait
 
   auto [ec, items] = cl.get({"user:1"});
   REQUIRE_FALSE(ec);
   REQUIRE(items.size() == 1);
   CHECK(items[0] == reply_item::found("alice", 1500));
+  CHECK(cl.svc.last_wait_ms() == 5000);  // the call's timeout, as DC-Wait-Ms
 
   auto [ec2, missing] = cl.get({"user:404"});
   REQUIRE_FALSE(ec2);
@@ -35,6 +37,11 @@ TEST_CASE("http client and server round-trip every request type") {
   CHECK(many[1] == reply_item::missing());
   CHECK(many[2] == reply_item::failed(errc::data_source_failed));
   CHECK(many[3] == reply_item::found("alice", 1500));
+  auto [ec5, loading] = cl.get({"loading:1", "user:1"}, "users", 2s);
+  REQUIRE_FALSE(ec5);
+  CHECK(loading == std::vector<reply_item>{reply_item::still_loading(),
+                                           reply_item::found("alice", 1500)});
+  CHECK(cl.svc.last_wait_ms() == 2000);
 
   auto [ec4, removed] = cl.remove({"user:1", "user:2", "nobody"});
   REQUIRE_FALSE(ec4);

@@ -118,12 +118,15 @@ TEST_CASE("get reply items encode status, ttl, length and value") {
   CHECK(hex(body) ==
         "02"
         "0005");
+  body.clear();
+  tr::encode_get_reply(body, reply_item::still_loading());
+  CHECK(hex(body) == "03");
 }
 
 TEST_CASE("get reply round-trips every kind of item") {
   const std::vector<reply_item> cases{reply_item::found("value", 0), reply_item::found("v", -1),
                                       reply_item::found(std::string(70000, 'x'), 123456789),
-                                      reply_item::missing(),
+                                      reply_item::missing(), reply_item::still_loading(),
                                       reply_item::failed(errc::data_source_rate_limited)};
   for (const auto& in : cases) {
     std::string body;
@@ -163,7 +166,9 @@ TEST_CASE("reply decoding rejects bad status, ttl, error code, sizes and trailin
   wire_limits limits;
   limits.max_value_bytes = 3;
   limits.max_batch = 1;
-  CHECK(tr::decode_get_reply(unhex("03"), limits, item) == wire_errc::bad_status);
+  CHECK(tr::decode_get_reply(unhex("04"), limits, item) == wire_errc::bad_status);
+  CHECK(tr::decode_get_reply(unhex("ff"), limits, item) == wire_errc::bad_status);
+  CHECK(tr::decode_get_reply(unhex("0300"), limits, item) == wire_errc::trailing_bytes);
   CHECK(tr::decode_get_reply(unhex("00fffffffffffffffe00000000"), limits, item) ==
         wire_errc::bad_ttl);
   CHECK(tr::decode_get_reply(unhex("020000"), limits, item) == wire_errc::bad_error_code);

@@ -302,7 +302,14 @@ class engine_core {
                                       const pending_key& key, transport::reply_item& item);
     DISTCACHE_DECL void serve_get(keyspace_slot& slot, std::vector<std::string> keys,
                                   std::function<void(std::vector<transport::reply_item>)> done,
-                                  const telemetry::span_context& parent);
+                                  const telemetry::span_context& parent,
+                                  duration answer_within = duration::zero());
+    // load_remotely's request, asked again for the keys the owner answers
+    // "loading" until `deadline` (the flight's read timeout).
+    DISTCACHE_DECL void ask_owner(keyspace_slot& slot, keyspace_runtime& rt,
+                                  const std::string& owner, std::uint64_t ring_version,
+                                  std::vector<pending_key> keys,
+                                  const telemetry::span_context& parent, time_point deadline);
     DISTCACHE_DECL duration peer_read_timeout(const keyspace_runtime& rt) const;
     // A server span for a peer's write, continuing its trace (inactive when
     // the engine traces nothing).

@@ -196,10 +196,11 @@ class waiter_batch : public std::enable_shared_from_this<waiter_batch> {
       std::function<void(std::size_t, error_code, std::shared_ptr<const void>, time_point)>;
 
   /// A batch for at most `capacity` keys of `flights` (which must outlive it).
-  DISTCACHE_DECL static std::shared_ptr<waiter_batch> make(const net::io_context::executor_type& ex,
-                                                           singleflight& flights,
-                                                           std::size_t capacity, duration timeout,
-                                                           callback fn);
+  /// A key still waiting when `timeout` passes completes with `expired`
+  /// (errc::timeout unless given; its flight goes on).
+  DISTCACHE_DECL static std::shared_ptr<waiter_batch> make(
+      const net::io_context::executor_type& ex, singleflight& flights, std::size_t capacity,
+      duration timeout, callback fn, error_code expired = make_error_code(errc::timeout));
 
   /// Joins (or starts) the flight of `key` for the call's key `index`.
   /// Returns true when this key leads its flight and must be loaded.
@@ -232,6 +233,7 @@ class waiter_batch : public std::enable_shared_from_this<waiter_batch> {
   singleflight& flights_;
   std::unique_ptr<entry[]> entries_;  // `capacity` of them
   callback fn_;
+  error_code expired_code_;
   // seq_cst on both: join() stores joined_ then reads expired_, expire()
   // stores expired_ then reads joined_, so a key joined as the deadline
   // passes is timed out by one of them (abandon() lets only one win).

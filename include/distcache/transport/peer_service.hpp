@@ -19,6 +19,10 @@ struct request_info {
   std::string_view from;
   /// The sender's ring version (DC-Ring-Version); 0 when absent.
   std::uint64_t ring_version = 0;
+  /// How long the sender waits for the reply of a get or get-many, in ms
+  /// (DC-Wait-Ms); 0 when absent. A node still loading a key when about three
+  /// quarters of it have passed answers "loading" for it (docs/protocol.md).
+  std::uint64_t wait_ms = 0;
   /// The W3C traceparent header as received (at most 128 bytes kept; empty
   /// when absent). Not checked by the server: a malformed value is ignored
   /// by the engine, which then starts a new trace.

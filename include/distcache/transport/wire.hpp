@@ -78,7 +78,7 @@ enum class wire_errc {
   value_too_large,
   /// A key list or reply holds more than max_batch entries.
   batch_too_large,
-  /// A reply item's status byte is not 0, 1 or 2.
+  /// A reply item's status byte is not 0, 1, 2 or 3.
   bad_status,
   /// A TTL is negative and not -1.
   bad_ttl,
@@ -118,7 +118,7 @@ class wire_category_impl final : public boost::system::error_category {
       case transport::wire_errc::batch_too_large:
         return "more entries than max_batch";
       case transport::wire_errc::bad_status:
-        return "a reply item's status byte is not 0, 1 or 2";
+        return "a reply item's status byte is not 0, 1, 2 or 3";
       case transport::wire_errc::bad_ttl:
         return "a ttl is negative and not -1";
       case transport::wire_errc::bad_error_code:
@@ -162,6 +162,10 @@ struct reply_item {
     not_found = 1,
     /// Loading failed; `error` says why.
     error = 2,
+    /// The node is still loading the key and did not finish within the wait
+    /// the request announced (DC-Wait-Ms): ask again, do not load it
+    /// elsewhere. Sent only in reply to a request that carried DC-Wait-Ms.
+    loading = 3,
   } status = kind::not_found;
   /// The serialized value (status value only).
   std::string value;
@@ -182,6 +186,12 @@ struct reply_item {
   }
   /// No value for the key.
   static reply_item missing() { return {}; }
+  /// Still loading: ask again.
+  static reply_item still_loading() {
+    reply_item r;
+    r.status = kind::loading;
+    return r;
+  }
   /// The load failed with `e`.
   static reply_item failed(distcache::errc e) {
     reply_item r;
@@ -327,6 +337,12 @@ inline error_code wire_read_reply_item(wire_reader& r, const transport::wire_lim
       item.error = static_cast<distcache::errc>(code);
       return {};
     }
+    case 3:
+      item.status = transport::reply_item::kind::loading;
+      item.value.clear();
+      item.ttl_ms = -1;
+      item.error = {};
+      return {};
     default:
       return transport::wire_errc::bad_status;
   }
@@ -340,6 +356,7 @@ inline std::size_t reply_item_size(const transport::reply_item& item) noexcept {
     case transport::reply_item::kind::error:
       return 1 + 2;
     case transport::reply_item::kind::not_found:
+    case transport::reply_item::kind::loading:
       break;
   }
   return 1;
@@ -362,6 +379,9 @@ inline void wire_put_reply_item_head(std::string& out, const transport::reply_it
     case transport::reply_item::kind::error:
       wire_put_u8(out, 2);
       wire_put_u16(out, static_cast<std::uint16_t>(item.error));
+      return;
+    case transport::reply_item::kind::loading:
+      wire_put_u8(out, 3);
       return;
   }
   wire_put_u8(out, 1);

@@ -151,6 +151,7 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
       s["cache_hits"] = st.cache_hits;
       s["peer_loads"] = st.peer_loads;
       s["peer_errors"] = st.peer_errors;
+      s["peer_waits"] = st.peer_waits;
       s["loads"] = st.loads;
       s["loads_deduped"] = st.loads_deduped;
       s["local_loads"] = st.local_loads;
@@ -198,6 +199,9 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
             [](const keyspace_stats& s) { return s.peer_loads; });
     counter("distcache_peer_errors_total", "Requests to a peer that failed.",
             [](const keyspace_stats& s) { return s.peer_errors; });
+    counter("distcache_peer_waits_total",
+            "Keys asked from their owner again because it was still loading them.",
+            [](const keyspace_stats& s) { return s.peer_waits; });
     counter("distcache_local_loads_total", "Data-source calls that returned a value.",
             [](const keyspace_stats& s) { return s.local_loads; });
     counter("distcache_local_load_errors_total",

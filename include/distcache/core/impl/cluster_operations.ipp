@@ -35,9 +35,20 @@ void engine_core::cluster_operations_impl::get_from(
         keys.size(), transport::reply_item::failed(errc::keyspace_not_found));
     return done(std::move(items));
   }
+  // The asker waits info.wait_ms for the reply: a key still loading when
+  // three quarters of it have passed is answered "loading", so that the
+  // asker asks again instead of loading it too (a slow owner is not a dead
+  // one). The load goes on.
+  const duration answer_within = info.wait_ms == 0
+                                     ? duration::zero()
+                                     : std::max<duration>(std::chrono::milliseconds(
+                                                              info.wait_ms - info.wait_ms / 4),
+                                                          std::chrono::milliseconds(1));
   auto scope = serve_scope(slot, telemetry::operation::peer_get, keys.size(), info);
   const telemetry::span_context parent = scope.context;
-  if (!scope.active()) return serve_get(*slot, std::move(keys), std::move(done), parent);
+  if (!scope.active()) {
+    return serve_get(*slot, std::move(keys), std::move(done), parent, answer_within);
+  }
   serve_get(
       *slot, std::move(keys),
       [this, scope, from = std::string(info.from),
@@ -45,7 +56,7 @@ void engine_core::cluster_operations_impl::get_from(
         core_.end_op(scope, {}, std::move(from));
         done(std::move(items));
       },
-      parent);
+      parent, answer_within);
 }
 
 op_scope engine_core::cluster_operations_impl::serve_scope(keyspace_slot* slot,
@@ -140,11 +151,16 @@ void engine_core::cluster_operations_impl::invalidate(std::string_view keyspace,
 void engine_core::cluster_operations_impl::serve_get(
     keyspace_slot& slot, std::vector<std::string> keys,
     std::function<void(std::vector<transport::reply_item>)> done,
-    const telemetry::span_context& parent) {
+    const telemetry::span_context& parent, duration answer_within) {
   auto* rt = slot.current.load(std::memory_order_acquire);
+  // What a key still loading at `answer_within` completes with (never a
+  // distcache::errc, so no load's own outcome is mistaken for it).
+  static const error_code still_loading = std::make_error_code(std::errc::operation_in_progress);
   auto item_of = [this, rt](error_code ec, const value_handle& v, time_point expires) {
     transport::reply_item item;
-    if (ec == errc::not_found) {
+    if (ec == still_loading) {
+      item.status = transport::reply_item::kind::loading;
+    } else if (ec == errc::not_found) {
       item.status = transport::reply_item::kind::not_found;
     } else if (ec) {
       item.status = transport::reply_item::kind::error;
@@ -177,10 +193,14 @@ void engine_core::cluster_operations_impl::serve_get(
       continue;
     }
     if (!batch) {
+      const bool answer_early =
+          answer_within > duration::zero() && answer_within < rt->opts.read_timeout;
       batch = waiter_batch::make(
-          core_.ioc_.get_executor(), rt->flights, keys.size(), rt->opts.read_timeout,
+          core_.ioc_.get_executor(), rt->flights, keys.size(),
+          answer_early ? answer_within : rt->opts.read_timeout,
           [all, item_of](std::size_t index, error_code ec, const value_handle& value,
-                         time_point exp) { all->set(index, item_of(ec, value, exp)); });
+                         time_point exp) { all->set(index, item_of(ec, value, exp)); },
+          answer_early ? still_loading : make_error_code(errc::timeout));
     }
     if (batch->join(i, keys[i], h)) {
       slot.counters.loads_deduped.add();
@@ -202,12 +222,24 @@ duration engine_core::cluster_operations_impl::peer_read_timeout(const keyspace_
 // Asks `owner` for the keys of flights this node leads, in one request. Each
 // reply item ends its flight through accept_remote(); a key the owner could
 // not answer (transport failure, garbage, "not serving") counts in
-// peer_errors and is loaded here, so its callers still get a value.
+// peer_errors and is loaded here, so its callers still get a value. A key the
+// owner answers "loading" is asked for again (ask_owner).
 void engine_core::cluster_operations_impl::load_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                                                          const std::string& owner,
                                                          std::uint64_t ring_version,
                                                          std::vector<pending_key> keys,
                                                          const telemetry::span_context& parent) {
+  // The flight's deadline is real time, as every timer on the peer path.
+  ask_owner(slot, rt, owner, ring_version, std::move(keys), parent,
+            clock_type::now() + rt.opts.read_timeout);
+}
+
+void engine_core::cluster_operations_impl::ask_owner(keyspace_slot& slot, keyspace_runtime& rt,
+                                                     const std::string& owner,
+                                                     std::uint64_t ring_version,
+                                                     std::vector<pending_key> keys,
+                                                     const telemetry::span_context& parent,
+                                                     time_point deadline) {
   std::vector<std::string> names;
   names.reserve(keys.size());
   for (const auto& k : keys) names.push_back(k.key);
@@ -216,10 +248,12 @@ void engine_core::cluster_operations_impl::load_remotely(keyspace_slot& slot, ke
   std::string traceparent;
   auto scope = client_scope(slot, telemetry::operation::peer_get, keys.size(), parent, traceparent);
   const telemetry::span_context child = scope.context;
+  const duration budget = std::max<duration>(
+      std::min(peer_read_timeout(rt), deadline - clock_type::now()), std::chrono::milliseconds(10));
   core_.cluster_->client().get_traced(
-      owner, slot.name, std::move(names), ring_version, peer_read_timeout(rt), traceparent,
-      [this, &slot, rt = rt.shared_from_this(), owner, keys = std::move(keys), scope, child](
-          error_code ec, std::vector<transport::reply_item> items) mutable {
+      owner, slot.name, std::move(names), ring_version, budget, traceparent,
+      [this, &slot, rt = rt.shared_from_this(), owner, keys = std::move(keys), scope, child, parent,
+       deadline](error_code ec, std::vector<transport::reply_item> items) mutable {
         if (!ec && items.size() != keys.size()) ec = make_error_code(errc::peer_unavailable);
         core_.end_op(scope, ec, owner);
         if (ec) {
@@ -234,7 +268,13 @@ void engine_core::cluster_operations_impl::load_remotely(keyspace_slot& slot, ke
         }
         bool answered = false;
         bool garbage = false;
+        std::vector<pending_key> loading;
         for (std::size_t j = 0; j < keys.size(); ++j) {
+          if (items[j].status == transport::reply_item::kind::loading) {
+            answered = true;
+            loading.push_back(std::move(keys[j]));
+            continue;
+          }
           if (accept_remote(slot, *rt, keys[j], items[j])) {
             answered = true;
             continue;
@@ -253,6 +293,25 @@ void engine_core::cluster_operations_impl::load_remotely(keyspace_slot& slot, ke
           core_.cluster_->peer_failed(owner);
         } else if (answered) {
           core_.cluster_->peer_ok(owner);
+        }
+        if (loading.empty()) return;
+        // The owner is alive and loading these keys: wait for its load
+        // rather than start a second one here, within the flight's time.
+        slot.counters.peer_waits.add(loading.size());
+        // Asked again only with time left for the owner to answer (it
+        // answers at three quarters of the wait); a request that then times
+        // out means a stalled owner, and the key is loaded here.
+        error_code end = core_.check_state();
+        const duration left = deadline - clock_type::now();
+        if (!end && left >= std::max<duration>(peer_read_timeout(*rt) / 4,
+                                                std::chrono::milliseconds(10))) {
+          ask_owner(slot, *rt, owner, core_.cluster_->current()->version(), std::move(loading),
+                    parent, deadline);
+          return;
+        }
+        if (!end) end = make_error_code(errc::timeout);
+        for (auto& k : loading) {
+          rt->flights.finish({k.key, k.hash}, end, nullptr, [] { return error_code{}; });
         }
       });
 }

@@ -360,6 +360,7 @@ keyspace_stats engine_core::stats(std::size_t ks) const {
   s.gets = s.cache_hits + s.loads;
   s.peer_loads = c.peer_loads.load();
   s.peer_errors = c.peer_errors.load();
+  s.peer_waits = c.peer_waits.load();
   s.loads_deduped = c.loads_deduped.load();
   s.local_loads = c.local_loads.load();
   s.local_load_errs = c.local_load_errs.load();

@@ -32,8 +32,10 @@ waiter_batch::waiter_batch(const net::io_context::executor_type& ex, singlefligh
 
 std::shared_ptr<waiter_batch> waiter_batch::make(const net::io_context::executor_type& ex,
                                                  singleflight& flights, std::size_t capacity,
-                                                 duration timeout, callback fn) {
+                                                 duration timeout, callback fn,
+                                                 error_code expired) {
   auto batch = std::make_shared<waiter_batch>(ex, flights, capacity, std::move(fn));
+  batch->expired_code_ = expired;
   batch->arm(timeout);
   return batch;
 }
@@ -56,9 +58,7 @@ bool waiter_batch::join(std::size_t index, std::string key, std::uint64_t hash) 
   const std::shared_ptr<waiter> alias(shared_from_this(), &e);
   const bool leader = flights_.join({e.key, e.hash}, alias);
   joined_.store(n + 1);
-  if (expired_.load() && flights_.abandon({e.key, e.hash}, &e)) {
-    e.complete(make_error_code(errc::timeout), nullptr);
-  }
+  if (expired_.load() && flights_.abandon({e.key, e.hash}, &e)) e.complete(expired_code_, nullptr);
   return leader;
 }
 
@@ -69,7 +69,7 @@ void waiter_batch::expire() {
   const std::size_t n = joined_.load();
   for (std::size_t i = 0; i < n; ++i) {
     entry& e = entries_[i];
-    if (flights_.abandon({e.key, e.hash}, &e)) e.complete(make_error_code(errc::timeout), nullptr);
+    if (flights_.abandon({e.key, e.hash}, &e)) e.complete(expired_code_, nullptr);
   }
 }
 

@@ -90,6 +90,8 @@ struct http_request_data {
   bool has_cluster = false;
   std::uint64_t ring_version = 0;
   bool bad_ring_version = false;
+  std::uint64_t wait_ms = 0;
+  bool bad_wait = false;
   std::string traceparent;  // as received, at most 128 bytes kept
   bool expect_continue = false;
   int version = 11;
@@ -105,6 +107,8 @@ struct http_request_data {
     has_cluster = false;
     ring_version = 0;
     bad_ring_version = false;
+    wait_ms = 0;
+    bad_wait = false;
     traceparent.clear();
     expect_continue = false;
     version = 11;
@@ -113,7 +117,7 @@ struct http_request_data {
 
   /// The sender's headers, for the peer_service (views into this object).
   [[nodiscard]] transport::request_info info() const noexcept {
-    return {from, ring_version, traceparent};
+    return {from, ring_version, wait_ms, traceparent};
   }
 
   // http_message_parser's callbacks.
@@ -142,6 +146,12 @@ struct http_request_data {
           ring_version = *v;
         } else {
           bad_ring_version = true;
+        }
+      } else if (boost::beast::iequals(name_string, "DC-Wait-Ms")) {
+        if (auto v = parse_decimal_u64(value)) {
+          wait_ms = *v;
+        } else {
+          bad_wait = true;
         }
       }
     }

@@ -6,6 +6,8 @@
 #define DISTCACHE_TRANSPORT_DETAIL_IMPL_HTTP_CLIENT_CALLS_IPP
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <distcache/transport/detail/http_client_connection.hpp>
 #include <exception>
 #include <iterator>
@@ -54,9 +56,16 @@ inline void begin_keyspace_request(const http_client_state& st, http_client_conn
   r.keyspace.assign(keyspace);
   r.out.clear();
   r.value.clear();
+  // A get tells the owner how long it waits, so that an owner still loading
+  // a key answers "loading" before that (docs/protocol.md, DC-Wait-Ms).
+  std::uint64_t wait_ms = 0;
+  if (op == "get" || op == "get-many") {
+    wait_ms = static_cast<std::uint64_t>(
+        std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
+  }
   append_request_head(r.out, "POST", dc_keyspace_prefix, keyspace, op, *conn.pool(),
                       st.options.self_name, st.options.cluster_name, ring_version, body_size,
-                      traceparent);
+                      traceparent, wait_ms);
 }
 
 /// Fills `conn.req` with a get (one key), get-many, remove or invalidate of

@@ -662,6 +662,50 @@ TEST_CASE("an owner still loading past the read timeout: the asker times out, lo
   CHECK(reader.stats<users>().local_loads == 0);
 }
 
+TEST_CASE("ring agreement: a request carrying another ring version makes the receiver discover") {
+  // A and B look for peers once an hour; C joins after them. C's ring has
+  // three nodes, A's and B's two, until a request from C reaches A.
+  auto reg = std::make_shared<registry>();
+  auto db = std::make_shared<distcache::test::source_state>();
+  auto slow = node_config();
+  slow.cluster.discovery_interval = std::chrono::hours(1);
+  slow.cluster.minimum_peers_quorum = 2;  // started together, each start finds the other
+  std::vector<std::unique_ptr<node_engine>> nodes;
+  for (int i = 0; i < 2; ++i) {
+    users u;
+    u.source.state = db;
+    nodes.push_back(std::make_unique<node_engine>(slow, registry_discovery(reg), u));
+  }
+  auto& a = *nodes[0];
+  auto& b = *nodes[1];
+  auto started_b = std::async(std::launch::async, [&] { return b.start().has_value(); });
+  REQUIRE(a.start());
+  REQUIRE(started_b.get());
+  REQUIRE(eventually([&] {
+    return a.cluster_peers().size() == 1 && a.ring_version() == b.ring_version();
+  }));
+  users u;
+  u.source.state = db;
+  node_engine c(node_config(), registry_discovery(reg), u);
+  REQUIRE(c.start());
+  REQUIRE(eventually([&] { return c.cluster_peers().size() == 2; }));
+  const auto two_nodes = a.ring_version();
+  CHECK(c.ring_version() != two_nodes);
+  CHECK(a.ring_version() == two_nodes);  // no round in the next hour would change it
+  // A key A owns in C's ring: C asks A for it, with C's ring version.
+  std::string key;
+  for (int i = 0; key.empty(); ++i) {
+    const std::string k = "agree:" + std::to_string(i);
+    if (c.owner_of(k) == a.self_name()) key = k;
+  }
+  db->set(key, "v");
+  auto v = c.get<users>(key);
+  REQUIRE(v.has_value());
+  CHECK(**v == "v");
+  CHECK(eventually([&] { return a.ring_version() == c.ring_version(); }));
+  CHECK(a.cluster_peers().size() == 2);
+}
+
 namespace {
 
 /// Counts log lines that contain a text; thread-safe.

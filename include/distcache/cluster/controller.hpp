@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -123,6 +124,11 @@ class cluster_service {
   virtual void peer_ok(const std::string& peer) = 0;
   /// A request to `peer` failed: after failure_threshold in a row it leaves.
   virtual void peer_failed(const std::string& peer) = 0;
+  /// A peer's request carried ring version `version` (0: unknown). One that
+  /// differs from this node's starts a discovery round now (at most one a
+  /// second), so that two nodes that disagree on the members agree again
+  /// without waiting for discovery_interval. Any thread.
+  virtual void ring_version_seen(std::string_view from, std::uint64_t version) = 0;
   /// Starts the peer server answering through `service`, the client and
   /// discovery, and waits for the quorum. On failure releases everything it
   /// started and returns why.
@@ -186,6 +192,8 @@ class cluster_controller final : public cluster_service {
   DISTCACHE_DECL void peer_ok(const std::string& peer) override;
   /// A request to `peer` failed: after failure_threshold in a row it leaves.
   DISTCACHE_DECL void peer_failed(const std::string& peer) override;
+  /// A differing ring version in a peer's request: a discovery round now.
+  DISTCACHE_DECL void ring_version_seen(std::string_view from, std::uint64_t version) override;
 
   /// Starts the peer server answering through `service`, the client and
   /// discovery, and waits for the quorum. On failure releases everything it
@@ -228,6 +236,9 @@ class cluster_controller final : public cluster_service {
   std::optional<net::steady_timer> probe_timer_;
   std::optional<net::steady_timer> discovery_timer_;
   bool discover_again_ = false;    // on strand_: a change arrived during a round
+  // When a differing ring version last started a discovery round (steady
+  // clock ticks; 0: never).
+  std::atomic<clock_type::rep> last_mismatch_round_{0};
   std::mutex discovery_mutex_;     // a periodic round's provider call against stop()'s close()
   bool discovery_closed_ = false;  // under discovery_mutex_
   const std::atomic<bool>* running_ = nullptr;

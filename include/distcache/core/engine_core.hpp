@@ -263,6 +263,8 @@ class engine_core {
     explicit cluster_operations_impl(engine_core& core) : core_(core) {}
     // The answers to peers.
     [[nodiscard]] DISTCACHE_DECL bool has_keyspace(std::string_view name) const override;
+    // A sender whose ring differs from ours: the controller discovers now.
+    DISTCACHE_DECL void on_peer_request(const transport::request_info& info) override;
     DISTCACHE_DECL void get(std::string_view keyspace, std::vector<std::string> keys,
                             std::function<void(std::vector<transport::reply_item>)> done) override;
     DISTCACHE_DECL void get_from(

@@ -188,6 +188,21 @@ void cluster_controller::discover_soon() {
   });
 }
 
+void cluster_controller::ring_version_seen(std::string_view from, std::uint64_t version) {
+  if (version == 0) return;  // a sender that does not say
+  const std::uint64_t ours = members_.current()->version();
+  if (version == ours) return;
+  const clock_type::rep now = clock_type::now().time_since_epoch().count();
+  clock_type::rep last = last_mismatch_round_.load(std::memory_order_relaxed);
+  const auto gap = std::chrono::duration_cast<duration>(std::chrono::seconds(1)).count();
+  if (last != 0 && now - last < gap) return;
+  if (!last_mismatch_round_.compare_exchange_strong(last, now)) return;  // another thread did
+  cfg_.log(log_level::info, "ring version " + std::to_string(version) + " of " +
+                                std::string(from.substr(0, 128)) + " differs from ours (" +
+                                std::to_string(ours) + "): discovering now");
+  discover_soon();
+}
+
 void cluster_controller::arm_probe() {
   probe_timer_->expires_after(cfg_.cluster.probe_interval);
   probe_timer_->async_wait([this](error_code ec) {

@@ -18,6 +18,10 @@ bool engine_core::cluster_operations_impl::has_keyspace(std::string_view name) c
   return slot != nullptr && slot->current.load(std::memory_order_acquire) != nullptr;
 }
 
+void engine_core::cluster_operations_impl::on_peer_request(const transport::request_info& info) {
+  if (core_.cluster_) core_.cluster_->ring_version_seen(info.from, info.ring_version);
+}
+
 void engine_core::cluster_operations_impl::get(
     std::string_view keyspace, std::vector<std::string> keys,
     std::function<void(std::vector<transport::reply_item>)> done) {

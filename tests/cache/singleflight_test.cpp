@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <distcache/detail/hash.hpp>
 #include <memory>
 #include <string>
@@ -96,6 +97,14 @@ TEST_CASE("an invalidated flight does not publish but still answers its waiters"
   CHECK(!published);
   CHECK(a->completions == 1);
   CHECK(!a->ec);
+  // Told that the value was overtaken, so that a peer is not told to keep it.
+  CHECK(a->expires_at == distcache::detail::superseded_expiry);
+  auto b = std::make_shared<recording_waiter>();
+  sf.join(key("k"), b);
+  const auto later = distcache::clock_type::now() + std::chrono::seconds(5);
+  sf.finish(
+      key("k"), {}, std::make_shared<const int>(2), [] { return distcache::error_code{}; }, later);
+  CHECK(b->expires_at == later);
 }
 
 TEST_CASE("a publish error replaces the outcome for every waiter") {
@@ -161,5 +170,7 @@ TEST_CASE("finish_not_found publishes unless invalidated and answers not_found")
   CHECK(sf.finish_not_found(key("b"), [&] { ++published; }) == 1);
   CHECK(published == 1);
   CHECK(w2->ec == errc::not_found);
+  CHECK(w2->expires_at == distcache::detail::superseded_expiry);
+  CHECK(w->expires_at == distcache::never_expires);
   CHECK(sf.finish_not_found(key("none"), [&] { ++published; }) == 0);
 }

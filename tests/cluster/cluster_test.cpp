@@ -706,6 +706,62 @@ TEST_CASE("ring agreement: a request carrying another ring version makes the rec
   CHECK(a.cluster_peers().size() == 2);
 }
 
+TEST_CASE("removes win across nodes: a value the owner loaded before a remove is cached nowhere") {
+  // The owner's source read the old value, then a remove ran on every node;
+  // a node that asks the owner only after the remove reached it joins the
+  // owner's (overtaken) load. It may hand that value to its callers, but
+  // keeps it in no cache: the owner sends it with 0 ms to live.
+  cluster3 c;
+  c.db->set("doc", "v1");
+  c.db->read_before_gate = true;
+  c.db->close_gate();
+  auto& owner = c.owner_node("doc");
+  auto& asker = c.non_owner("doc", 0);
+  auto& remover = c.non_owner("doc", 1);
+  auto first = std::async(std::launch::async, [&] { return owner.get<users>("doc"); });
+  REQUIRE(eventually([&] { return c.db->calls == 1; }));  // v1 read, the reply held
+  c.db->set("doc", "v2");
+  REQUIRE(remover.remove<users>("doc"));  // on every node: the owner's load is overtaken
+  auto second = std::async(std::launch::async, [&] { return asker.get<users>("doc"); });
+  REQUIRE(eventually([&] { return owner.stats<users>().loads == 2; }));  // joined the flight
+  c.db->open_gate();
+  REQUIRE(first.get().has_value());
+  auto late = second.get();
+  REQUIRE(late.has_value());
+  CHECK(**late == "v1");  // handed to the callers of that load, as on one node
+  CHECK(asker.stats<users>().hot_cache_items == 0);
+  CHECK(owner.stats<users>().main_cache_items == 0);
+  c.db->read_before_gate = false;
+  for (auto& n : c.nodes) CHECK(**n->get<users>("doc") == "v2");
+}
+
+TEST_CASE("removes win across nodes: a not_found loaded before a remove is cached nowhere") {
+  auto cfg = node_config();
+  cfg.keyspaces["users"].negative_ttl = std::chrono::hours(1);
+  cluster3 c(cfg);
+  c.db->read_before_gate = true;
+  c.db->close_gate();
+  auto& owner = c.owner_node("new");
+  auto& asker = c.non_owner("new", 0);
+  auto& remover = c.non_owner("new", 1);
+  auto first = std::async(std::launch::async, [&] { return owner.get<users>("new"); });
+  REQUIRE(eventually([&] { return c.db->calls == 1; }));  // "no such key" read, the reply held
+  c.db->set("new", "made");
+  REQUIRE(remover.remove<users>("new"));
+  auto second = std::async(std::launch::async, [&] { return asker.get<users>("new"); });
+  REQUIRE(eventually([&] { return owner.stats<users>().loads == 2; }));  // joined the flight
+  c.db->open_gate();
+  CHECK(first.get().error() == errc::not_found);  // the owner's own caller: as on one node
+  // A not_found carries no time to live: the asker is told to ask again,
+  // and then gets what the source holds now.
+  auto late = second.get();
+  REQUIRE(late.has_value());
+  CHECK(**late == "made");
+  CHECK(asker.stats<users>().peer_waits >= 1);
+  CHECK(**asker.get<users>("new") == "made");
+  CHECK(asker.stats<users>().negative_hits == 0);
+}
+
 namespace {
 
 /// Counts log lines that contain a text; thread-safe.

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -28,6 +29,7 @@ struct source_state {
   bool do_throw = false;     // throw std::runtime_error
   bool gate_closed = false;  // fetch blocks until open_gate()
   std::chrono::milliseconds latency{0};  // every fetch takes this long (a slow database)
+  bool read_before_gate = false;  // the gate holds a fetch after it read the data (a slow reply)
   std::map<std::string, std::thread::id, std::less<>>
       fetched_on;  // key → the thread that fetched it
 
@@ -67,6 +69,10 @@ struct scripted_source {
     }
     std::unique_lock lock(state->mutex);
     state->fetched_on[std::string(key)] = std::this_thread::get_id();
+    std::optional<std::string> read_early;
+    if (state->read_before_gate) {
+      if (auto it = state->data.find(key); it != state->data.end()) read_early = it->second;
+    }
     // The database's own time to answer, not a wait for anything.
     if (state->latency > std::chrono::milliseconds::zero()) {
       state->cv.wait_for(lock, state->latency, [] { return false; });
@@ -76,6 +82,10 @@ struct scripted_source {
     state->in_flight.fetch_sub(1);
     if (state->do_throw) throw std::runtime_error("database exploded");
     if (state->fail) return make_error_code(errc::data_source_failed);
+    if (state->read_before_gate) {
+      if (read_early) return *read_early;
+      return not_found;
+    }
     auto it = state->data.find(key);
     if (it == state->data.end()) return not_found;
     return it->second;

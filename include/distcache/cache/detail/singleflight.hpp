@@ -39,6 +39,11 @@ class waiter {
   time_point expires_at = never_expires;
 };
 
+/// The expiry a flight gives its waiters when a put() or remove() of its key
+/// happened while it loaded: long past, so the value is sent to a peer with
+/// 0 ms to live ("already expired: use it for this request, do not cache").
+inline constexpr time_point superseded_expiry{};
+
 /// Groups concurrent loads of one key into one flight.
 ///
 /// The first caller of join() for a key becomes the leader and starts the load;
@@ -109,11 +114,17 @@ class singleflight {
   /// flight was invalidated (publish returns the error to deliver instead of
   /// `ec`, e.g. when the value does not fit), then completes every waiter with
   /// the outcome. Returns the number of waiters completed.
+  ///
+  /// The waiters of an invalidated flight still receive its value, but with
+  /// `superseded_expiry` as its expiry: a newer write happened while it
+  /// loaded, so a waiter that would keep it (a peer's request, which is told
+  /// the remaining time to live) must not.
   template <class Publish>
   std::size_t finish(hashed_key key, error_code ec, const std::shared_ptr<const void>& value,
                      Publish&& publish, time_point expires_at = never_expires) {
     waiter_list waiters;
     if (!take(key, waiters, [&](bool invalidated) {
+          if (invalidated) expires_at = superseded_expiry;
           if (!ec && !invalidated) ec = std::forward<Publish>(publish)();
         })) {
       return 0;
@@ -127,17 +138,23 @@ class singleflight {
   /// Ends the flight of `key` with errc::not_found: runs `publish()` under
   /// the lock unless the flight was invalidated (to cache the answer, or to
   /// drop a value the source no longer has), then completes every waiter
-  /// with not_found. Returns the number of waiters completed.
+  /// with not_found (with `superseded_expiry` as the expiry when the flight
+  /// was invalidated, as finish()). Returns the number of waiters completed.
   template <class Publish>
   std::size_t finish_not_found(hashed_key key, Publish&& publish) {
     waiter_list waiters;
+    time_point expires_at = never_expires;
     if (!take(key, waiters, [&](bool invalidated) {
+          if (invalidated) expires_at = superseded_expiry;
           if (!invalidated) std::forward<Publish>(publish)();
         })) {
       return 0;
     }
     const error_code ec = make_error_code(errc::not_found);
-    return waiters.for_each([&](waiter& w) { w.complete(ec, nullptr); });
+    return waiters.for_each([&](waiter& w) {
+      w.expires_at = expires_at;
+      w.complete(ec, nullptr);
+    });
   }
 
   /// Ends every flight at once and closes the singleflight: each waiter

@@ -160,9 +160,15 @@ void engine_core::cluster_operations_impl::serve_get(
   // What a key still loading at `answer_within` completes with (never a
   // distcache::errc, so no load's own outcome is mistaken for it).
   static const error_code still_loading = std::make_error_code(std::errc::operation_in_progress);
-  auto item_of = [this, rt](error_code ec, const value_handle& v, time_point expires) {
+  // A not_found from a load that a put or remove overtook is not told as
+  // such (the asker could cache it, and a not_found carries no time to
+  // live): an asker that waits (DC-Wait-Ms) is told to ask again, and then
+  // finds the newer state.
+  const bool can_defer = answer_within > duration::zero();
+  auto item_of = [this, rt, can_defer](error_code ec, const value_handle& v, time_point expires) {
     transport::reply_item item;
-    if (ec == still_loading) {
+    if (ec == still_loading ||
+        (can_defer && ec == errc::not_found && expires == superseded_expiry)) {
       item.status = transport::reply_item::kind::loading;
     } else if (ec == errc::not_found) {
       item.status = transport::reply_item::kind::not_found;
@@ -181,7 +187,7 @@ void engine_core::cluster_operations_impl::serve_get(
   std::shared_ptr<waiter_batch> batch;  // made at the first miss: one deadline for the request
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (auto ec = core_.check_state(); ec || rt == nullptr) {
-      all->set(i, item_of(ec ? ec : make_error_code(errc::keyspace_not_found), nullptr, {}));
+      all->set(i, item_of(ec ? ec : make_error_code(errc::keyspace_not_found), nullptr, never_expires));
       continue;
     }
     const std::uint64_t h = hash_key(keys[i]);
@@ -190,7 +196,7 @@ void engine_core::cluster_operations_impl::serve_get(
       slot.counters.cache_hits.add();
       if (is_negative(v)) {
         slot.counters.negative_hits.add();
-        all->set(i, item_of(make_error_code(errc::not_found), nullptr, {}));
+        all->set(i, item_of(make_error_code(errc::not_found), nullptr, never_expires));
       } else {
         all->set(i, item_of({}, v, expires));
       }

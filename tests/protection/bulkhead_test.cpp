@@ -37,6 +37,32 @@ TEST_CASE("a bulkhead runs jobs up to its limit and queues the rest") {
   CHECK(b.running() == 0);
 }
 
+TEST_CASE("a queued job past its deadline never starts: its expiry runs when the queue moves") {
+  using namespace std::chrono_literals;
+  bulkhead b(1);
+  int started = 0;
+  int expired = 0;
+  b.submit([&] { ++started; });  // holds the only slot, and never ends on its own
+  const auto past = bulkhead::clock_type::now() - 1ms;
+  const auto later = bulkhead::clock_type::now() + 1h;
+  b.submit_until([&] { ++started; }, past, [&] { ++expired; });
+  CHECK(b.queued() == 1);  // nothing moved the queue yet
+  CHECK(expired == 0);
+  // A submission sweeps the expired job first, slot or no slot.
+  b.submit_until([&] { ++started; }, later, [&] { ++expired; });
+  CHECK(expired == 1);
+  CHECK(b.queued() == 1);
+  b.release();  // the slot goes to the job that has not expired
+  CHECK(started == 2);
+  CHECK(b.running() == 1);
+  b.submit_until([&] { ++started; }, past, [&] { ++expired; });
+  b.release();  // the only queued job has expired: it is not started, the slot is freed
+  CHECK(expired == 2);
+  CHECK(started == 2);
+  CHECK(b.running() == 0);
+  CHECK(b.queued() == 0);
+}
+
 TEST_CASE("queued jobs start in submission order") {
   bulkhead b(1);
   std::vector<int> order;

@@ -255,6 +255,43 @@ TEST_CASE("the concurrency limit is never exceeded by 64 callers of distinct key
   CHECK(f.src->calls == 64);
 }
 
+TEST_CASE("a hung data source: gets time out, and the queue keeps only the last read_timeout's loads") {
+  // Every fetch blocks (the gate never opens while the test submits): the 2
+  // slots stay taken, and each new key's load queues. A load queued longer
+  // than read_timeout is dropped as soon as the queue moves, so the queue
+  // (and the flights it holds) stay bounded however long the source hangs.
+  config c;
+  c.max_concurrent_fetches = 2;
+  c.read_timeout = 20ms;
+  fixture f(c);
+  f.src->close_gate();
+  std::atomic<int> timeouts{0};
+  std::atomic<int> completed{0};
+  auto ask = [&](int i) {
+    f.e->async_get<users>("hung:" + std::to_string(i),
+                          [&](distcache::error_code ec, distcache::value_ptr<std::string>) {
+                            if (ec == errc::timeout) timeouts.fetch_add(1);
+                            completed.fetch_add(1);
+                          });
+  };
+  for (int i = 0; i < 200; ++i) ask(i);
+  REQUIRE(eventually([&] { return completed == 200; }));  // each after its read_timeout
+  CHECK(timeouts == 200);
+  CHECK(f.e->stats<users>().fetches_in_flight == 2);
+  CHECK(f.e->stats<users>().fetches_queued == 198);  // nothing moved the queue since
+  // One more load, once the queued ones are older than read_timeout: the
+  // queue is swept before it joins it.
+  int next = 200;
+  CHECK(eventually([&] {
+    ask(next++);
+    const bool swept = f.e->stats<users>().fetches_queued < 10;
+    REQUIRE(eventually([&] { return completed == next; }));
+    return swept;
+  }));
+  CHECK(f.src->calls <= 2);  // the hung calls only: no queued load reached the source
+  f.src->open_gate();
+}
+
 TEST_CASE("protection settings are validated and name the keyspace and field") {
   auto rejection = [](const config& c) -> std::string {
     try {

@@ -4,6 +4,7 @@
 #define DISTCACHE_PROTECTION_BULKHEAD_HPP
 
 #include <cassert>
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <distcache/detail/job.hpp>
@@ -33,6 +34,9 @@ namespace distcache::protection {
 /// Thread safety: every member function may be called concurrently.
 class bulkhead {
  public:
+  /// The clock of submit_until()'s deadlines.
+  using clock_type = std::chrono::steady_clock;
+
   /// A bulkhead running at most `limit` jobs at once; 0 means no limit.
   explicit bulkhead(std::size_t limit) noexcept : limit_(limit) {}
 
@@ -48,23 +52,45 @@ class bulkhead {
   /// thread, after the other jobs it started have run.
   template <distcache::detail::job_callable Start>
   void submit(Start start) {
-    distcache::detail::job j(std::in_place, std::move(start));
+    submit_until(std::move(start), clock_type::time_point::max(), [] {});
+  }
+
+  /// As submit(), but a job still queued at `deadline` (steady clock) is
+  /// never started: `expire` is called instead, without a slot, by the first
+  /// submit() or release() that finds it expired (on that thread, outside
+  /// the lock). Expired jobs leave the queue as soon as anything is submitted,
+  /// so a queue behind running jobs that never finish (a data source that
+  /// hangs) holds only the jobs of the last `deadline` span, not every job
+  /// ever queued. `expire` should not throw (an exception from it is
+  /// swallowed: the job is gone either way).
+  template <distcache::detail::job_callable Start, distcache::detail::job_callable Expire>
+  void submit_until(Start start, clock_type::time_point deadline, Expire expire) {
+    entry e{distcache::detail::job(std::in_place, std::move(start)),
+            distcache::detail::job(std::in_place, std::move(expire)), deadline};
+    std::deque<distcache::detail::job> expired;
+    bool now_running = false;
     {
       std::lock_guard lock(mutex_);
+      take_expired(expired);
       if (limit_ != 0 && running_ >= limit_) {
-        queue_.push_back(std::move(j));
-        return;
+        queue_.push_back(std::move(e));
+      } else {
+        ++running_;
+        now_running = true;
       }
-      ++running_;
     }
-    run(std::move(j));
+    call_expired(expired);
+    if (now_running) run(std::move(e.start));
   }
 
   /// One running job finished: hands its slot to the oldest queued job and
   /// starts it, or frees the slot when none is queued. Must be called exactly
   /// once per started job.
   void release() {
-    if (auto next = take_next()) run(std::move(*next));
+    std::deque<distcache::detail::job> expired;
+    auto next = take_next(expired);
+    call_expired(expired);
+    if (next) run(std::move(*next));
   }
 
   /// Jobs running now (started, not yet released).
@@ -92,16 +118,47 @@ class bulkhead {
     return t;
   }
 
-  // Passes the slot of a finished job to the next queued job (returned, to be
-  // run by the caller outside the lock) or frees it.
-  std::optional<distcache::detail::job> take_next() {
+  // A queued job: what starts it, what ends it unstarted, and when it expires.
+  struct entry {
+    distcache::detail::job start;
+    distcache::detail::job expire;
+    clock_type::time_point deadline;
+  };
+
+  // Moves the expiry of every expired job at the front of the queue to
+  // `out`. Deadlines are not ordered (each caller chooses its own), so an
+  // unexpired job stops the sweep: the rest go when they reach the front.
+  // Call with mutex_ held.
+  void take_expired(std::deque<distcache::detail::job>& out) {
+    if (queue_.empty()) return;
+    const auto now = clock_type::now();
+    while (!queue_.empty() && queue_.front().deadline <= now) {
+      out.push_back(std::move(queue_.front().expire));
+      queue_.pop_front();
+    }
+  }
+
+  static void call_expired(std::deque<distcache::detail::job>& expired) noexcept {
+    for (auto& e : expired) {
+      try {
+        e();
+      } catch (...) {  // NOLINT(bugprone-empty-catch): documented: the job is gone either way
+      }
+    }
+  }
+
+  // Passes the slot of a finished job to the next queued job that has not
+  // expired (returned, to be run by the caller outside the lock) or frees it;
+  // expired jobs it passes go to `expired`.
+  std::optional<distcache::detail::job> take_next(std::deque<distcache::detail::job>& expired) {
     std::lock_guard lock(mutex_);
     assert(running_ > 0 && "bulkhead::release() called more often than jobs started");
+    take_expired(expired);
     if (queue_.empty()) {
       if (running_ > 0) --running_;
       return std::nullopt;
     }
-    std::optional<distcache::detail::job> next(std::move(queue_.front()));
+    std::optional<distcache::detail::job> next(std::move(queue_.front().start));
     queue_.pop_front();
     return next;
   }
@@ -131,7 +188,9 @@ class bulkhead {
       } catch (...) {
         if (!failure) failure = std::current_exception();
         // The job did not start its work, so nobody else will release it.
-        if (auto after = take_next()) pending.push_back(std::move(*after));
+        std::deque<distcache::detail::job> expired;
+        if (auto after = take_next(expired)) pending.push_back(std::move(*after));
+        call_expired(expired);
       }
     }
     if (failure) std::rethrow_exception(failure);
@@ -141,7 +200,7 @@ class bulkhead {
   mutable std::mutex mutex_;
   // Invariant: queue_ is empty unless limit_ != 0 and running_ == limit_.
   std::size_t running_ = 0;
-  std::deque<distcache::detail::job> queue_;
+  std::deque<entry> queue_;
 };
 
 }  // namespace distcache::protection

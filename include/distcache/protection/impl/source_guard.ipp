@@ -87,17 +87,22 @@ void source_guard::enter_bulkhead(const guard_context& ctx, admitted then) {
     then(make_error_code(errc::stopped));
     return;
   }
-  fetches_.submit(
-      [this, ctx, then = std::move(then), queued_at = clock_type::now(), here]() mutable {
-        if (clock_type::now() - queued_at > read_timeout_) {
-          // Waited longer than any caller would: do not call the source.
-          fetches_.release();
-          if (breaker_) breaker_->on_neutral();
-          return then(make_error_code(errc::timeout));
-        }
+  // A load queued longer than any caller waits (read_timeout) is not run:
+  // it ends with timeout, without a slot, when the queue next moves, and so
+  // does not stay queued behind fetches that never end (a hung source).
+  auto then_shared = std::make_shared<admitted>(std::move(then));
+  fetches_.submit_until(
+      [this, ctx, then_shared, here]() mutable {
+        admitted then = std::move(*then_shared);
         if (here != std::thread::id{} && here == std::this_thread::get_id())
           return then(error_code{});
         net::post(*ctx.pool, [then = std::move(then)] { then(error_code{}); });
+      },
+      clock_type::now() + read_timeout_,
+      [this, then_shared]() mutable {
+        if (breaker_) breaker_->on_neutral();
+        admitted then = std::move(*then_shared);
+        then(make_error_code(errc::timeout));
       });
 }
 

@@ -681,9 +681,8 @@ TEST_CASE("ring agreement: a request carrying another ring version makes the rec
   auto started_b = std::async(std::launch::async, [&] { return b.start().has_value(); });
   REQUIRE(a.start());
   REQUIRE(started_b.get());
-  REQUIRE(eventually([&] {
-    return a.cluster_peers().size() == 1 && a.ring_version() == b.ring_version();
-  }));
+  REQUIRE(eventually(
+      [&] { return a.cluster_peers().size() == 1 && a.ring_version() == b.ring_version(); }));
   users u;
   u.source.state = db;
   node_engine c(node_config(), registry_discovery(reg), u);

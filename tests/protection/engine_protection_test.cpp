@@ -255,7 +255,7 @@ TEST_CASE("the concurrency limit is never exceeded by 64 callers of distinct key
   CHECK(f.src->calls == 64);
 }
 
-TEST_CASE("a hung data source: gets time out, and the queue keeps only the last read_timeout's loads") {
+TEST_CASE("a hung data source: gets time out; the queue keeps the last read_timeout of loads") {
   // Every fetch blocks (the gate never opens while the test submits): the 2
   // slots stay taken, and each new key's load queues. A load queued longer
   // than read_timeout is dropped as soon as the queue moves, so the queue

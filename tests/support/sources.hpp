@@ -25,9 +25,9 @@ struct source_state {
   std::atomic<int> calls{0};
   std::atomic<int> in_flight{0};
   std::atomic<int> max_in_flight{0};
-  bool fail = false;         // return data_source_failed
-  bool do_throw = false;     // throw std::runtime_error
-  bool gate_closed = false;  // fetch blocks until open_gate()
+  bool fail = false;                     // return data_source_failed
+  bool do_throw = false;                 // throw std::runtime_error
+  bool gate_closed = false;              // fetch blocks until open_gate()
   std::chrono::milliseconds latency{0};  // every fetch takes this long (a slow database)
   bool read_before_gate = false;  // the gate holds a fetch after it read the data (a slow reply)
   std::map<std::string, std::thread::id, std::less<>>

@@ -39,8 +39,8 @@ TEST_CASE("http client and server round-trip every request type") {
   CHECK(many[3] == reply_item::found("alice", 1500));
   auto [ec5, loading] = cl.get({"loading:1", "user:1"}, "users", 2s);
   REQUIRE_FALSE(ec5);
-  CHECK(loading == std::vector<reply_item>{reply_item::still_loading(),
-                                           reply_item::found("alice", 1500)});
+  CHECK(loading ==
+        std::vector<reply_item>{reply_item::still_loading(), reply_item::found("alice", 1500)});
   CHECK(cl.svc.last_wait_ms() == 2000);
 
   auto [ec4, removed] = cl.remove({"user:1", "user:2", "nobody"});

@@ -124,9 +124,11 @@ TEST_CASE("get reply items encode status, ttl, length and value") {
 }
 
 TEST_CASE("get reply round-trips every kind of item") {
-  const std::vector<reply_item> cases{reply_item::found("value", 0), reply_item::found("v", -1),
+  const std::vector<reply_item> cases{reply_item::found("value", 0),
+                                      reply_item::found("v", -1),
                                       reply_item::found(std::string(70000, 'x'), 123456789),
-                                      reply_item::missing(), reply_item::still_loading(),
+                                      reply_item::missing(),
+                                      reply_item::still_loading(),
                                       reply_item::failed(errc::data_source_rate_limited)};
   for (const auto& in : cases) {
     std::string body;

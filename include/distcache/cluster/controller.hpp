@@ -235,7 +235,7 @@ class cluster_controller final : public cluster_service {
   net::strand<net::io_context::executor_type> strand_;
   std::optional<net::steady_timer> probe_timer_;
   std::optional<net::steady_timer> discovery_timer_;
-  bool discover_again_ = false;    // on strand_: a change arrived during a round
+  bool discover_again_ = false;  // on strand_: a change arrived during a round
   // When a differing ring version last started a discovery round (steady
   // clock ticks; 0: never).
   std::atomic<clock_type::rep> last_mismatch_round_{0};

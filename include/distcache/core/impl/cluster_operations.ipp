@@ -43,11 +43,11 @@ void engine_core::cluster_operations_impl::get_from(
   // three quarters of it have passed is answered "loading", so that the
   // asker asks again instead of loading it too (a slow owner is not a dead
   // one). The load goes on.
-  const duration answer_within = info.wait_ms == 0
-                                     ? duration::zero()
-                                     : std::max<duration>(std::chrono::milliseconds(
-                                                              info.wait_ms - info.wait_ms / 4),
-                                                          std::chrono::milliseconds(1));
+  const duration answer_within =
+      info.wait_ms == 0
+          ? duration::zero()
+          : std::max<duration>(std::chrono::milliseconds(info.wait_ms - info.wait_ms / 4),
+                               std::chrono::milliseconds(1));
   auto scope = serve_scope(slot, telemetry::operation::peer_get, keys.size(), info);
   const telemetry::span_context parent = scope.context;
   if (!scope.active()) {
@@ -187,7 +187,8 @@ void engine_core::cluster_operations_impl::serve_get(
   std::shared_ptr<waiter_batch> batch;  // made at the first miss: one deadline for the request
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (auto ec = core_.check_state(); ec || rt == nullptr) {
-      all->set(i, item_of(ec ? ec : make_error_code(errc::keyspace_not_found), nullptr, never_expires));
+      all->set(
+          i, item_of(ec ? ec : make_error_code(errc::keyspace_not_found), nullptr, never_expires));
       continue;
     }
     const std::uint64_t h = hash_key(keys[i]);
@@ -244,12 +245,9 @@ void engine_core::cluster_operations_impl::load_remotely(keyspace_slot& slot, ke
             clock_type::now() + rt.opts.read_timeout);
 }
 
-void engine_core::cluster_operations_impl::ask_owner(keyspace_slot& slot, keyspace_runtime& rt,
-                                                     const std::string& owner,
-                                                     std::uint64_t ring_version,
-                                                     std::vector<pending_key> keys,
-                                                     const telemetry::span_context& parent,
-                                                     time_point deadline) {
+void engine_core::cluster_operations_impl::ask_owner(
+    keyspace_slot& slot, keyspace_runtime& rt, const std::string& owner, std::uint64_t ring_version,
+    std::vector<pending_key> keys, const telemetry::span_context& parent, time_point deadline) {
   std::vector<std::string> names;
   names.reserve(keys.size());
   for (const auto& k : keys) names.push_back(k.key);
@@ -313,8 +311,8 @@ void engine_core::cluster_operations_impl::ask_owner(keyspace_slot& slot, keyspa
         // out means a stalled owner, and the key is loaded here.
         error_code end = core_.check_state();
         const duration left = deadline - clock_type::now();
-        if (!end && left >= std::max<duration>(peer_read_timeout(*rt) / 4,
-                                                std::chrono::milliseconds(10))) {
+        if (!end &&
+            left >= std::max<duration>(peer_read_timeout(*rt) / 4, std::chrono::milliseconds(10))) {
           ask_owner(slot, *rt, owner, core_.cluster_->current()->version(), std::move(loading),
                     parent, deadline);
           return;

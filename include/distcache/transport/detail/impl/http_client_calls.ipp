@@ -60,8 +60,8 @@ inline void begin_keyspace_request(const http_client_state& st, http_client_conn
   // a key answers "loading" before that (docs/protocol.md, DC-Wait-Ms).
   std::uint64_t wait_ms = 0;
   if (op == "get" || op == "get-many") {
-    wait_ms = static_cast<std::uint64_t>(
-        std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
+    wait_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
   }
   append_request_head(r.out, "POST", dc_keyspace_prefix, keyspace, op, *conn.pool(),
                       st.options.self_name, st.options.cluster_name, ring_version, body_size,

@@ -33,7 +33,7 @@ for tool in curl python3 timeout; do
   fi
 done
 
-# shellcheck source=../support/cluster_nodes.sh
+# shellcheck source-path=SCRIPTDIR source=../support/cluster_nodes.sh
 source "$(dirname "$0")/../support/cluster_nodes.sh"
 
 keys_per_round=50

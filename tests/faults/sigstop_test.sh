@@ -29,7 +29,7 @@ for tool in curl python3 timeout; do
   fi
 done
 
-# shellcheck source=../support/cluster_nodes.sh
+# shellcheck source-path=SCRIPTDIR source=../support/cluster_nodes.sh
 source "$(dirname "$0")/../support/cluster_nodes.sh"
 
 rows=20000
@@ -68,11 +68,12 @@ reader() {
 reads_since() { # reads_since MS: how many reads started at or after MS
   awk -v t="$1" '$1 >= t { n++ } END { print n + 0 }' "$work/reads" 2>/dev/null || echo 0
 }
+reads_since_at_least() { (($(reads_since "$1") >= $2)); } # reads_since_at_least MS N
 
 : >"$work/reads"
 reader 1 A B &
 reader_pid=$!
-wait_for 30 "40 reads before the stall" eval '(($(reads_since 0) >= 40))'
+wait_for 30 "40 reads before the stall" reads_since_at_least 0 40
 
 kill -STOP "${pid[C]}"
 stopped=$(now_ms)
@@ -95,7 +96,7 @@ last=$(awk 'END { print NR }' "$work/reads")
 after=$(now_ms)
 reader $((last + 1000)) A B C &
 reader_pid=$!
-wait_for 30 "30 reads after the recovery" eval '(($(reads_since "$after") >= 30))'
+wait_for 30 "30 reads after the recovery" reads_since_at_least "$after" 30
 touch "$work/stop"
 timeout 30 tail -s 0.1 --pid="$reader_pid" -f /dev/null || fail "the reader did not stop within 30 s"
 { wait "$reader_pid"; } 2>/dev/null || true

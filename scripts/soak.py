@@ -8,8 +8,9 @@ and started again every RESTART seconds, on the same ports. Checks:
   - 0 wrong values. Writes to one key are serialized (a lock per key), and each is recorded
     with the time it was sent and the time it was acknowledged. A read that started at t0 and
     ended at t1 may return the state of the last write acknowledged before t0, or of any later
-    write sent before t1 (a read concurrent with a write may see either side); anything else is
-    a wrong value: a stale copy that a put or remove should have dropped.
+    write sent before t1 (a read concurrent with a write may see either side), or of a write
+    sent before t1 whose outcome is unknown (it may land late); anything else is a wrong value:
+    a stale copy that a put or remove should have dropped.
   - every node's resident memory stays within its caches' budget (16 MiB main + 2 MiB hot in the
     example) plus a fixed overhead (OVERHEAD_MB, 64 MiB by default), sampled every second.
 
@@ -117,13 +118,18 @@ class History:
         self.mutex = threading.Lock()
 
     def allowed(self, k, t0, t1):
+        """The states a read that ran from t0 to t1 may return: that of the last write
+        acknowledged before t0, or of any later write sent before t1; and that of any write
+        whose outcome is unknown (no answer: the node died or the request timed out), sent
+        before t1, since it may have taken effect at any time after it was sent."""
         with self.mutex:
             ws = list(self.writes[k])
         base = 0
         for i, w in enumerate(ws):
             if w[1] is not None and w[1] <= t0:
                 base = i
-        return [w[2] for w in ws[base:] if w[0] <= t1]
+        unknown = [w[2] for w in ws[:base] if w[1] is None and w[0] <= t1]
+        return unknown + [w[2] for w in ws[base:] if w[0] <= t1]
 
 
 def call(node, verb, path, body=None, timeout=5):
@@ -223,8 +229,8 @@ def main():
                         entry[1] = time.time()
                     count("deletes" if value is None else "writes")
                 else:
-                    # Unknown outcome (the node died mid-request): the write may or may not
-                    # have landed; it stays a possible state from now on.
+                    # Unknown outcome (the node died mid-request, or the request timed out):
+                    # the write may land at any time from now on; it stays a possible state.
                     count("unavailable")
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True)

@@ -269,7 +269,7 @@ TEST_CASE("a hung data source: gets time out; the queue keeps the last read_time
   std::atomic<int> completed{0};
   auto ask = [&](int i) {
     f.e->async_get<users>("hung:" + std::to_string(i),
-                          [&](distcache::error_code ec, distcache::value_ptr<std::string>) {
+                          [&](distcache::error_code ec, const distcache::value_ptr<std::string>&) {
                             if (ec == errc::timeout) timeouts.fetch_add(1);
                             completed.fetch_add(1);
                           });

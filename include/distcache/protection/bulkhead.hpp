@@ -65,22 +65,22 @@ class bulkhead {
   /// swallowed: the job is gone either way).
   template <distcache::detail::job_callable Start, distcache::detail::job_callable Expire>
   void submit_until(Start start, clock_type::time_point deadline, Expire expire) {
-    entry e{distcache::detail::job(std::in_place, std::move(start)),
-            distcache::detail::job(std::in_place, std::move(expire)), deadline};
+    distcache::detail::job job(std::in_place, std::move(start));
     std::deque<distcache::detail::job> expired;
-    bool now_running = false;
     {
-      std::lock_guard lock(mutex_);
+      std::unique_lock lock(mutex_);
       take_expired(expired);
       if (limit_ != 0 && running_ >= limit_) {
-        queue_.push_back(std::move(e));
-      } else {
-        ++running_;
-        now_running = true;
+        queue_.push_back(
+            {std::move(job), distcache::detail::job(std::in_place, std::move(expire)), deadline});
+        lock.unlock();
+        call_expired(expired);
+        return;
       }
+      ++running_;
     }
     call_expired(expired);
-    if (now_running) run(std::move(e.start));
+    run(std::move(job));
   }
 
   /// One running job finished: hands its slot to the oldest queued job and

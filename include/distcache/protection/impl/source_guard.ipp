@@ -92,7 +92,7 @@ void source_guard::enter_bulkhead(const guard_context& ctx, admitted then) {
   // does not stay queued behind fetches that never end (a hung source).
   auto then_shared = std::make_shared<admitted>(std::move(then));
   fetches_.submit_until(
-      [this, ctx, then_shared, here]() mutable {
+      [ctx, then_shared, here]() mutable {
         admitted then = std::move(*then_shared);
         if (here != std::thread::id{} && here == std::this_thread::get_id())
           return then(error_code{});

@@ -195,6 +195,14 @@ TEST_CASE("cluster options are validated only when the cluster is enabled") {
   CHECK(mentions(rejection(c), "config.cluster.max_connections_per_address: must be >= 1, got 0"));
   c.cluster = {};
   c.cluster.enabled = true;
+  c.cluster.write_memory = 0s;
+  CHECK(mentions(rejection(c), "config.cluster.write_memory: must be > 0, got 0s"));
+  c.cluster = {};
+  c.cluster.enabled = true;
+  c.cluster.write_memory_writes = 0;
+  CHECK(mentions(rejection(c), "config.cluster.write_memory_writes: must be >= 1, got 0"));
+  c.cluster = {};
+  c.cluster.enabled = true;
   c.cluster.max_coalesced_keys = 0;
   CHECK(mentions(rejection(c), "config.cluster.max_coalesced_keys: must be in [1, 1000], got 0"));
   c.cluster.max_coalesced_keys = 1001;

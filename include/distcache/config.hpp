@@ -214,6 +214,16 @@ struct cluster_options {
   /// Keys one coalesced request carries at most; a call with more keys
   /// goes alone. 1..1000.
   std::size_t max_coalesced_keys = 256;
+  /// How long a node remembers the keys written on it (puts, removes,
+  /// invalidations), per keyspace. A warm-up push of such a key is refused,
+  /// and so is a push of a value its sender read more than half of it ago
+  /// (by the sender's wall clock): writes win over warm-up
+  /// (docs/reliability.md#writes-win-over-warm-up). > 0; keep it above twice
+  /// the nodes' clock skew and a push's longest trip.
+  duration write_memory = std::chrono::seconds(10);
+  /// Writes a keyspace remembers at once. When more came within
+  /// write_memory, every push is refused until write_memory has passed. >= 1.
+  std::size_t write_memory_writes = 65536;
   /// TLS between nodes (off by default): every node of a cluster must use
   /// it or none. Mutual unless tls.require_client_certificate is false.
   tls_options tls;

@@ -28,9 +28,11 @@ struct keyspace_stats {
   // Freshness (docs/freshness.md).
   std::uint64_t negative_hits =
       0;  ///< gets answered not_found from a cached not_found (in cache_hits)
-  std::uint64_t stale_served = 0;     ///< expired values served within max_stale (in cache_hits)
-  std::uint64_t refreshes = 0;        ///< background reloads started (refresh-ahead and stale hits)
-  std::uint64_t warmed_keys = 0;      ///< keys a warm-up loaded, moved to the main cache or pushed
+  std::uint64_t stale_served = 0;    ///< expired values served within max_stale (in cache_hits)
+  std::uint64_t refreshes = 0;       ///< background reloads started (refresh-ahead and stale hits)
+  std::uint64_t warmed_keys = 0;     ///< keys a warm-up loaded, moved to the main cache or pushed
+  std::uint64_t pushes_refused = 0;  ///< peers' warm-up pushes not stored: the key was written here
+                                     ///< lately, or the push was old
   std::int64_t main_cache_bytes = 0;  ///< bytes charged in the main cache now
   std::int64_t hot_cache_bytes = 0;   ///< bytes charged in the hot cache now
   std::size_t main_cache_items = 0;   ///< entries in the main cache now

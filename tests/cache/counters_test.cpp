@@ -1,4 +1,6 @@
+// The engine's small bookkeeping: striped counters, and the memory of recent writes.
 #include <distcache/cache/detail/counters.hpp>
+#include <distcache/cache/detail/recent_writes.hpp>
 //
 #include <doctest/doctest.h>
 
@@ -26,4 +28,30 @@ TEST_CASE("keyspace counters start at zero and count independently") {
   CHECK(k.cache_hits.load() == 3);
   CHECK(k.loads.load() == 1);
   CHECK(k.peer_errors.load() == 0);
+}
+
+TEST_CASE("recent_writes remembers a key for its window, and every key after an overflow") {
+  using distcache::detail::recent_writes;
+  const distcache::time_point t0{std::chrono::seconds(100)};
+  recent_writes w(std::chrono::seconds(10), 3);
+  CHECK_FALSE(w.written(1, t0));
+  w.note(1, t0);
+  CHECK(w.written(1, t0 + std::chrono::seconds(9)));
+  CHECK_FALSE(w.written(1, t0 + std::chrono::seconds(10)));  // the window has passed
+  CHECK_FALSE(w.written(2, t0));
+  // A key written again is remembered from its last write.
+  w.note(1, t0 + std::chrono::seconds(5));
+  w.note(2, t0 + std::chrono::seconds(11));  // forgets the write at t0, not the later one
+  CHECK(w.written(1, t0 + std::chrono::seconds(14)));
+  CHECK(w.size() == 2);
+  w.note(2, t0 + std::chrono::seconds(30));  // both older writes forgotten
+  CHECK(w.size() == 1);
+  CHECK_FALSE(w.written(1, t0 + std::chrono::seconds(30)));
+  // More writes than it can hold within a window: it cannot tell which keys
+  // were written, so every key counts as written until a window has passed.
+  const auto t1 = t0 + std::chrono::seconds(31);
+  for (std::uint64_t k = 10; k < 14; ++k) w.note(k, t1);
+  CHECK(w.size() <= 3);
+  CHECK(w.written(999, t1 + std::chrono::seconds(9)));
+  CHECK_FALSE(w.written(999, t1 + std::chrono::seconds(10)));
 }

@@ -772,6 +772,108 @@ TEST_CASE("removes win across nodes: a not_found loaded before a remove is cache
 
 namespace {
 
+/// Speaks the nodes' protocol as another node would ("sender"), with a
+/// client of its own: to push values and send writes as a peer does.
+struct peer_sender {
+  boost::asio::io_context ioc;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work =
+      boost::asio::make_work_guard(ioc);
+  distcache::transport::http_client client{ioc, [] {
+                                             distcache::transport::client_options o;
+                                             o.self_name = "sender";
+                                             return o;
+                                           }()};
+  std::thread runner{[this] { ioc.run(); }};
+
+  peer_sender() = default;
+  peer_sender(const peer_sender&) = delete;
+  peer_sender& operator=(const peer_sender&) = delete;
+  ~peer_sender() {
+    client.close();
+    work.reset();
+    runner.join();
+  }
+
+  static std::uint64_t unix_ms_now() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+  }
+  distcache::error_code push(const std::string& peer, const std::string& key, std::string value,
+                             std::uint64_t read_ms = unix_ms_now()) {
+    std::promise<distcache::error_code> p;
+    client.push(peer, "users", key, std::move(value), -1, 0, read_ms, 2s, {},
+                [&p](distcache::error_code ec) { p.set_value(ec); });
+    return p.get_future().get();
+  }
+  distcache::error_code invalidate(const std::string& peer, std::vector<std::string> keys,
+                                   std::uint64_t ring_version) {
+    std::promise<distcache::error_code> p;
+    client.invalidate(peer, "users", std::move(keys), ring_version, 2s,
+                      [&p](distcache::error_code ec) { p.set_value(ec); });
+    return p.get_future().get();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("writes win over warm-up: a push of a key written lately, or read long ago, is refused") {
+  cluster3 c;
+  peer_sender sender;
+  auto& owner = c.owner_node("doc");
+  const std::string at = owner.self_name();
+  // No write of "doc" reached the owner: the push is stored, no source call.
+  REQUIRE_FALSE(sender.push(at, "doc", "pushed"));
+  CHECK(**owner.get<users>("doc") == "pushed");
+  CHECK(c.db->calls == 0);
+  // A remove reaches every node; a push of a value read before it arrives
+  // later (as a warm-up push crossing the remove): refused, answered as stored.
+  c.db->set("doc", "fresh");
+  REQUIRE(c.non_owner("doc").remove<users>("doc"));
+  REQUIRE_FALSE(sender.push(at, "doc", "stale"));
+  CHECK(owner.stats<users>().pushes_refused == 1);
+  CHECK(**owner.get<users>("doc") == "fresh");  // loaded: the push was not stored
+  // A put wins the same way.
+  REQUIRE(c.non_owner("doc").put<users>("doc", "put"));
+  REQUIRE_FALSE(sender.push(at, "doc", "stale"));
+  CHECK(**owner.get<users>("doc") == "put");
+  CHECK(owner.stats<users>().pushes_refused == 2);
+  // A push read more than write_memory / 2 ago (10 s by default) is refused
+  // even for a key never written: it may have waited in a stalled node.
+  auto& other_owner = c.owner_node("old");
+  c.db->set("old", "fresh");
+  REQUIRE_FALSE(
+      sender.push(other_owner.self_name(), "old", "stale", peer_sender::unix_ms_now() - 6'000));
+  CHECK(**other_owner.get<users>("old") == "fresh");
+}
+
+TEST_CASE("ring agreement for writes: a write from another ring is passed on once") {
+  cluster3 c;
+  peer_sender sender;
+  c.db->set("doc", "v1");
+  // Every node holds "doc": the owner in its main cache, the others as hot copies.
+  for (auto& n : c.nodes) REQUIRE(**n->get<users>("doc") == "v1");
+  auto held = [](const std::unique_ptr<node_engine>& n) {
+    const auto s = n->stats<users>();
+    return s.main_cache_items + s.hot_cache_items;
+  };
+  for (auto& n : c.nodes) REQUIRE(held(n) == 1);
+  // An invalidation with ring version 0 (one passed on already) stays where it lands.
+  auto& first = c.nodes[0];
+  REQUIRE_FALSE(sender.invalidate(first->self_name(), {"doc"}, 0));
+  CHECK(held(first) == 0);
+  REQUIRE(**first->get<users>("doc") == "v1");  // back (a hot copy or from the source)
+  REQUIRE(held(first) == 1);
+  CHECK(held(c.nodes[1]) == 1);
+  CHECK(held(c.nodes[2]) == 1);
+  // One from a ring that differs from the receiver's reaches every node it knows.
+  REQUIRE_FALSE(sender.invalidate(first->self_name(), {"doc"}, 12345));
+  CHECK(held(first) == 0);
+  CHECK(eventually([&] { return held(c.nodes[1]) == 0 && held(c.nodes[2]) == 0; }));
+}
+
+namespace {
+
 /// Counts log lines that contain a text; thread-safe.
 struct line_counter {
   std::mutex mutex;

@@ -71,6 +71,7 @@ class map_service final : public tr::peer_service {
     last_from_ = std::string(info.from);
     last_ring_version_ = info.ring_version;
     last_wait_ms_ = info.wait_ms;
+    last_push_read_ms_ = info.push_read_ms;
   }
 
   void get(std::string_view ks, std::vector<std::string> keys,
@@ -160,6 +161,11 @@ class map_service final : public tr::peer_service {
     std::lock_guard lock(mutex_);
     return {last_from_, last_ring_version_};
   }
+  /// The DC-Push-Read-Ms of the last keyspace request (0: none).
+  std::uint64_t last_push_read_ms() {
+    std::lock_guard lock(mutex_);
+    return last_push_read_ms_;
+  }
   /// The DC-Wait-Ms of the last keyspace request (0: none).
   std::uint64_t last_wait_ms() {
     std::lock_guard lock(mutex_);
@@ -197,6 +203,7 @@ class map_service final : public tr::peer_service {
   std::string last_from_;
   std::uint64_t last_ring_version_ = 0;
   std::uint64_t last_wait_ms_ = 0;
+  std::uint64_t last_push_read_ms_ = 0;
 };
 
 /// Collects log lines; thread-safe.
@@ -287,6 +294,15 @@ struct cluster {
     return f.get();
   }
 
+  /// A warm-up push read at `read_ms`.
+  error_code push(const std::string& key, std::string value, std::uint64_t read_ms) {
+    std::promise<error_code> p;
+    auto f = p.get_future();
+    client->push(peer(), "users", key, std::move(value), -1, 7, read_ms, 5s, {},
+                 [&p](error_code ec) { p.set_value(ec); });
+    REQUIRE(f.wait_for(bound) == std::future_status::ready);
+    return f.get();
+  }
   error_code set(const std::string& key, std::string value, std::int64_t ttl = -1,
                  const std::string& ks = "users") {
     std::promise<error_code> p;

@@ -16,7 +16,12 @@ TEST_CASE("http client and server round-trip every request type") {
   CHECK(stored->value == "alice");
   CHECK(stored->ttl_ms == 1500);
   CHECK(cl.svc.last_sender() == std::pair<std::string, std::uint64_t>{"node-a", 7});
-  CHECK(cl.svc.last_wait_ms() == 0);  // only gets say how long they wait
+  CHECK(cl.svc.last_wait_ms() == 0);       // only gets say how long they wait
+  CHECK(cl.svc.last_push_read_ms() == 0);  // a put's set is no push
+
+  CHECK_FALSE(cl.push("user:2", "bob", 1'764'000'000'123));
+  CHECK(cl.svc.find("users", "user:2")->value == "bob");
+  CHECK(cl.svc.last_push_read_ms() == 1'764'000'000'123);  // as DC-Push-Read-Ms
 
   auto [ec, items] = cl.get({"user:1"});
   REQUIRE_FALSE(ec);

@@ -286,6 +286,15 @@ class engine_core {
     DISTCACHE_DECL void invalidate_from(std::string_view keyspace,
                                         const std::vector<std::string>& keys,
                                         const transport::request_info& info) override;
+    /// set() of a put (push_read_ms 0) or of a warm-up push.
+    DISTCACHE_DECL error_code store_from_peer(std::string_view keyspace, std::string key,
+                                              std::string value, std::int64_t ttl_ms,
+                                              std::uint64_t push_read_ms);
+    /// A write whose sender's ring differs from this node's may have missed
+    /// nodes this one knows: it is passed on once, as an invalidation.
+    DISTCACHE_DECL void pass_on_write(std::string_view keyspace,
+                                      const std::vector<std::string>& keys,
+                                      const transport::request_info& info);
     // Asking owners and telling peers.
     DISTCACHE_DECL void load_remotely(keyspace_slot& slot, keyspace_runtime& rt,
                                       const std::string& owner, std::uint64_t ring_version,
@@ -409,8 +418,13 @@ class engine_core {
   DISTCACHE_DECL error_code check_entry(const keyspace_runtime& rt, std::string_view key,
                                         std::size_t bytes) const;
   DISTCACHE_DECL void store_locally(keyspace_runtime& rt, hashed_key key, const value_handle& value,
-                                    std::size_t bytes, time_point expires);
-  static DISTCACHE_DECL void drop_locally(keyspace_runtime& rt, hashed_key key);
+                                    std::size_t bytes, time_point expires, bool write = true);
+  DISTCACHE_DECL void drop_locally(keyspace_runtime& rt, hashed_key key, bool write = true);
+  /// Remembers a write of `hash` (in a cluster): warm-up pushes of it are refused.
+  DISTCACHE_DECL void note_write(keyspace_runtime& rt, std::uint64_t hash);
+  /// Whether a warm-up push of `hash`, read by its sender at `read_unix_ms`, may be stored.
+  [[nodiscard]] DISTCACHE_DECL bool push_admitted(const keyspace_runtime& rt, std::uint64_t hash,
+                                                  std::uint64_t read_unix_ms) const;
   DISTCACHE_DECL std::size_t remove_here(keyspace_slot& slot, keyspace_runtime& rt,
                                          const std::vector<std::string>& keys);
   // Warm-up (impl/warm_up.ipp).

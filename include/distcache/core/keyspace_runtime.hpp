@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <distcache/cache/detail/counters.hpp>
 #include <distcache/cache/detail/frequency_sketch.hpp>
+#include <distcache/cache/detail/recent_writes.hpp>
 #include <distcache/cache/detail/singleflight.hpp>
 #include <distcache/cache/detail/value_cache.hpp>
 #include <distcache/config.hpp>
@@ -42,7 +43,9 @@ struct load_batch {
 /// can never bring an old value back.
 struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime> {
   keyspace_runtime(std::unique_ptr<keyspace_adapter> a, resolved_keyspace o,
-                   const clock_source* clock, const guard_policies& policies)
+                   const clock_source* clock, const guard_policies& policies,
+                   duration write_memory = std::chrono::seconds(10),
+                   std::size_t write_memory_writes = 65536)
       : adapter(std::move(a)),
         opts(std::move(o)),
         guard(opts, clock, policies),
@@ -53,7 +56,8 @@ struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime> {
             opts.shards != 0 ? opts.shards : value_cache::default_shards(opts.hot_max_bytes),
             clock),
         sketch(opts.track_hot_keys ? std::make_unique<frequency_sketch>(expected_keys(opts))
-                                   : nullptr) {}
+                                   : nullptr),
+        writes(write_memory, write_memory_writes) {}
 
   /// Entries the caches hold when full of small values (a 100-byte value
   /// is charged about 300 bytes): what the frequency sketch is sized for.
@@ -108,6 +112,8 @@ struct keyspace_runtime : std::enable_shared_from_this<keyspace_runtime> {
   /// values to the hot cache and names the hot keys.
   const std::unique_ptr<frequency_sketch> sketch;
   singleflight flights;
+  /// Keys written here lately (in a cluster): a warm-up push of one is refused.
+  recent_writes writes;
   load_batch batch;                  // sources with fetch_many
   std::atomic<bool> retired{false};  // set when replaced; loads then skip publishing
 };

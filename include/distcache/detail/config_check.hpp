@@ -229,6 +229,9 @@ inline std::string validate_engine(const config& c) {
     if (k.max_coalesced_keys < 1 || k.max_coalesced_keys > 1000)
       return "config.cluster.max_coalesced_keys: must be in [1, 1000], got " +
              std::to_string(k.max_coalesced_keys);
+    if (k.write_memory <= duration::zero())
+      return "config.cluster.write_memory: must be > 0, got " + format_duration(k.write_memory);
+    if (k.write_memory_writes < 1) return "config.cluster.write_memory_writes: must be >= 1, got 0";
     if (auto bad = validate_tls(k.tls, "config.cluster.tls", true); !bad.empty()) return bad;
   }
   return {};

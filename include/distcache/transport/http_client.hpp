@@ -172,24 +172,18 @@ class http_client final : public peer_client {
   void set_traced(const std::string& peer, std::string_view keyspace, std::string_view key,
                   std::string value, std::int64_t ttl_ms, std::uint64_t ring_version,
                   duration timeout, std::string_view traceparent, handler done) override {
-    traceparent = valid_traceparent(traceparent);
-    const wire_limits& l = st_->options.limits;
-    if (keyspace.empty()) return post(std::move(done), make_error_code(errc::keyspace_not_found));
-    if (key.empty() || key.size() > l.max_key_bytes)
-      return post(std::move(done), make_error_code(errc::invalid_key));
-    if (value.size() > l.max_value_bytes)
-      return post(std::move(done), make_error_code(errc::value_too_large));
-    auto c = acquire(peer);
-    if (!c) return post(std::move(done), c.error());
-    auto& conn = **c;
-    auto& r = conn.req;
-    r.op = detail::http_client_op::set;
-    detail::begin_keyspace_request(*st_, conn, keyspace, "set", ring_version, timeout,
-                                   4 + key.size() + 8 + 4 + value.size(), traceparent);
-    encode_set_body_head(r.out, key, ttl_ms < -1 ? 0 : ttl_ms, value.size());
-    r.value = std::move(value);
-    r.done = std::move(done);
-    conn.start();
+    send_set(peer, keyspace, key, std::move(value), ttl_ms, ring_version, 0, timeout, traceparent,
+             std::move(done));
+  }
+
+  /// A warm-up push: a set carrying DC-Push-Read-Ms (`read_unix_ms`, which
+  /// must not be 0). The peer answers it like a set, stored or refused.
+  void push(const std::string& peer, std::string_view keyspace, std::string_view key,
+            std::string value, std::int64_t ttl_ms, std::uint64_t ring_version,
+            std::uint64_t read_unix_ms, duration timeout, std::string_view traceparent,
+            handler done) override {
+    send_set(peer, keyspace, key, std::move(value), ttl_ms, ring_version,
+             std::max<std::uint64_t>(read_unix_ms, 1), timeout, traceparent, std::move(done));
   }
 
   /// Removes `keys` from `peer`'s caches; `done(ec, n)` receives how many it
@@ -337,6 +331,32 @@ class http_client final : public peer_client {
 
  private:
   using connection_ptr = std::shared_ptr<detail::http_client_connection>;
+
+  // A set; a warm-up push when `push_read_ms` is not 0.
+  void send_set(const std::string& peer, std::string_view keyspace, std::string_view key,
+                std::string value, std::int64_t ttl_ms, std::uint64_t ring_version,
+                std::uint64_t push_read_ms, duration timeout, std::string_view traceparent,
+                handler done) {
+    traceparent = valid_traceparent(traceparent);
+    const wire_limits& l = st_->options.limits;
+    if (keyspace.empty()) return post(std::move(done), make_error_code(errc::keyspace_not_found));
+    if (key.empty() || key.size() > l.max_key_bytes)
+      return post(std::move(done), make_error_code(errc::invalid_key));
+    if (value.size() > l.max_value_bytes)
+      return post(std::move(done), make_error_code(errc::value_too_large));
+    auto c = acquire(peer);
+    if (!c) return post(std::move(done), c.error());
+    auto& conn = **c;
+    auto& r = conn.req;
+    r.op = detail::http_client_op::set;
+    detail::begin_keyspace_request(*st_, conn, keyspace, "set", ring_version, timeout,
+                                   4 + key.size() + 8 + 4 + value.size(), traceparent,
+                                   push_read_ms);
+    encode_set_body_head(r.out, key, ttl_ms < -1 ? 0 : ttl_ms, value.size());
+    r.value = std::move(value);
+    r.done = std::move(done);
+    conn.start();
+  }
 
   template <class Handler, class... Args>
   void post(Handler&& done, Args&&... args) {

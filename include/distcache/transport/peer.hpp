@@ -179,6 +179,18 @@ class peer_client {
                                  duration timeout, std::string_view /*traceparent*/, handler done) {
     invalidate(peer, keyspace, std::move(keys), ring_version, timeout, std::move(done));
   }
+  /// A warm-up push: set() of a value this node read at `read_unix_ms`
+  /// (milliseconds since the Unix epoch, by this node's clock), which the
+  /// peer stores only when no write of the key reached it lately and the
+  /// read is recent (docs/protocol.md#set). The default, for a transport that
+  /// cannot carry the mark, sends a plain set(), which always stores.
+  virtual void push(const std::string& peer, std::string_view keyspace, std::string_view key,
+                    std::string value, std::int64_t ttl_ms, std::uint64_t ring_version,
+                    std::uint64_t /*read_unix_ms*/, duration timeout, std::string_view traceparent,
+                    handler done) {
+    set_traced(peer, keyspace, key, std::move(value), ttl_ms, ring_version, timeout, traceparent,
+               std::move(done));
+  }
   /// Asks `peer` whether it serves.
   virtual void health(const std::string& peer, duration timeout, handler done) = 0;
   /// Ends every request in flight with errc::stopped, and every later one.

@@ -27,6 +27,11 @@ struct request_info {
   /// when absent). Not checked by the server: a malformed value is ignored
   /// by the engine, which then starts a new trace.
   std::string_view traceparent;
+  /// On a set: when the sender read the value it pushes, in ms since the
+  /// Unix epoch by its clock (DC-Push-Read-Ms); 0 when absent (a put's set,
+  /// stored unconditionally). A push is refused when a write of the key
+  /// reached this node lately or the read is old (docs/protocol.md#set).
+  std::uint64_t push_read_ms = 0;
 };
 
 /// The operations the HTTP server performs for its peers; the engine

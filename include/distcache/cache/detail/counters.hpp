@@ -81,7 +81,7 @@ struct keyspace_counters {
   // `gets` is derived: cache_hits + loads.
   striped_counter cache_hits, peer_loads, peer_errors, peer_waits, loads, loads_deduped,
       local_loads, local_load_errs, remove_keys_requests, removed_keys, negative_hits, stale_served,
-      refreshes, warmed_keys;
+      refreshes, warmed_keys, pushes_refused;
 };
 
 }  // namespace distcache::detail

@@ -162,6 +162,7 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
       s["stale_served"] = st.stale_served;
       s["refreshes"] = st.refreshes;
       s["warmed_keys"] = st.warmed_keys;
+      s["pushes_refused"] = st.pushes_refused;
       s["evictions"] = st.evictions;
       s["hot_refused"] = st.hot_refused;
       s["rate_limited"] = st.rate_limited;
@@ -221,6 +222,9 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
     counter("distcache_warmed_keys_total",
             "Keys a warm-up loaded, moved to the main cache or pushed to their owner.",
             [](const keyspace_stats& s) { return s.warmed_keys; });
+    counter("distcache_pushes_refused_total",
+            "Warm-up pushes not stored: the key was written here lately, or the push was old.",
+            [](const keyspace_stats& s) { return s.pushes_refused; });
     counter("distcache_rate_limited_total", "Loads refused by the rate limiter.",
             [](const keyspace_stats& s) { return s.rate_limited; });
     counter("distcache_circuit_rejected_total", "Loads the open circuit breaker refused.",

@@ -89,7 +89,9 @@ error_code engine_core::cluster_operations_impl::set_from(std::string_view keysp
                                                           std::int64_t ttl_ms,
                                                           const transport::request_info& info) {
   auto scope = serve_scope(core_.slot_named(keyspace), telemetry::operation::peer_set, 1, info);
-  const error_code ec = set(keyspace, std::move(key), std::move(value), ttl_ms);
+  if (info.push_read_ms == 0) pass_on_write(keyspace, {key}, info);
+  const error_code ec =
+      store_from_peer(keyspace, std::move(key), std::move(value), ttl_ms, info.push_read_ms);
   core_.end_op(scope, ec, std::string(info.from));
   return ec;
 }
@@ -99,6 +101,7 @@ std::size_t engine_core::cluster_operations_impl::remove_from(std::string_view k
                                                               const transport::request_info& info) {
   auto scope =
       serve_scope(core_.slot_named(keyspace), telemetry::operation::peer_remove, keys.size(), info);
+  pass_on_write(keyspace, keys, info);
   const std::size_t n = remove(keyspace, keys);
   core_.end_op(scope, {}, std::string(info.from));
   return n;
@@ -109,12 +112,48 @@ void engine_core::cluster_operations_impl::invalidate_from(std::string_view keys
                                                            const transport::request_info& info) {
   auto scope = serve_scope(core_.slot_named(keyspace), telemetry::operation::peer_invalidate,
                            keys.size(), info);
+  pass_on_write(keyspace, keys, info);
   invalidate(keyspace, keys);
   core_.end_op(scope, {}, std::string(info.from));
 }
 
+// Ring agreement for writes (docs/architecture.md): a sender whose ring
+// differs from this node's may have left out a node that this one counts
+// (one that joined, say), which then keeps an old value. The keys are passed
+// on as an invalidation to every other node this one knows, with ring
+// version 0 so that nobody passes them on again (a hop limit of 1).
+void engine_core::cluster_operations_impl::pass_on_write(std::string_view keyspace,
+                                                         const std::vector<std::string>& keys,
+                                                         const transport::request_info& info) {
+  if (!core_.cluster_ || info.ring_version == 0 || keys.empty()) return;
+  auto* slot = core_.slot_named(keyspace);
+  auto* rt = slot != nullptr ? slot->current.load(std::memory_order_acquire) : nullptr;
+  if (rt == nullptr || info.ring_version == core_.cluster_->current()->version()) return;
+  for (const auto& peer : core_.cluster_->alive_peers()) {
+    if (peer == info.from) continue;
+    core_.cluster_->client().invalidate(
+        peer, slot->name, keys, 0, rt->opts.write_timeout,
+        [this, peer, name = slot->name](error_code ec) {
+          if (ec) {
+            core_.cfg_.log(log_level::warning, "keyspace '" + name + "': passing a write on to " +
+                                                   peer + " failed: " + ec.message());
+          }
+        });
+  }
+}
+
 error_code engine_core::cluster_operations_impl::set(std::string_view keyspace, std::string key,
                                                      std::string value, std::int64_t ttl_ms) {
+  return store_from_peer(keyspace, std::move(key), std::move(value), ttl_ms, 0);
+}
+
+// Stores a peer's value: a put's (always) or a warm-up push's (unless a
+// write of the key reached this node lately, or the sender read it long
+// ago: writes win over warm-up). A refused push is answered like a stored one.
+error_code engine_core::cluster_operations_impl::store_from_peer(std::string_view keyspace,
+                                                                 std::string key, std::string value,
+                                                                 std::int64_t ttl_ms,
+                                                                 std::uint64_t push_read_ms) {
   auto* slot = core_.slot_named(keyspace);
   auto* rt = slot != nullptr ? slot->current.load(std::memory_order_acquire) : nullptr;
   // A node that is still joining stores too: the caches exist from
@@ -129,8 +168,22 @@ error_code engine_core::cluster_operations_impl::set(std::string_view keyspace, 
   auto decoded = rt->adapter->deserialize(value);
   if (!decoded) return make_error_code(errc::malformed_value);
   if (auto ec = core_.check_entry(*rt, key, decoded->bytes)) return ec;
-  core_.store_locally(*rt, {key, hash_key(key)}, decoded->value, decoded->bytes,
-                      core_.from_ttl_ms(ttl_ms));
+  const hashed_key hk{key, hash_key(key)};
+  if (push_read_ms == 0) {
+    core_.store_locally(*rt, hk, decoded->value, decoded->bytes, core_.from_ttl_ms(ttl_ms));
+    return {};
+  }
+  if (!core_.push_admitted(*rt, hk.hash, push_read_ms)) {
+    slot->counters.pushes_refused.add();
+    return {};
+  }
+  core_.store_locally(*rt, hk, decoded->value, decoded->bytes, core_.from_ttl_ms(ttl_ms), false);
+  // A write that came between the check and the store was remembered before
+  // it touched the caches: seen now, it drops the pushed value.
+  if (rt->writes.written(hk.hash, core_.now())) {
+    core_.drop_locally(*rt, hk, false);
+    slot->counters.pushes_refused.add();
+  }
   return {};
 }
 
@@ -147,7 +200,7 @@ void engine_core::cluster_operations_impl::invalidate(std::string_view keyspace,
   auto* slot = core_.slot_named(keyspace);
   auto* rt = slot != nullptr ? slot->current.load(std::memory_order_acquire) : nullptr;
   if (rt == nullptr) return;
-  for (const auto& k : keys) drop_locally(*rt, {k, hash_key(k)});
+  for (const auto& k : keys) core_.drop_locally(*rt, {k, hash_key(k)});
 }
 
 // Answers a peer's get as the owner: from the caches, else one local load
@@ -399,7 +452,7 @@ void engine_core::cluster_operations_impl::put_remotely(keyspace_slot& slot, key
     if (owner == core_.cluster_->self()) {
       core_.store_locally(rt, hk, e.value, bytes[i], expires);
     } else {
-      drop_locally(rt, hk);
+      core_.drop_locally(rt, hk);
       sets.push_back({owner, i, expires});
     }
   }

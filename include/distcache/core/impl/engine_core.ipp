@@ -128,7 +128,8 @@ std::shared_ptr<keyspace_runtime> engine_core::make_runtime(std::unique_ptr<keys
   resolved_keyspace opts;
   if (!resolve_keyspace(cfg_, def->name(), def->max_bytes(), opts, why)) return nullptr;
   return std::make_shared<keyspace_runtime>(std::move(def), std::move(opts), cfg_.clock.get(),
-                                            guards_);
+                                            guards_, cfg_.cluster.write_memory,
+                                            cfg_.cluster.write_memory_writes);
 }
 
 // ---------------------------------------------------------------- lifecycle
@@ -361,6 +362,7 @@ keyspace_stats engine_core::stats(std::size_t ks) const {
   s.peer_loads = c.peer_loads.load();
   s.peer_errors = c.peer_errors.load();
   s.peer_waits = c.peer_waits.load();
+  s.pushes_refused = c.pushes_refused.load();
   s.loads_deduped = c.loads_deduped.load();
   s.local_loads = c.local_loads.load();
   s.local_load_errs = c.local_load_errs.load();

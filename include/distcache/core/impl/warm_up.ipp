@@ -120,23 +120,28 @@ void engine_core::warm_step(const std::shared_ptr<warm_run>& run) {
         continue;
       }
     } else if (auto v = rt.main.get(hk, &expires); v && !is_negative(v)) {
-      // This node held the key as its owner; the new owner gets the value.
+      // This node held the key as its owner; the new owner gets the value,
+      // unless a write of the key reaches it first (docs/reliability.md).
+      const auto read_ms =
+          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count());
       std::string encoded;
       rt.adapter->serialize(v.get(), encoded);
-      cluster_->client().set_traced(
-          owner, slot.name, key, std::move(encoded), to_ttl_ms(expires),
-          cluster_->current()->version(), timeout, std::string(),
-          [this, run, owner](error_code ec) {
-            if (ec) {
-              run->failed.fetch_add(1);
-              cfg_.log(log_level::warning, "keyspace '" + run->slot->name + "': warm-up push to " +
-                                               owner + " failed: " + ec.message());
-            } else {
-              run->pushed.fetch_add(1);
-              run->slot->counters.warmed_keys.add();
-            }
-            warm_step(run);
-          });
+      cluster_->client().push(owner, slot.name, key, std::move(encoded), to_ttl_ms(expires),
+                              cluster_->current()->version(), read_ms, timeout, std::string(),
+                              [this, run, owner](error_code ec) {
+                                if (ec) {
+                                  run->failed.fetch_add(1);
+                                  cfg_.log(log_level::warning, "keyspace '" + run->slot->name +
+                                                                   "': warm-up push to " + owner +
+                                                                   " failed: " + ec.message());
+                                } else {
+                                  run->pushed.fetch_add(1);
+                                  run->slot->counters.warmed_keys.add();
+                                }
+                                warm_step(run);
+                              });
       return;
     } else if (!warm_key) {
       run->skipped.fetch_add(1);  // the owner has it, or loads it when asked

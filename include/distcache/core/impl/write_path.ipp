@@ -22,13 +22,15 @@ error_code engine_core::check_entry(const keyspace_runtime& rt, std::string_view
 // A newer value wins over a load of the key in flight (invalidated) and
 // over a hot copy of it.
 void engine_core::store_locally(keyspace_runtime& rt, hashed_key key, const value_handle& value,
-                                std::size_t bytes, time_point expires) {
+                                std::size_t bytes, time_point expires, bool write) {
+  if (write) note_write(rt, key.hash);
   rt.flights.invalidate(key);
   rt.hot.remove(key);
   rt.main.put(key, value, bytes, lifetime_of(rt, expires));
 }
 
-void engine_core::drop_locally(keyspace_runtime& rt, hashed_key key) {
+void engine_core::drop_locally(keyspace_runtime& rt, hashed_key key, bool write) {
+  if (write) note_write(rt, key.hash);
   rt.flights.invalidate(key);
   rt.main.remove(key);
   rt.hot.remove(key);
@@ -37,6 +39,25 @@ void engine_core::drop_locally(keyspace_runtime& rt, hashed_key key) {
 // Validates and stores `entries`: on this node when it owns a key (or runs
 // alone), else on the owner; then every other node in the ring drops the
 // keys. All keys and sizes are checked before anything is stored.
+// Writes win over warm-up (docs/reliability.md#writes-win-over-warm-up): a
+// write is remembered before it touches the caches, so that a push which
+// stored its older value meanwhile sees it when it checks again.
+void engine_core::note_write(keyspace_runtime& rt, std::uint64_t hash) {
+  if (cluster_) rt.writes.note(hash, now());
+}
+
+bool engine_core::push_admitted(const keyspace_runtime& rt, std::uint64_t hash,
+                                std::uint64_t read_unix_ms) const {
+  const auto now_ms =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  const auto max_age = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.cluster.write_memory / 2).count());
+  if (now_ms > read_unix_ms && now_ms - read_unix_ms > max_age) return false;
+  return !rt.writes.written(hash, now());
+}
+
 engine_core::write_done engine_core::posting(write_handler handler) {
   return [this, h = std::make_shared<write_handler>(std::move(handler))](error_code ec) {
     post_result(std::move(*h), ec);
@@ -143,6 +164,7 @@ std::size_t engine_core::remove_here(keyspace_slot& slot, keyspace_runtime& rt,
   std::size_t removed = 0;
   for (const auto& k : keys) {
     const hashed_key hk{k, hash_key(k)};
+    note_write(rt, hk.hash);
     rt.flights.invalidate(hk);
     const bool in_main = rt.main.remove(hk);
     const bool in_hot = rt.hot.remove(hk);

@@ -546,13 +546,14 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
 };
 
 /// Appends the request line and headers. `wait_ms`, when not 0, is sent as
-/// DC-Wait-Ms (gets: how long this client waits for the reply).
+/// DC-Wait-Ms (gets: how long this client waits for the reply);
+/// `push_read_ms`, when not 0, as DC-Push-Read-Ms (a set that is a warm-up push).
 inline void append_request_head(std::string& out, std::string_view method, std::string_view path,
                                 std::string_view keyspace, std::string_view op,
                                 const http_peer_pool& pool, std::string_view self_name,
                                 std::string_view cluster_name, std::uint64_t ring_version,
                                 std::size_t body_size, std::string_view traceparent = {},
-                                std::uint64_t wait_ms = 0) {
+                                std::uint64_t wait_ms = 0, std::uint64_t push_read_ms = 0) {
   out += method;
   out += ' ';
   out += path;
@@ -577,6 +578,10 @@ inline void append_request_head(std::string& out, std::string_view method, std::
     if (wait_ms != 0) {
       out += "\r\nDC-Wait-Ms: ";
       append_decimal_u64(out, wait_ms);
+    }
+    if (push_read_ms != 0) {
+      out += "\r\nDC-Push-Read-Ms: ";
+      append_decimal_u64(out, push_read_ms);
     }
     out += "\r\nContent-Type: application/octet-stream\r\nContent-Length: ";
     append_decimal_u64(out, body_size);

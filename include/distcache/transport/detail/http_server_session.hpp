@@ -358,6 +358,10 @@ class http_server_session : public http_connection,
       reject(400, "DC-Wait-Ms is not an unsigned 64-bit decimal", {}, close);
       co_return close;
     }
+    if (req_.bad_push) {
+      reject(400, "DC-Push-Read-Ms is not a positive 64-bit decimal", {}, close);
+      co_return close;
+    }
     if (refuse_other_cluster(close) || refuse_other_identity(close)) co_return close;
     try {
       if (!st_->svc.has_keyspace(keyspace_)) {

@@ -92,6 +92,8 @@ struct http_request_data {
   bool bad_ring_version = false;
   std::uint64_t wait_ms = 0;
   bool bad_wait = false;
+  std::uint64_t push_read_ms = 0;
+  bool bad_push = false;
   std::string traceparent;  // as received, at most 128 bytes kept
   bool expect_continue = false;
   int version = 11;
@@ -109,6 +111,8 @@ struct http_request_data {
     bad_ring_version = false;
     wait_ms = 0;
     bad_wait = false;
+    push_read_ms = 0;
+    bad_push = false;
     traceparent.clear();
     expect_continue = false;
     version = 11;
@@ -117,7 +121,7 @@ struct http_request_data {
 
   /// The sender's headers, for the peer_service (views into this object).
   [[nodiscard]] transport::request_info info() const noexcept {
-    return {from, ring_version, wait_ms, traceparent};
+    return {from, ring_version, wait_ms, traceparent, push_read_ms};
   }
 
   // http_message_parser's callbacks.
@@ -152,6 +156,12 @@ struct http_request_data {
           wait_ms = *v;
         } else {
           bad_wait = true;
+        }
+      } else if (boost::beast::iequals(name_string, "DC-Push-Read-Ms")) {
+        if (auto v = parse_decimal_u64(value); v && *v != 0) {
+          push_read_ms = *v;
+        } else {
+          bad_push = true;
         }
       }
     }

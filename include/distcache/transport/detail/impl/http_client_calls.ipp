@@ -50,7 +50,8 @@ inline std::shared_ptr<http_client_connection> take_connection(
 inline void begin_keyspace_request(const http_client_state& st, http_client_connection& conn,
                                    std::string_view keyspace, std::string_view op,
                                    std::uint64_t ring_version, duration timeout,
-                                   std::size_t body_size, std::string_view traceparent) {
+                                   std::size_t body_size, std::string_view traceparent,
+                                   std::uint64_t push_read_ms = 0) {
   auto& r = conn.req;
   r.timeout = timeout;
   r.keyspace.assign(keyspace);
@@ -65,7 +66,7 @@ inline void begin_keyspace_request(const http_client_state& st, http_client_conn
   }
   append_request_head(r.out, "POST", dc_keyspace_prefix, keyspace, op, *conn.pool(),
                       st.options.self_name, st.options.cluster_name, ring_version, body_size,
-                      traceparent, wait_ms);
+                      traceparent, wait_ms, push_read_ms);
 }
 
 /// Fills `conn.req` with a get (one key), get-many, remove or invalidate of

@@ -146,6 +146,8 @@ constexpr std::string_view help_text = R"(
                      GET|PUT|DELETE /users/<id>, GET /owner/<id>, GET /stats
   --admin-port N     port of distcache's admin server on --bind (docs/operations.md):
                      /_distcache/admin/peers|keyspaces|healthz|readyz|metrics; default: none
+  --ttl-ms N         time to live of a cached user, in milliseconds (1 or more); default: none,
+                     a user stays cached until it is written or evicted
   --help             this text
 )";
 
@@ -176,7 +178,8 @@ struct options {
   std::optional<distcache::discovery::kubernetes_options> k8s;  // by --discovery kubernetes
   std::string db;
   std::uint16_t http_port = 0;
-  std::uint16_t admin_port = 0;  // 0: no admin server
+  std::uint16_t admin_port = 0;      // 0: no admin server
+  std::chrono::milliseconds ttl{0};  // 0: no expiry
   bool help = false;
 };
 
@@ -224,9 +227,9 @@ std::pair<net::ip::address, std::uint16_t> parse_peer(std::string_view text) {
 
 options parse_options(int argc, char** argv) {
   options o;
-  std::optional<std::string> bind, port, peers, db, http_port, admin_port, discovery, dns_name,
-      dns_type, dns_port, dns_server, nats_server, nats_token, nats_user, nats_password, nats_ca,
-      nats_cert, nats_key, k8s_selector, k8s_port_name, k8s_namespace, k8s_api_server,
+  std::optional<std::string> bind, port, peers, db, http_port, admin_port, ttl_ms, discovery,
+      dns_name, dns_type, dns_port, dns_server, nats_server, nats_token, nats_user, nats_password,
+      nats_ca, nats_cert, nats_key, k8s_selector, k8s_port_name, k8s_namespace, k8s_api_server,
       k8s_server_name, k8s_token_file, k8s_ca_file, k8s_watch;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -252,6 +255,8 @@ options parse_options(int argc, char** argv) {
       slot = &http_port;
     } else if (arg == "--admin-port") {
       slot = &admin_port;
+    } else if (arg == "--ttl-ms") {
+      slot = &ttl_ms;
     } else if (arg == "--discovery") {
       slot = &discovery;
     } else if (arg == "--dns-name") {
@@ -370,6 +375,16 @@ options parse_options(int argc, char** argv) {
     if (o.admin_port == o.port || o.admin_port == o.http_port) {
       throw usage_error("--admin-port: must differ from --port and --http-port");
     }
+  }
+  if (ttl_ms) {
+    std::uint32_t value = 0;
+    const char* end = ttl_ms->data() + ttl_ms->size();
+    auto [next, parsed] = std::from_chars(ttl_ms->data(), end, value);
+    if (ttl_ms->empty() || parsed != std::errc{} || next != end || value < 1) {
+      throw usage_error("--ttl-ms: expected milliseconds from 1 to 4294967295, got '" + *ttl_ms +
+                        "'");
+    }
+    o.ttl = std::chrono::milliseconds(value);
   }
   if (db->empty()) throw usage_error("--db: must not be empty");
   o.db = *db;
@@ -923,6 +938,7 @@ int run(const options& opts) {
   cfg.cluster.discovery_interval = 1s;
   // Start alone if need be: the others join the ring as they come up.
   cfg.cluster.minimum_peers_quorum = 1;
+  if (opts.ttl.count() > 0) cfg.keyspaces["users"].default_ttl = opts.ttl;
   if (opts.admin_port != 0) {
     cfg.admin.enabled = true;
     cfg.admin.bind_address = opts.bind;

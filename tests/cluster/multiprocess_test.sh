@@ -21,20 +21,10 @@
 # the nodes' logs) when a check fails.
 set -euo pipefail
 
-bin=${1:-}
-if [[ -z $bin || ! -x $bin ]]; then
-  echo "usage: $0 PATH/TO/example_cluster (got '${bin}')" >&2
-  exit 2
-fi
-for tool in curl python3 timeout; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "SKIP: $tool not found"
-    exit 77
-  fi
-done
-
 # shellcheck source-path=SCRIPTDIR source=../support/cluster_nodes.sh
 source "$(dirname "$0")/../support/cluster_nodes.sh"
+require_example_cluster "${1:-}"
+bin=$1
 
 keys_per_round=50
 max_rounds=120 # the database holds keys for this many rounds

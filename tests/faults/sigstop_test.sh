@@ -17,20 +17,10 @@
 # fixed pause is the 5 s stall itself.
 set -euo pipefail
 
-bin=${1:-}
-if [[ -z $bin || ! -x $bin ]]; then
-  echo "usage: $0 PATH/TO/example_cluster (got '${bin}')" >&2
-  exit 2
-fi
-for tool in curl python3 timeout; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "SKIP: $tool not found"
-    exit 77
-  fi
-done
-
 # shellcheck source-path=SCRIPTDIR source=../support/cluster_nodes.sh
 source "$(dirname "$0")/../support/cluster_nodes.sh"
+require_example_cluster "${1:-}"
+bin=$1
 
 rows=20000
 stall_s=5

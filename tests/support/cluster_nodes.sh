@@ -5,14 +5,35 @@
 # cluster_setup NAME ROWS (the work directory, a users table of ROWS rows user:1 .. user:ROWS, and
 # the exit trap that stops every process started) and start_cluster [NODE FLAGS...].
 #
-# Needs curl and python3; the caller checks for them (exit 77 without them).
+# Needs curl and python3: require_example_cluster checks for them (exit 77 without them).
+#
+# A node may run in a network namespace: netns[NODE] names it, and addr[NODE] is the address its
+# HTTP server listens on there (127.0.0.1 when unset); request and the helpers built on it then
+# run curl inside that namespace.
+
+# require_example_cluster BIN [TOOLS...]: exits 2 (usage) unless BIN is an executable, 77 (skipped)
+# when curl, python3, timeout or one of TOOLS is missing.
+require_example_cluster() {
+  local tool
+  if [[ -z $1 || ! -x $1 ]]; then
+    echo "usage: $0 PATH/TO/example_cluster (got '$1')" >&2
+    exit 2
+  fi
+  shift
+  for tool in curl python3 timeout "$@"; do
+    if ! command -v "$tool" >/dev/null; then
+      echo "SKIP: $tool not found"
+      exit 77
+    fi
+  done
+}
 
 # cluster_setup NAME ROWS
 cluster_setup() {
   work=$(mktemp -d "${TMPDIR:-/tmp}/distcache-$1.XXXXXX")
   db=$work/users.db
   nodes=(A B C)
-  declare -gA pid=() http=() name=() letter=()
+  declare -gA pid=() http=() name=() letter=() netns=() addr=()
   reader_pid=""
   trap cleanup EXIT
   trap 'exit 130' INT TERM
@@ -78,10 +99,12 @@ expected() { printf '{"name":"User %s","age":%s}' "$1" "$(($1 % 100))"; }
 # request VERB NODE PATH [JSON]: sets $status (000 when the node did not answer) and $body.
 request() {
   local verb=$1 node=$2 path=$3 data=${4:-}
-  local args=(-sS --max-time 5 -X "$verb" -o "$work/body" -w '%{http_code}')
+  local args=(-sS --max-time 5 -X "$verb" -o "$work/body" -w '%{http_code}') in=()
   if [[ -n $data ]]; then args+=(-H 'Content-Type: application/json' --data "$data"); fi
+  if [[ -n ${netns[$node]:-} ]]; then in=(ip netns exec "${netns[$node]}"); fi
   : >"$work/body"
-  status=$(curl "${args[@]}" "http://127.0.0.1:${http[$node]}$path" 2>/dev/null) || status=000
+  status=$("${in[@]}" curl "${args[@]}" "http://${addr[$node]:-127.0.0.1}:${http[$node]}$path" \
+    2>/dev/null) || status=000
   body=$(<"$work/body")
 }
 

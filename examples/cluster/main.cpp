@@ -148,6 +148,12 @@ constexpr std::string_view help_text = R"(
                      /_distcache/admin/peers|keyspaces|healthz|readyz|metrics; default: none
   --ttl-ms N         time to live of a cached user, in milliseconds (1 or more); default: none,
                      a user stays cached until it is written or evicted
+  --max-fetches N    at most N database queries at once (max_concurrent_fetches); default: no limit
+  --max-queued-fetches N
+                     at most N loads waiting for one of those; one more is refused at once, 503
+                     overloaded (max_queued_fetches); default: no bound besides the read timeout
+  --source-delay-ms N
+                     each query waits N ms first (0-60000): a slower database, for the fault tests
   --help             this text
 )";
 
@@ -178,8 +184,11 @@ struct options {
   std::optional<distcache::discovery::kubernetes_options> k8s;  // by --discovery kubernetes
   std::string db;
   std::uint16_t http_port = 0;
-  std::uint16_t admin_port = 0;      // 0: no admin server
-  std::chrono::milliseconds ttl{0};  // 0: no expiry
+  std::uint16_t admin_port = 0;        // 0: no admin server
+  std::chrono::milliseconds ttl{0};    // 0: no expiry
+  std::size_t max_fetches = 0;         // 0: no limit
+  std::size_t max_queued_fetches = 0;  // 0: no bound
+  std::chrono::milliseconds source_delay{0};
   bool help = false;
 };
 
@@ -227,10 +236,11 @@ std::pair<net::ip::address, std::uint16_t> parse_peer(std::string_view text) {
 
 options parse_options(int argc, char** argv) {
   options o;
-  std::optional<std::string> bind, port, peers, db, http_port, admin_port, ttl_ms, discovery,
-      dns_name, dns_type, dns_port, dns_server, nats_server, nats_token, nats_user, nats_password,
-      nats_ca, nats_cert, nats_key, k8s_selector, k8s_port_name, k8s_namespace, k8s_api_server,
-      k8s_server_name, k8s_token_file, k8s_ca_file, k8s_watch;
+  std::optional<std::string> bind, port, peers, db, http_port, admin_port, ttl_ms, max_fetches,
+      max_queued_fetches, source_delay_ms, discovery, dns_name, dns_type, dns_port, dns_server,
+      nats_server, nats_token, nats_user, nats_password, nats_ca, nats_cert, nats_key, k8s_selector,
+      k8s_port_name, k8s_namespace, k8s_api_server, k8s_server_name, k8s_token_file, k8s_ca_file,
+      k8s_watch;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -257,6 +267,12 @@ options parse_options(int argc, char** argv) {
       slot = &admin_port;
     } else if (arg == "--ttl-ms") {
       slot = &ttl_ms;
+    } else if (arg == "--max-fetches") {
+      slot = &max_fetches;
+    } else if (arg == "--max-queued-fetches") {
+      slot = &max_queued_fetches;
+    } else if (arg == "--source-delay-ms") {
+      slot = &source_delay_ms;
     } else if (arg == "--discovery") {
       slot = &discovery;
     } else if (arg == "--dns-name") {
@@ -376,15 +392,31 @@ options parse_options(int argc, char** argv) {
       throw usage_error("--admin-port: must differ from --port and --http-port");
     }
   }
-  if (ttl_ms) {
+  // A whole number in [low, high] from a flag's text.
+  const auto number = [](std::string_view flag, const std::string& text, std::uint32_t low,
+                         std::uint32_t high, std::string_view what) {
     std::uint32_t value = 0;
-    const char* end = ttl_ms->data() + ttl_ms->size();
-    auto [next, parsed] = std::from_chars(ttl_ms->data(), end, value);
-    if (ttl_ms->empty() || parsed != std::errc{} || next != end || value < 1) {
-      throw usage_error("--ttl-ms: expected milliseconds from 1 to 4294967295, got '" + *ttl_ms +
+    const char* end = text.data() + text.size();
+    auto [next, parsed] = std::from_chars(text.data(), end, value);
+    if (text.empty() || parsed != std::errc{} || next != end || value < low || value > high) {
+      throw usage_error(std::string(flag) + ": expected " + std::string(what) + " from " +
+                        std::to_string(low) + " to " + std::to_string(high) + ", got '" + text +
                         "'");
     }
-    o.ttl = std::chrono::milliseconds(value);
+    return value;
+  };
+  if (ttl_ms) {
+    o.ttl = std::chrono::milliseconds(number("--ttl-ms", *ttl_ms, 1, 4294967295U, "milliseconds"));
+  }
+  if (max_fetches) o.max_fetches = number("--max-fetches", *max_fetches, 1, 100000, "a count");
+  if (max_queued_fetches) {
+    if (!max_fetches) throw usage_error("--max-queued-fetches: only with --max-fetches");
+    o.max_queued_fetches =
+        number("--max-queued-fetches", *max_queued_fetches, 1, 1000000, "a count");
+  }
+  if (source_delay_ms) {
+    o.source_delay = std::chrono::milliseconds(
+        number("--source-delay-ms", *source_delay_ms, 0, 60000, "milliseconds"));
   }
   if (db->empty()) throw usage_error("--db: must not be empty");
   o.db = *db;
@@ -510,12 +542,14 @@ distcache::error_code prepare(sqlite3* db, const char* sql, std::string_view id,
 /// fetch() uses a statement of its own. Counts the queries it runs.
 class user_source {
  public:
-  user_source(connection db, std::shared_ptr<std::atomic<std::uint64_t>> queries)
-      : db_(std::move(db)), queries_(std::move(queries)) {}
+  user_source(connection db, std::shared_ptr<std::atomic<std::uint64_t>> queries,
+              std::chrono::milliseconds delay = {})
+      : db_(std::move(db)), queries_(std::move(queries)), delay_(delay) {}
 
   /// The user, distcache::not_found for a missing row, or an SQLite error code.
   distcache::fetch_result<user> fetch(std::string_view id) {
     queries_->fetch_add(1, std::memory_order_relaxed);
+    if (delay_.count() > 0) std::this_thread::sleep_for(delay_);  // --source-delay-ms
     statement stmt(nullptr, sqlite3_finalize);
     if (auto ec = prepare(db_.get(), "SELECT name, age FROM users WHERE id = ?1", id, stmt)) {
       return ec;
@@ -530,6 +564,7 @@ class user_source {
  private:
   connection db_;
   std::shared_ptr<std::atomic<std::uint64_t>> queries_;
+  std::chrono::milliseconds delay_;
 };
 
 /// Writes to the users table (PUT and DELETE), on the program's own read-write connection.
@@ -662,7 +697,7 @@ http::status status_of(distcache::error_code ec) {
   if (ec == errc::timeout) return http::status::gateway_timeout;
   if (ec == errc::peer_unavailable || ec == errc::cluster_quorum || ec == errc::stopped ||
       ec == errc::not_started || ec == errc::data_source_rate_limited ||
-      ec == errc::data_source_circuit_open) {
+      ec == errc::data_source_circuit_open || ec == errc::overloaded) {
     return http::status::service_unavailable;
   }
   return http::status::internal_server_error;  // data_source_failed, an SQLite error, ...
@@ -823,6 +858,8 @@ class api {
         {"main_cache_bytes", s.main_cache_bytes},
         {"hot_cache_bytes", s.hot_cache_bytes},
         {"evictions", s.evictions},
+        {"overloaded", s.overloaded},
+        {"pushes_refused", s.pushes_refused},
     };
     return json_reply(req, http::status::ok, out);
   }
@@ -923,7 +960,7 @@ int run(const options& opts) {
   user_table table(admin);
   auto source_queries = std::make_shared<std::atomic<std::uint64_t>>(0);
   user_source source(open_database(opts.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX),
-                     source_queries);
+                     source_queries, opts.source_delay);
 
   distcache::config cfg;
   cfg.threads = 2;
@@ -939,6 +976,8 @@ int run(const options& opts) {
   // Start alone if need be: the others join the ring as they come up.
   cfg.cluster.minimum_peers_quorum = 1;
   if (opts.ttl.count() > 0) cfg.keyspaces["users"].default_ttl = opts.ttl;
+  cfg.max_concurrent_fetches = opts.max_fetches;
+  cfg.max_queued_fetches = opts.max_queued_fetches;
   if (opts.admin_port != 0) {
     cfg.admin.enabled = true;
     cfg.admin.bind_address = opts.bind;

@@ -128,6 +128,8 @@ struct keyspace_options {
   std::optional<protection::circuit_breaker_options> circuit_breaker;
   /// Replaces the engine's max_concurrent_fetches for this keyspace.
   std::optional<std::size_t> max_concurrent_fetches;
+  /// Replaces the engine's max_queued_fetches for this keyspace.
+  std::optional<std::size_t> max_queued_fetches;
   /// Replaces the engine's fetch_on_caller_thread for this keyspace.
   std::optional<bool> fetch_on_caller_thread;
 };
@@ -336,6 +338,12 @@ struct config {
   /// Most data-source calls in flight per keyspace; 0 means unlimited.
   /// Beyond it, loads wait up to the read timeout in arrival order.
   std::size_t max_concurrent_fetches = 0;
+  /// Most loads that wait for a slot of max_concurrent_fetches, per
+  /// keyspace; one more is refused at once with errc::overloaded (load
+  /// shedding: under overload, callers fail fast instead of timing out,
+  /// and the ones served wait less). 0 (default): no bound besides the read
+  /// timeout. Meaningless without max_concurrent_fetches.
+  std::size_t max_queued_fetches = 0;
   /// A blocking get() whose miss this node loads itself, and that leads the
   /// load, calls the data source on its own thread when the protection
   /// admits the call at once, instead of handing it to the blocking pool

@@ -54,6 +54,9 @@ enum class errc {
   /// A peer belongs to another cluster (its cluster.name differs): it is
   /// refused and never enters the ring.
   cluster_mismatch,
+  /// The data source's queue is full (max_queued_fetches): the load was
+  /// refused at once instead of waiting. Retry later.
+  overloaded,
 };
 
 namespace detail {
@@ -109,6 +112,9 @@ class error_category_impl final : public boost::system::error_category {
                "use the async_ form";
       case errc::cluster_mismatch:
         return "the peer belongs to another cluster (its cluster.name differs)";
+      case errc::overloaded:
+        return "the data source's queue is full (max_queued_fetches); the load was refused at "
+               "once, retry later";
     }
     return "unknown distcache error";
   }

@@ -42,6 +42,7 @@ struct keyspace_stats {
       0;  ///< peers' values the hot cache's admission filter kept out, current definition
   // Protection of the current definition's data source (protection.md).
   std::uint64_t rate_limited = 0;  ///< loads refused by the rate limiter
+  std::uint64_t overloaded = 0;    ///< loads refused at once: max_queued_fetches waited already
   protection::breaker_state circuit_state = protection::breaker_state::closed;  ///< breaker state
   time_point circuit_last_change{};    ///< when the breaker last changed state
   std::uint64_t circuit_rejected = 0;  ///< loads the open breaker refused

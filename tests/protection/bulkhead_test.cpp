@@ -63,6 +63,39 @@ TEST_CASE("a queued job past its deadline never starts: its expiry runs when the
   CHECK(b.queued() == 0);
 }
 
+TEST_CASE("a bulkhead with max_queued refuses a job when that many wait, taking neither callable") {
+  using namespace std::chrono_literals;
+  bulkhead b(1, 2);
+  CHECK(b.max_queued() == 2);
+  int started = 0;
+  int expired = 0;
+  CHECK(b.submit([&] { ++started; }));  // the slot
+  const auto later = bulkhead::clock_type::now() + 1h;
+  CHECK(b.submit_until([&] { ++started; }, later, [&] { ++expired; }));
+  CHECK(b.submit_until([&] { ++started; }, later, [&] { ++expired; }));
+  CHECK(b.queued() == 2);
+  CHECK_FALSE(b.submit_until([&] { ++started; }, later, [&] { ++expired; }));  // full
+  CHECK(b.queued() == 2);
+  CHECK(started == 1);
+  CHECK(expired == 0);  // a refused job is not expired either: the caller answers
+  b.release();
+  b.release();
+  CHECK(started == 3);
+  CHECK(b.queued() == 0);
+  // Expired jobs at the front leave before the bound is checked.
+  CHECK(b.submit_until([&] { ++started; }, bulkhead::clock_type::now() - 1ms, [&] { ++expired; }));
+  CHECK(b.submit_until([&] { ++started; }, later, [&] { ++expired; }));  // sweeps the expired one
+  CHECK(expired == 1);
+  CHECK(b.submit_until([&] { ++started; }, later, [&] { ++expired; }));
+  CHECK(b.queued() == 2);
+  CHECK_FALSE(b.submit_until([&] { ++started; }, later, [&] { ++expired; }));
+  // With a free slot the bound does not matter.
+  bulkhead free_slot(1, 1);
+  CHECK(free_slot.submit([&] { ++started; }));
+  CHECK(free_slot.submit([&] { ++started; }));
+  CHECK_FALSE(free_slot.submit([&] { ++started; }));
+}
+
 TEST_CASE("queued jobs start in submission order") {
   bulkhead b(1);
   std::vector<int> order;

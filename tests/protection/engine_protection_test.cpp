@@ -4,11 +4,13 @@
 //
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
 #include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -290,6 +292,45 @@ TEST_CASE("a hung data source: gets time out; the queue keeps the last read_time
   }));
   CHECK(f.src->calls <= 2);  // the hung calls only: no queued load reached the source
   f.src->open_gate();
+}
+
+TEST_CASE("max_queued_fetches: loads beyond the queue are refused at once with overloaded") {
+  config c;
+  c.max_concurrent_fetches = 2;
+  c.max_queued_fetches = 3;
+  c.read_timeout = 10s;  // nothing here waits for it
+  fixture f(c);
+  for (int i = 0; i < 8; ++i) f.src->set("busy:" + std::to_string(i), "v");
+  f.src->close_gate();
+  std::mutex mutex;
+  std::vector<distcache::error_code> outcomes;
+  for (int i = 0; i < 8; ++i) {
+    f.e->async_get<users>("busy:" + std::to_string(i),
+                          [&](distcache::error_code ec, const distcache::value_ptr<std::string>&) {
+                            std::lock_guard lock(mutex);
+                            outcomes.push_back(ec);
+                          });
+  }
+  // 2 running, 3 queued, 3 refused at once (the source still blocked).
+  REQUIRE(eventually([&] {
+    std::lock_guard lock(mutex);
+    return outcomes.size() == 3;
+  }));
+  {
+    std::lock_guard lock(mutex);
+    for (const auto& ec : outcomes) CHECK(ec == errc::overloaded);
+  }
+  CHECK(f.e->stats<users>().overloaded == 3);
+  CHECK(f.e->stats<users>().fetches_queued == 3);
+  CHECK(f.e->stats<users>().local_load_errs == 0);  // not a failure of the source
+  f.src->open_gate();
+  REQUIRE(eventually([&] {
+    std::lock_guard lock(mutex);
+    return outcomes.size() == 8;
+  }));
+  std::lock_guard lock(mutex);
+  CHECK(std::count(outcomes.begin(), outcomes.end(), distcache::error_code{}) == 5);
+  CHECK(f.src->calls == 5);
 }
 
 TEST_CASE("protection settings are validated and name the keyspace and field") {

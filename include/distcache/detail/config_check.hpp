@@ -35,6 +35,7 @@ struct resolved_keyspace {
   std::optional<protection::rate_limit> rate_limiter;
   std::optional<protection::circuit_breaker_options> circuit_breaker;
   std::size_t max_concurrent_fetches = 0;
+  std::size_t max_queued_fetches = 0;
   bool fetch_on_caller_thread = false;
 };
 
@@ -320,6 +321,7 @@ inline bool resolve_keyspace(const config& c, std::string_view name, std::int64_
     }
   }
   out.max_concurrent_fetches = o.max_concurrent_fetches.value_or(c.max_concurrent_fetches);
+  out.max_queued_fetches = o.max_queued_fetches.value_or(c.max_queued_fetches);
   out.fetch_on_caller_thread = o.fetch_on_caller_thread.value_or(c.fetch_on_caller_thread);
   out.warmup = o.warmup.value_or(c.warmup);
   {

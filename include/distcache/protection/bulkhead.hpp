@@ -37,8 +37,10 @@ class bulkhead {
   /// The clock of submit_until()'s deadlines.
   using clock_type = std::chrono::steady_clock;
 
-  /// A bulkhead running at most `limit` jobs at once; 0 means no limit.
-  explicit bulkhead(std::size_t limit) noexcept : limit_(limit) {}
+  /// A bulkhead running at most `limit` jobs at once (0: no limit), with at
+  /// most `max_queued` jobs waiting (0: no bound; see submit_until()).
+  explicit bulkhead(std::size_t limit, std::size_t max_queued = 0) noexcept
+      : limit_(limit), max_queued_(max_queued) {}
 
   bulkhead(const bulkhead&) = delete;
   bulkhead& operator=(const bulkhead&) = delete;
@@ -50,9 +52,10 @@ class bulkhead {
   /// `start` should not throw. If it does, its slot is released and the
   /// exception propagates out of the outermost submit() or release() on this
   /// thread, after the other jobs it started have run.
+  /// Returns false, taking neither, when max_queued() jobs wait already.
   template <distcache::detail::job_callable Start>
-  void submit(Start start) {
-    submit_until(std::move(start), clock_type::time_point::max(), [] {});
+  bool submit(Start start) {
+    return submit_until(std::move(start), clock_type::time_point::max(), [] {});
   }
 
   /// As submit(), but a job still queued at `deadline` (steady clock) is
@@ -63,24 +66,31 @@ class bulkhead {
   /// hangs) holds only the jobs of the last `deadline` span, not every job
   /// ever queued. `expire` should not throw (an exception from it is
   /// swallowed: the job is gone either way).
+  ///
+  /// Returns false when the job would wait and max_queued() jobs wait
+  /// already (after the expired ones left): neither `start` nor `expire` is
+  /// ever called, and the caller answers its caller at once (load shedding).
   template <distcache::detail::job_callable Start, distcache::detail::job_callable Expire>
-  void submit_until(Start start, clock_type::time_point deadline, Expire expire) {
-    distcache::detail::job job(std::in_place, std::move(start));
+  bool submit_until(Start start, clock_type::time_point deadline, Expire expire) {
     std::deque<distcache::detail::job> expired;
     {
       std::unique_lock lock(mutex_);
       take_expired(expired);
       if (limit_ != 0 && running_ >= limit_) {
-        queue_.push_back(
-            {std::move(job), distcache::detail::job(std::in_place, std::move(expire)), deadline});
+        const bool full = max_queued_ != 0 && queue_.size() >= max_queued_;
+        if (!full) {
+          queue_.push_back({distcache::detail::job(std::in_place, std::move(start)),
+                            distcache::detail::job(std::in_place, std::move(expire)), deadline});
+        }
         lock.unlock();
         call_expired(expired);
-        return;
+        return !full;
       }
       ++running_;
     }
     call_expired(expired);
-    run(std::move(job));
+    run(distcache::detail::job(std::in_place, std::move(start)));
+    return true;
   }
 
   /// One running job finished: hands its slot to the oldest queued job and
@@ -105,6 +115,8 @@ class bulkhead {
   }
   /// The most jobs run at once; 0 means no limit.
   [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
+  /// The most jobs that wait at once; 0 means no bound.
+  [[nodiscard]] std::size_t max_queued() const noexcept { return max_queued_; }
 
  private:
   // The jobs that the outermost run() of this bulkhead on this thread will
@@ -197,6 +209,7 @@ class bulkhead {
   }
 
   const std::size_t limit_;
+  const std::size_t max_queued_;
   mutable std::mutex mutex_;
   // Invariant: queue_ is empty unless limit_ != 0 and running_ == limit_.
   std::size_t running_ = 0;

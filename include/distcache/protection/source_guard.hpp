@@ -154,6 +154,7 @@ class source_guard {
   std::unique_ptr<any_circuit_breaker> breaker_;
   protection::bulkhead fetches_;
   striped_counter rate_limited_;  // calls refused or timed out by the limiter
+  striped_counter overloaded_;    // calls refused because max_queued_fetches waited
 };
 
 }  // namespace distcache::detail

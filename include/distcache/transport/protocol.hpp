@@ -19,7 +19,7 @@ inline constexpr std::string_view dc_health_path = "/_distcache/v1/health";
 inline constexpr std::string_view dc_keyspace_prefix = "/_distcache/v1/ks/";
 
 /// The protocol names of distcache::errc values (the DC-Error header).
-inline constexpr std::array<std::string_view, 17> errc_names = {
+inline constexpr std::array<std::string_view, 18> errc_names = {
     "",
     "keyspace_not_found",
     "not_found",
@@ -37,6 +37,7 @@ inline constexpr std::array<std::string_view, 17> errc_names = {
     "malformed_value",
     "blocking_call_on_engine_thread",
     "cluster_mismatch",
+    "overloaded",
 };
 
 /// The protocol name of `e`, or an empty view for a value this version does

@@ -166,6 +166,7 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
       s["evictions"] = st.evictions;
       s["hot_refused"] = st.hot_refused;
       s["rate_limited"] = st.rate_limited;
+      s["overloaded"] = st.overloaded;
       s["circuit_rejected"] = st.circuit_rejected;
       s["fetches_in_flight"] = st.fetches_in_flight;
       s["fetches_queued"] = st.fetches_queued;
@@ -227,6 +228,9 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
             [](const keyspace_stats& s) { return s.pushes_refused; });
     counter("distcache_rate_limited_total", "Loads refused by the rate limiter.",
             [](const keyspace_stats& s) { return s.rate_limited; });
+    counter("distcache_overloaded_total",
+            "Loads refused at once because max_queued_fetches loads waited already.",
+            [](const keyspace_stats& s) { return s.overloaded; });
     counter("distcache_circuit_rejected_total", "Loads the open circuit breaker refused.",
             [](const keyspace_stats& s) { return s.circuit_rejected; });
     {

@@ -13,7 +13,9 @@ namespace distcache::detail {
 
 source_guard::source_guard(const resolved_keyspace& opts, const clock_source* clock,
                            const guard_policies& policies)
-    : read_timeout_(opts.read_timeout), clock_(clock), fetches_(opts.max_concurrent_fetches) {
+    : read_timeout_(opts.read_timeout),
+      clock_(clock),
+      fetches_(opts.max_concurrent_fetches, opts.max_queued_fetches) {
   if (opts.rate_limiter && policies.make_limiter) {
     limiter_ = policies.make_limiter(*opts.rate_limiter, clock);
     limiter_wait_ = opts.rate_limiter->wait_timeout;
@@ -91,7 +93,7 @@ void source_guard::enter_bulkhead(const guard_context& ctx, admitted then) {
   // it ends with timeout, without a slot, when the queue next moves, and so
   // does not stay queued behind fetches that never end (a hung source).
   auto then_shared = std::make_shared<admitted>(std::move(then));
-  fetches_.submit_until(
+  const bool taken = fetches_.submit_until(
       [ctx, then_shared, here]() mutable {
         admitted then = std::move(*then_shared);
         if (here != std::thread::id{} && here == std::this_thread::get_id())
@@ -104,6 +106,12 @@ void source_guard::enter_bulkhead(const guard_context& ctx, admitted then) {
         admitted then = std::move(*then_shared);
         then(make_error_code(errc::timeout));
       });
+  if (!taken) {  // max_queued_fetches wait already: refused at once
+    overloaded_.add();
+    if (breaker_) breaker_->on_neutral();
+    admitted then = std::move(*then_shared);
+    then(make_error_code(errc::overloaded));
+  }
 }
 
 void source_guard::finish(const error_code& outcome) {
@@ -124,6 +132,7 @@ void source_guard::abandon() {
 
 void source_guard::fill_stats(keyspace_stats& s) const {
   s.rate_limited = rate_limited_.load();
+  s.overloaded = overloaded_.load();
   if (breaker_) {
     s.circuit_state = breaker_->state();
     s.circuit_last_change = breaker_->last_change();

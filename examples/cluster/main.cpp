@@ -40,6 +40,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -542,14 +543,25 @@ distcache::error_code prepare(sqlite3* db, const char* sql, std::string_view id,
 /// fetch() uses a statement of its own. Counts the queries it runs.
 class user_source {
  public:
+  /// `delay`: each query waits that long first (--source-delay-ms), or until `*stopping`.
   user_source(connection db, std::shared_ptr<std::atomic<std::uint64_t>> queries,
-              std::chrono::milliseconds delay = {})
-      : db_(std::move(db)), queries_(std::move(queries)), delay_(delay) {}
+              std::chrono::milliseconds delay = {},
+              std::shared_ptr<const std::atomic<bool>> stopping = nullptr)
+      : db_(std::move(db)),
+        queries_(std::move(queries)),
+        delay_(delay),
+        stopping_(std::move(stopping)) {}
 
   /// The user, distcache::not_found for a missing row, or an SQLite error code.
   distcache::fetch_result<user> fetch(std::string_view id) {
     queries_->fetch_add(1, std::memory_order_relaxed);
-    if (delay_.count() > 0) std::this_thread::sleep_for(delay_);  // --source-delay-ms
+    // --source-delay-ms: a slower (or, with a long delay, a stalled) database; a stopping node
+    // does not wait for it.
+    const auto until = std::chrono::steady_clock::now() + delay_;
+    while (std::chrono::steady_clock::now() < until && !(stopping_ && stopping_->load())) {
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          until - std::chrono::steady_clock::now(), std::chrono::milliseconds(10)));
+    }
     statement stmt(nullptr, sqlite3_finalize);
     if (auto ec = prepare(db_.get(), "SELECT name, age FROM users WHERE id = ?1", id, stmt)) {
       return ec;
@@ -565,6 +577,7 @@ class user_source {
   connection db_;
   std::shared_ptr<std::atomic<std::uint64_t>> queries_;
   std::chrono::milliseconds delay_;
+  std::shared_ptr<const std::atomic<bool>> stopping_;
 };
 
 /// Writes to the users table (PUT and DELETE), on the program's own read-write connection.
@@ -959,8 +972,9 @@ int run(const options& opts) {
   }
   user_table table(admin);
   auto source_queries = std::make_shared<std::atomic<std::uint64_t>>(0);
+  auto stopping = std::make_shared<std::atomic<bool>>(false);
   user_source source(open_database(opts.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX),
-                     source_queries, opts.source_delay);
+                     source_queries, opts.source_delay, stopping);
 
   distcache::config cfg;
   cfg.threads = 2;
@@ -1017,6 +1031,7 @@ int run(const options& opts) {
     if (ec) return;
     log(distcache::log_level::info,
         std::string("stopping on ") + (signal == SIGINT ? "SIGINT" : "SIGTERM"));
+    stopping->store(true);
     boost::system::error_code ignored;
     acceptor.close(ignored);
     ioc.stop();

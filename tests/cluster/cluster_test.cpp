@@ -847,6 +847,31 @@ TEST_CASE("writes win over warm-up: a push of a key written lately, or read long
   CHECK(**other_owner.get<users>("old") == "fresh");
 }
 
+TEST_CASE("a put's invalidation that outruns its store: the owner's older answer is not kept") {
+  // A put sends its store to the owner and its invalidations to the other
+  // nodes at once. Here an invalidation reaches a node first, that node is
+  // asked for the key, and the owner, which has not stored the new value
+  // yet, answers the old one: the node hands it out (the put has not
+  // returned) but keeps no hot copy, which would outlive the put.
+  cluster3 c;
+  peer_sender sender;
+  c.db->set("doc", "v1");
+  auto& owner = c.owner_node("doc");
+  auto& reader = c.non_owner("doc");
+  REQUIRE(**owner.get<users>("doc") == "v1");                        // held by the owner
+  REQUIRE_FALSE(sender.invalidate(reader.self_name(), {"doc"}, 0));  // the put's invalidation
+  CHECK(**reader.get<users>("doc") == "v1");  // the owner's answer, before the store lands
+  CHECK(reader.stats<users>().hot_cache_items == 0);
+  REQUIRE(owner.put<users>("doc", "v2"));  // the store lands (and tells the reader again)
+  CHECK(**reader.get<users>("doc") == "v2");
+  // Once write_timeout has passed since the write, answers are kept again:
+  // with no write, the first read fills the hot cache.
+  c.db->set("other", "o");
+  auto& other_reader = c.non_owner("other");
+  CHECK(**other_reader.get<users>("other") == "o");
+  CHECK(other_reader.stats<users>().hot_cache_items >= 1);
+}
+
 TEST_CASE("ring agreement for writes: a write from another ring is passed on once") {
   cluster3 c;
   peer_sender sender;
@@ -859,17 +884,14 @@ TEST_CASE("ring agreement for writes: a write from another ring is passed on onc
   };
   for (auto& n : c.nodes) REQUIRE(held(n) == 1);
   // An invalidation with ring version 0 (one passed on already) stays where it lands.
-  auto& first = c.nodes[0];
-  REQUIRE_FALSE(sender.invalidate(first->self_name(), {"doc"}, 0));
-  CHECK(held(first) == 0);
-  REQUIRE(**first->get<users>("doc") == "v1");  // back (a hot copy or from the source)
-  REQUIRE(held(first) == 1);
+  REQUIRE_FALSE(sender.invalidate(c.nodes[0]->self_name(), {"doc"}, 0));
+  CHECK(held(c.nodes[0]) == 0);
   CHECK(held(c.nodes[1]) == 1);
   CHECK(held(c.nodes[2]) == 1);
   // One from a ring that differs from the receiver's reaches every node it knows.
-  REQUIRE_FALSE(sender.invalidate(first->self_name(), {"doc"}, 12345));
-  CHECK(held(first) == 0);
-  CHECK(eventually([&] { return held(c.nodes[1]) == 0 && held(c.nodes[2]) == 0; }));
+  REQUIRE_FALSE(sender.invalidate(c.nodes[1]->self_name(), {"doc"}, 12345));
+  CHECK(held(c.nodes[1]) == 0);
+  CHECK(eventually([&] { return held(c.nodes[2]) == 0; }));
 }
 
 namespace {

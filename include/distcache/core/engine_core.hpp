@@ -422,6 +422,11 @@ class engine_core {
   DISTCACHE_DECL void drop_locally(keyspace_runtime& rt, hashed_key key, bool write = true);
   /// Remembers a write of `hash` (in a cluster): warm-up pushes of it are refused.
   DISTCACHE_DECL void note_write(keyspace_runtime& rt, std::uint64_t hash);
+  /// Whether a write of `hash` reached this node within the keyspace's
+  /// write_timeout: a put whose store at the owner may not have landed yet,
+  /// so the owner's answer is handed out but not kept in the hot cache.
+  [[nodiscard]] DISTCACHE_DECL bool write_in_flight(const keyspace_runtime& rt,
+                                                    std::uint64_t hash) const;
   /// Whether a warm-up push of `hash`, read by its sender at `read_unix_ms`, may be stored.
   [[nodiscard]] DISTCACHE_DECL bool push_admitted(const keyspace_runtime& rt, std::uint64_t hash,
                                                   std::uint64_t read_unix_ms) const;

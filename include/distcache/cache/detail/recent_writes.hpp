@@ -4,6 +4,7 @@
 #ifndef DISTCACHE_CACHE_DETAIL_RECENT_WRITES_HPP
 #define DISTCACHE_CACHE_DETAIL_RECENT_WRITES_HPP
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -40,12 +41,15 @@ class recent_writes {
   }
 
   /// Whether the key with `hash` was written within the window before `now`
-  /// (or may have been: see the class comment).
-  [[nodiscard]] bool written(std::uint64_t hash, time_point now) const {
+  /// (or may have been: see the class comment); with `within`, within the
+  /// shorter of the two.
+  [[nodiscard]] bool written(std::uint64_t hash, time_point now,
+                             duration within = duration::max()) const {
+    const duration span = std::min(within, window_);
     std::lock_guard lock(mutex_);
     if (overflowed_ && now - overflowed_at_ < window_) return true;
     auto it = last_.find(hash);
-    return it != last_.end() && now - it->second < window_;
+    return it != last_.end() && now - it->second < span;
   }
 
   /// Keys remembered now (tests and stats).

@@ -394,7 +394,9 @@ bool engine_core::cluster_operations_impl::accept_remote(keyspace_slot& slot, ke
     if (ec == errc::not_found) {
       // Cached in the hot cache for negative_ttl when that is set.
       rt.flights.finish_not_found(hk, [&] {
-        if (rt.opts.negative_ttl > duration::zero()) core_.publish_not_found(rt, rt.hot, hk);
+        if (rt.opts.negative_ttl > duration::zero() && !core_.write_in_flight(rt, hk.hash)) {
+          core_.publish_not_found(rt, rt.hot, hk);
+        }
       });
     } else {
       rt.flights.finish(hk, ec, nullptr, [] { return error_code{}; });
@@ -410,6 +412,7 @@ bool engine_core::cluster_operations_impl::accept_remote(keyspace_slot& slot, ke
       [&]() -> error_code {
         if (rt.retired.load(std::memory_order_acquire)) return {};
         if (expires != never_expires && expires <= core_.now()) return {};
+        if (core_.write_in_flight(rt, hk.hash)) return {};
         // A value too large for the hot cache, or kept out by the
         // admission filter (a key read less than the one it would evict),
         // is still handed out.

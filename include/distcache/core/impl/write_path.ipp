@@ -46,6 +46,10 @@ void engine_core::note_write(keyspace_runtime& rt, std::uint64_t hash) {
   if (cluster_) rt.writes.note(hash, now());
 }
 
+bool engine_core::write_in_flight(const keyspace_runtime& rt, std::uint64_t hash) const {
+  return cluster_ && rt.writes.written(hash, now(), rt.opts.write_timeout);
+}
+
 bool engine_core::push_admitted(const keyspace_runtime& rt, std::uint64_t hash,
                                 std::uint64_t read_unix_ms) const {
   const auto now_ms =

@@ -1,6 +1,6 @@
 // distcache — which keys of a keyspace were written on this node lately
 // (puts, removes, invalidations): a warm-up push of such a key carries a
-// value read before the write, and is refused (docs/reliability.md#writes-win).
+// value read before the write, and is refused (docs/reliability.md#writes-win-over-warm-up).
 #ifndef DISTCACHE_CACHE_DETAIL_RECENT_WRITES_HPP
 #define DISTCACHE_CACHE_DETAIL_RECENT_WRITES_HPP
 
@@ -22,7 +22,7 @@ namespace distcache::detail {
 /// one costs a load, accepting a stale one costs a wrong value).
 ///
 /// Thread safety: every member may be called concurrently (one mutex; it is
-/// taken on writes and warm-up pushes only, never on a read).
+/// taken on writes, warm-up pushes and owners' answers, never on a cache hit).
 class recent_writes {
  public:
   recent_writes(duration window, std::size_t capacity) : window_(window), capacity_(capacity) {}

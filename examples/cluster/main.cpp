@@ -889,7 +889,7 @@ net::awaitable<void> serve_connection(tcp::socket socket, api& app) {
   beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;
-    parser.body_limit(64 * 1024);
+    parser.body_limit(std::uint64_t{64} * 1024);
     stream.expires_after(30s);
     auto [ec, n] =
         co_await http::async_read(stream, buffer, parser, net::as_tuple(net::use_awaitable));
@@ -1042,6 +1042,7 @@ int run(const options& opts) {
   std::cout << std::endl;  // flushed: scripts wait for this line
 
   std::vector<std::thread> http_threads;
+  http_threads.reserve(3);
   for (int i = 0; i < 3; ++i) http_threads.emplace_back([&ioc] { ioc.run(); });
   ioc.run();
   for (auto& t : http_threads) t.join();

@@ -788,7 +788,7 @@ struct peer_sender {
   peer_sender() = default;
   peer_sender(const peer_sender&) = delete;
   peer_sender& operator=(const peer_sender&) = delete;
-  ~peer_sender() {
+  ~peer_sender() {  // NOLINT(bugprone-exception-escape): test teardown
     client.close();
     work.reset();
     runner.join();

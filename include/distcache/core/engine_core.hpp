@@ -287,8 +287,8 @@ class engine_core {
                                         const std::vector<std::string>& keys,
                                         const transport::request_info& info) override;
     /// set() of a put (push_read_ms 0) or of a warm-up push.
-    DISTCACHE_DECL error_code store_from_peer(std::string_view keyspace, std::string key,
-                                              std::string value, std::int64_t ttl_ms,
+    DISTCACHE_DECL error_code store_from_peer(std::string_view keyspace, const std::string& key,
+                                              const std::string& value, std::int64_t ttl_ms,
                                               std::uint64_t push_read_ms);
     /// A write whose sender's ring differs from this node's may have missed
     /// nodes this one knows: it is passed on once, as an invalidation.

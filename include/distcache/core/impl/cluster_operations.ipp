@@ -90,8 +90,7 @@ error_code engine_core::cluster_operations_impl::set_from(std::string_view keysp
                                                           const transport::request_info& info) {
   auto scope = serve_scope(core_.slot_named(keyspace), telemetry::operation::peer_set, 1, info);
   if (info.push_read_ms == 0) pass_on_write(keyspace, {key}, info);
-  const error_code ec =
-      store_from_peer(keyspace, std::move(key), std::move(value), ttl_ms, info.push_read_ms);
+  const error_code ec = store_from_peer(keyspace, key, value, ttl_ms, info.push_read_ms);
   core_.end_op(scope, ec, std::string(info.from));
   return ec;
 }
@@ -131,27 +130,31 @@ void engine_core::cluster_operations_impl::pass_on_write(std::string_view keyspa
   if (rt == nullptr || info.ring_version == core_.cluster_->current()->version()) return;
   for (const auto& peer : core_.cluster_->alive_peers()) {
     if (peer == info.from) continue;
-    core_.cluster_->client().invalidate(
-        peer, slot->name, keys, 0, rt->opts.write_timeout,
-        [this, peer, name = slot->name](error_code ec) {
-          if (ec) {
-            core_.cfg_.log(log_level::warning, "keyspace '" + name + "': passing a write on to " +
-                                                   peer + " failed: " + ec.message());
-          }
-        });
+    core_.cluster_->client().invalidate(peer, slot->name, keys, 0, rt->opts.write_timeout,
+                                        [this, peer, name = slot->name](error_code ec) {
+                                          if (!ec) return;
+                                          std::string line = "keyspace '";
+                                          line += name;
+                                          line += "': passing a write on to ";
+                                          line += peer;
+                                          line += " failed: ";
+                                          line += ec.message();
+                                          core_.cfg_.log(log_level::warning, line);
+                                        });
   }
 }
 
 error_code engine_core::cluster_operations_impl::set(std::string_view keyspace, std::string key,
                                                      std::string value, std::int64_t ttl_ms) {
-  return store_from_peer(keyspace, std::move(key), std::move(value), ttl_ms, 0);
+  return store_from_peer(keyspace, key, value, ttl_ms, 0);
 }
 
 // Stores a peer's value: a put's (always) or a warm-up push's (unless a
 // write of the key reached this node lately, or the sender read it long
 // ago: writes win over warm-up). A refused push is answered like a stored one.
 error_code engine_core::cluster_operations_impl::store_from_peer(std::string_view keyspace,
-                                                                 std::string key, std::string value,
+                                                                 const std::string& key,
+                                                                 const std::string& value,
                                                                  std::int64_t ttl_ms,
                                                                  std::uint64_t push_read_ms) {
   auto* slot = core_.slot_named(keyspace);

@@ -122,11 +122,15 @@ TEST_CASE("stale values are served only within max_stale, never after") {
   CHECK(**f.e->get<users>("k") == "v1");
   CHECK(eventually([&] { return f.e->stats<users>().local_load_errs == 1; }));
   f.clock->advance(4999ms);  // 14.999 s after the load: still within max_stale
-  CHECK(**f.e->get<users>("k") == "v1");
-  CHECK(eventually([&] { return f.e->stats<users>().local_load_errs == 2; }));
+  // The failed reload's flight ends a moment after its failure is counted; a
+  // stale hit starts the next reload only once it has: read until one did.
+  CHECK(eventually([&] {
+    CHECK(**f.e->get<users>("k") == "v1");
+    return f.e->stats<users>().local_load_errs >= 2;
+  }));
   f.clock->advance(1ms);  // 15 s: gone; the caller now waits for the source
   CHECK(f.e->get<users>("k").error() == errc::data_source_failed);
-  CHECK(f.e->stats<users>().stale_served == 2);
+  CHECK(f.e->stats<users>().stale_served >= 2);
 }
 
 TEST_CASE("without max_stale an expired value is a miss") {

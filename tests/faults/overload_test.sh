@@ -50,10 +50,7 @@ start_cluster --source-delay-ms 40 --max-fetches 2 --max-queued-fetches 8
 log "nodes ready: A=${name[A]} B=${name[B]} C=${name[C]}"
 wait_for 15 "A, B and C to form one ring" ring_is A B C
 
-python3 "$(dirname "$0")/../support/cluster_load.py" overload "$work/verdict" "${http[A]}" \
-  "${http[B]}" "${http[C]}" "${pid[A]}" "${pid[B]}" "${pid[C]}" "$rows" ||
-  { cat "$work/verdict"; fail "see the figures above"; }
-while read -r line; do log "$line"; done <"$work/verdict"
+run_load overload "$rows"
 for n in A B C; do
   log "$n: $(stat_of "$n" '"overloaded %d, local_loads %d, peer_errors %d" % (s["overloaded"], s["local_loads"], s["peer_errors"])')"
 done

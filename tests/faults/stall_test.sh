@@ -30,10 +30,7 @@ start_cluster --source-delay-ms 60000 --max-fetches 2 --max-queued-fetches 8
 log "nodes ready: A=${name[A]} B=${name[B]} C=${name[C]}"
 wait_for 15 "A, B and C to form one ring" ring_is A B C
 
-python3 "$(dirname "$0")/../support/cluster_load.py" stall "$work/verdict" "${http[A]}" \
-  "${http[B]}" "${http[C]}" "${pid[A]}" "${pid[B]}" "${pid[C]}" "$rows" ||
-  { cat "$work/verdict"; fail "see the figures above"; }
-while read -r line; do log "$line"; done <"$work/verdict"
+run_load stall "$rows"
 for n in A B C; do
   queries=$(stat_of "$n" 's["source_queries"]')
   log "$n: $(stat_of "$n" '"source_queries %d, overloaded %d" % (s["source_queries"], s["overloaded"])')"

@@ -198,3 +198,13 @@ ring_is() {
     version=$v
   done
 }
+
+# run_load MODE ROWS: tests/support/cluster_load.py MODE against A, B and C (reads of user:1 ..
+# user:ROWS); logs its figures, or prints them and fails when a check of it failed.
+run_load() {
+  python3 "$(dirname "${BASH_SOURCE[0]}")/cluster_load.py" "$1" "$work/verdict" "${http[A]}" \
+    "${http[B]}" "${http[C]}" "${pid[A]}" "${pid[B]}" "${pid[C]}" "$2" ||
+    { cat "$work/verdict"; fail "see the figures above"; }
+  local line
+  while read -r line; do log "$line"; done <"$work/verdict"
+}

@@ -413,6 +413,8 @@ class engine_core {
                                    bool may_start_trace) noexcept;
   DISTCACHE_DECL void finish_op(op_scope& scope, error_code ec, std::string peer) noexcept;
   [[nodiscard]] static DISTCACHE_DECL std::uint64_t steady_ns() noexcept;
+  /// Milliseconds since the Unix epoch by the system clock (warm-up pushes' read times).
+  [[nodiscard]] static DISTCACHE_DECL std::uint64_t unix_ms() noexcept;
 
   // Write path (impl/write_path.ipp).
   DISTCACHE_DECL error_code check_entry(const keyspace_runtime& rt, std::string_view key,

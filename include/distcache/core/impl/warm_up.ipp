@@ -122,10 +122,7 @@ void engine_core::warm_step(const std::shared_ptr<warm_run>& run) {
     } else if (auto v = rt.main.get(hk, &expires); v && !is_negative(v)) {
       // This node held the key as its owner; the new owner gets the value,
       // unless a write of the key reaches it first (docs/reliability.md).
-      const auto read_ms =
-          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         std::chrono::system_clock::now().time_since_epoch())
-                                         .count());
+      const std::uint64_t read_ms = unix_ms();
       std::string encoded;
       rt.adapter->serialize(v.get(), encoded);
       cluster_->client().push(owner, slot.name, key, std::move(encoded), to_ttl_ms(expires),

@@ -36,9 +36,6 @@ void engine_core::drop_locally(keyspace_runtime& rt, hashed_key key, bool write)
   rt.hot.remove(key);
 }
 
-// Validates and stores `entries`: on this node when it owns a key (or runs
-// alone), else on the owner; then every other node in the ring drops the
-// keys. All keys and sizes are checked before anything is stored.
 // Writes win over warm-up (docs/reliability.md#writes-win-over-warm-up): a
 // write is remembered before it touches the caches, so that a push which
 // stored its older value meanwhile sees it when it checks again.
@@ -52,16 +49,22 @@ bool engine_core::write_in_flight(const keyspace_runtime& rt, std::uint64_t hash
 
 bool engine_core::push_admitted(const keyspace_runtime& rt, std::uint64_t hash,
                                 std::uint64_t read_unix_ms) const {
-  const auto now_ms =
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
+  const std::uint64_t now_ms = unix_ms();
   const auto max_age = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.cluster.write_memory / 2).count());
   if (now_ms > read_unix_ms && now_ms - read_unix_ms > max_age) return false;
   return !rt.writes.written(hash, now());
 }
 
+std::uint64_t engine_core::unix_ms() noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+// Validates and stores `entries`: on this node when it owns a key (or runs
+// alone), else on the owner; then every other node in the ring drops the
+// keys. All keys and sizes are checked before anything is stored.
 engine_core::write_done engine_core::posting(write_handler handler) {
   return [this, h = std::make_shared<write_handler>(std::move(handler))](error_code ec) {
     post_result(std::move(*h), ec);

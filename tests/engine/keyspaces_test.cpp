@@ -45,7 +45,13 @@ TEST_CASE("delete_keyspaces deletes all named keyspaces, or none when a name is 
 }
 
 TEST_CASE("update_keyspace replaces the source and drops the old content") {
-  fixture f;
+  // No hot-key warm-up: reads are sampled into the hot-key sketch, so
+  // whether the new definition's warm-up reloads "k" (racing the get below)
+  // is left to chance; warm-up after update_keyspace has its own tests.
+  config c = small_config();
+  c.keyspaces["users"].warmup = distcache::warmup_options{};
+  c.keyspaces["users"].warmup->max_hot_keys = 0;
+  fixture f(c);
   f.src->set("k", "from-old");
   CHECK(**f.e->get<users>("k") == "from-old");
   users replacement;
@@ -78,6 +84,28 @@ TEST_CASE("warm keys are loaded at start and after update_keyspace") {
   lengths fresh;
   REQUIRE(f.e->update_keyspace(fresh));
   CHECK(eventually([&] { return *fresh.source.calls == 3; }));
+}
+
+TEST_CASE("update_keyspace warms the keys the old definition found hot") {
+  fixture f;
+  f.src->set("hot", "old");
+  // One read in 64 is sampled into the hot-key sketch: 2000 reads make
+  // "hot" hot beyond doubt.
+  for (int i = 0; i < 2000; ++i) REQUIRE(**f.e->get<users>("hot") == "old");
+  REQUIRE(!f.e->hot_keys<users>(1).empty());
+  users replacement;
+  replacement.source.state->set("hot", "new");
+  REQUIRE(f.e->update_keyspace(replacement));
+  // Loaded by the warm-up, before anyone asks for it.
+  CHECK(eventually([&] { return f.e->stats<users>().warmed_keys == 1; }));
+  CHECK(replacement.source.state->calls == 1);
+  const auto before = f.e->stats<users>();
+  CHECK(**f.e->get<users>("hot") == "new");
+  CHECK(replacement.source.state->calls == 1);
+  CHECK(f.e->stats<users>().cache_hits == before.cache_hits + 1);
+  // The warm-up's load counts as a get (docs/concepts.md): the 2000 reads,
+  // the warm-up's load, the hit.
+  CHECK(f.e->stats<users>().gets == 2002);
 }
 
 TEST_CASE("warm-up loads each warm key once, at most `concurrency` at a time") {

@@ -172,8 +172,10 @@ void engine_core::warm_step(const std::shared_ptr<warm_run>& run) {
     auto w = std::make_shared<async_waiter>(ioc_.get_executor(), key, hk.hash,
                                             async_waiter::handler_type(std::move(done)));
     w->arm(rt.flights, timeout);
-    join_load(slot, rt, w->key(), w, {});
+    // Counted before joining: the load may complete on another thread at
+    // once, and whoever sees it counted in `warmed_keys` sees it in `loads`.
     slot.counters.loads.add();
+    join_load(slot, rt, w->key(), w, {});
     return;
   }
 }

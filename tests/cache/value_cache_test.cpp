@@ -2,7 +2,9 @@
 //
 #include <doctest/doctest.h>
 
+#include <array>
 #include <distcache/detail/hash.hpp>
+#include <map>
 #include <memory>
 #include <random>
 #include <set>
@@ -369,4 +371,54 @@ TEST_CASE("remove finds what is there after replacement, eviction and clear") {
   REQUIRE(c.put(key_holder("e"), val("y"), 1, distcache::never_expires));
   CHECK(c.remove(key_holder("e")));
   CHECK(c.size() == 0);
+}
+
+TEST_CASE("the table finds every key through colliding hashes, growth, removes and wrap-around") {
+  // Hashes picked to collide: a few home slots, some at the end of the
+  // table (their runs wrap to its start), equal hashes for different keys.
+  // A model (std::map) says what must be found after each step.
+  value_cache c(std::int64_t{1} << 30, 1, nullptr);
+  std::map<std::string, std::string> model;
+  std::mt19937_64 rng(42);
+  struct owned {
+    std::string text;
+    std::uint64_t hash;
+  };
+  std::vector<owned> keys;
+  for (std::uint64_t i = 0; i < 300; ++i) {
+    const std::uint64_t home = std::array<std::uint64_t, 5>{0, 1, 15, 31, 1023}[i % 5];
+    // Bits above any table size this test reaches: different hashes with
+    // the same home slot, and every 7th key the same hash as the one before.
+    const std::uint64_t high = (i % 7 == 0 && i > 0 ? i - 1 : i) << 20;
+    keys.push_back({"k" + std::to_string(i), home | high});
+  }
+  for (int step = 0; step < 20000; ++step) {
+    const owned& k = keys[rng() % keys.size()];
+    const hashed_key hk{k.text, k.hash};
+    switch (rng() % 3) {
+      case 0:
+      case 1: {
+        const std::string v = std::to_string(step);
+        REQUIRE(c.put(hk, val(v), v.size(), distcache::never_expires));
+        model[k.text] = v;
+        break;
+      }
+      default:
+        CHECK(c.remove(hk) == (model.erase(k.text) == 1));
+    }
+    if (step % 97 == 0) {
+      for (const auto& key : keys) {
+        auto it = model.find(key.text);
+        CHECK(str(c.get(hashed_key{key.text, key.hash})) ==
+              (it == model.end() ? std::string("<miss>") : it->second));
+      }
+      CHECK(c.size() == model.size());
+    }
+  }
+  std::set<std::string> visited;
+  c.for_each_key([&](std::string_view key, std::uint64_t) { visited.emplace(key); });
+  CHECK(visited.size() == model.size());
+  c.clear();
+  CHECK(c.size() == 0);
+  for (const auto& key : keys) CHECK(c.get(hashed_key{key.text, key.hash}) == nullptr);
 }

@@ -13,10 +13,10 @@
 #include <distcache/clock.hpp>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -56,6 +56,14 @@ inline bool is_negative(const std::shared_ptr<const void>& v) noexcept {
 /// eviction, split into shards by the key's hash so that concurrent
 /// operations on different keys rarely share a lock; hits take the shard's
 /// lock shared.
+///
+/// Each shard indexes its entries in an open-addressing table (linear
+/// probing, backward-shift deletion) of 16-byte slots, each the key's full
+/// hash and its entry: a lookup reads one slot line, then only the entry
+/// whose hash matches, whose first 64 bytes hold everything a hit reads
+/// (value, refresh time, referenced bit, key). std::unordered_map read the
+/// bucket, the node before the first of the bucket, then a 104-byte node
+/// over two lines (docs/performance.md, "the hit path").
 ///
 /// It is not templated on the value type: values are type-erased read-only
 /// handles (shared_ptr<const void>) and the caller states how many bytes each
@@ -119,9 +127,9 @@ class value_cache {
                                                 freshness* state = nullptr) {
     shard& s = shard_for(key.hash);
     std::shared_lock lock(s.mutex);
-    auto it = s.map.find(key);
-    if (it == s.map.end()) return nullptr;
-    const entry& e = it->second;
+    const node* found_node = s.find(key);
+    if (found_node == nullptr) return nullptr;
+    const node& e = *found_node;
     // One comparison for an entry that never expires nor refreshes; the
     // clock is read only for one that does.
     freshness found = freshness::fresh;
@@ -176,29 +184,31 @@ class value_cache {
     std::shared_ptr<const void> replaced;
     std::vector<std::shared_ptr<const void>> released;
     std::unique_lock lock(s.mutex);
-    auto it = s.map.find(key);
-    node* self = nullptr;       // the entry being stored: never its own victim
+    node* self = s.find(key);   // the entry being stored: never its own victim
     node* candidate = nullptr;  // a new key's node, while admission is undecided
-    if (it != s.map.end()) {
-      node& n = *it;
-      self = &n;
-      replaced = std::exchange(n.second.value, std::move(value));
-      s.bytes += cost - static_cast<std::int64_t>(n.second.cost);
-      n.second.cost = static_cast<std::uint32_t>(cost);
-      n.second.soft_at = soft_at;
-      n.second.expires_at = life.expires_at;
-      n.second.referenced = false;
-      s.touch(&n);
+    if (self != nullptr) {
+      node& n = *self;
+      replaced = std::exchange(n.value, std::move(value));
+      s.bytes += cost - static_cast<std::int64_t>(n.cost);
+      n.cost = static_cast<std::uint32_t>(cost);
+      n.soft_at = soft_at;
+      n.expires_at = life.expires_at;
+      n.referenced = false;
+      s.touch(self);
     } else {
-      auto [pos, inserted] =
-          s.map.try_emplace(stored_key{std::string(key.text), key.hash},
-                            entry{std::move(value), soft_at, life.expires_at, nullptr, nullptr,
-                                  static_cast<std::uint32_t>(cost), false});
-      (void)inserted;
+      auto fresh = std::make_unique<node>();
+      node& n = *fresh;
+      n.value = std::move(value);
+      n.soft_at = soft_at;
+      n.key.assign(key.text);
+      n.cost = static_cast<std::uint32_t>(cost);
+      n.hash = key.hash;
+      n.expires_at = life.expires_at;
+      s.insert(fresh.get());  // may throw (bad_alloc): then nothing changed
+      self = fresh.release();
       entries_.fetch_add(1, std::memory_order_relaxed);
       s.bytes += cost;
-      s.link_front(&*pos);
-      self = &*pos;
+      s.link_front(self);
       if (admit != nullptr) candidate = self;
     }
     // CLOCK: a referenced entry at the tail gets a second chance (its bit is
@@ -208,30 +218,28 @@ class value_cache {
     const time_point t = s.bytes > shard_budget_ ? now() : time_point{};
     while (s.bytes > shard_budget_ && s.tail != nullptr) {
       node* victim = s.tail;
-      const bool expired =
-          victim->second.expires_at != never_expires && t >= victim->second.expires_at;
+      const bool expired = victim->expires_at != never_expires && t >= victim->expires_at;
       // The entry being stored reaches the tail when every entry behind it
       // had its second chance: it goes round once more rather than evict
       // itself (it fits alone, so another entry remains to evict).
-      if (victim == self || (victim->second.referenced && !expired)) {
-        victim->second.referenced = false;
+      if (victim == self || (victim->referenced && !expired)) {
+        victim->referenced = false;
         s.touch(victim);
         continue;
       }
       if (candidate != nullptr) {
         // TinyLFU: the first victim decides; ties go to the newcomer.
-        const bool refused =
-            !expired && admit->estimate(key.hash) < admit->estimate(victim->first.hash);
+        const bool refused = !expired && admit->estimate(key.hash) < admit->estimate(victim->hash);
         if (refused) {
-          released.push_back(std::move(candidate->second.value));
-          s.erase(s.map.find(key), entries_);
+          released.push_back(std::move(candidate->value));
+          s.erase(candidate, entries_);
           ++s.refused;
           return false;
         }
         candidate = nullptr;
       }
-      released.push_back(std::move(victim->second.value));
-      s.erase(s.map.find(hashed_key{victim->first.text, victim->first.hash}), entries_);
+      released.push_back(std::move(victim->value));
+      s.erase(victim, entries_);
       ++s.evictions;
     }
     return true;
@@ -245,10 +253,10 @@ class value_cache {
     shard& s = shard_for(key.hash);
     std::shared_ptr<const void> doomed;
     std::unique_lock lock(s.mutex);
-    auto it = s.map.find(key);
-    if (it == s.map.end()) return false;
-    doomed = std::move(it->second.value);
-    s.erase(it, entries_);
+    node* n = s.find(key);
+    if (n == nullptr) return false;
+    doomed = std::move(n->value);
+    s.erase(n, entries_);
     return true;
   }
 
@@ -256,14 +264,16 @@ class value_cache {
   void clear() {
     for (std::size_t i = 0; i < shard_count_; ++i) {
       shard& s = shards_[i];
-      map_type doomed;
+      node* doomed = nullptr;  // the list of the shard's entries, freed unlocked
       {
         std::unique_lock lock(s.mutex);
-        doomed.swap(s.map);
-        entries_.fetch_sub(doomed.size(), std::memory_order_relaxed);
+        doomed = s.head;
+        entries_.fetch_sub(s.count, std::memory_order_relaxed);
+        s.reset_table();
         s.head = s.tail = nullptr;
         s.bytes = 0;
       }
+      shard::free_list(doomed);
     }
   }
 
@@ -282,7 +292,7 @@ class value_cache {
     std::size_t total = 0;
     for (std::size_t i = 0; i < shard_count_; ++i) {
       std::shared_lock lock(shards_[i].mutex);
-      total += shards_[i].map.size();
+      total += shards_[i].count;
     }
     return total;
   }
@@ -315,9 +325,9 @@ class value_cache {
       const shard& s = shards_[i];
       std::shared_lock lock(s.mutex);
       const time_point t = now();
-      for (const auto& [k, e] : s.map) {
-        if (e.expires_at == never_expires || t < e.expires_at + max_stale_) {
-          fn(std::string_view(k.text), k.hash);
+      for (const node* e = s.head; e != nullptr; e = e->next) {
+        if (e->expires_at == never_expires || t < e->expires_at + max_stale_) {
+          fn(std::string_view(e->key), e->hash);
         }
       }
     }
@@ -343,39 +353,119 @@ class value_cache {
   }
 
  private:
-  struct entry;
-  using node = std::pair<const stored_key, entry>;
-  struct entry {
+  /// One entry: what a hit reads (value, refresh time, key, referenced bit)
+  /// in its first 64 bytes; the links and the expiry, which writes and
+  /// eviction use, after. Not aligned to a cache line on purpose: an
+  /// over-aligned allocation (glibc's memalign) lands the entry away from the
+  /// value allocated just before it and cost 40 % at 1M keys
+  /// (docs/performance.md).
+  struct node {
     std::shared_ptr<const void> value;
-    time_point soft_at;     // min(refresh_at, expires_at): before it, fresh
-    time_point expires_at;  // after it, stale; max_stale later, gone
-    node* prev;             // towards the most recently used
-    node* next;             // towards the least recently used
-    std::uint32_t cost;     // the charge (put refuses more than 4 GiB)
-    bool referenced;        // read since it last reached the tail (CLOCK)
+    time_point soft_at = never_expires;  // min(refresh_at, expires_at): before it, fresh
+    std::string key;
+    std::uint32_t cost = 0;   // the charge (put refuses more than 4 GiB)
+    bool referenced = false;  // read since it last reached the tail (CLOCK)
+    std::uint64_t hash = 0;
+    time_point expires_at = never_expires;  // after it, stale; max_stale later, gone
+    node* prev = nullptr;                   // towards the most recently used
+    node* next = nullptr;                   // towards the least recently used
   };
-  using map_type = std::unordered_map<stored_key, entry, key_hash, key_equal>;
+
+  /// A slot of a shard's table: the key's full hash and its entry (null:
+  /// empty). Four to a cache line.
+  struct slot {
+    std::uint64_t hash = 0;
+    node* entry = nullptr;
+  };
 
   // Aligned so two shards' locks never share a cache line.
   struct alignas(64) shard {
     mutable std::shared_mutex mutex;  // shared for hits, exclusive for writes
-    map_type map;
-    node* head = nullptr;  // most recently used
-    node* tail = nullptr;  // least recently used
+    std::unique_ptr<slot[]> table;    // NOLINT(modernize-avoid-c-arrays): a power of two
+    std::size_t table_mask = 0;       // slots - 1 (0: no table yet)
+    std::size_t count = 0;            // entries
+    node* head = nullptr;             // most recently used
+    node* tail = nullptr;             // least recently used
     std::int64_t bytes = 0;
     std::uint64_t evictions = 0;
     std::uint64_t refused = 0;  // new keys the admission filter kept out
 
+    shard() = default;
+    shard(const shard&) = delete;
+    shard& operator=(const shard&) = delete;
+    ~shard() { free_list(head); }
+
+    static void free_list(node* n) noexcept {
+      while (n != nullptr) {
+        node* next = n->next;
+        delete n;  // NOLINT(cppcoreguidelines-owning-memory): the list owns its nodes
+        n = next;
+      }
+    }
+
+    /// The entry of `key`, or null.
+    [[nodiscard]] node* find(hashed_key key) const noexcept {
+      if (table == nullptr) return nullptr;
+      for (std::size_t i = key.hash & table_mask;; i = (i + 1) & table_mask) {
+        const slot& sl = table[i];
+        if (sl.entry == nullptr) return nullptr;
+        if (sl.hash == key.hash && std::string_view(sl.entry->key) == key.text) return sl.entry;
+      }
+    }
+    /// Adds `n` (its key absent), growing the table past 70 % full.
+    void insert(node* n) {
+      if (table == nullptr || (count + 1) * 10 > (table_mask + 1) * 7) {
+        grow(table == nullptr ? 16 : (table_mask + 1) * 2);
+      }
+      place(n);
+      ++count;
+    }
+    void place(node* n) noexcept {
+      std::size_t i = n->hash & table_mask;
+      while (table[i].entry != nullptr) i = (i + 1) & table_mask;
+      table[i] = slot{n->hash, n};
+    }
+    void grow(std::size_t slots) {
+      const std::size_t old_slots = table == nullptr ? 0 : table_mask + 1;
+      auto old = std::make_unique<slot[]>(slots);  // NOLINT(modernize-avoid-c-arrays)
+      old.swap(table);                             // allocated first: a bad_alloc changes nothing
+      table_mask = slots - 1;
+      for (std::size_t i = 0; i < old_slots; ++i) {
+        if (old[i].entry != nullptr) place(old[i].entry);
+      }
+    }
+    /// Takes `n` out of the table (backward-shift deletion: the entries
+    /// after it in its run move back, so no tombstone is left).
+    void unindex(const node* n) noexcept {
+      std::size_t i = n->hash & table_mask;
+      while (table[i].entry != n) i = (i + 1) & table_mask;
+      for (std::size_t j = (i + 1) & table_mask; table[j].entry != nullptr;
+           j = (j + 1) & table_mask) {
+        const std::size_t home = table[j].hash & table_mask;
+        // The entry at j may fill the hole at i when i lies on its probe
+        // path, from its home slot to j.
+        if (((j - home) & table_mask) >= ((j - i) & table_mask)) {
+          table[i] = table[j];
+          i = j;
+        }
+      }
+      table[i] = slot{};
+    }
+    void reset_table() noexcept {
+      table.reset();
+      table_mask = 0;
+      count = 0;
+    }
+
     void unlink(node* n) noexcept {
-      entry& e = n->second;
-      (e.prev != nullptr ? e.prev->second.next : head) = e.next;
-      (e.next != nullptr ? e.next->second.prev : tail) = e.prev;
-      e.prev = e.next = nullptr;
+      (n->prev != nullptr ? n->prev->next : head) = n->next;
+      (n->next != nullptr ? n->next->prev : tail) = n->prev;
+      n->prev = n->next = nullptr;
     }
     void link_front(node* n) noexcept {
-      n->second.prev = nullptr;
-      n->second.next = head;
-      if (head != nullptr) head->second.prev = n;
+      n->prev = nullptr;
+      n->next = head;
+      if (head != nullptr) head->prev = n;
       head = n;
       if (tail == nullptr) tail = n;
     }
@@ -384,10 +474,13 @@ class value_cache {
       unlink(n);
       link_front(n);
     }
-    void erase(map_type::iterator it, std::atomic<std::size_t>& entries) noexcept {
-      unlink(&*it);
-      bytes -= static_cast<std::int64_t>(it->second.cost);
-      map.erase(it);
+    /// Removes `n` (its value already moved out, to be released unlocked).
+    void erase(node* n, std::atomic<std::size_t>& entries) noexcept {
+      unindex(n);
+      unlink(n);
+      bytes -= static_cast<std::int64_t>(n->cost);
+      --count;
+      delete n;  // NOLINT(cppcoreguidelines-owning-memory): the list owns its nodes
       entries.fetch_sub(1, std::memory_order_relaxed);
     }
   };

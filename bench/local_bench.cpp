@@ -152,6 +152,11 @@ distcache::config engine_config() {
   c.keyspaces["loads_here"].fetch_on_caller_thread = true;
   return c;
 }
+distcache::config nospin_config() {
+  distcache::config c = engine_config();
+  c.spin_wait = distcache::duration::zero();
+  return c;
+}
 using bench::locked_map;
 using bench::value_ptr;
 
@@ -161,6 +166,9 @@ struct fixture {
   std::vector<std::string> shuffled;  // order_size + batch keys in a fixed pseudo-random order
   std::string value = make_value();
   engine_type engine{engine_config(), hits{}, puts{}, loads{}, loads_here{}};
+  // The same with config::spin_wait 0: the fetch pool and a blocking get
+  // sleep at once (miss_load/nospin, the baseline of the spinning).
+  engine_type nospin{nospin_config(), hits{}, puts{}, loads{}, loads_here{}};
   observed_engine_type observed{telemetry_config(0.0), hits{}, puts{}, loads{}};
   observed_engine_type traced{telemetry_config(1.0), hits{}, puts{}, loads{}};
   locked_map hit_map;
@@ -184,7 +192,7 @@ struct fixture {
       x ^= x << 17;
       shuffled.push_back(keys[x % key_count]);
     }
-    if (!engine.start() || !observed.start() || !traced.start()) {
+    if (!engine.start() || !nospin.start() || !observed.start() || !traced.start()) {
       throw std::runtime_error("engine.start() failed");
     }
     for (const auto& k : keys) {
@@ -355,7 +363,8 @@ void register_all() {
   constexpr auto plain = &fixture::engine;
   constexpr auto observed = &fixture::observed;
   constexpr auto traced = &fixture::traced;
-  const std::array<entry, 15> all{{
+  constexpr auto nospin = &fixture::nospin;
+  const std::array<entry, 16> all{{
       {"hit_get/distcache", hit_get_distcache<plain>},
       {"hit_get/baseline", hit_get_baseline},
       {"hit_get/observed", hit_get_distcache<observed>},
@@ -365,6 +374,7 @@ void register_all() {
       {"miss_load/observed", miss_load_distcache<observed>},
       {"miss_load/traced", miss_load_distcache<traced>},
       {"miss_load/here", miss_load_distcache<plain, loads_here>},
+      {"miss_load/nospin", miss_load_distcache<nospin>},
       {"put/distcache", put_distcache<plain>},
       {"put/baseline", put_baseline},
       {"put/observed", put_distcache<observed>},
@@ -469,20 +479,23 @@ class summary_reporter : public benchmark::BenchmarkReporter {
         out << line;
       }
     }
-    out << "\nmiss_load with fetch_on_caller_thread (the source called on the caller's "
-           "thread):\nwall-clock ns per item; over = here - baseline\n";
-    std::snprintf(line, sizeof line, "%-10s %7s %13s %13s %13s %8s\n", "operation", "threads",
-                  "here ns", "baseline ns", "over ns", "pool ns");
+    out << "\nmiss_load through the pool (spin_wait 20us, and 0: nospin) and with "
+           "fetch_on_caller_thread (here):\nwall-clock ns per item; over = x - baseline\n";
+    std::snprintf(line, sizeof line, "%-10s %7s %11s %9s %9s %9s %9s %9s\n", "operation", "threads",
+                  "baseline ns", "pool ns", "over", "nospin ns", "over", "here over");
     out << line;
     for (const std::int64_t t : {1, 2}) {
       const auto* here = find("miss_load", "here", t);
       const auto* base = find("miss_load", "baseline", t);
       const auto* pool = find("miss_load", "distcache", t);
-      if (here == nullptr || base == nullptr || pool == nullptr) continue;
+      const auto* nospin = find("miss_load", "nospin", t);
+      if (here == nullptr || base == nullptr || pool == nullptr || nospin == nullptr) continue;
       const double h = median(here->ns_per_item);
       const double b = median(base->ns_per_item);
-      std::snprintf(line, sizeof line, "%-10s %7lld %13.1f %13.1f %13.1f %8.1f\n", "miss_load",
-                    static_cast<long long>(t), h, b, h - b, median(pool->ns_per_item));
+      const double p = median(pool->ns_per_item);
+      const double n = median(nospin->ns_per_item);
+      std::snprintf(line, sizeof line, "%-10s %7lld %11.1f %9.1f %9.1f %9.1f %9.1f %9.1f\n",
+                    "miss_load", static_cast<long long>(t), b, p, p - b, n, n - b, h - b);
       out << line;
     }
     out << "\nThroughput scaling, 2 threads / 1 thread (items per second)\n";

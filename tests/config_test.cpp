@@ -54,6 +54,12 @@ TEST_CASE("engine-level fields are validated and the error names field and value
   c = {};
   c.fetch_threads = 5000;
   CHECK(mentions(rejection(c), "config.fetch_threads"));
+  c = {};
+  c.spin_wait = -1us;
+  CHECK(mentions(rejection(c), "config.spin_wait: must be between 0 and 10ms, got -1us"));
+  c = {};
+  c.spin_wait = 11ms;
+  CHECK(mentions(rejection(c), "config.spin_wait: must be between 0 and 10ms, got 11ms"));
   for (const char* bad : {"", "has space", "a/b", "ünï"}) {
     c = {};
     c.cluster.enabled = true;

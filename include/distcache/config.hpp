@@ -304,6 +304,12 @@ struct config {
   /// Threads of the blocking pool that runs data-source fetches; 0 means 8.
   /// 0..1024.
   std::size_t fetch_threads = 0;
+  /// How long an idle thread of the blocking pool (one at a time), and a
+  /// blocking get() waiting for a load, spin before they sleep
+  /// (docs/configuration.md#spinning): a fast data source's answer then
+  /// needs no thread wake-up, at the price of up to this much CPU per load.
+  /// 0 never spins. 0..10ms.
+  duration spin_wait = std::chrono::microseconds(20);
   /// Default time a get() waits for a load. > 0.
   duration read_timeout = std::chrono::seconds(5);
   /// Default time a write (put, remove) may take. > 0.

@@ -18,6 +18,7 @@
 #include <distcache/core/impl/telemetry.ipp>
 #include <distcache/core/impl/warm_up.ipp>
 #include <distcache/core/impl/write_path.ipp>
+#include <distcache/detail/impl/fetch_pool.ipp>
 #include <distcache/detail/impl/waiters.ipp>
 #include <distcache/protection/impl/source_guard.ipp>
 #include <distcache/transport/impl/http.ipp>

@@ -6,8 +6,11 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <distcache/detail/fetch_pool.hpp>
 #include <distcache/detail/handlers.hpp>
 #include <distcache/detail/hash.hpp>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,6 +85,36 @@ TEST_CASE("a blocking waiter gets the value its load completed with, from anothe
   loader.join();
   CHECK_FALSE(ec);
   CHECK(got == value);
+}
+
+TEST_CASE("a spinning blocking waiter gets the value completed while it spins, or after") {
+  for (auto spin : {distcache::duration(1ms), distcache::duration(1h)}) {
+    dd::singleflight flights;
+    auto w = std::make_shared<dd::sync_waiter>("k", dd::hash_key("k"));
+    REQUIRE(flights.join(w->key(), w));
+    auto value = std::make_shared<const int>(7);
+    std::atomic<bool> go{false};
+    std::thread loader([&] {
+      // With a spin of 1h (longer than the timeout: no spin at all) and of
+      // 1ms, the waiter is asleep or spinning; either way it gets the value.
+      while (!go.load()) std::this_thread::yield();
+      CHECK(flights.finish(w->key(), {}, value, [] { return distcache::error_code{}; }) == 1);
+    });
+    go.store(true);
+    auto [ec, got] = w->wait(flights, 1min, spin);
+    loader.join();
+    CHECK_FALSE(ec);
+    CHECK(got == value);
+  }
+}
+
+TEST_CASE("a spinning blocking waiter still times out at its deadline") {
+  dd::singleflight flights;
+  auto w = std::make_shared<dd::sync_waiter>("k", dd::hash_key("k"));
+  REQUIRE(flights.join(w->key(), w));
+  auto [ec, value] = w->wait(flights, 20ms, 5ms);
+  CHECK(ec == distcache::errc::timeout);
+  CHECK(value == nullptr);
 }
 
 TEST_CASE("a blocking waiter taken by its load at the deadline waits for that outcome") {
@@ -250,4 +283,81 @@ TEST_CASE("a waiter batch joining a closed singleflight completes with its error
   batch.reset();
   ioc.run();  // the deadline was cancelled: returns without waiting an hour
   CHECK(ioc.stopped());
+}
+
+// ------------------------------------------------------------------ fetch_pool
+
+TEST_CASE("the fetch pool runs every job posted, spinning or not") {
+  for (auto spin : {std::chrono::nanoseconds(0), std::chrono::nanoseconds(50us)}) {
+    std::atomic<int> ran{0};
+    std::mutex m;
+    std::vector<std::thread::id> threads;
+    {
+      dd::fetch_pool pool(3, spin);
+      CHECK(pool.size() == 3);
+      for (int i = 0; i < 2000; ++i) {
+        pool.post(dd::make_job([&] {
+          ran.fetch_add(1);
+          std::lock_guard lock(m);
+          threads.push_back(std::this_thread::get_id());
+        }));
+      }
+      pool.join();
+      CHECK(ran.load() == 2000);
+    }
+    for (auto id : threads) CHECK(id != std::this_thread::get_id());
+  }
+}
+
+TEST_CASE("join runs the jobs that jobs post, then ends; a job posted after runs on the caller") {
+  dd::fetch_pool pool(2, 20us);
+  std::atomic<int> depth{0};
+  std::function<void()> chain = [&] {
+    if (depth.fetch_add(1) + 1 < 100) pool.post(dd::make_job(chain));
+  };
+  pool.post(dd::make_job(chain));
+  pool.join();
+  CHECK(depth.load() == 100);
+  std::thread::id where;
+  pool.post(dd::make_job([&] { where = std::this_thread::get_id(); }));
+  CHECK(where == std::this_thread::get_id());  // nothing lost after join
+  pool.join();                                 // idempotent
+}
+
+TEST_CASE("a job posted while a thread spins is not left behind another job") {
+  // Two threads: one spins (for up to 10 s), the other sleeps. Two jobs
+  // posted at once: the spinner takes the first, which waits for the second
+  // to start; the second must go to the sleeping thread (the spinner, busy
+  // with the first, wakes it), or the first waits in vain.
+  for (int round = 0; round < 50; ++round) {
+    dd::fetch_pool pool(2, 10s);
+    const auto ready = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < ready) {
+      const auto idle = pool.idle();
+      if (idle.spinning && idle.sleeping == 1) break;
+      std::this_thread::yield();
+    }
+    REQUIRE(pool.idle().spinning);
+    std::atomic<bool> second_started{false};
+    std::atomic<bool> first_saw_second{false};
+    std::atomic<bool> first_done{false};
+    auto first = dd::make_job([&] {
+      const auto deadline = std::chrono::steady_clock::now() + 5s;
+      while (!second_started.load() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+      }
+      first_saw_second.store(second_started.load());
+      first_done.store(true);
+    });
+    auto second = dd::make_job([&] { second_started.store(true); });
+    pool.post(std::move(first));  // back to back: the spinner sees both,
+    pool.post(std::move(second));  // or takes the first before the second
+    // Not join() at once: it wakes every thread, which would hide the fault.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!first_done.load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    pool.join();
+    REQUIRE(first_saw_second.load());
+  }
 }

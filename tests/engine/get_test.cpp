@@ -63,6 +63,39 @@ TEST_CASE("100 threads missing one key cause exactly one data-source call") {
   CHECK(f.e->stats<users>().loads_deduped == 1);
 }
 
+TEST_CASE("misses that race the end of the key's flight call the source no second time") {
+  // A caller misses the cache, the key's flight ends (publishing the value)
+  // before the caller joins it, and the caller starts a new flight: it must
+  // answer from the cache, not load again. The window is short: many rounds
+  // of 4 threads missing one fresh key at once, with an instant source.
+  fixture f;
+  constexpr int rounds = 3000;
+  constexpr int threads = 4;
+  std::atomic<int> round{-1};
+  std::atomic<int> arrived{0};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < threads; ++t) {
+    callers.emplace_back([&] {
+      for (int r = 0; r < rounds; ++r) {
+        while (round.load() < r) std::this_thread::yield();  // start together
+        const std::string key = "k" + std::to_string(r);
+        auto v = f.e->get<lengths>(key);
+        if (!v || **v != static_cast<int>(key.size())) wrong.fetch_add(1);
+        arrived.fetch_add(1);
+      }
+    });
+  }
+  for (int r = 0; r < rounds; ++r) {
+    round.store(r);
+    while (arrived.load() < (r + 1) * threads) std::this_thread::yield();
+  }
+  for (auto& t : callers) t.join();
+  CHECK(wrong == 0);
+  CHECK(*f.length_calls == rounds);  // one source call per key
+  CHECK(f.e->stats<lengths>().loads_deduped == rounds);
+}
+
 TEST_CASE("a data-source error reaches every waiter and nothing is cached") {
   fixture f;
   f.src->fail = true;

@@ -22,6 +22,7 @@
 #include <distcache/core/keyspace_runtime.hpp>
 #include <distcache/detail/config.hpp>
 #include <distcache/detail/current_engine.hpp>
+#include <distcache/detail/fetch_pool.hpp>
 #include <distcache/detail/waiters.hpp>
 #include <distcache/error.hpp>
 #include <distcache/protection/source_guard.hpp>
@@ -378,8 +379,14 @@ class engine_core {
 
   // Read path (impl/read_path.ipp).
   // `here`: a data-source call admitted at once runs on the calling thread
-  // (a blocking get with fetch_on_caller_thread), not on the pool.
-  DISTCACHE_DECL void join_load(keyspace_slot& slot, keyspace_runtime& rt, hashed_key key,
+  // (a blocking get with fetch_on_caller_thread), not on the pool. Returns
+  // whether this node loads the key itself (it owns it, or runs alone).
+  /// For a caller that just started the flight of `key` after missing the
+  /// cache: when the previous flight of the key ended in between (publishing
+  /// its value before it ended), ends this flight with the cached value and
+  /// returns true, instead of a second load.
+  DISTCACHE_DECL bool settle_from_cache(keyspace_runtime& rt, hashed_key key);
+  DISTCACHE_DECL bool join_load(keyspace_slot& slot, keyspace_runtime& rt, hashed_key key,
                                 std::shared_ptr<waiter> w, const telemetry::span_context& parent,
                                 bool here = false);
   DISTCACHE_DECL void load_locally(keyspace_slot& slot, keyspace_runtime& rt, std::string key,
@@ -470,10 +477,11 @@ class engine_core {
   net::io_context ioc_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
-  std::unique_ptr<net::thread_pool> pool_;
-  std::shared_ptr<const ring> solo_ring_;       // the ring of a node alone
-  std::unique_ptr<cluster_service> cluster_;    // null: this node runs alone
-  std::unique_ptr<cluster_operations> remote_;  // with cluster_ only
+  std::unique_ptr<fetch_pool> pool_;                   // data-source calls
+  std::unique_ptr<net::thread_pool> cluster_threads_;  // discovery, membership events
+  std::shared_ptr<const ring> solo_ring_;              // the ring of a node alone
+  std::unique_ptr<cluster_service> cluster_;           // null: this node runs alone
+  std::unique_ptr<cluster_operations> remote_;         // with cluster_ only
   std::function<std::unique_ptr<admin::admin_service>(const admin_options&, const engine_core&,
                                                       const logger&)>
       make_admin_;

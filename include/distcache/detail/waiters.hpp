@@ -79,15 +79,19 @@ class sync_waiter final : public waiter {
     ec_ = ec;
     value_ = std::move(value);
     done_ = true;
+    ready_.store(true, std::memory_order_release);
     cv_.notify_one();
   }
 
-  /// Blocks until complete() ran or `timeout` passed. On the deadline the
-  /// waiter leaves its flight in `flights` and returns errc::timeout; the load
-  /// runs on for the others. Should the load have taken the waiter just
-  /// before, its completion is imminent and is waited for.
+  /// Blocks until complete() ran or `timeout` passed, spinning for up to
+  /// `spin` first (config::spin_wait: a fast load then needs no wake-up of
+  /// this thread). On the deadline the waiter leaves its flight in `flights`
+  /// and returns errc::timeout; the load runs on for the others. Should the
+  /// load have taken the waiter just before, its completion is imminent and
+  /// is waited for.
   DISTCACHE_DECL std::pair<error_code, std::shared_ptr<const void>> wait(singleflight& flights,
-                                                                         duration timeout);
+                                                                         duration timeout,
+                                                                         duration spin = {});
 
  private:
   std::string key_;
@@ -95,6 +99,7 @@ class sync_waiter final : public waiter {
   std::mutex mutex_;
   std::condition_variable cv_;
   bool done_ = false;
+  std::atomic<bool> ready_{false};  // done_, for the spin outside the lock
   error_code ec_;
   std::shared_ptr<const void> value_;
 };

@@ -6,13 +6,13 @@
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <distcache/cache/detail/counters.hpp>
 #include <distcache/clock.hpp>
 #include <distcache/config.hpp>
 #include <distcache/detail/config.hpp>
+#include <distcache/detail/fetch_pool.hpp>
 #include <distcache/error.hpp>
 #include <distcache/protection/protection.hpp>
 #include <distcache/stats.hpp>
@@ -98,7 +98,7 @@ guard_policies make_guard_policies() {
 /// (limiter timers), its blocking pool, and its running flag.
 struct guard_context {
   net::io_context* ioc = nullptr;
-  net::thread_pool* pool = nullptr;
+  detail::fetch_pool* pool = nullptr;
   const std::atomic<bool>* running = nullptr;
   const clock_source* clock = nullptr;  // null: the steady clock
   // A call admitted at once (no limiter wait, a free concurrency slot) runs

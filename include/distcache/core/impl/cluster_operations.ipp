@@ -269,7 +269,7 @@ void engine_core::cluster_operations_impl::serve_get(
                          time_point exp) { all->set(index, item_of(ec, value, exp)); },
           answer_early ? still_loading : make_error_code(errc::timeout));
     }
-    if (batch->join(i, keys[i], h)) {
+    if (batch->join(i, keys[i], h) && !core_.settle_from_cache(*rt, {keys[i], h})) {
       slot.counters.loads_deduped.add();
       core_.load_locally(slot, *rt, keys[i], h, parent);
     }

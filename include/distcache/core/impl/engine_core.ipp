@@ -157,7 +157,7 @@ result<void> engine_core::start() {
   std::size_t threads = cfg_.threads;
   if (threads == 0) threads = std::max(1U, std::thread::hardware_concurrency());
   ioc_.restart();
-  pool_ = std::make_unique<net::thread_pool>(fetch_threads);
+  pool_ = std::make_unique<fetch_pool>(fetch_threads, cfg_.spin_wait);
   work_.emplace(ioc_.get_executor());
   for (std::size_t i = 0; i < threads; ++i) {
     threads_.emplace_back([this] {
@@ -166,7 +166,10 @@ result<void> engine_core::start() {
     });
   }
   if (cluster_) {
-    if (auto ec = cluster_->start(*pool_, *remote_)) {
+    // Discovery and membership events have threads of their own: a data
+    // source that hangs every fetch thread does not delay them.
+    cluster_threads_ = std::make_unique<net::thread_pool>(2);
+    if (auto ec = cluster_->start(*cluster_threads_, *remote_)) {
       shutdown_threads();
       starting_.store(false);
       return ec;
@@ -209,11 +212,13 @@ result<void> engine_core::stop() {
 // objects are destroyed here, after their last handler ran.
 void engine_core::shutdown_threads() {
   if (pool_) pool_->join();
+  if (cluster_threads_) cluster_threads_->join();
   work_.reset();
   for (auto& t : threads_) t.join();
   threads_.clear();
   if (cluster_) cluster_->release();
   pool_.reset();
+  cluster_threads_.reset();
 }
 
 void engine_core::post_job(bool on_engine, const net::any_completion_executor& ex, job j) {

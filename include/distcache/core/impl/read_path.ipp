@@ -40,9 +40,13 @@ result<engine_core::value_handle> engine_core::get(std::size_t ks, std::string_v
     return v;
   }
   auto w = std::make_shared<sync_waiter>(std::string(key), h);
-  join_load(slot, **rt, w->key(), w, scope.context, (*rt)->opts.fetch_on_caller_thread);
+  const bool here =
+      join_load(slot, **rt, w->key(), w, scope.context, (*rt)->opts.fetch_on_caller_thread);
   slot.counters.loads.add();  // after joining: `loads` callers are all in a flight
-  auto [ec, value] = w->wait((*rt)->flights, (*rt)->opts.read_timeout);
+  // Spin only for a load of this node's: a peer's answer takes a network
+  // round trip, longer than any useful spin.
+  auto [ec, value] =
+      w->wait((*rt)->flights, (*rt)->opts.read_timeout, here ? cfg_.spin_wait : duration::zero());
   end_op(scope, ec);
   if (ec) return ec;
   return value;
@@ -99,21 +103,40 @@ void engine_core::async_get(std::size_t ks, std::string key, get_handler handler
 // Joins (or starts) the flight of `k` with `w` (whose deadline, if any, is
 // already armed). The leader loads the key from its owner when that is
 // another node, else from the data source.
-void engine_core::join_load(keyspace_slot& slot, keyspace_runtime& rt, hashed_key k,
+bool engine_core::join_load(keyspace_slot& slot, keyspace_runtime& rt, hashed_key k,
                             std::shared_ptr<waiter> w, const telemetry::span_context& parent,
                             bool here) {
-  if (!rt.flights.join(k, std::move(w))) return;
-  slot.counters.loads_deduped.add();
+  std::shared_ptr<const ring> r;
+  const std::string* owner = nullptr;  // null: this node
   if (cluster_) {
-    auto r = cluster_->current();
-    const std::string& owner = r->nodes()[r->owner_index(k.hash)];
-    if (owner != cluster_->self()) {
-      remote_->load_remotely(slot, rt, owner, r->version(), {{std::string(k.text), k.hash}},
-                             parent);
-      return;
-    }
+    r = cluster_->current();
+    owner = &r->nodes()[r->owner_index(k.hash)];
+    if (*owner == cluster_->self()) owner = nullptr;
+  }
+  if (!rt.flights.join(k, std::move(w))) return owner == nullptr;
+  if (settle_from_cache(rt, k)) return owner == nullptr;
+  slot.counters.loads_deduped.add();
+  if (owner != nullptr) {
+    remote_->load_remotely(slot, rt, *owner, r->version(), {{std::string(k.text), k.hash}}, parent);
+    return false;
   }
   load_locally(slot, rt, std::string(k.text), k.hash, parent, here);
+  return true;
+}
+
+// The miss and the join are two steps: a flight of the key that ended between
+// them has published its value already (publish runs before a flight ends),
+// and a new load would call the source a second time for nothing.
+bool engine_core::settle_from_cache(keyspace_runtime& rt, hashed_key key) {
+  time_point expires = never_expires;
+  freshness state = freshness::fresh;
+  auto v = rt.main.get(key, &expires, &state);
+  if (v && state != freshness::fresh) return false;  // due for a reload: load it
+  if (!v) v = rt.hot.get(key, &expires);
+  if (!v || is_negative(v)) return false;
+  rt.flights.finish(
+      key, {}, v, [] { return error_code{}; }, expires);
+  return true;
 }
 
 void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
@@ -174,7 +197,7 @@ void engine_core::async_get_many(std::size_t ks, std::vector<std::string> keys,
     }
     const bool leader = batch->join(i, keys[i], h);
     slot.counters.loads.add();
-    if (!leader) continue;
+    if (!leader || settle_from_cache(*rt, {keys[i], h})) continue;
     slot.counters.loads_deduped.add();
     const std::string* owner = cluster ? &r->nodes()[r->owner_index(h)] : nullptr;
     if (owner == nullptr || *owner == cluster_->self()) {

@@ -3,6 +3,8 @@
 #define DISTCACHE_DETAIL_IMPL_WAITERS_IPP
 
 #include <boost/asio/dispatch.hpp>
+#include <chrono>
+#include <distcache/detail/spin.hpp>
 #include <distcache/detail/waiters.hpp>
 
 namespace distcache::detail {
@@ -12,7 +14,15 @@ void dispatch_job(const net::any_completion_executor& ex, job j) {
 }
 
 std::pair<error_code, std::shared_ptr<const void>> sync_waiter::wait(singleflight& flights,
-                                                                     duration timeout) {
+                                                                     duration timeout,
+                                                                     duration spin) {
+  if (spin > duration::zero() && spin < timeout) {
+    const auto until = std::chrono::steady_clock::now() + spin;
+    for (unsigned i = 1; !ready_.load(std::memory_order_acquire); ++i) {
+      spin_relax();
+      if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) break;
+    }
+  }
   std::unique_lock lock(mutex_);
   if (!cv_.wait_for(lock, timeout, [this] { return done_; })) {
     lock.unlock();

@@ -98,7 +98,7 @@ void source_guard::enter_bulkhead(const guard_context& ctx, admitted then) {
         admitted then = std::move(*then_shared);
         if (here != std::thread::id{} && here == std::this_thread::get_id())
           return then(error_code{});
-        net::post(*ctx.pool, [then = std::move(then)] { then(error_code{}); });
+        ctx.pool->post(detail::make_job([then = std::move(then)] { then(error_code{}); }));
       },
       clock_type::now() + read_timeout_,
       [this, then_shared]() mutable {

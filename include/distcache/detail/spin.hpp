@@ -1,0 +1,23 @@
+// distcache — spin_relax: the body of a spin-wait loop.
+#ifndef DISTCACHE_DETAIL_SPIN_HPP
+#define DISTCACHE_DETAIL_SPIN_HPP
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace distcache::detail {
+
+/// Tells the core this is a spin-wait loop (x86 `pause`: gives the sibling
+/// hyper-thread the core and avoids the pipeline flush when the loop ends).
+inline void spin_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace distcache::detail
+
+#endif  // DISTCACHE_DETAIL_SPIN_HPP

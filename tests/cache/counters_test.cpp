@@ -4,21 +4,32 @@
 //
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
 TEST_CASE("a striped counter sums what many threads add") {
+  // 40 threads alive at once: 16 hold a stripe each (plain load and store),
+  // the others share the overflow cell (fetch_add). A thread without a
+  // stripe writing to a held one would lose increments against its holder.
   distcache::detail::striped_counter c;
+  constexpr int count = 40;
+  constexpr int adds = 1000000;
+  std::atomic<int> ready{0};
   std::vector<std::thread> threads;
-  threads.reserve(24);  // more threads than stripes: some share one
-  for (int t = 0; t < 24; ++t) {
+  threads.reserve(count);
+  for (int t = 0; t < count; ++t) {
     threads.emplace_back([&] {
-      for (int i = 0; i < 1000; ++i) c.add();
+      c.add(0);  // takes this thread's stripe, or none
+      ready.fetch_add(1);
+      while (ready.load() < count) std::this_thread::yield();
+      for (int i = 0; i < adds; ++i) c.add();
       c.add(5);
     });
   }
   for (auto& t : threads) t.join();
-  CHECK(c.load() == 24 * 1005);
+  CHECK(c.load() == std::uint64_t{count} * (adds + 5));
 }
 
 TEST_CASE("keyspace counters start at zero and count independently") {

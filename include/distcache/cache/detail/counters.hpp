@@ -15,11 +15,21 @@ namespace distcache::detail {
 /// A thread leases the lowest stripe no live thread holds and returns it at
 /// thread exit, so the threads that run at the same time (io threads, fetch
 /// threads, callers) get distinct stripes while there are at most `stripes`
-/// of them; beyond that, stripes are shared.
+/// of them. A thread that holds its stripe is its only writer and adds with a
+/// plain load and store (no locked instruction: a hit's one count costs what
+/// a non-atomic increment does); threads beyond `stripes` add to one shared
+/// cell with fetch_add. The stripe passes to another thread only through the
+/// lease's acquire/release, so no increment is lost.
 class striped_counter {
  public:
   void add(std::uint64_t n = 1) noexcept {
-    cells_[stripe()].value.fetch_add(n, std::memory_order_relaxed);
+    const lease& l = mine();
+    if (l.owned) [[likely]] {
+      auto& v = cells_[l.index].value;
+      v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    } else {
+      cells_[stripes].value.fetch_add(n, std::memory_order_relaxed);
+    }
   }
   [[nodiscard]] std::uint64_t load() const noexcept {
     std::uint64_t sum = 0;
@@ -64,16 +74,17 @@ class striped_counter {
     static std::atomic<std::uint16_t> bits{0};
     return bits;
   }
-  std::array<cell, stripes> cells_{};
+  std::array<cell, stripes + 1> cells_{};  // the last: threads that hold no stripe
+  static const lease& mine() noexcept {
+    thread_local const lease held;
+    return held;
+  }
 
  public:
   /// How many stripes a striped structure needs.
   static constexpr std::size_t stripe_count = stripes;
   /// The calling thread's stripe (shared by every striped structure).
-  static std::size_t stripe() noexcept {
-    thread_local const lease mine;
-    return mine.index;
-  }
+  static std::size_t stripe() noexcept { return mine().index; }
 };
 
 /// The live counters of one keyspace.

@@ -5,18 +5,21 @@
 #define DISTCACHE_CACHE_DETAIL_VALUE_CACHE_HPP
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <distcache/cache/detail/counters.hpp>
 #include <distcache/cache/detail/frequency_sketch.hpp>
 #include <distcache/cache/detail/hashed_key.hpp>
 #include <distcache/clock.hpp>
+#include <distcache/detail/spin.hpp>
 #include <memory>
 #include <mutex>
 #include <new>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -54,8 +57,19 @@ inline bool is_negative(const std::shared_ptr<const void>& v) noexcept {
 
 /// A byte-bounded cache of decoded values with CLOCK (second-chance LRU)
 /// eviction, split into shards by the key's hash so that concurrent
-/// operations on different keys rarely share a lock; hits take the shard's
-/// lock shared.
+/// operations on different keys rarely share a lock.
+///
+/// A hit writes no cache line another thread writes (two threads reading
+/// one shard used to move its lock's line between their cores on every
+/// hit): each shard has a reader count per counter stripe
+/// (striped_counter::stripe(), one per live thread), laid out so a thread's
+/// counts for every shard sit on its own lines. A reader raises its count,
+/// then checks the shard's `writing` flag; a writer takes the shard's mutex,
+/// raises the flag, then waits until every stripe's count for the shard is
+/// zero. Both sides use sequentially consistent operations, so either the
+/// reader sees the flag (it backs off and takes the mutex) or the writer
+/// sees the count (it waits): a "big-reader" lock. Writes pay for it by
+/// reading one count per stripe.
 ///
 /// Each shard indexes its entries in an open-addressing table (linear
 /// probing, backward-shift deletion) of 16-byte slots, each the key's full
@@ -109,13 +123,17 @@ class value_cache {
     mask_ = n - 1;
     shard_budget_ = std::max<std::int64_t>(max_bytes, 0) / static_cast<std::int64_t>(n);
     shards_ = std::make_unique<shard[]>(n);  // NOLINT(modernize-avoid-c-arrays)
+    reader_lines_ = (n + 15) / 16;
+    readers_ = std::make_unique<reader_line[]>(  // NOLINT(modernize-avoid-c-arrays)
+        striped_counter::stripe_count * reader_lines_);
     shard_count_ = n;
   }
 
   /// The value of `key`, or null when absent or gone. A hit only marks
-  /// the entry as referenced (CLOCK), under the shard's shared lock, so
-  /// concurrent hits on a shard neither wait for each other nor relink the
-  /// list; `expires_at`, when given, receives the value's expiry.
+  /// the entry as referenced (CLOCK), on the read side of the shard's
+  /// big-reader lock, so concurrent hits on a shard neither wait for each
+  /// other nor write a shared line nor relink the list; `expires_at`, when
+  /// given, receives the value's expiry.
   ///
   /// `state`, when given, receives the hit's freshness: a value past its
   /// refresh time is `refresh`, an expired one within max_stale of its
@@ -125,34 +143,18 @@ class value_cache {
   /// chance).
   [[nodiscard]] std::shared_ptr<const void> get(hashed_key key, time_point* expires_at = nullptr,
                                                 freshness* state = nullptr) {
-    shard& s = shard_for(key.hash);
-    std::shared_lock lock(s.mutex);
-    const node* found_node = s.find(key);
-    if (found_node == nullptr) return nullptr;
-    const node& e = *found_node;
-    // One comparison for an entry that never expires nor refreshes; the
-    // clock is read only for one that does.
-    freshness found = freshness::fresh;
-    if (e.soft_at != never_expires) {
-      const time_point t = now();
-      if (t >= e.soft_at) {
-        if (t >= e.expires_at) {  // finite here, so the sum cannot overflow
-          if (state == nullptr || t >= e.expires_at + max_stale_) return nullptr;
-          found = freshness::stale;
-        } else {
-          found = freshness::refresh;
-        }
-      }
+    const std::size_t si = shard_index(key.hash);
+    shard& s = shards_[si];
+    std::atomic<std::uint32_t>& readers = reader_count(striped_counter::stripe(), si);
+    readers.fetch_add(1, std::memory_order_seq_cst);
+    if (s.writing.load(std::memory_order_seq_cst)) [[unlikely]] {
+      readers.fetch_sub(1, std::memory_order_release);
+      std::lock_guard lock(s.mutex);  // a write is under way: wait for it
+      return lookup(s, key, expires_at, state);
     }
-    if (state != nullptr) *state = found;
-    // Several readers may set the bit at once: through atomic_ref, and only
-    // when not already set, so a hot entry's cache line is not rewritten.
-    std::atomic_ref<bool> referenced(const_cast<bool&>(e.referenced));  // NOLINT
-    if (!referenced.load(std::memory_order_relaxed)) {
-      referenced.store(true, std::memory_order_relaxed);
-    }
-    if (expires_at != nullptr) *expires_at = e.expires_at;
-    return e.value;
+    auto v = lookup(s, key, expires_at, state);
+    readers.fetch_sub(1, std::memory_order_release);
+    return v;
   }
 
   /// Stores `value` under `key`, fresh until `expires_at` and then gone
@@ -183,7 +185,7 @@ class value_cache {
     // those evicted (a vector only when there are some).
     std::shared_ptr<const void> replaced;
     std::vector<std::shared_ptr<const void>> released;
-    std::unique_lock lock(s.mutex);
+    const write_lock lock(*this, shard_index(key.hash));
     node* self = s.find(key);   // the entry being stored: never its own victim
     node* candidate = nullptr;  // a new key's node, while admission is undecided
     if (self != nullptr) {
@@ -252,7 +254,7 @@ class value_cache {
     if (entries_.load(std::memory_order_relaxed) == 0) return false;
     shard& s = shard_for(key.hash);
     std::shared_ptr<const void> doomed;
-    std::unique_lock lock(s.mutex);
+    const write_lock lock(*this, shard_index(key.hash));
     node* n = s.find(key);
     if (n == nullptr) return false;
     doomed = std::move(n->value);
@@ -266,7 +268,7 @@ class value_cache {
       shard& s = shards_[i];
       node* doomed = nullptr;  // the list of the shard's entries, freed unlocked
       {
-        std::unique_lock lock(s.mutex);
+        const write_lock lock(*this, i);
         doomed = s.head;
         entries_.fetch_sub(s.count, std::memory_order_relaxed);
         s.reset_table();
@@ -281,7 +283,7 @@ class value_cache {
   [[nodiscard]] std::int64_t bytes() const {
     std::int64_t total = 0;
     for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::shared_lock lock(shards_[i].mutex);
+      std::lock_guard lock(shards_[i].mutex);
       total += shards_[i].bytes;
     }
     return total;
@@ -291,7 +293,7 @@ class value_cache {
   [[nodiscard]] std::size_t size() const {
     std::size_t total = 0;
     for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::shared_lock lock(shards_[i].mutex);
+      std::lock_guard lock(shards_[i].mutex);
       total += shards_[i].count;
     }
     return total;
@@ -301,7 +303,7 @@ class value_cache {
   [[nodiscard]] std::uint64_t evictions() const {
     std::uint64_t total = 0;
     for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::shared_lock lock(shards_[i].mutex);
+      std::lock_guard lock(shards_[i].mutex);
       total += shards_[i].evictions;
     }
     return total;
@@ -311,19 +313,20 @@ class value_cache {
   [[nodiscard]] std::uint64_t admissions_refused() const {
     std::uint64_t total = 0;
     for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::shared_lock lock(shards_[i].mutex);
+      std::lock_guard lock(shards_[i].mutex);
       total += shards_[i].refused;
     }
     return total;
   }
 
   /// Calls `fn(key, hash)` for every entry not past its stale window, shard by
-  /// shard under the shard's shared lock (fn must not call this cache).
+  /// shard under the shard's mutex, which holds its writers off (fn must not
+  /// call this cache).
   template <class Fn>
   void for_each_key(Fn&& fn) const {
     for (std::size_t i = 0; i < shard_count_; ++i) {
       const shard& s = shards_[i];
-      std::shared_lock lock(s.mutex);
+      std::lock_guard lock(s.mutex);
       const time_point t = now();
       for (const node* e = s.head; e != nullptr; e = e->next) {
         if (e->expires_at == never_expires || t < e->expires_at + max_stale_) {
@@ -346,7 +349,7 @@ class value_cache {
   [[nodiscard]] std::int64_t largest_shard_bytes() const {
     std::int64_t m = 0;
     for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::shared_lock lock(shards_[i].mutex);
+      std::lock_guard lock(shards_[i].mutex);
       m = std::max(m, shards_[i].bytes);
     }
     return m;
@@ -380,12 +383,13 @@ class value_cache {
 
   // Aligned so two shards' locks never share a cache line.
   struct alignas(64) shard {
-    mutable std::shared_mutex mutex;  // shared for hits, exclusive for writes
-    std::unique_ptr<slot[]> table;    // NOLINT(modernize-avoid-c-arrays): a power of two
-    std::size_t table_mask = 0;       // slots - 1 (0: no table yet)
-    std::size_t count = 0;            // entries
-    node* head = nullptr;             // most recently used
-    node* tail = nullptr;             // least recently used
+    mutable std::mutex mutex;          // writers, and readers during a write
+    std::atomic<bool> writing{false};  // a writer holds the mutex (or waits for readers)
+    std::unique_ptr<slot[]> table;     // NOLINT(modernize-avoid-c-arrays): a power of two
+    std::size_t table_mask = 0;        // slots - 1 (0: no table yet)
+    std::size_t count = 0;             // entries
+    node* head = nullptr;              // most recently used
+    node* tail = nullptr;              // least recently used
     std::int64_t bytes = 0;
     std::uint64_t evictions = 0;
     std::uint64_t refused = 0;  // new keys the admission filter kept out
@@ -485,15 +489,87 @@ class value_cache {
     }
   };
 
-  shard& shard_for(std::uint64_t hash) noexcept {
-    // The high bits pick the shard; the hash table uses the low bits.
-    return shards_[(hash >> 48) & mask_];
+  /// get()'s lookup, under either side of the shard's lock.
+  std::shared_ptr<const void> lookup(const shard& s, hashed_key key, time_point* expires_at,
+                                     freshness* state) const {
+    const node* found_node = s.find(key);
+    if (found_node == nullptr) return nullptr;
+    const node& e = *found_node;
+    // One comparison for an entry that never expires nor refreshes; the
+    // clock is read only for one that does.
+    freshness found = freshness::fresh;
+    if (e.soft_at != never_expires) {
+      const time_point t = now();
+      if (t >= e.soft_at) {
+        if (t >= e.expires_at) {  // finite here, so the sum cannot overflow
+          if (state == nullptr || t >= e.expires_at + max_stale_) return nullptr;
+          found = freshness::stale;
+        } else {
+          found = freshness::refresh;
+        }
+      }
+    }
+    if (state != nullptr) *state = found;
+    // Several readers may set the bit at once: through atomic_ref, and only
+    // when not already set, so a hot entry's cache line is not rewritten.
+    std::atomic_ref<bool> referenced(const_cast<bool&>(e.referenced));  // NOLINT
+    if (!referenced.load(std::memory_order_relaxed)) {
+      referenced.store(true, std::memory_order_relaxed);
+    }
+    if (expires_at != nullptr) *expires_at = e.expires_at;
+    return e.value;
   }
+
+  shard& shard_for(std::uint64_t hash) noexcept { return shards_[shard_index(hash)]; }
+  [[nodiscard]] std::size_t shard_index(std::uint64_t hash) const noexcept {
+    // The high bits pick the shard; the table uses the low bits.
+    return static_cast<std::size_t>(hash >> 48) & mask_;
+  }
+  /// The readers of shard `si` on stripe `stripe`: each stripe's counts of
+  /// all shards are one row of whole cache lines.
+  std::atomic<std::uint32_t>& reader_count(std::size_t stripe, std::size_t si) noexcept {
+    return readers_[stripe * reader_lines_ + si / 16].cells[si % 16].count;
+  }
+
+  /// The shard's mutex, its `writing` flag raised and no reader inside.
+  class write_lock {
+   public:
+    write_lock(value_cache& c, std::size_t si) : s_(c.shards_[si]), lock_(s_.mutex) {
+      s_.writing.store(true, std::memory_order_seq_cst);
+      for (std::size_t stripe = 0; stripe < striped_counter::stripe_count; ++stripe) {
+        const auto& readers = c.reader_count(stripe, si);
+        // A reader is inside for a few dozen nanoseconds, unless its thread
+        // was preempted there: then give the core away rather than spin.
+        for (unsigned spins = 1; readers.load(std::memory_order_seq_cst) != 0; ++spins) {
+          if (spins % 1024 == 0) {
+            std::this_thread::yield();
+          } else {
+            spin_relax();
+          }
+        }
+      }
+    }
+    write_lock(const write_lock&) = delete;
+    write_lock& operator=(const write_lock&) = delete;
+    ~write_lock() { s_.writing.store(false, std::memory_order_release); }
+
+   private:
+    shard& s_;
+    std::lock_guard<std::mutex> lock_;
+  };
   time_point now() const noexcept { return clock_ != nullptr ? clock_->now() : clock_type::now(); }
 
   const clock_source* clock_;
   duration max_stale_;
   std::unique_ptr<shard[]> shards_;  // NOLINT(modernize-avoid-c-arrays)
+  struct reader_cell {
+    std::atomic<std::uint32_t> count{0};
+  };
+  struct alignas(64) reader_line {  // NOLINT: allocated as whole lines
+    std::array<reader_cell, 16> cells;
+  };
+  std::size_t reader_lines_ = 1;            // lines per stripe: the shards' counts, 16 to a line
+  std::unique_ptr<reader_line[]> readers_;  // NOLINT(modernize-avoid-c-arrays)
   std::size_t shard_count_ = 1;
   std::size_t mask_ = 0;
   std::int64_t shard_budget_ = 0;

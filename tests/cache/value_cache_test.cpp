@@ -433,6 +433,7 @@ TEST_CASE("readers see whole entries while a writer grows, shrinks and rewrites 
   std::atomic<bool> done{false};
   std::atomic<long> hits{0};
   std::vector<std::thread> readers;
+  readers.reserve(3);
   for (int t = 0; t < 3; ++t) {
     readers.emplace_back([&, t] {
       std::mt19937 rng(static_cast<unsigned>(t));

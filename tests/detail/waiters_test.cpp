@@ -350,7 +350,7 @@ TEST_CASE("a job posted while a thread spins is not left behind another job") {
       first_done.store(true);
     });
     auto second = dd::make_job([&] { second_started.store(true); });
-    pool.post(std::move(first));  // back to back: the spinner sees both,
+    pool.post(std::move(first));   // back to back: the spinner sees both,
     pool.post(std::move(second));  // or takes the first before the second
     // Not join() at once: it wakes every thread, which would hide the fault.
     const auto deadline = std::chrono::steady_clock::now() + 10s;

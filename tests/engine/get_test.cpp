@@ -75,6 +75,7 @@ TEST_CASE("misses that race the end of the key's flight call the source no secon
   std::atomic<int> arrived{0};
   std::atomic<int> wrong{0};
   std::vector<std::thread> callers;
+  callers.reserve(threads);
   for (int t = 0; t < threads; ++t) {
     callers.emplace_back([&] {
       for (int r = 0; r < rounds; ++r) {

@@ -84,13 +84,12 @@ void fetch_pool::run() {
     if (spin_.count() > 0 && !spinning_) {
       spinning_ = true;
       lock.unlock();
-      const auto until = std::chrono::steady_clock::now() + spin_;
-      for (unsigned i = 1; queued_.load(std::memory_order_acquire) == 0 &&
-                           !stopping_.load(std::memory_order_relaxed);
-           ++i) {
-        spin_relax();
-        if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) break;
-      }
+      spin_until(
+          [this] {
+            return queued_.load(std::memory_order_acquire) != 0 ||
+                   stopping_.load(std::memory_order_relaxed);
+          },
+          spin_);
       lock.lock();
       spinning_ = false;
       if (!queue_.empty() || stopping_) continue;

@@ -17,11 +17,7 @@ std::pair<error_code, std::shared_ptr<const void>> sync_waiter::wait(singlefligh
                                                                      duration timeout,
                                                                      duration spin) {
   if (spin > duration::zero() && spin < timeout) {
-    const auto until = std::chrono::steady_clock::now() + spin;
-    for (unsigned i = 1; !ready_.load(std::memory_order_acquire); ++i) {
-      spin_relax();
-      if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) break;
-    }
+    spin_until([this] { return ready_.load(std::memory_order_acquire); }, spin);
   }
   std::unique_lock lock(mutex_);
   if (!cv_.wait_for(lock, timeout, [this] { return done_; })) {

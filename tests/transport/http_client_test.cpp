@@ -382,6 +382,34 @@ TEST_CASE("http client coalesces the calls that wait for a busy peer and splits 
   CHECK(s.calls_waiting == 0);
 }
 
+TEST_CASE("http client sends the calls a completion makes with the ones that waited") {
+  cluster cl({}, 2, coalescing_options(1));
+  cl.svc.put("users", "k1", reply_item::found("v1"));
+  cl.svc.put("users", "k2", reply_item::found("v2"));
+  // The blocker's callback makes a call, as a caller that keeps a number of
+  // gets in flight does: it leaves in one request with the call that waited
+  // (sent before the callbacks ran, it would have gone alone).
+  std::promise<std::shared_ptr<pending_get>> made;
+  auto made_f = made.get_future();
+  auto blocker = std::make_shared<pending_get>();
+  cl.client->get(cl.peer(), "users", {"block:1"}, 7, 5s,
+                 [&cl, &made, blocker](error_code ec, std::vector<reply_item> items) {
+                   made.set_value(start_get(cl, {"k2"}));
+                   blocker->p.set_value({ec, std::move(items)});
+                 });
+  REQUIRE(cl.svc.wait_blocked(1));
+  auto a = start_get(cl, {"k1"});
+  REQUIRE(eventually([&] { return cl.client->stats().calls_waiting == 1; }));
+  cl.svc.release();
+  CHECK_FALSE(blocker->result().first);
+  REQUIRE(made_f.wait_for(bound) == std::future_status::ready);
+  auto b = made_f.get();
+  CHECK(a->result() == std::pair{error_code{}, std::vector{reply_item::found("v1")}});
+  CHECK(b->result() == std::pair{error_code{}, std::vector{reply_item::found("v2")}});
+  CHECK(cl.svc.get_requests() == key_lists{{"block:1"}, {"k1", "k2"}});
+  CHECK(cl.client->stats().coalesced_calls == 2);
+}
+
 TEST_CASE("http client keeps a coalesced request within max_coalesced_keys") {
   cluster cl({}, 2, coalescing_options(1, 3));
   for (int i = 1; i <= 8; ++i) {

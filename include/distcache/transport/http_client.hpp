@@ -389,7 +389,7 @@ class http_client final : public peer_client {
       auto pool = pool_for(peer);
       if (!pool) return post_failure(std::move(done), pool.error());
       if (cap > 0) {
-        if ((*pool)->in_flight >= cap) {
+        if ((*pool)->in_flight >= cap || (*pool)->flush_posted) {
           detail::http_waiting_call call;
           call.op = op;
           call.keyspace.assign(keyspace);

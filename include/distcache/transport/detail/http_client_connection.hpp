@@ -39,10 +39,15 @@
 
 namespace distcache::detail {
 
-/// A get, remove or invalidate of `pool` ended: sends the next waiting calls
+/// A get, remove or invalidate of `pool` ended: frees its place and returns
+/// whether a flush of the waiting calls must be posted
 /// (impl/http_client_calls.ipp).
-inline void end_counted_call(const std::shared_ptr<http_client_state>& st,
+inline bool end_counted_call(const std::shared_ptr<http_client_state>& st,
                              const std::shared_ptr<http_peer_pool>& pool);
+
+/// Posts the flush end_counted_call() asked for.
+inline void post_flush(const std::shared_ptr<http_client_state>& st,
+                       const std::shared_ptr<http_peer_pool>& pool);
 
 /// One keep-alive connection to a peer. It carries one request at a time:
 /// the submitting thread fills `req` while it owns the connection (taken
@@ -280,7 +285,29 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   void written() {
     response_.reset();
     parser_.emplace(response_, st_->options.limits);
+    if (!tls_) {
+      wait_then_read();
+      return;
+    }
     read();
+  }
+
+  /// Right after a request left, its response has not arrived yet, almost
+  /// always: wait for readability first rather than try a read that finds
+  /// nothing (one system call fewer per request), then read without blocking.
+  void wait_then_read() {
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+      if (self->dead_) return;
+      std::size_t n = 0;
+      if (!ec) {
+        n = self->socket_.read_some(self->buffer_.prepare(self->read_size()), ec);
+        if (ec == net::error::would_block || ec == net::error::try_again) {
+          self->wait_then_read();
+          return;
+        }
+      }
+      self->on_read(ec, n);
+    });
   }
 
   void read() {
@@ -474,9 +501,9 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
       timer_.cancel();
       release(false);
     }
-    // The next waiting calls leave before this one's callback runs (likely
-    // on this very connection, now idle again).
-    if (counted) end_counted_call(st_, pool_);
+    // The waiting calls leave after this one's callbacks ran, together with
+    // the calls those make (a flush posted behind them).
+    const bool flush = counted && end_counted_call(st_, pool_);
     try {
       switch (op) {
         case http_client_op::get:
@@ -493,7 +520,10 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     } catch (const std::exception& e) {
       st_->write_log(log_level::error,
                      std::string("distcache transport: a completion callback threw: ") + e.what());
+    } catch (...) {
+      st_->write_log(log_level::error, "distcache transport: a completion callback threw");
     }
+    if (flush) post_flush(st_, pool_);
   }
 
   /// Returns the connection to its pool (true) or removes it (false).

@@ -130,6 +130,10 @@ struct http_peer_pool {
   // connection), and the calls waiting for one of them to end, oldest first.
   std::size_t in_flight = 0;
   std::deque<http_waiting_call> waiting;
+  // A flush of the waiting calls is posted: calls wait behind it even below
+  // coalesce_in_flight, so that those a completion's callbacks make leave
+  // together with the ones that waited (flush_waiting_calls).
+  bool flush_posted = false;
   // Ends the waiting calls whose deadline passed; armed at the earliest one.
   std::optional<net::steady_timer> wait_timer;
   time_point wait_expiry{};

@@ -291,40 +291,59 @@ inline void on_wait_timer(const std::shared_ptr<http_client_state>& st,
   fail_calls(*st, expired, make_error_code(errc::timeout));
 }
 
-inline void end_counted_call(const std::shared_ptr<http_client_state>& st,
+inline bool end_counted_call(const std::shared_ptr<http_client_state>& st,
                              const std::shared_ptr<http_peer_pool>& pool) {
-  std::vector<http_waiting_call> batch;
+  std::lock_guard lock(st->mutex);
+  --pool->in_flight;
+  if (pool->flush_posted || pool->waiting.empty()) return false;
+  pool->flush_posted = true;
+  return true;
+}
+
+/// Sends the waiting calls of `pool` while fewer than coalesce_in_flight of
+/// its requests are in flight: each request carries the oldest waiting call
+/// and those of its keyspace and kind behind it (take_waiting). Runs after
+/// the callbacks of the completion that posted it, so the calls they made
+/// leave in the same request as the ones that waited.
+inline void flush_waiting_calls(const std::shared_ptr<http_client_state>& st,
+                                const std::shared_ptr<http_peer_pool>& pool) {
+  const std::size_t cap = st->options.coalesce_in_flight;
   std::vector<http_waiting_call> expired;
   std::vector<http_waiting_call> stopped;
-  std::shared_ptr<http_client_connection> conn;
-  const time_point now = clock_type::now();
-  {
-    std::lock_guard lock(st->mutex);
-    --pool->in_flight;
-    if (st->closed) {
-      // close() ended the waiting calls of the peers it knew; those of a
-      // peer dropped before (drop_peer) end here.
-      std::move(pool->waiting.begin(), pool->waiting.end(), std::back_inserter(stopped));
-      pool->waiting.clear();
-    } else {
-      take_waiting(*st, *pool, now, batch, expired);
-    }
-    if (!batch.empty()) {
+  for (;;) {
+    std::vector<http_waiting_call> batch;
+    std::shared_ptr<http_client_connection> conn;
+    const time_point now = clock_type::now();
+    {
+      std::lock_guard lock(st->mutex);
+      pool->flush_posted = false;
+      if (st->closed) {
+        // close() ended the waiting calls of the peers it knew; those of a
+        // peer dropped before (drop_peer) end here.
+        std::move(pool->waiting.begin(), pool->waiting.end(), std::back_inserter(stopped));
+        pool->waiting.clear();
+      } else if (pool->in_flight < cap) {
+        take_waiting(*st, *pool, now, batch, expired);
+      }
+      if (batch.empty()) break;
       ++pool->in_flight;
       conn = take_connection(st, pool);
     }
-  }
-  if (batch.size() > 1) {
-    st->coalesced_requests.fetch_add(1, std::memory_order_relaxed);
-    st->coalesced_calls.fetch_add(batch.size(), std::memory_order_relaxed);
-  }
-  if (conn) {
+    if (batch.size() > 1) {
+      st->coalesced_requests.fetch_add(1, std::memory_order_relaxed);
+      st->coalesced_calls.fetch_add(batch.size(), std::memory_order_relaxed);
+    }
     fill_waiting_calls(*st, *conn, batch, now);
     conn->req.counted = true;
     conn->start();
   }
   fail_calls(*st, stopped, make_error_code(errc::stopped));
   fail_calls(*st, expired, make_error_code(errc::timeout));
+}
+
+inline void post_flush(const std::shared_ptr<http_client_state>& st,
+                       const std::shared_ptr<http_peer_pool>& pool) {
+  net::post(st->ioc, [st, pool] { flush_waiting_calls(st, pool); });
 }
 
 }  // namespace distcache::detail

@@ -2,6 +2,7 @@
 #ifndef DISTCACHE_TRANSPORT_DETAIL_HTTP_CLIENT_CONNECTION_HPP
 #define DISTCACHE_TRANSPORT_DETAIL_HTTP_CLIENT_CONNECTION_HPP
 
+#include <unistd.h>
 #include <algorithm>
 #include <array>
 #include <boost/asio/connect.hpp>
@@ -207,6 +208,7 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
       on_failure(ec, "connect");
       return;
     }
+    reregister_for_reading();
     socket_.set_option(tcp::no_delay(true), ec);
     socket_.non_blocking(true, ec);  // for the direct write in write()
     if (st_->tls) {
@@ -214,6 +216,21 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
       return;
     }
     write();
+  }
+
+  /// Waiting for the connection to complete made Asio's reactor watch the
+  /// socket for writability too, edge-triggered: every acknowledgement of
+  /// a request would then wake it for nothing (one epoll_wait per request).
+  /// Requests are written directly and wait for writability only when the
+  /// send buffer is full, so the socket is registered anew, for reading.
+  void reregister_for_reading() {
+    error_code ec;
+    const auto protocol = socket_.remote_endpoint(ec).protocol();
+    if (ec) return;
+    const auto fd = socket_.release(ec);
+    if (ec) return;  // still registered as it was: correct, only slower
+    socket_.assign(protocol, fd, ec);
+    if (ec) ::close(fd);  // the request then fails on the closed socket
   }
 
   /// The client's side of the TLS handshake: the peer's certificate must
@@ -285,29 +302,7 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   void written() {
     response_.reset();
     parser_.emplace(response_, st_->options.limits);
-    if (!tls_) {
-      wait_then_read();
-      return;
-    }
     read();
-  }
-
-  /// Right after a request left, its response has not arrived yet, almost
-  /// always: wait for readability first rather than try a read that finds
-  /// nothing (one system call fewer per request), then read without blocking.
-  void wait_then_read() {
-    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
-      if (self->dead_) return;
-      std::size_t n = 0;
-      if (!ec) {
-        n = self->socket_.read_some(self->buffer_.prepare(self->read_size()), ec);
-        if (ec == net::error::would_block || ec == net::error::try_again) {
-          self->wait_then_read();
-          return;
-        }
-      }
-      self->on_read(ec, n);
-    });
   }
 
   void read() {

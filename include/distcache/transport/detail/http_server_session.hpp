@@ -205,11 +205,6 @@ class http_server_session : public http_connection,
             set_deadline(st_->options.read_timeout);
           }
         }
-      } else if (buf_.size() == 0) {
-        // Between requests nothing has arrived yet, almost always: wait for
-        // readability first rather than try a read that finds nothing (one
-        // system call fewer per request).
-        std::tie(ec, n) = co_await wait_then_read();
       } else {
         std::tie(ec, n) =
             co_await socket_.async_read_some(buf_.prepare(read_chunk), tuple_awaitable);
@@ -227,19 +222,6 @@ class http_server_session : public http_connection,
         started = true;
         set_deadline(st_->options.read_timeout);
       }
-    }
-  }
-
-  /// Waits until the socket is readable, then reads what arrived into buf_
-  /// (uncommitted) without blocking.
-  net::awaitable<std::tuple<error_code, std::size_t>> wait_then_read() {
-    for (;;) {
-      auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, tuple_awaitable);
-      if (wec) co_return std::tuple<error_code, std::size_t>{wec, 0};
-      error_code ec;
-      const std::size_t n = socket_.read_some(buf_.prepare(read_chunk), ec);
-      if (ec == net::error::would_block || ec == net::error::try_again) continue;
-      co_return std::tuple<error_code, std::size_t>{ec, n};
     }
   }
 

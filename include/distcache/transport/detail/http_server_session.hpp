@@ -448,8 +448,16 @@ class http_server_session : public http_connection,
   net::awaitable<void> handle_set(bool close);
   net::awaitable<void> handle_remove(bool close);
   net::awaitable<void> handle_invalidate(bool close);
-  /// Calls transport::peer_service::get with keys_ and waits for its completion.
-  net::awaitable<std::vector<transport::reply_item>> call_get();
+  /// Calls transport::peer_service::get with keys_; null (and
+  /// service_failed_) when it threw.
+  std::shared_ptr<peer_get_pending> start_get();
+  /// Waits for the outcome of a get the service had not answered within
+  /// the call. Not a coroutine: a first version that awaited in a coroutine
+  /// holding the state in a local shared_ptr (`co_return co_await`) had
+  /// that local destroyed twice with GCC 12 (ThreadSanitizer reported the
+  /// heap-use-after-free).
+  static net::awaitable<std::vector<transport::reply_item>> wait_get(
+      std::shared_ptr<peer_get_pending> p);
 
   /// Writes head_, body_ and value_. False when the connection broke.
   net::awaitable<bool> write_response() {

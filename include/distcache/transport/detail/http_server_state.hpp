@@ -250,6 +250,38 @@ struct http_server_state {
       sessions;  // by mutex
 };
 
+/// The outcome of a transport::peer_service::get a session asked for: taken
+/// as it is when the service answered from within the call (every key a
+/// hit: no post, no reactor pass), else handed to the waiting coroutine
+/// when it comes (`then`, set by http_server_session::wait_get).
+struct peer_get_pending {
+  std::mutex m;
+  bool done = false;
+  std::vector<transport::reply_item> items;
+  std::function<void(std::vector<transport::reply_item>)> then;
+
+  void complete(std::vector<transport::reply_item> result) {
+    std::unique_lock lock(m);
+    if (done) return;  // exactly once, whatever the service does
+    done = true;
+    if (then) {
+      auto t = std::move(then);
+      lock.unlock();
+      t(std::move(result));
+    } else {
+      items = std::move(result);
+    }
+  }
+
+  /// Moves the items into `out` when the service answered already.
+  bool take(std::vector<transport::reply_item>& out) {
+    std::lock_guard lock(m);
+    if (!done) return false;
+    out = std::move(items);
+    return true;
+  }
+};
+
 /// Completes a coroutine waiting for transport::peer_service::get from whatever thread
 /// the service finishes on. The service's callback is a copyable
 /// std::function while Asio handlers are move-only, hence the shared state;

@@ -21,7 +21,10 @@ inline net::awaitable<void> http_server_session::lookup(bool close, bool many) {
   }
   items_.clear();
   service_failed_ = false;
-  if (count > 0) items_ = co_await call_get();
+  if (count > 0) {
+    auto pending = start_get();
+    if (pending && !pending->take(items_)) items_ = co_await wait_get(pending);
+  }
   if (service_failed_ || items_.size() != count) {
     reject(500,
            service_failed_ ? std::string("the node failed to look the keys up")
@@ -101,48 +104,31 @@ inline net::awaitable<void> http_server_session::handle_invalidate(bool close) {
   make_head(204, {}, {}, close);
 }
 
-/// Calls transport::peer_service::get with keys_ and waits for its
-/// completion. A service that answers from within the call (every key a
-/// hit) resumes nothing: the items are taken as they are, without a post
-/// through the io_context (which costs a reactor pass, a system call).
-inline net::awaitable<std::vector<transport::reply_item>> http_server_session::call_get() {
-  struct pending {
-    std::mutex m;
-    bool done = false;
-    std::vector<transport::reply_item> items;
-    std::function<void(std::vector<transport::reply_item>)> then;  // set once suspended
-  };
-  auto p = std::make_shared<pending>();
+inline std::shared_ptr<peer_get_pending> http_server_session::start_get() {
+  auto p = std::make_shared<peer_get_pending>();
   try {
-    st_->svc.get_from(keyspace_, std::move(keys_), req_.info(),
-                      [p](std::vector<transport::reply_item> items) {
-                        std::unique_lock lock(p->m);
-                        if (p->done) return;  // exactly once, whatever the service does
-                        p->done = true;
-                        if (auto then = std::move(p->then)) {
-                          lock.unlock();
-                          then(std::move(items));
-                        } else {
-                          p->items = std::move(items);
-                        }
-                      });
+    st_->svc.get_from(
+        keyspace_, std::move(keys_), req_.info(),
+        [p](std::vector<transport::reply_item> items) { p->complete(std::move(items)); });
   } catch (...) {
     service_failed_ = true;
-    co_return std::vector<transport::reply_item>{};
+    return nullptr;
   }
-  {
-    std::lock_guard lock(p->m);
-    if (p->done) co_return std::move(p->items);
-  }
-  co_return co_await net::async_initiate<decltype(net::use_awaitable),
-                                         void(std::vector<transport::reply_item>)>(
-      [p](auto handler) {
+  return p;
+}
+
+inline net::awaitable<std::vector<transport::reply_item>> http_server_session::wait_get(
+    std::shared_ptr<peer_get_pending> p) {
+  return net::async_initiate<decltype(net::use_awaitable),
+                             void(std::vector<transport::reply_item>)>(
+      [p = std::move(p)](auto handler) {
         using state_type = peer_get_completion<decltype(handler)>;
         auto state = std::make_shared<state_type>(std::move(handler));
         std::unique_lock lock(p->m);
-        if (p->done) {  // completed between the check and now
+        if (p->done) {  // completed since start_get() returned
+          auto items = std::move(p->items);
           lock.unlock();
-          state->complete(std::move(p->items));
+          state->complete(std::move(items));
           return;
         }
         p->then = [state](std::vector<transport::reply_item> items) {

@@ -48,7 +48,7 @@ inline bool end_counted_call(const std::shared_ptr<http_client_state>& st,
 
 /// Posts the flush end_counted_call() asked for.
 inline void post_flush(const std::shared_ptr<http_client_state>& st,
-                       const std::shared_ptr<http_peer_pool>& pool);
+                       const std::shared_ptr<http_peer_pool>& pool) noexcept;
 
 /// One keep-alive connection to a peer. It carries one request at a time:
 /// the submitting thread fills `req` while it owns the connection (taken
@@ -208,7 +208,10 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
       on_failure(ec, "connect");
       return;
     }
-    reregister_for_reading();
+    if (auto rec = reregister_for_reading()) {
+      on_failure(rec, "connect");
+      return;
+    }
     socket_.set_option(tcp::no_delay(true), ec);
     socket_.non_blocking(true, ec);  // for the direct write in write()
     if (st_->tls) {
@@ -223,14 +226,15 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   /// a request would then wake it for nothing (one epoll_wait per request).
   /// Requests are written directly and wait for writability only when the
   /// send buffer is full, so the socket is registered anew, for reading.
-  void reregister_for_reading() {
+  error_code reregister_for_reading() {
     error_code ec;
     const auto protocol = socket_.remote_endpoint(ec).protocol();
-    if (ec) return;
+    if (ec) return {};  // still registered as it was: correct, only slower
     const auto fd = socket_.release(ec);
-    if (ec) return;  // still registered as it was: correct, only slower
+    if (ec) return {};
     socket_.assign(protocol, fd, ec);
-    if (ec) ::close(fd);  // the request then fails on the closed socket
+    if (ec) ::close(fd);
+    return ec;
   }
 
   /// The client's side of the TLS handshake: the peer's certificate must
@@ -498,7 +502,17 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     }
     // The waiting calls leave after this one's callbacks ran, together with
     // the calls those make (a flush posted behind them).
-    const bool flush = counted && end_counted_call(st_, pool_);
+    // (posted even when a callback, or the log line about it, throws)
+    struct flush_after {
+      http_client_connection& c;
+      bool armed;
+      flush_after(http_client_connection& conn, bool arm) : c(conn), armed(arm) {}
+      flush_after(const flush_after&) = delete;
+      flush_after& operator=(const flush_after&) = delete;
+      ~flush_after() {
+        if (armed) post_flush(c.st_, c.pool_);
+      }
+    } flush(*this, counted && end_counted_call(st_, pool_));
     try {
       switch (op) {
         case http_client_op::get:
@@ -518,7 +532,6 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     } catch (...) {
       st_->write_log(log_level::error, "distcache transport: a completion callback threw");
     }
-    if (flush) post_flush(st_, pool_);
   }
 
   /// Returns the connection to its pool (true) or removes it (false).

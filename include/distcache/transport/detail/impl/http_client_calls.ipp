@@ -310,13 +310,31 @@ inline void flush_waiting_calls(const std::shared_ptr<http_client_state>& st,
   const std::size_t cap = st->options.coalesce_in_flight;
   std::vector<http_waiting_call> expired;
   std::vector<http_waiting_call> stopped;
+  // flush_posted stays set until the pass that sends nothing more: a call
+  // submitted meanwhile waits behind the older ones rather than overtake
+  // them, and a completion meanwhile leaves its calls to this loop. An
+  // exception (bad_alloc) clears it, so that the next completion flushes.
+  struct clear_on_throw {
+    const std::shared_ptr<http_client_state>& st;
+    const std::shared_ptr<http_peer_pool>& pool;
+    int exceptions = std::uncaught_exceptions();
+    clear_on_throw(const std::shared_ptr<http_client_state>& s,
+                   const std::shared_ptr<http_peer_pool>& p)
+        : st(s), pool(p) {}
+    clear_on_throw(const clear_on_throw&) = delete;
+    clear_on_throw& operator=(const clear_on_throw&) = delete;
+    ~clear_on_throw() {
+      if (std::uncaught_exceptions() <= exceptions) return;
+      std::lock_guard lock(st->mutex);
+      pool->flush_posted = false;
+    }
+  } guard(st, pool);
   for (;;) {
     std::vector<http_waiting_call> batch;
     std::shared_ptr<http_client_connection> conn;
     const time_point now = clock_type::now();
     {
       std::lock_guard lock(st->mutex);
-      pool->flush_posted = false;
       if (st->closed) {
         // close() ended the waiting calls of the peers it knew; those of a
         // peer dropped before (drop_peer) end here.
@@ -325,7 +343,10 @@ inline void flush_waiting_calls(const std::shared_ptr<http_client_state>& st,
       } else if (pool->in_flight < cap) {
         take_waiting(*st, *pool, now, batch, expired);
       }
-      if (batch.empty()) break;
+      if (batch.empty()) {
+        pool->flush_posted = false;
+        break;
+      }
       ++pool->in_flight;
       conn = take_connection(st, pool);
     }
@@ -342,8 +363,13 @@ inline void flush_waiting_calls(const std::shared_ptr<http_client_state>& st,
 }
 
 inline void post_flush(const std::shared_ptr<http_client_state>& st,
-                       const std::shared_ptr<http_peer_pool>& pool) {
-  net::post(st->ioc, [st, pool] { flush_waiting_calls(st, pool); });
+                       const std::shared_ptr<http_peer_pool>& pool) noexcept {
+  try {
+    net::post(st->ioc, [st, pool] { flush_waiting_calls(st, pool); });
+  } catch (...) {  // bad_alloc: the next completion flushes instead
+    std::lock_guard lock(st->mutex);
+    pool->flush_posted = false;
+  }
 }
 
 }  // namespace distcache::detail

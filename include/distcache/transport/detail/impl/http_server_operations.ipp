@@ -23,7 +23,7 @@ inline net::awaitable<void> http_server_session::lookup(bool close, bool many) {
   service_failed_ = false;
   if (count > 0) {
     auto pending = start_get();
-    if (pending && !pending->take(items_)) items_ = co_await wait_get(pending);
+    if (pending && !pending->take(items_)) items_ = co_await wait_get(std::move(pending));
   }
   if (service_failed_ || items_.size() != count) {
     reject(500,
@@ -121,17 +121,20 @@ inline net::awaitable<std::vector<transport::reply_item>> http_server_session::w
     std::shared_ptr<peer_get_pending> p) {
   return net::async_initiate<decltype(net::use_awaitable),
                              void(std::vector<transport::reply_item>)>(
-      [p = std::move(p)](auto handler) {
+      [p = std::move(p)](auto handler) mutable {
+        // Only the service's callback keeps the state from here: a service
+        // that never answers then frees the session's frames with it.
+        const auto local = std::move(p);
         using state_type = peer_get_completion<decltype(handler)>;
         auto state = std::make_shared<state_type>(std::move(handler));
-        std::unique_lock lock(p->m);
-        if (p->done) {  // completed since start_get() returned
-          auto items = std::move(p->items);
+        std::unique_lock lock(local->m);
+        if (local->done) {  // completed since start_get() returned
+          auto items = std::move(local->items);
           lock.unlock();
           state->complete(std::move(items));
           return;
         }
-        p->then = [state](std::vector<transport::reply_item> items) {
+        local->then = [state](std::vector<transport::reply_item> items) {
           state->complete(std::move(items));
         };
       },

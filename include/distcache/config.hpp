@@ -212,7 +212,7 @@ struct cluster_options {
   /// many are, further ones wait and leave together, one request per
   /// keyspace and kind, as soon as one completes. 0 turns coalescing off
   /// (every call sends its own request at once).
-  std::size_t coalesce_in_flight = 4;
+  std::size_t coalesce_in_flight = 8;
   /// Keys one coalesced request carries at most; a call with more keys
   /// goes alone. 1..1000.
   std::size_t max_coalesced_keys = 256;

@@ -47,7 +47,7 @@ struct client_options {
   /// further call waits, and the waiting calls of one keyspace and kind
   /// leave together as one request as soon as one of them completes. 0:
   /// never wait (one request per call, sent at once).
-  std::size_t coalesce_in_flight = 4;
+  std::size_t coalesce_in_flight = 8;
   /// Keys one coalesced request carries at most; a call with more goes
   /// alone. 1..limits.max_batch.
   std::size_t max_coalesced_keys = 256;

@@ -4,6 +4,7 @@
 #
 #   bench/compare/run.sh            # ~1 min with the defaults
 #   ROUNDS=3 SECONDS_PER_RUN=5 bench/compare/run.sh
+#   COALESCE=4 bench/compare/run.sh   # cluster.coalesce_in_flight of the distcache rows
 #
 # Workload (the same for every system): 10,000 keys, 100-byte values, keys
 # drawn uniformly, 1 and 16 requests in flight, a warm-up before each
@@ -165,6 +166,9 @@ collect() {
 }
 
 common=(--keys "$KEYS" --value-bytes "$VALUE_BYTES" --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP")
+# COALESCE=N: config.cluster.coalesce_in_flight of the distcache rows (default: the library's)
+coalesce=()
+if [[ -n ${COALESCE:-} ]]; then coalesce=(--coalesce "$COALESCE"); fi
 
 # A CA and one node certificate (IP SAN 127.0.0.1) for the TLS row.
 tls_dir=$out/tls
@@ -188,7 +192,7 @@ run_distcache() {
   for n in "${INFLIGHT[@]}"; do
     log=$out/${row}_$n.log
     timeout 120 "$cluster_load" --mode remote-hit --clients "$n" --threads "$threads" \
-      "${common[@]}" "${server_cpu_flag[@]}" "$@" >"$log" 2>&1 || { cat "$log"; return 1; }
+      "${common[@]}" "${coalesce[@]}" "${server_cpu_flag[@]}" "$@" >"$log" 2>&1 || { cat "$log"; return 1; }
     grep -E '^(measured|CPU|node B)' "$log" | sed "s/^/  [$row] /"
     collect "$row" "$log"
   done

@@ -214,6 +214,12 @@ TEST_CASE("cluster options are validated only when the cluster is enabled") {
   c.cluster.max_coalesced_keys = 1001;
   CHECK(
       mentions(rejection(c), "config.cluster.max_coalesced_keys: must be in [1, 1000], got 1001"));
+  c.cluster = {};
+  c.cluster.enabled = true;
+  c.cluster.coalesce_slow_after = -std::chrono::milliseconds(3);
+  CHECK(mentions(rejection(c), "config.cluster.coalesce_slow_after: must be >= 0, got -3ms"));
+  c.cluster.coalesce_slow_after = {};  // 0: requests count until they complete
+  CHECK(rejection(c).empty());
 }
 
 TEST_CASE("a cluster node whose bind address is not numeric fails start with a clear error") {

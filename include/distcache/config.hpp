@@ -212,7 +212,12 @@ struct cluster_options {
   /// many are, further ones wait and leave together, one request per
   /// keyspace and kind, as soon as one completes. 0 turns coalescing off
   /// (every call sends its own request at once).
-  std::size_t coalesce_in_flight = 8;
+  std::size_t coalesce_in_flight = 4;
+  /// A request in flight this long stops counting toward
+  /// coalesce_in_flight, so that an owner holding requests open (its data
+  /// source stalls) still gets at once the calls it answers at once. 0: a
+  /// request counts until it completes. >= 0.
+  duration coalesce_slow_after = std::chrono::milliseconds(10);
   /// Keys one coalesced request carries at most; a call with more keys
   /// goes alone. 1..1000.
   std::size_t max_coalesced_keys = 256;

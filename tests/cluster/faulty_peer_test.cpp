@@ -180,7 +180,8 @@ TEST_CASE("gets coalesced into one request fail over key by key when the peer fa
   c.cluster.enabled = true;
   c.cluster.probe_interval = 1h;
   c.cluster.failure_threshold = 1000;
-  c.cluster.coalesce_in_flight = 1;  // one request in flight: the others wait and coalesce
+  c.cluster.coalesce_in_flight = 1;    // one request in flight: the others wait and coalesce
+  c.cluster.coalesce_slow_after = {};  // however long it is held
   users u;
   for (int i = 0; i < 40; ++i) u.source.state->set("k" + std::to_string(i), "v");
   static_engine e(c, distcache::discovery::static_peers({peer.name()}), u);

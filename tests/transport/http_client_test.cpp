@@ -341,10 +341,14 @@ std::shared_ptr<pending_get> start_get(cluster& cl, std::vector<std::string> key
   return g;
 }
 
-client_options coalescing_options(std::size_t in_flight, std::size_t max_keys = 256) {
+/// Coalescing at `in_flight`; a request counts toward it until it completes
+/// (the tests hold requests as long as they need), unless `slow_after`.
+client_options coalescing_options(std::size_t in_flight, std::size_t max_keys = 256,
+                                  distcache::duration slow_after = {}) {
   client_options co = cluster::make_client_options();
   co.coalesce_in_flight = in_flight;
   co.max_coalesced_keys = max_keys;
+  co.coalesce_slow_after = slow_after;
   return co;
 }
 
@@ -408,6 +412,34 @@ TEST_CASE("http client sends the calls a completion makes with the ones that wai
   CHECK(b->result() == std::pair{error_code{}, std::vector{reply_item::found("v2")}});
   CHECK(cl.svc.get_requests() == key_lists{{"block:1"}, {"k1", "k2"}});
   CHECK(cl.client->stats().coalesced_calls == 2);
+}
+
+TEST_CASE("http client stops holding calls back behind a request in flight past slow_after") {
+  // An owner that holds a request open (its source stalls) must not hold
+  // back the calls behind it for as long: past coalesce_slow_after the
+  // request stops counting toward coalesce_in_flight, and the waiting call
+  // leaves without any other call to push it.
+  constexpr auto slow_after = 300ms;
+  cluster cl({}, 2, coalescing_options(1, 256, slow_after));
+  cl.svc.put("users", "k1", reply_item::found("v1"));
+  cl.svc.put("users", "k2", reply_item::found("v2"));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto blocker = start_get(cl, {"block:1"});
+  REQUIRE(cl.svc.wait_blocked(1));
+  auto a = start_get(cl, {"k1"});
+  const std::size_t waited = cl.client->stats().calls_waiting;
+  if (std::chrono::steady_clock::now() - t0 < slow_after) CHECK(waited == 1);
+  CHECK(a->result() == std::pair{error_code{}, std::vector{reply_item::found("v1")}});
+  CHECK(blocker->f.wait_for(0s) == std::future_status::timeout);  // still held
+  CHECK(cl.client->stats().slow_requests == 1);
+  cl.svc.release();
+  CHECK(blocker->result() == std::pair{error_code{}, std::vector{reply_item::missing()}});
+  // The slow request gave its place back once: with none in flight, a call
+  // leaves at once.
+  auto b = start_get(cl, {"k2"});
+  CHECK(cl.client->stats().calls_waiting == 0);
+  CHECK(b->result() == std::pair{error_code{}, std::vector{reply_item::found("v2")}});
+  CHECK(cl.svc.get_requests() == key_lists{{"block:1"}, {"k1"}, {"k2"}});
 }
 
 TEST_CASE("http client keeps a coalesced request within max_coalesced_keys") {

@@ -229,6 +229,9 @@ inline std::string validate_engine(const config& c) {
     if (k.max_inflight_bytes < 1) return "config.cluster.max_inflight_bytes: must be >= 1, got 0";
     if (k.max_connections_per_address < 1)
       return "config.cluster.max_connections_per_address: must be >= 1, got 0";
+    if (k.coalesce_slow_after < duration::zero())
+      return "config.cluster.coalesce_slow_after: must be >= 0, got " +
+             format_duration(k.coalesce_slow_after);
     if (k.max_coalesced_keys < 1 || k.max_coalesced_keys > 1000)
       return "config.cluster.max_coalesced_keys: must be in [1, 1000], got " +
              std::to_string(k.max_coalesced_keys);

@@ -105,6 +105,9 @@ class http_client final : public peer_client {
                          distcache::detail::format_duration(o.connect_timeout));
     if (auto why = validate(o.limits, "client_options.limits"); !why.empty())
       throw config_error(why);
+    if (o.coalesce_slow_after < duration::zero())
+      throw config_error("client_options.coalesce_slow_after: must be >= 0, got " +
+                         distcache::detail::format_duration(o.coalesce_slow_after));
     if (o.max_coalesced_keys < 1 || o.max_coalesced_keys > o.limits.max_batch)
       throw config_error("client_options.max_coalesced_keys: must be in [1, limits.max_batch (" +
                          std::to_string(o.limits.max_batch) + ")], got " +
@@ -259,6 +262,7 @@ class http_client final : public peer_client {
     distcache::detail::fill_tls_stats(s, *st_);
     s.coalesced_requests = st_->coalesced_requests.load(std::memory_order_relaxed);
     s.coalesced_calls = st_->coalesced_calls.load(std::memory_order_relaxed);
+    s.slow_requests = st_->slow_requests.load(std::memory_order_relaxed);
     std::lock_guard lock(st_->mutex);
     for (const auto& [name, pool] : st_->peers) s.calls_waiting += pool->waiting.size();
     return s;
@@ -376,36 +380,51 @@ class http_client final : public peer_client {
   }
 
   /// Sends a get, remove or invalidate of at most max_batch keys, or, while
-  /// coalesce_in_flight of them are in flight to `peer`, queues it to leave
-  /// with the next request (impl/http_client_calls.ipp).
+  /// coalesce_in_flight of them are in flight to `peer` (not counting those
+  /// in flight for coalesce_slow_after), queues it to leave with the next
+  /// request (impl/http_client_calls.ipp).
   template <class Handler>
   void submit(const std::string& peer, detail::http_client_op op, std::string_view keyspace,
               std::vector<std::string> keys, std::uint64_t ring_version, duration timeout,
               std::string_view traceparent, Handler done) {
     const std::size_t cap = st_->options.coalesce_in_flight;
     connection_ptr conn;
+    std::shared_ptr<detail::http_peer_pool> flush;  // places were freed while calls wait
     {
       std::lock_guard lock(st_->mutex);
       auto pool = pool_for(peer);
       if (!pool) return post_failure(std::move(done), pool.error());
-      if (cap > 0) {
-        if ((*pool)->in_flight >= cap || (*pool)->flush_posted) {
+      detail::http_peer_pool& p = **pool;
+      if (cap == 0) {
+        conn = detail::take_connection(st_, *pool);
+      } else {
+        const time_point now = clock_type::now();
+        if (p.in_flight >= cap && !p.flush_posted) detail::free_slow_places(*st_, p, now);
+        if (p.in_flight < cap && !p.flush_posted && p.waiting.empty()) {
+          conn = detail::take_connection(st_, *pool);
+          detail::take_place(*st_, p, *conn, now);
+        } else {
           detail::http_waiting_call call;
           call.op = op;
           call.keyspace.assign(keyspace);
           call.keys = std::move(keys);
           call.ring_version = ring_version;
-          call.deadline = clock_type::now() + timeout;
+          call.deadline = now + timeout;
           call.traceparent.assign(traceparent);
           set_handler(call, std::move(done));
-          detail::arm_wait_timer(st_, *pool, call.deadline);
-          (*pool)->waiting.push_back(std::move(call));
-          return;
+          // The timer also fires when a request in flight can have become
+          // slow: its place is freed then, and the waiting calls leave.
+          detail::arm_wait_timer(st_, *pool, std::min(call.deadline, p.slow_check_at));
+          p.waiting.push_back(std::move(call));
+          if (p.in_flight < cap && !p.flush_posted) {
+            p.flush_posted = true;
+            flush = *pool;
+          }
         }
-        ++(*pool)->in_flight;
       }
-      conn = detail::take_connection(st_, *pool);
     }
+    if (flush) detail::post_flush(st_, flush);
+    if (!conn) return;
     detail::fill_key_request(*st_, *conn, op, keyspace, keys, ring_version, timeout, traceparent);
     conn->req.counted = cap > 0;
     set_handler(conn->req, std::move(done));

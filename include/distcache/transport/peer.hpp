@@ -47,7 +47,12 @@ struct client_options {
   /// further call waits, and the waiting calls of one keyspace and kind
   /// leave together as one request as soon as one of them completes. 0:
   /// never wait (one request per call, sent at once).
-  std::size_t coalesce_in_flight = 8;
+  std::size_t coalesce_in_flight = 4;
+  /// A request in flight this long stops counting toward
+  /// coalesce_in_flight: a peer that holds requests open (a stalled data
+  /// source) then still gets the calls it can answer at once. 0: a request
+  /// counts until it completes. >= 0.
+  duration coalesce_slow_after = std::chrono::milliseconds(10);
   /// Keys one coalesced request carries at most; a call with more goes
   /// alone. 1..limits.max_batch.
   std::size_t max_coalesced_keys = 256;
@@ -110,11 +115,12 @@ struct server_stats {
 
 /// What a peer client counted (peer_client::stats()).
 struct client_stats {
-  std::uint64_t coalesced_requests = 0;     ///< requests that carried more than one call
-  std::uint64_t coalesced_calls = 0;        ///< calls that travelled in them
-  std::size_t calls_waiting = 0;            ///< calls waiting now (coalesce_in_flight reached)
-  std::uint64_t tls_handshakes = 0;         ///< TLS handshakes completed (resumed included)
-  std::uint64_t tls_resumed = 0;            ///< of them, resumed sessions
+  std::uint64_t coalesced_requests = 0;  ///< requests that carried more than one call
+  std::uint64_t coalesced_calls = 0;     ///< calls that travelled in them
+  std::size_t calls_waiting = 0;         ///< calls waiting now (coalesce_in_flight reached)
+  std::uint64_t slow_requests = 0;   ///< requests past coalesce_slow_after that stopped counting
+  std::uint64_t tls_handshakes = 0;  ///< TLS handshakes completed (resumed included)
+  std::uint64_t tls_resumed = 0;     ///< of them, resumed sessions
   std::uint64_t tls_handshakes_failed = 0;  ///< refused or broken handshakes
   std::uint64_t tls_reloads = 0;            ///< certificate loads after the first
   std::uint64_t tls_reload_failures = 0;    ///< loads that failed (the old files stay in use)

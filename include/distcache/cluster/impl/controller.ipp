@@ -97,6 +97,7 @@ error_code cluster_controller::start(net::thread_pool& pool, transport::peer_ser
   co.connect_timeout = k.peer_timeout;
   co.limits.max_key_bytes = cfg_.max_key_bytes;
   co.coalesce_in_flight = k.coalesce_in_flight;
+  co.coalesce_slow_after = k.coalesce_slow_after;
   co.max_coalesced_keys = k.max_coalesced_keys;
   co.tls = k.tls;
   try {

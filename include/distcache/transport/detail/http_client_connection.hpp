@@ -40,13 +40,7 @@
 
 namespace distcache::detail {
 
-/// A get, remove or invalidate of `pool` ended: frees its place and returns
-/// whether a flush of the waiting calls must be posted
-/// (impl/http_client_calls.ipp).
-inline bool end_counted_call(const std::shared_ptr<http_client_state>& st,
-                             const std::shared_ptr<http_peer_pool>& pool);
-
-/// Posts the flush end_counted_call() asked for.
+/// Posts a flush of `pool`'s waiting calls (impl/http_client_calls.ipp).
 inline void post_flush(const std::shared_ptr<http_client_state>& st,
                        const std::shared_ptr<http_peer_pool>& pool) noexcept;
 
@@ -61,7 +55,7 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   struct request {
     http_client_op op = http_client_op::health;
     std::size_t expected = 0;  // reply items a get expects
-    bool counted = false;      // counts in pool().in_flight (a get, remove or invalidate)
+    bool counted = false;      // a get, remove or invalidate: its end may flush waiting calls
     duration timeout{};
     std::string keyspace;  // for log lines
     std::string out;       // request head and body, or the body up to a set's value
@@ -80,6 +74,15 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
         timer_(strand_) {}
 
   request req;
+
+  /// The request's place among its pool's coalesce_in_flight, held from
+  /// when it is sent until it completes or has been in flight for
+  /// coalesce_slow_after (impl/http_client_calls.ipp). Guarded by the
+  /// client's mutex.
+  struct {
+    bool held = false;
+    time_point since{};
+  } place;
 
   [[nodiscard]] const std::shared_ptr<http_peer_pool>& pool() const noexcept { return pool_; }
 
@@ -379,8 +382,16 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   /// then runs the caller's callback.
   void finish(outcome out, bool keep);
 
-  /// Returns the connection to its pool (true) or removes it (false).
-  bool release(bool keep);
+  struct released {
+    bool kept;   // back in the pool's idle list
+    bool flush;  // a flush of the waiting calls is to be posted
+  };
+
+  /// Frees the request's place, returns the connection to its pool when
+  /// `keep` and the pool takes it, or else removes it; and says whether the
+  /// waiting calls are to be flushed (`counted`: the request was a get,
+  /// remove or invalidate, and none is posted yet).
+  released release(bool keep, bool counted);
 
   std::shared_ptr<http_client_state> st_;
   std::shared_ptr<http_peer_pool> pool_;

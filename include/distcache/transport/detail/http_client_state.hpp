@@ -134,6 +134,9 @@ struct http_peer_pool {
   // coalesce_in_flight, so that those a completion's callbacks make leave
   // together with the ones that waited (flush_waiting_calls).
   bool flush_posted = false;
+  // No request holding a place can have been in flight coalesce_slow_after
+  // before this (max: none holds one): free_slow_places() scans from then.
+  time_point slow_check_at = time_point::max();
   // Ends the waiting calls whose deadline passed; armed at the earliest one.
   std::optional<net::steady_timer> wait_timer;
   time_point wait_expiry{};
@@ -196,6 +199,7 @@ struct http_client_state {
   std::atomic<std::uint64_t> tls_handshakes_failed{0};
   std::atomic<std::uint64_t> coalesced_requests{0};
   std::atomic<std::uint64_t> coalesced_calls{0};
+  std::atomic<std::uint64_t> slow_requests{0};
 };
 
 }  // namespace distcache::detail

@@ -46,6 +46,42 @@ inline std::shared_ptr<http_client_connection> take_connection(
   return c;
 }
 
+/// Gives `conn`'s request one of `pool`'s coalesce_in_flight places, from
+/// `now`. Call with st.mutex held.
+inline void take_place(const http_client_state& st, http_peer_pool& pool,
+                       http_client_connection& conn, time_point now) {
+  ++pool.in_flight;
+  conn.place.held = true;
+  conn.place.since = now;
+  if (st.options.coalesce_slow_after > duration::zero())
+    pool.slow_check_at = std::min(pool.slow_check_at, now + st.options.coalesce_slow_after);
+}
+
+/// Frees the places of `pool`'s requests that have been in flight for
+/// coalesce_slow_after or longer: a peer that holds requests open (its
+/// data source stalls) must not hold back the calls it would answer at
+/// once. Returns whether it freed any. Scans the pool's connections only
+/// once one can have become slow. Call with st.mutex held.
+inline bool free_slow_places(http_client_state& st, http_peer_pool& pool, time_point now) {
+  if (now < pool.slow_check_at) return false;
+  const duration after = st.options.coalesce_slow_after;
+  time_point next = time_point::max();
+  std::uint64_t freed = 0;
+  for (const auto& c : pool.all) {
+    if (!c->place.held) continue;
+    if (now - c->place.since >= after) {
+      c->place.held = false;
+      --pool.in_flight;
+      ++freed;
+    } else {
+      next = std::min(next, c->place.since + after);
+    }
+  }
+  pool.slow_check_at = next;
+  if (freed != 0) st.slow_requests.fetch_add(freed, std::memory_order_relaxed);
+  return freed != 0;
+}
+
 /// Fills the request line and headers of a keyspace operation.
 inline void begin_keyspace_request(const http_client_state& st, http_client_connection& conn,
                                    std::string_view keyspace, std::string_view op,
@@ -243,6 +279,9 @@ inline void fail_calls(const http_client_state& st, std::vector<http_waiting_cal
 inline void on_wait_timer(const std::shared_ptr<http_client_state>& st,
                           const std::shared_ptr<http_peer_pool>& pool, std::uint64_t gen);
 
+inline void flush_waiting_calls(const std::shared_ptr<http_client_state>& st,
+                                const std::shared_ptr<http_peer_pool>& pool);
+
 /// Makes sure `pool`'s wait timer fires by `deadline`. Call with st->mutex
 /// held.
 inline void arm_wait_timer(const std::shared_ptr<http_client_state>& st,
@@ -257,11 +296,14 @@ inline void arm_wait_timer(const std::shared_ptr<http_client_state>& st,
 }
 
 /// Fails the waiting calls of `pool` whose deadline passed with
-/// errc::timeout, and arms the timer for the next deadline.
+/// errc::timeout, frees the places of slow requests (free_slow_places) and
+/// flushes the waiting calls if that made room, and arms the timer for the
+/// next deadline or the next request that can become slow.
 inline void on_wait_timer(const std::shared_ptr<http_client_state>& st,
                           const std::shared_ptr<http_peer_pool>& pool, std::uint64_t gen) {
   std::vector<http_waiting_call> expired;
   std::vector<http_waiting_call> stopped;
+  bool flush = false;
   {
     std::lock_guard lock(st->mutex);
     // A wait superseded by a later arm_wait_timer() does nothing: the newer
@@ -285,19 +327,18 @@ inline void on_wait_timer(const std::shared_ptr<http_client_state>& st,
       }
     }
     pool->waiting.swap(keep);
-    if (!pool->waiting.empty()) arm_wait_timer(st, pool, next);
+    if (!pool->waiting.empty()) {
+      if (free_slow_places(*st, *pool, now) && !pool->flush_posted &&
+          pool->in_flight < st->options.coalesce_in_flight) {
+        pool->flush_posted = true;
+        flush = true;
+      }
+      arm_wait_timer(st, pool, std::min(next, pool->slow_check_at));
+    }
   }
   fail_calls(*st, stopped, make_error_code(errc::stopped));
   fail_calls(*st, expired, make_error_code(errc::timeout));
-}
-
-inline bool end_counted_call(const std::shared_ptr<http_client_state>& st,
-                             const std::shared_ptr<http_peer_pool>& pool) {
-  std::lock_guard lock(st->mutex);
-  --pool->in_flight;
-  if (pool->flush_posted || pool->waiting.empty()) return false;
-  pool->flush_posted = true;
-  return true;
+  if (flush) flush_waiting_calls(st, pool);
 }
 
 /// Sends the waiting calls of `pool` while fewer than coalesce_in_flight of
@@ -340,15 +381,16 @@ inline void flush_waiting_calls(const std::shared_ptr<http_client_state>& st,
         // peer dropped before (drop_peer) end here.
         std::move(pool->waiting.begin(), pool->waiting.end(), std::back_inserter(stopped));
         pool->waiting.clear();
-      } else if (pool->in_flight < cap) {
+      } else if (pool->in_flight < cap ||
+                 (free_slow_places(*st, *pool, now) && pool->in_flight < cap)) {
         take_waiting(*st, *pool, now, batch, expired);
       }
       if (batch.empty()) {
         pool->flush_posted = false;
         break;
       }
-      ++pool->in_flight;
       conn = take_connection(st, pool);
+      take_place(*st, *pool, *conn, now);
     }
     if (batch.size() > 1) {
       st->coalesced_requests.fetch_add(1, std::memory_order_relaxed);

@@ -129,12 +129,11 @@ inline void http_client_connection::finish(outcome out, bool keep) {
   const http_client_op op = req.op;
   const bool counted = req.counted;
   req.counted = false;
-  if (keep && !closed_ && !dead_) keep = release(true);
-  if (!keep) {
+  const released r = release(keep && !closed_ && !dead_, counted);
+  if (!r.kept) {
     dead_ = true;
     close_socket();
     timer_.cancel();
-    release(false);
   }
   // The waiting calls leave after this one's callbacks ran, together with
   // the calls those make (a flush posted behind them).
@@ -148,7 +147,7 @@ inline void http_client_connection::finish(outcome out, bool keep) {
     ~flush_after() {
       if (armed) post_flush(c.st_, c.pool_);
     }
-  } flush(*this, counted && end_counted_call(st_, pool_));
+  } flush(*this, r.flush);
   try {
     switch (op) {
       case http_client_op::get:
@@ -170,21 +169,32 @@ inline void http_client_connection::finish(outcome out, bool keep) {
   }
 }
 
-/// Returns the connection to its pool (true) or removes it (false).
-inline bool http_client_connection::release(bool keep) {
+/// (declared with its contract in http_client_connection.hpp)
+inline http_client_connection::released http_client_connection::release(bool keep, bool counted) {
   const auto self = shared_from_this();
   std::lock_guard lock(st_->mutex);
   http_peer_pool& pool = *pool_;
+  if (place.held) {
+    place.held = false;
+    --pool.in_flight;
+  }
+  released r{false, false};
   if (keep && !st_->closed && !pool.dropped && pool.idle.size() < st_->options.max_idle_per_peer) {
     pool.idle.push_back(self);
-    return true;
+    r.kept = true;
+  } else {
+    auto it = std::find(pool.all.begin(), pool.all.end(), self);
+    if (it != pool.all.end()) {
+      *it = std::move(pool.all.back());
+      pool.all.pop_back();
+    }
   }
-  auto it = std::find(pool.all.begin(), pool.all.end(), self);
-  if (it != pool.all.end()) {
-    *it = std::move(pool.all.back());
-    pool.all.pop_back();
+  // Last: nothing after it throws, so a flush asked for is always posted.
+  if (counted && !pool.flush_posted && !pool.waiting.empty()) {
+    pool.flush_posted = true;
+    r.flush = true;
   }
-  return false;
+  return r;
 }
 
 }  // namespace distcache::detail

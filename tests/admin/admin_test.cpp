@@ -201,7 +201,8 @@ TEST_CASE("admin: health, readiness, keyspaces and metrics of a single node") {
   for (const char* line :
        {"distcache_peer_connections 0\n", "distcache_peer_connections_refused_total 0\n",
         "distcache_peer_requests_refused_total 0\n", "distcache_peer_inflight_bytes 0\n",
-        "distcache_peer_coalesced_requests_total 0\n", "distcache_peer_calls_waiting 0\n"}) {
+        "distcache_peer_coalesced_requests_total 0\n", "distcache_peer_calls_waiting 0\n",
+        "distcache_peer_slow_requests_total 0\n"}) {
     CHECK(m.body.find(line) != std::string::npos);
   }
   // Latency histograms: 4 gets (not_found is no error), 2 fetches, every bucket line cumulative.

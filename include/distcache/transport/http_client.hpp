@@ -53,8 +53,9 @@ namespace distcache::transport {
 /// a new one (every operation is idempotent).
 ///
 /// Coalescing (client_options.coalesce_in_flight, docs/protocol.md#coalescing):
-/// while that many gets, removes and invalidations are in flight to a peer,
-/// a further one waits; when one completes, the oldest waiting call leaves
+/// while that many gets, removes and invalidations are in flight to a peer
+/// (a request in flight past coalesce_slow_after no longer counts), a
+/// further one waits; when one completes, the oldest waiting call leaves
 /// with the others of its keyspace and kind, as one request of at most
 /// max_coalesced_keys keys, and the reply is split back to each call. A
 /// failed request fails each call it carried with the same error. A call

@@ -328,6 +328,10 @@ admin::reply engine_core::admin_page(std::string_view endpoint) const {
       one("distcache_peer_calls_waiting", "gauge",
           "Calls waiting now for a request in flight to their peer to complete.",
           static_cast<double>(cs.calls_waiting));
+      one("distcache_peer_slow_requests_total", "counter",
+          "Requests to peers in flight past coalesce_slow_after (they stopped counting toward "
+          "coalesce_in_flight).",
+          static_cast<double>(cs.slow_requests));
     }
     {
       // Latency histograms: every operation measured since the engine was

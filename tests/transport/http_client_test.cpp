@@ -159,6 +159,39 @@ TEST_CASE("http client reuses keep-alive connections") {
   CHECK(cl.server->accepted_connections() == after_burst);
 }
 
+TEST_CASE("http client sends a call made in a completion at once, and never completes inside it") {
+  // A call made from a completion callback (on a thread that runs the
+  // io_context) starts at once on the connection just freed; its own
+  // completion still never runs inside the call that made it, and the
+  // chain, 500 calls deep, neither nests nor loses a call.
+  cluster cl;
+  cl.svc.put("users", "k", reply_item::found("v"));
+  constexpr int calls = 500;
+  std::atomic<int> completed{0};
+  std::atomic<int> failures{0};
+  static thread_local int depth = 0;  // calls of get() this thread is inside of
+  std::promise<void> all_done;
+  std::function<void()> next;
+  next = [&] {
+    ++depth;
+    cl.client->get(cl.peer(), "users", {"k"}, 1, 5s,
+                   [&](error_code ec, const std::vector<reply_item>& items) {
+                     if (depth != 0) ++failures;  // completed inside get()
+                     if (ec || items != std::vector{reply_item::found("v")}) ++failures;
+                     if (++completed == calls) {
+                       all_done.set_value();
+                       return;
+                     }
+                     next();
+                   });
+    --depth;
+  };
+  next();
+  REQUIRE(all_done.get_future().wait_for(bound) == std::future_status::ready);
+  CHECK(failures == 0);
+  CHECK(cl.server->accepted_connections() == 1);
+}
+
 TEST_CASE("http client keeps at most max_idle_per_peer idle connections") {
   client_options co = cluster::make_client_options();
   co.max_idle_per_peer = 0;

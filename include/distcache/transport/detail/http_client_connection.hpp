@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -39,6 +40,12 @@
 #include <vector>
 
 namespace distcache::detail {
+
+/// How many http_client_connection::start() calls this thread is inside of
+/// (a start runs its request at once when it can): a request that
+/// completes there has its callbacks posted, never run inside the call
+/// that made the request.
+inline thread_local int client_starts_on_stack = 0;
 
 /// Posts a flush of `pool`'s waiting calls (impl/http_client_calls.ipp).
 inline void post_flush(const std::shared_ptr<http_client_state>& st,
@@ -86,9 +93,20 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
 
   [[nodiscard]] const std::shared_ptr<http_peer_pool>& pool() const noexcept { return pool_; }
 
-  /// Sends `req` (from any thread; the caller owns the connection).
+  /// Sends `req` (from any thread; the caller owns the connection). On a
+  /// thread that runs the io_context (a completion callback that makes the
+  /// next call) it starts at once, unless a handler of this connection runs
+  /// elsewhere: no trip through the io_context's queue, which costs a poll
+  /// of the reactor (epoll_wait) per request. A completion reached at once
+  /// (a closed client, a refused write) is posted (finish()).
   void start() {
-    net::post(strand_, [self = shared_from_this()] { self->on_start(); });
+    struct on_stack {
+      on_stack() noexcept { ++client_starts_on_stack; }
+      on_stack(const on_stack&) = delete;
+      on_stack& operator=(const on_stack&) = delete;
+      ~on_stack() { --client_starts_on_stack; }
+    } guard;
+    net::dispatch(strand_, [self = shared_from_this()] { self->on_start(); });
   }
 
   /// Closes the connection; a request in progress completes with
@@ -108,6 +126,21 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
     error_code ec;
     std::vector<transport::reply_item> items;
     std::size_t removed = 0;
+  };
+
+  /// What finish() runs once the connection is back in its pool: the
+  /// caller's callback, then the flush of the waiting calls it asked for.
+  struct completion {
+    std::shared_ptr<http_client_state> st;
+    std::shared_ptr<http_peer_pool> pool;
+    http_client_op op = http_client_op::health;
+    std::function<void(error_code, std::vector<transport::reply_item>)> get_done;
+    std::function<void(error_code, std::size_t)> remove_done;
+    std::function<void(error_code)> done;
+    outcome out;
+    bool flush = false;
+
+    void run();
   };
 
   void on_start() {

@@ -114,40 +114,53 @@ inline void http_client_connection::on_response(bool keep_alive) {
 }
 
 /// Completes the request: hands the connection back (keep) or drops it,
-/// then runs the caller's callback.
+/// then runs the caller's callback (posted when a start() is on this
+/// thread's stack: the request completed within the call that made it).
 inline void http_client_connection::finish(outcome out, bool keep) {
   busy_ = false;
   connecting_ = false;
   // Take what the callback needs before the connection becomes available
   // to another thread.
-  auto get_done = std::move(req.get_done);
-  auto remove_done = std::move(req.remove_done);
-  auto done = std::move(req.done);
+  completion c;
+  c.st = st_;
+  c.pool = pool_;
+  c.op = req.op;
+  c.get_done = std::move(req.get_done);
+  c.remove_done = std::move(req.remove_done);
+  c.done = std::move(req.done);
+  c.out = std::move(out);
   req.get_done = nullptr;
   req.remove_done = nullptr;
   req.done = nullptr;
-  const http_client_op op = req.op;
   const bool counted = req.counted;
   req.counted = false;
   const released r = release(keep && !closed_ && !dead_, counted);
+  c.flush = r.flush;
   if (!r.kept) {
     dead_ = true;
     close_socket();
     timer_.cancel();
   }
+  if (client_starts_on_stack > 0) {
+    net::post(st_->ioc, [c = std::move(c)]() mutable { c.run(); });
+    return;
+  }
+  c.run();
+}
+
+inline void http_client_connection::completion::run() {
   // The waiting calls leave after this one's callbacks ran, together with
-  // the calls those make (a flush posted behind them).
-  // (posted even when a callback, or the log line about it, throws)
+  // the calls those make (a flush posted behind them), also when a
+  // callback, or the log line about it, throws.
   struct flush_after {
-    http_client_connection& c;
-    bool armed;
-    flush_after(http_client_connection& conn, bool arm) : c(conn), armed(arm) {}
+    completion& c;
+    explicit flush_after(completion& comp) : c(comp) {}
     flush_after(const flush_after&) = delete;
     flush_after& operator=(const flush_after&) = delete;
     ~flush_after() {
-      if (armed) post_flush(c.st_, c.pool_);
+      if (c.flush) post_flush(c.st, c.pool);
     }
-  } flush(*this, r.flush);
+  } guard(*this);
   try {
     switch (op) {
       case http_client_op::get:
@@ -162,10 +175,10 @@ inline void http_client_connection::finish(outcome out, bool keep) {
         break;
     }
   } catch (const std::exception& e) {
-    st_->write_log(log_level::error,
-                   std::string("distcache transport: a completion callback threw: ") + e.what());
+    st->write_log(log_level::error,
+                  std::string("distcache transport: a completion callback threw: ") + e.what());
   } catch (...) {
-    st_->write_log(log_level::error, "distcache transport: a completion callback threw");
+    st->write_log(log_level::error, "distcache transport: a completion callback threw");
   }
 }
 

@@ -136,8 +136,9 @@ TEST_CASE("an asynchronous waiter leaves its flight with timeout when its deadli
   dd::singleflight flights;
   distcache::error_code got = make_error_code(distcache::errc::stopped);
   int calls = 0;
+  dd::deadline_sweeper deadlines(ioc);
   auto w = std::make_shared<dd::async_waiter>(
-      ioc.get_executor(), "k", dd::hash_key("k"),
+      deadlines, ioc.get_executor(), "k", dd::hash_key("k"),
       [&](distcache::error_code ec, const std::shared_ptr<const void>& v) {
         ++calls;
         got = ec;
@@ -146,9 +147,10 @@ TEST_CASE("an asynchronous waiter leaves its flight with timeout when its deadli
   w->arm(flights, 10ms);
   REQUIRE(flights.join(w->key(), w));
   w.reset();
-  ioc.run();  // the deadline fires, then the handler runs
+  ioc.run();  // the deadline fires, then the handler runs; nothing re-arms the timer
   CHECK(calls == 1);
   CHECK(got == distcache::errc::timeout);
+  CHECK(deadlines.size() == 0);
   CHECK(flights.finish({"k", dd::hash_key("k")}, {}, nullptr,
                        [] { return distcache::error_code{}; }) == 0);
 }
@@ -157,17 +159,71 @@ TEST_CASE("an asynchronous waiter completed by its load does not time out later"
   boost::asio::io_context ioc;
   dd::singleflight flights;
   std::vector<distcache::error_code> seen;
+  dd::deadline_sweeper deadlines(ioc);
   auto w = std::make_shared<dd::async_waiter>(
-      ioc.get_executor(), "k", dd::hash_key("k"),
+      deadlines, ioc.get_executor(), "k", dd::hash_key("k"),
       [&](distcache::error_code ec, const std::shared_ptr<const void>&) { seen.push_back(ec); });
   w->arm(flights, 1h);
+  CHECK(deadlines.size() == 1);
   REQUIRE(flights.join(w->key(), w));
   auto value = std::make_shared<const int>(7);
   CHECK(flights.finish(w->key(), {}, value, [] { return distcache::error_code{}; }) == 1);
+  CHECK(deadlines.size() == 0);  // off the sweeper at completion
   w.reset();
-  ioc.run();  // the handler and the cancelled timer's handler; returns without waiting an hour
+  deadlines.stop();  // the timer, still armed for the hour, is cancelled
+  ioc.run();         // the handler and the cancelled wait; returns without waiting an hour
   REQUIRE(seen.size() == 1);
   CHECK_FALSE(seen[0]);
+}
+
+TEST_CASE("the deadline sweeper expires waiters of several timeouts in deadline order") {
+  // One timer for every deadline: waiters of three timeouts (three lists)
+  // time out in the order of their deadlines, not of their arrival, and a
+  // waiter that completed before its deadline is not timed out.
+  boost::asio::io_context ioc;
+  dd::singleflight flights;
+  dd::deadline_sweeper deadlines(ioc);
+  std::vector<std::string> order;
+  std::vector<distcache::error_code> outcomes;
+  auto make = [&](const std::string& key, distcache::duration timeout) {
+    auto w = std::make_shared<dd::async_waiter>(
+        deadlines, ioc.get_executor(), key, dd::hash_key(key),
+        [&order, &outcomes, key](distcache::error_code ec, const std::shared_ptr<const void>&) {
+          order.push_back(key);
+          outcomes.push_back(ec);
+        });
+    w->arm(flights, timeout);
+    REQUIRE(flights.join(w->key(), w));
+    return w->key();
+  };
+  make("slow", 60ms);
+  make("fast", 20ms);
+  make("middle", 40ms);
+  const auto done = make("done", 40ms);
+  CHECK(deadlines.size() == 4);
+  CHECK(flights.finish(done, {}, std::make_shared<const int>(1),
+                       [] { return distcache::error_code{}; }) == 1);
+  CHECK(deadlines.size() == 3);
+  ioc.run();  // returns once the last deadline passed: nothing re-arms the timer
+  CHECK(order == std::vector<std::string>{"done", "fast", "middle", "slow"});
+  CHECK_FALSE(outcomes.at(0));
+  for (std::size_t i = 1; i < outcomes.size(); ++i) CHECK(outcomes[i] == distcache::errc::timeout);
+  CHECK(deadlines.size() == 0);
+}
+
+TEST_CASE("a waiter destroyed before its deadline leaves the deadline sweeper") {
+  boost::asio::io_context ioc;
+  dd::singleflight flights;
+  dd::deadline_sweeper deadlines(ioc);
+  auto w = std::make_shared<dd::async_waiter>(
+      deadlines, ioc.get_executor(), "k", dd::hash_key("k"),
+      [](distcache::error_code, const std::shared_ptr<const void>&) {});
+  w->arm(flights, 1h);
+  CHECK(deadlines.size() == 1);
+  w.reset();  // never joined a flight: nothing else holds it
+  CHECK(deadlines.size() == 0);
+  deadlines.stop();
+  ioc.run();
 }
 
 TEST_CASE("dispatch_job runs the job on the given executor") {

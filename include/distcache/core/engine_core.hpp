@@ -474,6 +474,9 @@ class engine_core {
   std::atomic<bool> running_{false};  // state_ == running, for guards and rounds
   std::atomic<int> here_calls_{0};    // data-source calls on callers' threads (stop waits)
   mutable std::mutex lifecycle_;
+  // The deadlines of asynchronous gets, on one timer of ioc_. Declared
+  // before ioc_: waiters destroyed with ioc_'s queue take themselves off it.
+  deadline_sweeper deadlines_{ioc_};
   net::io_context ioc_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;

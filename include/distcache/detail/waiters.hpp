@@ -2,6 +2,7 @@
 #ifndef DISTCACHE_DETAIL_WAITERS_HPP
 #define DISTCACHE_DETAIL_WAITERS_HPP
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/any_completion_handler.hpp>
@@ -14,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <distcache/cache/detail/singleflight.hpp>
+#include <distcache/clock.hpp>
 #include <distcache/detail/config.hpp>
 #include <distcache/detail/gather.hpp>
 #include <distcache/detail/job.hpp>
@@ -21,49 +23,206 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace distcache::detail {
 
-/// A waiter with a deadline on the engine's io_context (asynchronous
-/// callers): when the read timeout passes before the load ends, the waiter leaves its flight and
-/// completes with errc::timeout; the load runs on for the others.
+class timed_waiter;
+
+/// The deadlines of asynchronous waiters, on one timer of the engine's
+/// io_context instead of a timer each: a waiter's timer would be armed at
+/// every miss and cancelled at its completion, and a cancelled Asio timer
+/// posts its handler, which costs the thread that completes a get one more
+/// pass through the reactor (an epoll_wait) per get.
 ///
-/// Invariant: the timer is armed before the waiter joins a flight, so the
-/// only later access to it is cancel(), from complete().
+/// Waiters are kept in one list per timeout value (a keyspace's
+/// read_timeout; there are few), in deadline order; the timer is armed at the
+/// earliest deadline and never cancelled while waiters come and go: when it
+/// fires it expires the waiters whose deadline passed and re-arms at the
+/// next one, so a steady stream of gets costs one timer wake-up per timeout
+/// period. stop() cancels it (the engine's threads end once idle) and
+/// destroys it: the sweeper itself may outlive the io_context (waiters that
+/// the io_context's queue held are destroyed with it, and take themselves
+/// off then).
+///
+/// Thread safety: every member function may be called concurrently.
+class deadline_sweeper {
+ public:
+  /// `ioc` may be constructed later; it is used from the first add() on.
+  explicit deadline_sweeper(net::io_context& ioc) : ioc_(ioc) {}
+  deadline_sweeper(const deadline_sweeper&) = delete;
+  deadline_sweeper& operator=(const deadline_sweeper&) = delete;
+  ~deadline_sweeper() = default;
+
+  /// Gives `w` the deadline `timeout` from now.
+  inline void add(timed_waiter& w, duration timeout);
+  /// Takes `w` off its list (it completed). Nothing when it is on none.
+  inline void remove(timed_waiter& w) noexcept;
+  /// Cancels and destroys the timer; waiters added later get no deadline
+  /// (the engine has stopped: their flights are closed) until start(). Call
+  /// before the io_context is destroyed.
+  inline void stop() noexcept;
+  /// Gives deadlines again after stop() (the engine starts anew after a
+  /// start that failed).
+  inline void start() noexcept {
+    std::lock_guard lock(mutex_);
+    stopped_ = false;
+  }
+  /// Waiters with a deadline now (tests).
+  [[nodiscard]] inline std::size_t size() const;
+
+ private:
+  struct lane {
+    duration timeout{};
+    timed_waiter* head = nullptr;  // earliest deadline
+    timed_waiter* tail = nullptr;
+  };
+
+  inline void unlink(timed_waiter& w) noexcept;
+  inline void arm(time_point when);
+  inline void on_timer(std::uint64_t gen);
+
+  net::io_context& ioc_;
+  mutable std::mutex mutex_;
+  std::vector<lane> lanes_;
+  std::optional<net::steady_timer> timer_;
+  time_point armed_at_ = time_point::max();  // max: not armed
+  std::uint64_t gen_ = 0;                    // of the last arm(): older waits do nothing
+  std::size_t size_ = 0;
+  bool stopped_ = false;
+};
+
+/// A waiter with a deadline (asynchronous callers): when the read timeout
+/// passes before the load ends, the waiter leaves its flight and completes
+/// with errc::timeout; the load runs on for the others.
+///
+/// Invariant: the deadline is armed before the waiter joins a flight, and
+/// complete() takes it off the sweeper before anything else.
 class timed_waiter : public waiter, public std::enable_shared_from_this<timed_waiter> {
  public:
-  timed_waiter(net::io_context::executor_type ex, std::string key, std::uint64_t hash)
-      : timer_(std::move(ex)), key_(std::move(key)), hash_(hash) {}
+  timed_waiter(deadline_sweeper& deadlines, std::string key, std::uint64_t hash)
+      : deadlines_(deadlines), key_(std::move(key)), hash_(hash) {}
+  timed_waiter(const timed_waiter&) = delete;
+  timed_waiter& operator=(const timed_waiter&) = delete;
+  ~timed_waiter() override { deadlines_.remove(*this); }
 
   /// Starts the deadline. `flights` must outlive the waiter's flight.
   void arm(singleflight& flights, duration timeout) {
-    timer_.expires_after(timeout);
-    timer_.async_wait([self = shared_from_this(), &flights](const error_code& ec) {
-      if (ec) return;  // cancelled: the waiter completed
-      if (flights.abandon(self->key(), self.get())) {
-        self->complete(make_error_code(errc::timeout), nullptr);
-      }
-    });
+    flights_ = &flights;
+    deadlines_.add(*this, timeout);
   }
 
   [[nodiscard]] hashed_key key() const noexcept { return {key_, hash_}; }
 
  protected:
-  void cancel_timer() noexcept {
-    try {
-      timer_.cancel();
-    } catch (...) {  // only on a broken reactor: the timer then fires and finds no flight
+  void cancel_timer() noexcept { deadlines_.remove(*this); }
+
+ private:
+  friend class deadline_sweeper;
+
+  /// The deadline passed (called by the sweeper, holding a reference).
+  void expire() {
+    if (flights_ != nullptr && flights_->abandon(key(), this)) {
+      complete(make_error_code(errc::timeout), nullptr);
     }
   }
 
- private:
-  net::steady_timer timer_;
+  deadline_sweeper& deadlines_;
+  singleflight* flights_ = nullptr;
   std::string key_;
   std::uint64_t hash_;
+  // On the sweeper's lists, guarded by its mutex.
+  timed_waiter* prev_ = nullptr;
+  timed_waiter* next_ = nullptr;
+  std::size_t lane_ = 0;
+  time_point deadline_{};
+  bool linked_ = false;
 };
+
+inline void deadline_sweeper::add(timed_waiter& w, duration timeout) {
+  std::lock_guard lock(mutex_);
+  if (stopped_) return;
+  // The deadline is taken under the lock: each list stays in deadline order.
+  const time_point deadline = clock_type::now() + timeout;
+  std::size_t i = 0;
+  while (i < lanes_.size() && lanes_[i].timeout != timeout) ++i;
+  if (i == lanes_.size()) lanes_.push_back({timeout, nullptr, nullptr});
+  lane& l = lanes_[i];
+  w.lane_ = i;
+  w.deadline_ = deadline;
+  w.prev_ = l.tail;
+  w.next_ = nullptr;
+  if (l.tail != nullptr) {
+    l.tail->next_ = &w;
+  } else {
+    l.head = &w;
+  }
+  l.tail = &w;
+  w.linked_ = true;
+  ++size_;
+  if (deadline < armed_at_) arm(deadline);
+}
+
+inline void deadline_sweeper::remove(timed_waiter& w) noexcept {
+  std::lock_guard lock(mutex_);
+  if (w.linked_) unlink(w);
+}
+
+inline void deadline_sweeper::unlink(timed_waiter& w) noexcept {
+  lane& l = lanes_[w.lane_];
+  (w.prev_ != nullptr ? w.prev_->next_ : l.head) = w.next_;
+  (w.next_ != nullptr ? w.next_->prev_ : l.tail) = w.prev_;
+  w.prev_ = nullptr;
+  w.next_ = nullptr;
+  w.linked_ = false;
+  --size_;
+}
+
+inline void deadline_sweeper::stop() noexcept {
+  std::lock_guard lock(mutex_);
+  stopped_ = true;
+  armed_at_ = time_point::max();
+  ++gen_;
+  timer_.reset();  // a pending wait completes with operation_aborted, an older generation
+}
+
+inline std::size_t deadline_sweeper::size() const {
+  std::lock_guard lock(mutex_);
+  return size_;
+}
+
+inline void deadline_sweeper::arm(time_point when) {
+  if (!timer_) timer_.emplace(ioc_);
+  armed_at_ = when;
+  timer_->expires_at(when);  // a pending wait completes with operation_aborted
+  timer_->async_wait([this, gen = ++gen_](const error_code&) { on_timer(gen); });
+}
+
+inline void deadline_sweeper::on_timer(std::uint64_t gen) {
+  std::vector<std::shared_ptr<timed_waiter>> due;
+  {
+    std::lock_guard lock(mutex_);
+    if (gen != gen_ || stopped_) return;  // superseded by a later arm(), or stopped
+    armed_at_ = time_point::max();
+    const time_point now = clock_type::now();
+    time_point next = time_point::max();
+    for (lane& l : lanes_) {
+      while (l.head != nullptr && l.head->deadline_ <= now) {
+        timed_waiter& w = *l.head;
+        // A waiter being destroyed has completed or never joined: it only
+        // leaves the list (its destructor waits for this lock).
+        if (auto self = w.weak_from_this().lock()) due.push_back(std::move(self));
+        unlink(w);
+      }
+      if (l.head != nullptr) next = std::min(next, l.head->deadline_);
+    }
+    if (next != time_point::max()) arm(next);
+  }
+  for (auto& w : due) w->expire();
+}
 
 /// A waiter for a blocking caller: the caller's thread waits on the waiter's
 /// own condition with the deadline, so a blocking miss arms no Asio timer
@@ -138,9 +297,9 @@ class async_waiter final : public timed_waiter {
  public:
   using handler_type = net::any_completion_handler<void(error_code, std::shared_ptr<const void>)>;
 
-  async_waiter(const net::io_context::executor_type& ex, std::string key, std::uint64_t hash,
-               handler_type handler)
-      : timed_waiter(ex, std::move(key), hash),
+  async_waiter(deadline_sweeper& deadlines, const net::io_context::executor_type& ex,
+               std::string key, std::uint64_t hash, handler_type handler)
+      : timed_waiter(deadlines, std::move(key), hash),
         handler_(std::move(handler)),
         work_(tracked_executor(handler_, ex)) {}
 

@@ -121,6 +121,7 @@ engine_core::~engine_core() {
   }
   if (admin_) admin_->stop();  // before the members its pages read go away
   admin_.reset();
+  deadlines_.stop();  // its timer goes before ioc_ (after a start that failed, too)
 }
 
 std::shared_ptr<keyspace_runtime> engine_core::make_runtime(std::unique_ptr<keyspace_adapter> def,
@@ -157,6 +158,7 @@ result<void> engine_core::start() {
   std::size_t threads = cfg_.threads;
   if (threads == 0) threads = std::max(1U, std::thread::hardware_concurrency());
   ioc_.restart();
+  deadlines_.start();
   pool_ = std::make_unique<fetch_pool>(fetch_threads, cfg_.spin_wait);
   work_.emplace(ioc_.get_executor());
   for (std::size_t i = 0; i < threads; ++i) {
@@ -213,6 +215,7 @@ result<void> engine_core::stop() {
 void engine_core::shutdown_threads() {
   if (pool_) pool_->join();
   if (cluster_threads_) cluster_threads_->join();
+  deadlines_.stop();  // a pending deadline would keep the threads until it passed
   work_.reset();
   for (auto& t : threads_) t.join();
   threads_.clear();

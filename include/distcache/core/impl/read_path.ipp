@@ -88,8 +88,8 @@ void engine_core::async_get(std::size_t ks, std::string key, get_handler handler
     end_op(scope, {});
     return post_result(std::move(handler), error_code{}, std::move(v));
   }
-  auto w =
-      std::make_shared<async_waiter>(ioc_.get_executor(), std::move(key), h, std::move(handler));
+  auto w = std::make_shared<async_waiter>(deadlines_, ioc_.get_executor(), std::move(key), h,
+                                          std::move(handler));
   const telemetry::span_context parent = scope.context;
   if (scope.active()) w->observe(std::make_unique<scope_observer>(*this, scope));
   // Connected before joining: once joined, the load may complete (and take

@@ -169,7 +169,7 @@ void engine_core::warm_step(const std::shared_ptr<warm_run>& run) {
           }
           warm_step(run);
         });
-    auto w = std::make_shared<async_waiter>(ioc_.get_executor(), key, hk.hash,
+    auto w = std::make_shared<async_waiter>(deadlines_, ioc_.get_executor(), key, hk.hash,
                                             async_waiter::handler_type(std::move(done)));
     w->arm(rt.flights, timeout);
     // Counted before joining: the load may complete on another thread at

@@ -390,9 +390,8 @@ class http_client final : public peer_client {
               std::string_view traceparent, Handler done) {
     const std::size_t cap = st_->options.coalesce_in_flight;
     connection_ptr conn;
-    std::shared_ptr<detail::http_peer_pool> flush;  // places were freed while calls wait
     {
-      std::lock_guard lock(st_->mutex);
+      std::unique_lock lock(st_->mutex);
       auto pool = pool_for(peer);
       if (!pool) return post_failure(std::move(done), pool.error());
       detail::http_peer_pool& p = **pool;
@@ -417,15 +416,15 @@ class http_client final : public peer_client {
           // slow: its place is freed then, and the waiting calls leave.
           detail::arm_wait_timer(st_, *pool, std::min(call.deadline, p.slow_check_at));
           p.waiting.push_back(std::move(call));
-          if (p.in_flight < cap && !p.flush_posted) {
-            p.flush_posted = true;
-            flush = *pool;
-          }
+          // Places were freed (slow requests) while calls wait: they leave now.
+          const bool flush = p.in_flight < cap && !p.flush_posted;
+          if (flush) p.flush_posted = true;
+          lock.unlock();
+          if (flush) detail::post_flush(st_, *pool);
+          return;
         }
       }
     }
-    if (flush) detail::post_flush(st_, flush);
-    if (!conn) return;
     detail::fill_key_request(*st_, *conn, op, keyspace, keys, ring_version, timeout, traceparent);
     conn->req.counted = cap > 0;
     set_handler(conn->req, std::move(done));

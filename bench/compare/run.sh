@@ -4,7 +4,7 @@
 #
 #   bench/compare/run.sh            # ~1 min with the defaults
 #   ROUNDS=3 SECONDS_PER_RUN=5 bench/compare/run.sh
-#   COALESCE=4 bench/compare/run.sh   # cluster.coalesce_in_flight of the distcache rows
+#   COALESCE=2 bench/compare/run.sh   # cluster.coalesce_in_flight of the distcache rows
 #
 # Workload (the same for every system): 10,000 keys, 100-byte values, keys
 # drawn uniformly, 1 and 16 requests in flight, a warm-up before each

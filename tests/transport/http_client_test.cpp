@@ -468,11 +468,56 @@ TEST_CASE("http client stops holding calls back behind a request in flight past 
   cl.svc.release();
   CHECK(blocker->result() == std::pair{error_code{}, std::vector{reply_item::missing()}});
   // The slow request gave its place back once: with none in flight, a call
-  // leaves at once.
-  auto b = start_get(cl, {"k2"});
-  CHECK(cl.client->stats().calls_waiting == 0);
+  // leaves (at once, or with a flush still running; with a place counted
+  // twice it would wait for its timeout).
+  auto b = start_get(cl, {"k2"}, "users", 5s);
   CHECK(b->result() == std::pair{error_code{}, std::vector{reply_item::found("v2")}});
   CHECK(cl.svc.get_requests() == key_lists{{"block:1"}, {"k1"}, {"k2"}});
+}
+
+TEST_CASE("http client frees the place of a request sent by a flush once it is slow too") {
+  // The wait timer freed the blocker's place and the flush sent x, which the
+  // peer holds as well; y (another keyspace, so not in x's request) waits.
+  // The timer must fire again when x can have become slow, not only at y's
+  // deadline.
+  cluster cl({}, 2, coalescing_options(1, 256, 100ms));
+  cl.svc.put("users", "k1", reply_item::found("v1"));
+  auto blocker = start_get(cl, {"block:1"}, "users", 8s);
+  REQUIRE(cl.svc.wait_blocked(1));
+  auto x = start_get(cl, {"block:2"}, "sessions", 8s);
+  auto y = start_get(cl, {"k1"}, "users", 5s);
+  CHECK(y->result() == std::pair{error_code{}, std::vector{reply_item::found("v1")}});
+  CHECK(blocker->f.wait_for(0s) == std::future_status::timeout);  // both still held
+  CHECK(x->f.wait_for(0s) == std::future_status::timeout);
+  CHECK(cl.svc.wait_blocked(2));
+  CHECK(cl.client->stats().slow_requests == 2);
+  cl.svc.release();
+  CHECK_FALSE(blocker->result().first);
+  CHECK_FALSE(x->result().first);
+}
+
+TEST_CASE("http client keeps at most 64 slow requests to a peer in flight") {
+  // A peer that holds every request open gets one more each time the last
+  // became slow, up to 64 slow ones; then the last request keeps its place
+  // and calls wait as without coalesce_slow_after.
+  cluster cl({}, 2, coalescing_options(1, 256, 5ms));
+  std::vector<std::shared_ptr<pending_get>> held;
+  for (std::size_t i = 1; i <= 65; ++i) {
+    held.push_back(start_get(cl, {"block:" + std::to_string(i)}));
+    // It leaves once the one before it became slow (at once, or when the
+    // wait timer frees that one's place); it may be slow itself by now.
+    REQUIRE(cl.svc.wait_blocked(i));
+    const auto slow = cl.client->stats().slow_requests;
+    CHECK(slow >= i - 1);
+    CHECK(slow <= std::min<std::size_t>(i, 64));
+  }
+  auto last = start_get(cl, {"k"});
+  REQUIRE(eventually([&] { return cl.client->stats().calls_waiting == 1; }));
+  CHECK(cl.svc.wait_blocked(65));
+  CHECK(cl.client->stats().slow_requests == 64);  // the 65th kept its place
+  cl.svc.release();
+  for (auto& h : held) CHECK_FALSE(h->result().first);
+  CHECK_FALSE(last->result().first);
 }
 
 TEST_CASE("http client keeps a coalesced request within max_coalesced_keys") {

@@ -146,7 +146,10 @@ inline void deadline_sweeper::add(timed_waiter& w, duration timeout) {
   std::lock_guard lock(mutex_);
   if (stopped_) return;
   // The deadline is taken under the lock: each list stays in deadline order.
-  const time_point deadline = clock_type::now() + timeout;
+  // A timeout too long to add (duration::max()) never expires.
+  const time_point now = clock_type::now();
+  const time_point deadline =
+      timeout >= time_point::max() - now ? time_point::max() : now + timeout;
   std::size_t i = 0;
   while (i < lanes_.size() && lanes_[i].timeout != timeout) ++i;
   if (i == lanes_.size()) lanes_.push_back({timeout, nullptr, nullptr});
@@ -163,7 +166,7 @@ inline void deadline_sweeper::add(timed_waiter& w, duration timeout) {
   l.tail = &w;
   w.linked_ = true;
   ++size_;
-  if (deadline < armed_at_) arm(deadline);
+  if (deadline < armed_at_ && deadline != time_point::max()) arm(deadline);
 }
 
 inline void deadline_sweeper::remove(timed_waiter& w) noexcept {
@@ -196,9 +199,9 @@ inline std::size_t deadline_sweeper::size() const {
 
 inline void deadline_sweeper::arm(time_point when) {
   if (!timer_) timer_.emplace(ioc_);
-  armed_at_ = when;
   timer_->expires_at(when);  // a pending wait completes with operation_aborted
   timer_->async_wait([this, gen = ++gen_](const error_code&) { on_timer(gen); });
+  armed_at_ = when;  // once the wait is pending
 }
 
 inline void deadline_sweeper::on_timer(std::uint64_t gen) {
@@ -209,6 +212,10 @@ inline void deadline_sweeper::on_timer(std::uint64_t gen) {
     armed_at_ = time_point::max();
     const time_point now = clock_type::now();
     time_point next = time_point::max();
+    // Room for every waiter first: a push_back that threw under the lock
+    // could drop a waiter's last reference here, and its destructor takes
+    // this lock.
+    due.reserve(size_);
     for (lane& l : lanes_) {
       while (l.head != nullptr && l.head->deadline_ <= now) {
         timed_waiter& w = *l.head;
@@ -219,7 +226,7 @@ inline void deadline_sweeper::on_timer(std::uint64_t gen) {
       }
       if (l.head != nullptr) next = std::min(next, l.head->deadline_);
     }
-    if (next != time_point::max()) arm(next);
+    if (next != time_point::max()) arm(next);  // never-expiring waiters need no timer
   }
   for (auto& w : due) w->expire();
 }

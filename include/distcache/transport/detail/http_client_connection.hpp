@@ -88,6 +88,7 @@ class http_client_connection : public std::enable_shared_from_this<http_client_c
   /// client's mutex.
   struct {
     bool held = false;
+    bool slow = false;  // gave its place back; counts in pool().slow_in_flight
     time_point since{};
   } place;
 

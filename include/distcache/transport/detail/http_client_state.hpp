@@ -137,6 +137,8 @@ struct http_peer_pool {
   // No request holding a place can have been in flight coalesce_slow_after
   // before this (max: none holds one): free_slow_places() scans from then.
   time_point slow_check_at = time_point::max();
+  // Requests in flight that gave their place back (max_slow_in_flight).
+  std::size_t slow_in_flight = 0;
   // Ends the waiting calls whose deadline passed; armed at the earliest one.
   std::optional<net::steady_timer> wait_timer;
   time_point wait_expiry{};

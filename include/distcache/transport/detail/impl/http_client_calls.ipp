@@ -52,16 +52,23 @@ inline void take_place(const http_client_state& st, http_peer_pool& pool,
                        http_client_connection& conn, time_point now) {
   ++pool.in_flight;
   conn.place.held = true;
+  conn.place.slow = false;
   conn.place.since = now;
   if (st.options.coalesce_slow_after > duration::zero())
     pool.slow_check_at = std::min(pool.slow_check_at, now + st.options.coalesce_slow_after);
 }
 
+/// Slow requests (their places freed) one peer may have in flight at once:
+/// a peer that holds every request open gets no more connections from this
+/// client than this plus coalesce_in_flight.
+inline constexpr std::size_t max_slow_in_flight = 64;
+
 /// Frees the places of `pool`'s requests that have been in flight for
-/// coalesce_slow_after or longer: a peer that holds requests open (its
-/// data source stalls) must not hold back the calls it would answer at
-/// once. Returns whether it freed any. Scans the pool's connections only
-/// once one can have become slow. Call with st.mutex held.
+/// coalesce_slow_after or longer, while fewer than max_slow_in_flight are
+/// slow: a peer that holds requests open (its data source stalls) must not
+/// hold back the calls it would answer at once. Returns whether it freed
+/// any. Scans the pool's connections only once one can have become slow
+/// (or a slow one ended: release()). Call with st.mutex held.
 inline bool free_slow_places(http_client_state& st, http_peer_pool& pool, time_point now) {
   if (now < pool.slow_check_at) return false;
   const duration after = st.options.coalesce_slow_after;
@@ -69,13 +76,15 @@ inline bool free_slow_places(http_client_state& st, http_peer_pool& pool, time_p
   std::uint64_t freed = 0;
   for (const auto& c : pool.all) {
     if (!c->place.held) continue;
-    if (now - c->place.since >= after) {
+    if (now - c->place.since >= after && pool.slow_in_flight < max_slow_in_flight) {
       c->place.held = false;
+      c->place.slow = true;
       --pool.in_flight;
+      ++pool.slow_in_flight;
       ++freed;
-    } else {
+    } else if (now - c->place.since < after) {
       next = std::min(next, c->place.since + after);
-    }
+    }  // else slow, but max_slow_in_flight are: it keeps its place (release() asks for a scan)
   }
   pool.slow_check_at = next;
   if (freed != 0) st.slow_requests.fetch_add(freed, std::memory_order_relaxed);
@@ -272,6 +281,8 @@ inline void fail_calls(const http_client_state& st, std::vector<http_waiting_cal
     } catch (const std::exception& e) {
       st.write_log(log_level::error,
                    std::string("distcache transport: a completion callback threw: ") + e.what());
+    } catch (...) {
+      st.write_log(log_level::error, "distcache transport: a completion callback threw");
     }
   }
 }
@@ -336,9 +347,9 @@ inline void on_wait_timer(const std::shared_ptr<http_client_state>& st,
       arm_wait_timer(st, pool, std::min(next, pool->slow_check_at));
     }
   }
+  if (flush) flush_waiting_calls(st, pool);  // first: it clears flush_posted
   fail_calls(*st, stopped, make_error_code(errc::stopped));
   fail_calls(*st, expired, make_error_code(errc::timeout));
-  if (flush) flush_waiting_calls(st, pool);
 }
 
 /// Sends the waiting calls of `pool` while fewer than coalesce_in_flight of
@@ -387,6 +398,10 @@ inline void flush_waiting_calls(const std::shared_ptr<http_client_state>& st,
       }
       if (batch.empty()) {
         pool->flush_posted = false;
+        // Calls still wait: the timer also fires when a request just sent
+        // can have become slow (a flush after a timer fired sends requests
+        // later than the timer was armed for).
+        if (!pool->waiting.empty()) arm_wait_timer(st, pool, pool->slow_check_at);
         break;
       }
       conn = take_connection(st, pool);

@@ -142,7 +142,13 @@ inline void http_client_connection::finish(outcome out, bool keep) {
     timer_.cancel();
   }
   if (client_starts_on_stack > 0) {
-    net::post(st_->ioc, [c = std::move(c)]() mutable { c.run(); });
+    auto later = [c = std::move(c)]() mutable { c.run(); };
+    try {
+      net::post(st_->ioc, std::move(later));
+      return;
+    } catch (...) {  // bad_alloc before the handler moved: run it here rather than lose it
+    }
+    later();
     return;
   }
   c.run();
@@ -190,6 +196,11 @@ inline http_client_connection::released http_client_connection::release(bool kee
   if (place.held) {
     place.held = false;
     --pool.in_flight;
+  }
+  if (place.slow) {  // a request that waits for a place of a slow one may have one now
+    place.slow = false;
+    --pool.slow_in_flight;
+    pool.slow_check_at = time_point::min();
   }
   released r{false, false};
   if (keep && !st_->closed && !pool.dropped && pool.idle.size() < st_->options.max_idle_per_peer) {

@@ -9,6 +9,7 @@
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <distcache/clock.hpp>
@@ -25,6 +26,7 @@
 #include <distcache/value.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <ranges>
 #include <string>
 #include <string_view>
@@ -222,6 +224,44 @@ class basic_engine {
     auto r = core_.get(index_of<K>(), key);
     if (!r) return r.error();
     return detail::as_value<value_type_of<K>>{}(std::move(*r));
+  }
+
+  /// Calls `fn(const V&)` with the value of `key` in keyspace K (V its
+  /// value type) and returns what fn returns. A fresh value cached on this
+  /// node is read in place: no handle is made, so a hit writes no line that
+  /// another core reads (get()'s handle is a reference count every reader of
+  /// the key shares). Any other case (a miss, a cached not_found, a value
+  /// due for a reload or served stale, a hot copy of a peer's key) is get()
+  /// and then fn on the value, with get()'s errors and counts.
+  ///
+  /// fn runs on the calling thread, for an in-place hit on the read side of
+  /// the shard's lock: keep it short (a put, remove or eviction in that
+  /// shard waits until it returns) and copy out what must outlive it. Every
+  /// engine call made inside fn is refused with errc::call_inside_read
+  /// (it could wait for this very read). An exception thrown by fn
+  /// propagates out of read() and changes nothing in the cache.
+  /// Returns result<R> (R what fn returns; result<void> when fn returns
+  /// nothing). Errors: those of get().
+  template <class K, class Fn>
+    requires std::invocable<Fn&, const value_type_of<K>&>
+  auto read(std::string_view key, Fn&& fn) {
+    using V = value_type_of<K>;
+    using R = std::invoke_result_t<Fn&, const V&>;
+    static_assert(!std::is_reference_v<R>,
+                  "read(): fn must return by value; the value may be gone once fn returns");
+    if constexpr (std::is_void_v<R>) {
+      auto call = [&fn](const void* v) { std::invoke(fn, *static_cast<const V*>(v)); };
+      return core_.read(index_of<K>(), key, visitor_of(call));
+    } else {
+      std::optional<R> out;
+      auto call = [&fn, &out](const void* v) {
+        out.emplace(std::invoke(fn, *static_cast<const V*>(v)));
+      };
+      if (auto r = core_.read(index_of<K>(), key, visitor_of(call)); !r) {
+        return result<R>(boost::system::in_place_error, r.error());
+      }
+      return result<R>(boost::system::in_place_value, std::move(*out));
+    }
   }
 
   /// Asynchronous get(); completes with
@@ -468,6 +508,12 @@ class basic_engine {
   }
 
   using entries = std::vector<detail::engine_core::entry>;
+
+  /// read()'s function `call(const void*)` as the core takes it.
+  template <class Call>
+  static detail::value_visitor visitor_of(Call& call) noexcept {
+    return {&call, [](void* c, const void* v) { (*static_cast<Call*>(c))(v); }};
+  }
 
   static detail::erased_policies erase(discovery_type discovery) {
     detail::erased_policies p;

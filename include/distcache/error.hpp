@@ -57,6 +57,10 @@ enum class errc {
   /// The data source's queue is full (max_queued_fetches): the load was
   /// refused at once instead of waiting. Retry later.
   overloaded,
+  /// An engine call was made inside the function given to read(), which
+  /// may run under a shard's read lock; copy what you need out of it and
+  /// call the engine after it returns.
+  call_inside_read,
 };
 
 namespace detail {
@@ -115,6 +119,9 @@ class error_category_impl final : public boost::system::error_category {
       case errc::overloaded:
         return "the data source's queue is full (max_queued_fetches); the load was refused at "
                "once, retry later";
+      case errc::call_inside_read:
+        return "an engine call was made inside the function given to read(); call the engine "
+               "after it returns";
     }
     return "unknown distcache error";
   }

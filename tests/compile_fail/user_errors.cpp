@@ -125,6 +125,10 @@ int main() {
                           distcache::protection::no_circuit_breaker, not_a_policy>,
       users>
       e{distcache::config{}, users{}};
+#elif defined(CASE_READ_RETURNS_REFERENCE)
+  distcache::engine<users> e{distcache::config{}, users{}};
+  // A reference into the cached value would outlive the read lock.
+  (void)e.read<users>("u:1", [](const std::string& v) -> const std::string& { return v; });
 #else
   distcache::engine<users, bad> e{distcache::config{}, users{}, bad{}};
 #endif

@@ -58,6 +58,17 @@ TEST_CASE("negative caching: a not_found is answered from the cache until negati
   CHECK(f.src->calls == 2);
 }
 
+TEST_CASE("negative caching: read answers a cached not_found without calling its function") {
+  fixture f(with_users(negative(10s)));
+  int calls = 0;
+  auto fn = [&calls](const std::string&) { return ++calls; };
+  CHECK(f.e->read<users>("ghost", fn).error() == errc::not_found);
+  CHECK(f.e->read<users>("ghost", fn).error() == errc::not_found);
+  CHECK(calls == 0);
+  CHECK(f.src->calls == 1);
+  CHECK(f.e->stats<users>().negative_hits == 1);
+}
+
 TEST_CASE("negative caching is off by default: every not_found asks the source") {
   fixture f;
   CHECK(f.e->get<users>("ghost").error() == errc::not_found);
@@ -184,6 +195,25 @@ TEST_CASE("refresh-ahead: a hit past refresh_after answers at once and reloads o
   f.clock->advance(5s);
   CHECK(**f.e->get<users>("k") == "v2");
   CHECK(eventually([&] { return f.src->calls == 3; }));
+}
+
+TEST_CASE("refresh-ahead: read of a value past refresh_after answers it and reloads it once") {
+  keyspace_options o;
+  o.default_ttl = 1min;
+  o.refresh_after = 5s;
+  fixture f(with_users(o));
+  f.src->set("k", "v1");
+  auto copy = [](const std::string& v) { return v; };
+  CHECK(*f.e->read<users>("k", copy) == "v1");
+  f.src->set("k", "v2");
+  f.src->close_gate();
+  f.clock->advance(5s);
+  for (int i = 0; i < 10; ++i) CHECK(*f.e->read<users>("k", copy) == "v1");
+  CHECK(eventually([&] { return f.src->calls == 2; }));
+  f.src->open_gate();
+  CHECK(eventually([&] { return *f.e->read<users>("k", copy) == "v2"; }));
+  CHECK(f.src->calls == 2);
+  CHECK(f.e->stats<users>().refreshes == 1);
 }
 
 TEST_CASE("refresh-ahead: a put value is due refresh_after after the put; get_many reloads it") {

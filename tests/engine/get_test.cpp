@@ -13,6 +13,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <future>
+#include <stdexcept>
+#include <type_traits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -346,4 +348,128 @@ TEST_CASE("fetch_on_caller_thread: stop() waits for a call running on a caller's
   CHECK(stopped.get().has_value());
   CHECK(first.get().error() == errc::stopped);
   CHECK(f.src->calls == 1);  // the queued call saw the engine stopping and did not run
+}
+
+// ------------------------------------------------------------------ read
+
+TEST_CASE("read calls its function on the cached value in place, without a handle") {
+  fixture f;
+  f.src->set("user:1", "Ada");
+  auto held = f.e->get<users>("user:1");  // a miss: loaded and cached
+  REQUIRE(held.has_value());
+  const long count = held->use_count();
+  const std::string* seen = nullptr;
+  long count_inside = 0;
+  auto r = f.e->read<users>("user:1", [&](const std::string& v) {
+    seen = &v;
+    count_inside = held->use_count();
+    return v.size();
+  });
+  REQUIRE(r.has_value());
+  CHECK(*r == 3);
+  CHECK(seen == held->get());    // the cached object itself, not a copy
+  CHECK(count_inside == count);  // and no handle to it while fn ran
+  CHECK(f.src->calls == 1);
+  auto s = f.e->stats<users>();
+  CHECK(s.gets == 2);
+  CHECK(s.cache_hits == 1);
+}
+
+TEST_CASE("read loads a miss once and calls its function with the loaded value") {
+  fixture f;
+  f.src->set("user:2", "Grace");
+  std::string copy;
+  auto r = f.e->read<users>("user:2", [&](const std::string& v) { copy = v; });
+  static_assert(std::is_same_v<decltype(r), distcache::result<void>>);
+  REQUIRE(r.has_value());
+  CHECK(copy == "Grace");
+  CHECK(f.src->calls == 1);
+  auto again = f.e->read<users>("user:2", [](const std::string& v) { return v + "!"; });
+  REQUIRE(again.has_value());
+  CHECK(*again == "Grace!");
+  CHECK(f.src->calls == 1);
+  auto s = f.e->stats<users>();
+  CHECK(s.loads == 1);
+  CHECK(s.cache_hits == 1);
+}
+
+TEST_CASE("read returns get's errors without calling its function") {
+  fixture f;
+  int calls = 0;
+  auto fn = [&calls](const std::string&) { return ++calls; };
+  CHECK(f.e->read<users>("ghost", fn).error() == errc::not_found);
+  CHECK(f.e->read<users>("", fn).error() == errc::invalid_key);
+  REQUIRE(f.e->stop());
+  CHECK(f.e->read<users>("user:1", fn).error() == errc::stopped);
+  CHECK(calls == 0);
+}
+
+TEST_CASE("an engine call inside read's function is refused with call_inside_read") {
+  fixture f;
+  f.src->set("miss", "loaded");
+  REQUIRE(f.e->put<users>("hit", std::string("cached")));
+  // An in-place hit (under the shard's read lock), then a miss (after get).
+  for (const char* key : {"hit", "miss"}) {
+    CAPTURE(key);
+    std::vector<error_code> seen;
+    auto r = f.e->read<users>(key, [&](const std::string&) {
+      seen.push_back(f.e->get<users>("hit").error());
+      seen.push_back(f.e->put<users>("hit", std::string("x")).error());
+      seen.push_back(f.e->remove<users>("hit").error());
+      seen.push_back(f.e->read<users>("hit", [](const std::string&) {}).error());
+      auto async = f.e->async_get<users>("hit", net::use_future);
+      try {
+        async.get();
+        seen.emplace_back();
+      } catch (const boost::system::system_error& e) {
+        seen.push_back(e.code());
+      }
+    });
+    REQUIRE(r.has_value());
+    REQUIRE(seen.size() == 5);
+    for (const auto& ec : seen) CHECK(ec == errc::call_inside_read);
+  }
+  // Once read() returned, the thread may call the engine again.
+  REQUIRE(f.e->put<users>("hit", std::string("y")));
+  CHECK(**f.e->get<users>("hit") == "y");
+}
+
+TEST_CASE("an exception thrown by read's function propagates and leaves the key writable") {
+  fixture f;
+  REQUIRE(f.e->put<users>("k", std::string("v")));
+  auto throwing = [](const std::string&) -> int { throw std::runtime_error("boom"); };
+  CHECK_THROWS_AS((void)f.e->read<users>("k", throwing), std::runtime_error);
+  // The read lock was released: a put of the key (which waits for readers
+  // of its shard) completes.
+  auto put = std::async(std::launch::async,
+                        [&] { return f.e->put<users>("k", std::string("w")).has_value(); });
+  REQUIRE(put.wait_for(30s) == std::future_status::ready);
+  CHECK(put.get());
+  CHECK(**f.e->get<users>("k") == "w");  // and this thread may call the engine again
+}
+
+TEST_CASE("a value read in place stays whole while a writer replaces and removes it") {
+  fixture f;
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      (void)f.e->put<users>("k", std::string(64, static_cast<char>('a' + i % 26)));
+      if (i % 7 == 0) (void)f.e->remove<users>("k");
+    }
+  });
+  int served = 0;
+  int torn = 0;
+  for (int i = 0; i < 20000; ++i) {
+    auto r = f.e->read<users>("k", [](const std::string& v) {
+      return v.size() == 64 && v.find_first_not_of(v[0]) == std::string::npos;
+    });
+    if (r) {
+      ++served;
+      if (!*r) ++torn;
+    }
+  }
+  stop = true;
+  writer.join();
+  CHECK(torn == 0);
+  CHECK(served > 0);
 }

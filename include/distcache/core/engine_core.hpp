@@ -129,6 +129,12 @@ struct op_scope {
   [[nodiscard]] bool active() const noexcept { return slot != nullptr; }
 };
 
+/// read()'s function of a value, without an allocation: `call(context, value)`.
+struct value_visitor {
+  void* context = nullptr;
+  void (*call)(void* context, const void* value) = nullptr;
+};
+
 /// The engine core: the keyspace registry (by index and by name), the
 /// lifecycle (io_context threads, blocking pool), the read path (caches,
 /// singleflight, owner, peer, source guard, fetch), the write path (put,
@@ -181,6 +187,10 @@ class engine_core {
   /// running, the key is invalid, the keyspace is deleted or the key is not
   /// cached here (the caller then takes the general path).
   DISTCACHE_DECL value_handle peek(std::size_t ks, std::string_view key) const;
+  /// Calls `visit` with the value of `key`: in place, on the read side of
+  /// the shard's lock, for a fresh value cached here; after get() otherwise.
+  /// Engine calls made inside `visit` are refused (errc::call_inside_read).
+  DISTCACHE_DECL result<void> read(std::size_t ks, std::string_view key, value_visitor visit);
   DISTCACHE_DECL void count_hits(std::size_t ks, std::uint64_t n) noexcept;
   DISTCACHE_DECL void async_get(std::size_t ks, std::string key, get_handler handler);
   /// `scope`: begin_op(ks, operation::get_many, keys.size()), ended here.

@@ -1,4 +1,4 @@
-// distcache — which engine's thread this is.
+// distcache — which engine's thread this is, and whether a read() function runs on it.
 #ifndef DISTCACHE_DETAIL_CURRENT_ENGINE_HPP
 #define DISTCACHE_DETAIL_CURRENT_ENGINE_HPP
 
@@ -22,6 +22,20 @@ class engine_thread_mark {
 
  private:
   const void* previous_;
+};
+
+/// Nonzero while a read() function runs on this thread, possibly on the read
+/// side of a shard's lock, where an engine call could wait for itself: the
+/// engine refuses every call then (errc::call_inside_read).
+inline thread_local int reads_in_progress = 0;
+
+/// Marks the current thread as inside a read() function for its lifetime.
+class read_mark {
+ public:
+  read_mark() noexcept { ++reads_in_progress; }
+  read_mark(const read_mark&) = delete;
+  read_mark& operator=(const read_mark&) = delete;
+  ~read_mark() { --reads_in_progress; }
 };
 
 }  // namespace distcache::detail

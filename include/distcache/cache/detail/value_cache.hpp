@@ -54,6 +54,8 @@ inline const std::shared_ptr<const void>& negative_value() noexcept {
 inline bool is_negative(const std::shared_ptr<const void>& v) noexcept {
   return v.get() == &negative_marker;
 }
+/// True when `v` points to negative_value()'s marker.
+inline bool is_negative(const void* v) noexcept { return v == &negative_marker; }
 
 /// A byte-bounded cache of decoded values with CLOCK (second-chance LRU)
 /// eviction, split into shards by the key's hash so that concurrent
@@ -155,6 +157,46 @@ class value_cache {
     auto v = lookup(s, key, expires_at, state);
     readers.fetch_sub(1, std::memory_order_release);
     return v;
+  }
+
+  /// Calls `fn(const void* value)` with the fresh value of `key` and returns
+  /// what fn returns (true: the caller is served); returns false without
+  /// calling fn when the key is absent or not fresh. fn runs on the read
+  /// side of the shard's big-reader lock, so it reads the stored object in
+  /// place, without copying its handle; a writer of the shard waits until it
+  /// returns, and fn must not write to this cache (it would wait for itself).
+  /// During a write the value's handle is copied under the mutex and fn runs
+  /// after it is released. An exception from fn leaves the lock released.
+  template <class Fn>
+  bool visit(hashed_key key, Fn&& fn) {
+    const std::size_t si = shard_index(key.hash);
+    shard& s = shards_[si];
+    std::atomic<std::uint32_t>& readers = reader_count(striped_counter::stripe(), si);
+    readers.fetch_add(1, std::memory_order_seq_cst);
+    if (s.writing.load(std::memory_order_seq_cst)) [[unlikely]] {
+      readers.fetch_sub(1, std::memory_order_release);
+      std::shared_ptr<const void> v;
+      {
+        std::lock_guard lock(s.mutex);  // a write is under way: wait for it
+        freshness state = freshness::fresh;
+        v = lookup(s, key, nullptr, &state);
+        if (state != freshness::fresh) return false;
+      }
+      return v != nullptr && fn(v.get());
+    }
+    class leave {
+     public:
+      explicit leave(std::atomic<std::uint32_t>& count) noexcept : count_(count) {}
+      leave(const leave&) = delete;
+      leave& operator=(const leave&) = delete;
+      ~leave() { count_.fetch_sub(1, std::memory_order_release); }
+
+     private:
+      std::atomic<std::uint32_t>& count_;
+    } const guard(readers);
+    freshness state = freshness::fresh;
+    const node* e = find_live(s, key, &state);
+    return e != nullptr && state == freshness::fresh && fn(e->value.get());
   }
 
   /// Stores `value` under `key`, fresh until `expires_at` and then gone
@@ -492,6 +534,15 @@ class value_cache {
   /// get()'s lookup, under either side of the shard's lock.
   std::shared_ptr<const void> lookup(const shard& s, hashed_key key, time_point* expires_at,
                                      freshness* state) const {
+    const node* e = find_live(s, key, state);
+    if (e == nullptr) return nullptr;
+    if (expires_at != nullptr) *expires_at = e->expires_at;
+    return e->value;
+  }
+
+  /// The entry of `key` when it may be served (see get()), marked as
+  /// referenced; null otherwise. Under either side of the shard's lock.
+  const node* find_live(const shard& s, hashed_key key, freshness* state) const {
     const node* found_node = s.find(key);
     if (found_node == nullptr) return nullptr;
     const node& e = *found_node;
@@ -516,8 +567,7 @@ class value_cache {
     if (!referenced.load(std::memory_order_relaxed)) {
       referenced.store(true, std::memory_order_relaxed);
     }
-    if (expires_at != nullptr) *expires_at = e.expires_at;
-    return e.value;
+    return found_node;
   }
 
   shard& shard_for(std::uint64_t hash) noexcept { return shards_[shard_index(hash)]; }

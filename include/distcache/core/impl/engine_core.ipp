@@ -235,6 +235,8 @@ void engine_core::post_job(bool on_engine, const net::any_completion_executor& e
 
 error_code engine_core::check_blocking_call() const noexcept {
   if (current_engine == this) return make_error_code(errc::blocking_call_on_engine_thread);
+  if (reads_in_progress != 0) [[unlikely]]
+    return make_error_code(errc::call_inside_read);
   return {};
 }
 
@@ -290,6 +292,8 @@ keyspace_slot* engine_core::slot_named(std::string_view name) const noexcept {
 }
 
 error_code engine_core::check_state() const noexcept {
+  if (reads_in_progress != 0) [[unlikely]]
+    return make_error_code(errc::call_inside_read);
   const int s = state_.load(std::memory_order_acquire);
   if (s == running) return {};
   return make_error_code(s == created ? errc::not_started : errc::stopped);

@@ -67,6 +67,40 @@ engine_core::value_handle engine_core::peek(std::size_t ks, std::string_view key
   return v;
 }
 
+result<void> engine_core::read(std::size_t ks, std::string_view key, value_visitor visit) {
+  if (auto ec = check_blocking_call()) return ec;
+  auto rt = runtime_for(ks, key);
+  if (!rt) return rt.error();
+  auto& slot = *slots_[ks];
+  const hashed_key hk{key, hash_key(key)};
+  auto scope = begin_op(ks, telemetry::operation::get, 1);
+  bool served = false;
+  try {
+    // A fresh value of the main cache, read in place; a cached not_found, a
+    // value due for a reload and a hot copy take get()'s path.
+    served = (*rt)->main.visit(hk, [&](const void* v) {
+      if (is_negative(v)) return false;
+      slot.counters.cache_hits.add();
+      const read_mark inside;
+      visit.call(visit.context, v);
+      return true;
+    });
+  } catch (...) {
+    end_op(scope, {});
+    throw;
+  }
+  if (served) {
+    (*rt)->note_read(hk.hash);
+    end_op(scope, {});
+    return {};
+  }
+  auto v = get(ks, key);  // counts and observes itself
+  if (!v) return v.error();
+  const read_mark inside;
+  visit.call(visit.context, v->get());
+  return {};
+}
+
 void engine_core::count_hits(std::size_t ks, std::uint64_t n) noexcept {
   slots_[ks]->counters.cache_hits.add(n);
 }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -26,6 +27,16 @@ struct locked_map {
     std::shared_lock lock(mutex);
     auto it = map.find(key);
     return it == map.end() ? nullptr : it->second;
+  }
+
+  /// `fn(value)` under the reader lock, without copying the handle: what
+  /// read() is compared with. Returns std::nullopt when `key` is absent.
+  template <class Fn>
+  auto read(const std::string& key, Fn&& fn) -> std::optional<decltype(fn(std::string()))> {
+    std::shared_lock lock(mutex);
+    auto it = map.find(key);
+    if (it == map.end()) return std::nullopt;
+    return fn(*it->second);
   }
 };
 

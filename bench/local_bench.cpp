@@ -261,6 +261,30 @@ void hit_get_baseline(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// ------------------------------------------------------------------ read (hit, in place)
+
+template <auto Engine>
+void hit_read_distcache(benchmark::State& state) {
+  auto& eng = fx->*Engine;
+  std::size_t i = start_of(state);
+  for (auto _ : state) {
+    auto r = eng.template read<hits>(fx->shuffled[i++ & order_mask],
+                                     [](const std::string& v) { return v.size(); });
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void hit_read_baseline(benchmark::State& state) {
+  auto& m = fx->hit_map;
+  std::size_t i = start_of(state);
+  for (auto _ : state) {
+    auto r = m.read(fx->shuffled[i++ & order_mask], [](const std::string& v) { return v.size(); });
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 // ------------------------------------------------------------------ get (miss + load)
 
 template <auto Engine, class Keyspace = loads>
@@ -364,11 +388,13 @@ void register_all() {
   constexpr auto observed = &fixture::observed;
   constexpr auto traced = &fixture::traced;
   constexpr auto nospin = &fixture::nospin;
-  const std::array<entry, 16> all{{
+  const std::array<entry, 18> all{{
       {"hit_get/distcache", hit_get_distcache<plain>},
       {"hit_get/baseline", hit_get_baseline},
       {"hit_get/observed", hit_get_distcache<observed>},
       {"hit_get/traced", hit_get_distcache<traced>},
+      {"hit_read/distcache", hit_read_distcache<plain>},
+      {"hit_read/baseline", hit_read_baseline},
       {"miss_load/distcache", miss_load_distcache<plain>},
       {"miss_load/baseline", miss_load_baseline},
       {"miss_load/observed", miss_load_distcache<observed>},

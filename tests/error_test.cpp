@@ -9,8 +9,8 @@ using distcache::errc;
 
 TEST_CASE("every errc value has its own readable message in the distcache category") {
   std::set<std::string> seen;
-  for (int v = static_cast<int>(errc::keyspace_not_found); v <= static_cast<int>(errc::call_inside_read);
-       ++v) {
+  for (int v = static_cast<int>(errc::keyspace_not_found);
+       v <= static_cast<int>(errc::call_inside_read); ++v) {
     distcache::error_code ec = static_cast<errc>(v);
     CHECK(std::string(ec.category().name()) == "distcache");
     CHECK(ec.message() != "unknown distcache error");

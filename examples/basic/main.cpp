@@ -158,6 +158,15 @@ int run() {
   expect(same, "a hit should hand out the cached object itself");
   fetches(1, "get en (hit)");
 
+  // 2b. read calls a function on the cached object in place: no handle is made.
+  auto length = c.read<greetings>("en", [](const std::string& v) { return v.size(); });
+  show("read",
+       "en -> " + (length ? std::to_string(*length) : length.error().message()) +
+           " characters (hit: read in place)",
+       source);
+  expect(length && *length == 5, "read en should see 5 characters");
+  fetches(1, "read en (hit)");
+
   // 3. put stores a value without asking the source; a get then hits.
   expect(c.put<greetings>("it", "ciao").has_value(), "put it should succeed");
   greeting it = c.get<greetings>("it");
@@ -241,9 +250,10 @@ int run() {
             << s.removed_keys << "\n"
             << "  main cache: " << s.main_cache_items << " items, " << s.main_cache_bytes
             << " bytes charged; evictions " << s.evictions << "\n";
-  // gets: en, en, it, en, (en fr de), es, es, la, xx, xx = 12; hits: en, it, en (get_many), es.
-  expect(s.gets == 12, "stats.gets should be 12, is " + std::to_string(s.gets));
-  expect(s.cache_hits == 4, "stats.cache_hits should be 4, is " + std::to_string(s.cache_hits));
+  // gets: en, en, en (read), it, en, (en fr de), es, es, la, xx, xx = 13;
+  // hits: en, en (read), it, en (get_many), es.
+  expect(s.gets == 13, "stats.gets should be 13, is " + std::to_string(s.gets));
+  expect(s.cache_hits == 5, "stats.cache_hits should be 5, is " + std::to_string(s.cache_hits));
   expect(s.loads == 8, "stats.loads should be 8, is " + std::to_string(s.loads));
   expect(s.loads_deduped == 8,
          "stats.loads_deduped should be 8, is " + std::to_string(s.loads_deduped));

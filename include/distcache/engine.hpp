@@ -242,8 +242,7 @@ class basic_engine {
   /// propagates out of read() and changes nothing in the cache.
   /// Returns result<R> (R what fn returns; result<void> when fn returns
   /// nothing). Errors: those of get().
-  template <class K, class Fn>
-    requires std::invocable<Fn&, const value_type_of<K>&>
+  template <class K, std::invocable<const value_type_of<K>&> Fn>
   auto read(std::string_view key, Fn&& fn) {
     using V = value_type_of<K>;
     using R = std::invoke_result_t<Fn&, const V&>;

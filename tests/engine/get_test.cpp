@@ -14,9 +14,9 @@
 #include <boost/asio/use_future.hpp>
 #include <future>
 #include <stdexcept>
-#include <type_traits>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "support/engine_fixture.hpp"

@@ -5,8 +5,10 @@
 #include <distcache/discovery/nats.hpp>
 //
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
@@ -46,22 +48,15 @@ class nats_server {
     FAIL("nats-server did not start");
   }
 
-  /// Starts it (again) on the same port; true once it accepts connections.
+  /// Starts it (again) on the same port; true once it answers there. A
+  /// server of another test that took the port meanwhile is not taken for
+  /// this one: the INFO line must carry this server's name.
   bool start() {
-    std::vector<std::string> argv = {program_, "-a", "127.0.0.1", "-p", std::to_string(port_)};
+    std::vector<std::string> argv = {program_, "-a", "127.0.0.1", "-p", std::to_string(port_),
+                                     "-n",     name_};
     argv.insert(argv.end(), extra_.begin(), extra_.end());
     process_ = distcache::test::child_process(argv, log_.path());
-    return eventually(
-               [&] {
-                 if (!process_.running()) return true;
-                 boost::asio::io_context ioc;
-                 boost::asio::ip::tcp::socket s(ioc);
-                 boost::system::error_code ec;
-                 s.connect({boost::asio::ip::make_address("127.0.0.1"), port_}, ec);
-                 return !ec;
-               },
-               5s) &&
-           process_.running();
+    return eventually([&] { return !process_.running() || answers(); }, 5s) && process_.running();
   }
   void stop() { process_.stop(); }
 
@@ -69,6 +64,29 @@ class nats_server {
   [[nodiscard]] std::uint16_t port() const { return port_; }
 
  private:
+  /// True when the server on port_ sends an INFO line naming this server
+  /// (within a second: a listener that says nothing is not it).
+  [[nodiscard]] bool answers() const {
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::socket s(ioc);
+    boost::system::error_code ec;
+    s.connect({boost::asio::ip::make_address("127.0.0.1"), port_}, ec);
+    if (ec) return false;
+    std::string line;
+    bool read = false;
+    boost::asio::async_read_until(s, boost::asio::dynamic_buffer(line), '\n',
+                                  [&](boost::system::error_code e, std::size_t) { read = !e; });
+    ioc.run_for(1s);
+    return read && line.starts_with("INFO ") &&
+           line.find("\"server_name\":\"" + name_ + "\"") != std::string::npos;
+  }
+
+  static std::string unique_name() {
+    static std::atomic<int> next{0};
+    return "distcache-test-" + std::to_string(::getpid()) + "-" + std::to_string(next++);
+  }
+
+  std::string name_ = unique_name();
   std::string program_;
   std::vector<std::string> extra_;
   distcache::test::temp_file log_{""};

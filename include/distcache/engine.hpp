@@ -235,13 +235,17 @@ class basic_engine {
   /// and then fn on the value, with get()'s errors and counts.
   ///
   /// fn runs on the calling thread, for an in-place hit on the read side of
-  /// the shard's lock: keep it short (a put, remove or eviction in that
-  /// shard waits until it returns) and copy out what must outlive it. Every
-  /// engine call made inside fn is refused with errc::call_inside_read
-  /// (it could wait for this very read). An exception thrown by fn
-  /// propagates out of read() and changes nothing in the cache.
+  /// the shard's lock: keep it short and never block in it (every write to
+  /// that shard waits until it returns, and every read of the shard waits
+  /// behind such a writer); copy out what must outlive it. Inside fn this
+  /// thread is refused by every engine for every operation on a cache or on
+  /// the engine's state (get, read, get_many, put, remove, their _many and
+  /// async_ forms, start, stop, update_keyspace, delete_keyspace(s),
+  /// reload_tls) with errc::call_inside_read, and hot_keys() is empty;
+  /// stats() and the accessors answer. An exception thrown by fn propagates
+  /// out of read(); nothing is undone (a miss's value stays cached).
   /// Returns result<R> (R what fn returns; result<void> when fn returns
-  /// nothing). Errors: those of get().
+  /// nothing). Errors: those of get(), and call_inside_read.
   template <class K, std::invocable<const value_type_of<K>&> Fn>
   auto read(std::string_view key, Fn&& fn) {
     using V = value_type_of<K>;

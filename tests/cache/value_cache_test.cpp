@@ -9,6 +9,7 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -206,6 +207,47 @@ TEST_CASE("a lifetime: fresh, due for refresh, stale within max_stale, then gone
   listed = 0;
   c.for_each_key([&](std::string_view, std::uint64_t) { ++listed; });
   CHECK(listed == 0);
+}
+
+TEST_CASE("visit calls its function on a fresh value in place, and on nothing else") {
+  auto clock = std::make_shared<distcache::test::manual_clock>();
+  value_cache c(1 << 20, 1, clock.get(), std::chrono::seconds(5));
+  const auto t0 = clock->now();
+  auto stored = val("v");
+  REQUIRE(c.put(
+      key_holder("k"), stored, 1,
+      distcache::detail::lifetime{t0 + std::chrono::seconds(10), t0 + std::chrono::seconds(4)}));
+  const void* seen = nullptr;
+  const auto see = [&](const void* v) {
+    seen = v;
+    return true;
+  };
+  CHECK(c.visit(key_holder("k"), see));
+  CHECK(seen == stored.get());  // the stored object itself
+  CHECK_FALSE(c.visit(key_holder("k"), [](const void*) { return false; }));  // fn's answer
+  seen = nullptr;
+  CHECK_FALSE(c.visit(key_holder("absent"), see));
+  clock->advance(std::chrono::seconds(4));  // due for refresh: not fresh
+  CHECK_FALSE(c.visit(key_holder("k"), see));
+  clock->advance(std::chrono::seconds(6));  // stale
+  CHECK_FALSE(c.visit(key_holder("k"), see));
+  CHECK(seen == nullptr);
+}
+
+TEST_CASE("visit lets go of the read side when its function throws") {
+  value_cache c(1 << 20, 1, nullptr);
+  REQUIRE(c.put(key_holder("k"), val("v"), 1, distcache::never_expires));
+  CHECK_THROWS_AS(
+      c.visit(key_holder("k"), [](const void*) -> bool { throw std::logic_error("x"); }),
+      std::logic_error);
+  // A writer of the shard waits for every reader: it would wait forever for
+  // a reader count left raised.
+  std::atomic<bool> stored{false};
+  std::thread writer(
+      [&] { stored = c.put(key_holder("k"), val("w"), 1, distcache::never_expires); });
+  writer.join();
+  CHECK(stored);
+  CHECK(str(c.get(key_holder("k"))) == "w");
 }
 
 TEST_CASE(

@@ -12,11 +12,15 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "support/engine_fixture.hpp"
@@ -404,10 +408,28 @@ TEST_CASE("read returns get's errors without calling its function") {
   CHECK(calls == 0);
 }
 
+namespace {
+
+/// The result of `f`, which must be ready within `limit`: a call that
+/// deadlocked would hang the whole run, so the test process aborts instead
+/// (doctest reports the crash and the test's name).
+template <class T>
+T within(std::future<T>& f, std::chrono::seconds limit = 60s) {
+  if (f.wait_for(limit) != std::future_status::ready) {
+    std::fputs("a call did not finish within its limit (a deadlock?)\n", stderr);
+    std::abort();
+  }
+  return f.get();
+}
+
+}  // namespace
+
 TEST_CASE("an engine call inside read's function is refused with call_inside_read") {
   fixture f;
   f.src->set("miss", "loaded");
   REQUIRE(f.e->put<users>("hit", std::string("cached")));
+  const std::vector<std::string> keys{"hit"};
+  const std::vector<std::pair<std::string, std::string>> entries{{"hit", "x"}};
   // An in-place hit (under the shard's read lock), then a miss (after get).
   for (const char* key : {"hit", "miss"}) {
     CAPTURE(key);
@@ -417,6 +439,11 @@ TEST_CASE("an engine call inside read's function is refused with call_inside_rea
       seen.push_back(f.e->put<users>("hit", std::string("x")).error());
       seen.push_back(f.e->remove<users>("hit").error());
       seen.push_back(f.e->read<users>("hit", [](const std::string&) {}).error());
+      seen.push_back(f.e->get_many<users>(keys).error());
+      seen.push_back(f.e->put_many<users>(entries).error());
+      seen.push_back(f.e->remove_many<users>(keys).error());
+      seen.push_back(f.e->start().error());
+      seen.push_back(f.e->stop().error());
       auto async = f.e->async_get<users>("hit", net::use_future);
       try {
         async.get();
@@ -426,26 +453,77 @@ TEST_CASE("an engine call inside read's function is refused with call_inside_rea
       }
     });
     REQUIRE(r.has_value());
-    REQUIRE(seen.size() == 5);
-    for (const auto& ec : seen) CHECK(ec == errc::call_inside_read);
+    REQUIRE(seen.size() == 10);
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+      CAPTURE(i);
+      CHECK(seen[i] == errc::call_inside_read);
+    }
   }
   // Once read() returned, the thread may call the engine again.
   REQUIRE(f.e->put<users>("hit", std::string("y")));
   CHECK(**f.e->get<users>("hit") == "y");
 }
 
-TEST_CASE("an exception thrown by read's function propagates and leaves the key writable") {
+TEST_CASE("a write waits for read's function, whose statistics do not wait for the write") {
+  config c = small_config();
+  c.keyspaces["users"].shards = 1;  // every key in the shard being read
+  fixture f(c);
+  REQUIRE(f.e->put<users>("k", std::string("v")));
+  std::atomic<bool> fn_returned{false};
+  auto reader = std::async(std::launch::async, [&] {
+    std::future<bool> writer;
+    std::size_t hot = 1;
+    auto r = f.e->read<users>("k", [&](const std::string&) {
+      // A put of another key of the shard: it waits for this read.
+      writer = std::async(std::launch::async, [&] {
+        const bool stored = f.e->put<users>("k2", std::string("w")).has_value();
+        return stored && fn_returned.load();  // the read ended first
+      });
+      // Statistics meanwhile, while the writer holds the shard and waits:
+      // they must not wait for it in turn.
+      std::uint64_t items = 0;
+      const auto until = std::chrono::steady_clock::now() + 50ms;
+      while (std::chrono::steady_clock::now() < until)
+        items += f.e->stats<users>().main_cache_items;
+      hot = f.e->hot_keys<users>(10).size();  // refused inside: an empty list
+      fn_returned = true;
+      return items;
+    });
+    return std::tuple{r.has_value() && *r > 0, within(writer), hot};
+  });
+  auto [read_ok, put_after_read, hot] = within(reader);
+  CHECK(read_ok);
+  CHECK(put_after_read);
+  CHECK(hot == 0);
+  CHECK(**f.e->get<users>("k2") == "w");
+}
+
+TEST_CASE("read on an engine thread is refused like any blocking call") {
   fixture f;
   REQUIRE(f.e->put<users>("k", std::string("v")));
+  std::promise<error_code> inside;
+  f.e->async_get<users>("k", [&](error_code, distcache::value_ptr<std::string>) {
+    inside.set_value(f.e->read<users>("k", [](const std::string&) {}).error());
+  });
+  auto ec = inside.get_future();
+  CHECK(within(ec) == errc::blocking_call_on_engine_thread);
+}
+
+TEST_CASE("an exception thrown by read's function propagates and leaves the key writable") {
+  fixture f;
+  f.src->set("loaded", "from the source");
+  REQUIRE(f.e->put<users>("k", std::string("v")));
   auto throwing = [](const std::string&) -> int { throw std::runtime_error("boom"); };
-  CHECK_THROWS_AS((void)f.e->read<users>("k", throwing), std::runtime_error);
+  CHECK_THROWS_AS((void)f.e->read<users>("k", throwing), std::runtime_error);       // in place
+  CHECK_THROWS_AS((void)f.e->read<users>("loaded", throwing), std::runtime_error);  // a miss
   // The read lock was released: a put of the key (which waits for readers
   // of its shard) completes.
   auto put = std::async(std::launch::async,
                         [&] { return f.e->put<users>("k", std::string("w")).has_value(); });
-  REQUIRE(put.wait_for(30s) == std::future_status::ready);
-  CHECK(put.get());
+  CHECK(within(put));
   CHECK(**f.e->get<users>("k") == "w");  // and this thread may call the engine again
+  CHECK(**f.e->get<users>("loaded") == "from the source");  // the miss's load stays cached
+  CHECK(f.src->calls == 1);
 }
 
 TEST_CASE("a value read in place stays whole while a writer replaces and removes it") {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <distcache/cache/detail/counters.hpp>
@@ -57,6 +58,26 @@ inline bool is_negative(const std::shared_ptr<const void>& v) noexcept {
 /// True when `v` points to negative_value()'s marker.
 inline bool is_negative(const void* v) noexcept { return v == &negative_marker; }
 
+/// A number of a shard's statistics: written under the shard's lock, read
+/// without it (relaxed loads and stores: plain moves on x86), so statistics
+/// never wait for a writer, who may be waiting for a reader.
+template <class T>
+class lock_written {
+ public:
+  lock_written& operator=(T v) noexcept {
+    v_.store(v, std::memory_order_relaxed);
+    return *this;
+  }
+  lock_written& operator+=(T d) noexcept { return *this = get() + d; }
+  lock_written& operator-=(T d) noexcept { return *this = get() - d; }
+  lock_written& operator++() noexcept { return *this += 1; }
+  [[nodiscard]] T get() const noexcept { return v_.load(std::memory_order_relaxed); }
+  operator T() const noexcept { return get(); }  // NOLINT(google-explicit-constructor)
+
+ private:
+  std::atomic<T> v_{0};
+};
+
 /// A byte-bounded cache of decoded values with CLOCK (second-chance LRU)
 /// eviction, split into shards by the key's hash so that concurrent
 /// operations on different keys rarely share a lock.
@@ -94,7 +115,10 @@ inline bool is_negative(const void* v) noexcept { return v == &negative_marker; 
 ///
 /// Thread safety: every member function may be called concurrently.
 /// Invariant: no lock is held while user code runs (values are destroyed
-/// outside the shard lock when an eviction releases the last handle).
+/// outside the shard lock when an eviction releases the last handle), but
+/// for visit()'s function, which runs on the read side. The statistics
+/// (bytes(), size(), evictions(), admissions_refused()) take no lock, so
+/// that such a function may read them while a writer waits for it.
 class value_cache {
  public:
   /// Bytes charged per entry on top of its key and value bytes.
@@ -322,42 +346,28 @@ class value_cache {
   }
 
   /// Bytes charged by the entries held now.
-  [[nodiscard]] std::int64_t bytes() const {
+  [[nodiscard]] std::int64_t bytes() const noexcept {
     std::int64_t total = 0;
-    for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::lock_guard lock(shards_[i].mutex);
-      total += shards_[i].bytes;
-    }
+    for (std::size_t i = 0; i < shard_count_; ++i) total += shards_[i].bytes;
     return total;
   }
 
   /// Number of entries held now (expired ones not yet looked up included).
-  [[nodiscard]] std::size_t size() const {
-    std::size_t total = 0;
-    for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::lock_guard lock(shards_[i].mutex);
-      total += shards_[i].count;
-    }
-    return total;
+  [[nodiscard]] std::size_t size() const noexcept {
+    return entries_.load(std::memory_order_relaxed);
   }
 
   /// Entries evicted to make room since construction.
-  [[nodiscard]] std::uint64_t evictions() const {
+  [[nodiscard]] std::uint64_t evictions() const noexcept {
     std::uint64_t total = 0;
-    for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::lock_guard lock(shards_[i].mutex);
-      total += shards_[i].evictions;
-    }
+    for (std::size_t i = 0; i < shard_count_; ++i) total += shards_[i].evictions;
     return total;
   }
 
   /// New keys the admission filter kept out since construction.
-  [[nodiscard]] std::uint64_t admissions_refused() const {
+  [[nodiscard]] std::uint64_t admissions_refused() const noexcept {
     std::uint64_t total = 0;
-    for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::lock_guard lock(shards_[i].mutex);
-      total += shards_[i].refused;
-    }
+    for (std::size_t i = 0; i < shard_count_; ++i) total += shards_[i].refused;
     return total;
   }
 
@@ -390,10 +400,7 @@ class value_cache {
   /// the largest any shard holds now (tests check the invariant with it).
   [[nodiscard]] std::int64_t largest_shard_bytes() const {
     std::int64_t m = 0;
-    for (std::size_t i = 0; i < shard_count_; ++i) {
-      std::lock_guard lock(shards_[i].mutex);
-      m = std::max(m, shards_[i].bytes);
-    }
+    for (std::size_t i = 0; i < shard_count_; ++i) m = std::max(m, shards_[i].bytes.get());
     return m;
   }
 
@@ -432,9 +439,9 @@ class value_cache {
     std::size_t count = 0;             // entries
     node* head = nullptr;              // most recently used
     node* tail = nullptr;              // least recently used
-    std::int64_t bytes = 0;
-    std::uint64_t evictions = 0;
-    std::uint64_t refused = 0;  // new keys the admission filter kept out
+    lock_written<std::int64_t> bytes;
+    lock_written<std::uint64_t> evictions;
+    lock_written<std::uint64_t> refused;  // new keys the admission filter kept out
 
     shard() = default;
     shard(const shard&) = delete;
@@ -588,13 +595,16 @@ class value_cache {
       s_.writing.store(true, std::memory_order_seq_cst);
       for (std::size_t stripe = 0; stripe < striped_counter::stripe_count; ++stripe) {
         const auto& readers = c.reader_count(stripe, si);
-        // A reader is inside for a few dozen nanoseconds, unless its thread
-        // was preempted there: then give the core away rather than spin.
+        // A get is inside for a few dozen nanoseconds, unless its thread was
+        // preempted there: then give the core away rather than spin. A read()
+        // function may stay longer: then sleep between looks.
         for (unsigned spins = 1; readers.load(std::memory_order_seq_cst) != 0; ++spins) {
-          if (spins % 1024 == 0) {
+          if (spins < 1024) {
+            spin_relax();
+          } else if (spins < 1024 + 64) {
             std::this_thread::yield();
           } else {
-            spin_relax();
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
           }
         }
       }

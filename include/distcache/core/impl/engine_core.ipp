@@ -192,7 +192,7 @@ result<void> engine_core::start() {
 }
 
 result<void> engine_core::stop() {
-  if (current_engine == this) return make_error_code(errc::blocking_call_on_engine_thread);
+  if (auto ec = check_blocking_call()) return ec;
   std::lock_guard lock(lifecycle_);
   int expected = running;
   if (!state_.compare_exchange_strong(expected, stopped)) return {};

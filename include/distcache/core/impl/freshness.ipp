@@ -82,6 +82,9 @@ void engine_core::publish_not_found(keyspace_runtime& rt, value_cache& cache,
 }
 
 std::vector<hot_key> engine_core::hot_keys(std::size_t ks, std::size_t n) const {
+  // Inside a read() function the walk could wait for a writer that waits
+  // for that read.
+  if (reads_in_progress != 0) return {};
   auto* rt = slots_[ks]->current.load(std::memory_order_acquire);
   if (rt == nullptr) return {};
   return hot_keys_of(*rt, n);

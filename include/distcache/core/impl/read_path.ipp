@@ -74,26 +74,19 @@ result<void> engine_core::read(std::size_t ks, std::string_view key, value_visit
   auto& slot = *slots_[ks];
   const hashed_key hk{key, hash_key(key)};
   auto scope = begin_op(ks, telemetry::operation::get, 1);
-  bool served = false;
-  try {
-    // A fresh value of the main cache, read in place; a cached not_found, a
-    // value due for a reload and a hot copy take get()'s path.
-    served = (*rt)->main.visit(hk, [&](const void* v) {
-      if (is_negative(v)) return false;
-      slot.counters.cache_hits.add();
-      const read_mark inside;
-      visit.call(visit.context, v);
-      return true;
-    });
-  } catch (...) {
-    end_op(scope, {});
-    throw;
-  }
-  if (served) {
+  // A fresh value of the main cache, read in place; a cached not_found, a
+  // value due for a reload and a hot copy take get()'s path. The hit is
+  // counted and observed before fn runs, as get()'s is before it returns.
+  const bool served = (*rt)->main.visit(hk, [&](const void* v) {
+    if (is_negative(v)) return false;
+    slot.counters.cache_hits.add();
     (*rt)->note_read(hk.hash);
     end_op(scope, {});
-    return {};
-  }
+    const read_mark inside;
+    visit.call(visit.context, v);
+    return true;
+  });
+  if (served) return {};
   auto v = get(ks, key);  // counts and observes itself
   if (!v) return v.error();
   const read_mark inside;

@@ -31,7 +31,8 @@
 // makes them with the openssl command).
 //
 // --coalesce N sets config.cluster.coalesce_in_flight (0: coalescing off;
-// default: the library's default).
+// default: the library's default). --io-spin US sets config.io_spin of every
+// node, in microseconds (default: the library's, 0).
 //
 // The last line of output is machine-readable: "RESULT key=value ...".
 //
@@ -104,6 +105,7 @@ struct options {
   int client_cpu = -1;
   std::string tls_dir;  // empty: plaintext; else DIR/node.crt, node.key, ca.crt
   long coalesce = -1;   // config.cluster.coalesce_in_flight; -1: its default
+  long io_spin_us = -1;  // config.io_spin in microseconds; -1: its default
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -113,7 +115,8 @@ struct options {
                "         [--dist uniform|zipf] [--zipf-s S] [--seconds S] [--warmup S]\n"
                "         [--value-bytes B] [--mode remote-hit|mixed|get-many] [--threads T]\n"
                "         [--node-threads T] [--batch N] [--hot-bytes N]\n"
-               "         [--server-cpu CPU] [--client-cpu CPU] [--tls DIR] [--coalesce N]\n",
+               "         [--server-cpu CPU] [--client-cpu CPU] [--tls DIR] [--coalesce N]\n"
+               "         [--io-spin US]\n",
                why);
   std::exit(2);
 }
@@ -186,6 +189,8 @@ options parse(int argc, char** argv) {
       o.tls_dir = v;
     } else if (flag == "--coalesce") {
       o.coalesce = parse_number<long>(flag, v);
+    } else if (flag == "--io-spin") {
+      o.io_spin_us = parse_number<long>(flag, v);
     } else {
       usage(("unknown flag " + std::string(flag)).c_str());
     }
@@ -198,6 +203,7 @@ options parse(int argc, char** argv) {
   if (o.value_bytes > (std::size_t{64} << 20)) usage("--value-bytes: at most 64 MiB");
   if (o.threads < 0 || o.threads > 64) usage("--threads: 0..64");
   if (o.node_threads < 1 || o.node_threads > 64) usage("--node-threads: 1..64");
+  if (o.io_spin_us < -1 || o.io_spin_us > 10'000) usage("--io-spin: 0..10000 (microseconds)");
   if (o.batch < 1 || o.batch > 10'000) usage("--batch: 1..10000");
   if (o.zipf_s <= 0) usage("--zipf-s: > 0");
   return o;
@@ -544,6 +550,7 @@ distcache::config node_config(const options& o, bool caller) {
   c.cluster.join_retry_interval = 10ms;
   c.cluster.peer_timeout = 1s;
   if (o.coalesce >= 0) c.cluster.coalesce_in_flight = static_cast<std::size_t>(o.coalesce);
+  if (o.io_spin_us >= 0) c.io_spin = std::chrono::microseconds(o.io_spin_us);
   if (!o.tls_dir.empty()) {  // mutual TLS, one certificate for every node (IP SAN 127.0.0.1)
     c.cluster.tls.enabled = true;
     c.cluster.tls.certificate_file = o.tls_dir + "/node.crt";

@@ -60,6 +60,13 @@ TEST_CASE("engine-level fields are validated and the error names field and value
   c = {};
   c.spin_wait = 11ms;
   CHECK(mentions(rejection(c), "config.spin_wait: must be between 0 and 10ms, got 11ms"));
+  c = config{};
+  c.io_spin = -1us;
+  CHECK(mentions(rejection(c), "config.io_spin: must be between 0 and 10ms, got -1us"));
+  c.io_spin = 11ms;
+  CHECK(mentions(rejection(c), "config.io_spin: must be between 0 and 10ms, got 11ms"));
+  c.io_spin = 10ms;
+  CHECK_FALSE(mentions(rejection(c), "io_spin"));
   for (const char* bad : {"", "has space", "a/b", "ünï"}) {
     c = {};
     c.cluster.enabled = true;

@@ -5,6 +5,7 @@
 #   bench/compare/run.sh            # ~1 min with the defaults
 #   ROUNDS=3 SECONDS_PER_RUN=5 bench/compare/run.sh
 #   COALESCE=2 bench/compare/run.sh   # cluster.coalesce_in_flight of the distcache rows
+#   IO_SPIN=20 bench/compare/run.sh   # config.io_spin (µs) of the distcache-spin row
 #
 # Workload (the same for every system): 10,000 keys, 100-byte values, keys
 # drawn uniformly, 1 and 16 requests in flight, a warm-up before each
@@ -21,7 +22,10 @@
 #               each way. Row "distcache-tls": as "distcache", every node
 #               over mutual TLS (bench_cluster_load --tls; certificates made
 #               here with the openssl command), reported as a ratio to the
-#               plaintext row of the same round. Also a get-many run (100 keys
+#               plaintext row of the same round. Row "distcache-spin": as
+#               "distcache" with config.io_spin = IO_SPIN µs (default 50): idle
+#               io threads poll before they sleep, so a reply or request
+#               finds its thread awake. Also a get-many run (100 keys
 #               over 3 nodes) that checks one request per owner.
 #   groupcache  bench/compare/groupcache_bench: 3 processes (HTTPPool); A
 #               (CLIENT_CPU) calls group.Get for keys B (SERVER_CPU) owns and
@@ -169,6 +173,7 @@ common=(--keys "$KEYS" --value-bytes "$VALUE_BYTES" --seconds "$SECONDS_PER_RUN"
 # COALESCE=N: config.cluster.coalesce_in_flight of the distcache rows (default: the library's)
 coalesce=()
 if [[ -n ${COALESCE:-} ]]; then coalesce=(--coalesce "$COALESCE"); fi
+IO_SPIN=${IO_SPIN:-50}
 
 # A CA and one node certificate (IP SAN 127.0.0.1) for the TLS row.
 tls_dir=$out/tls
@@ -268,6 +273,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
   run_distcache distcache 0
   run_distcache distcache-1t 1
   run_distcache distcache-tls 0 --tls "$tls_dir"
+  run_distcache distcache-spin 0 --io-spin "$IO_SPIN"
   echo "-- golang/groupcache remote hit"
   run_groupcache
   echo "-- memcached GET"
@@ -288,11 +294,11 @@ echo
 echo "== results (median of $ROUNDS round(s); $pinning)"
 echo "(server/client CPU: CPU time per request in the measured window, node B or memcached /"
 echo " the client side: node A and the load generator)"
-printf '%-13s %9s %10s %8s %8s %12s %12s\n' system "in flight" "ops/s" "p50 us" "p99 us" \
+printf '%-14s %9s %10s %8s %8s %12s %12s\n' system "in flight" "ops/s" "p50 us" "p99 us" \
   "server CPU" "client CPU"
-for system in distcache distcache-1t distcache-tls groupcache memcached; do
+for system in distcache distcache-1t distcache-tls distcache-spin groupcache memcached; do
   for n in "${INFLIGHT[@]}"; do
-    printf '%-13s %9s %10.0f %8.1f %8.1f %10.1fus %10.1fus\n' "$system" "$n" \
+    printf '%-14s %9s %10.0f %8.1f %8.1f %10.1fus %10.1fus\n' "$system" "$n" \
       "$(median "$system" "$n" 3)" "$(median "$system" "$n" 4)" "$(median "$system" "$n" 5)" \
       "$(median "$system" "$n" 6)" "$(median "$system" "$n" 7)"
   done
@@ -321,6 +327,18 @@ for n in "${INFLIGHT[@]}"; do
     "$(ratio "$(median distcache-tls "$n" 6)" "$(median distcache "$n" 6)")"
 done
 
+echo
+echo "io_spin ${IO_SPIN}us (distcache-spin) over the default (distcache), and over memcached GET:"
+printf '%-9s %10s %10s %10s %12s %12s\n' "in flight" "ops/s" "p50" "p99" "ops/s vs mc" "p50 vs mc"
+for n in "${INFLIGHT[@]}"; do
+  printf '%-9s %10s %10s %10s %12s %12s\n' "$n" \
+    "$(ratio "$(median distcache-spin "$n" 3)" "$(median distcache "$n" 3)")" \
+    "$(ratio "$(median distcache-spin "$n" 4)" "$(median distcache "$n" 4)")" \
+    "$(ratio "$(median distcache-spin "$n" 5)" "$(median distcache "$n" 5)")" \
+    "$(ratio "$(median distcache-spin "$n" 3)" "$(median memcached "$n" 3)")" \
+    "$(ratio "$(median distcache-spin "$n" 4)" "$(median memcached "$n" 4)")"
+done
+
 # ---------------------------------------------------------------- chart
 chart=${CHART:-$out/compare.png}
 if command -v gnuplot >/dev/null 2>&1; then
@@ -329,7 +347,7 @@ if command -v gnuplot >/dev/null 2>&1; then
     printf '# system'
     for col in ops p50 p99; do for n in "${INFLIGHT[@]}"; do printf ' %s_%s' "$col" "$n"; done; done
     printf '\n'
-    for system in distcache distcache-tls groupcache memcached; do
+    for system in distcache distcache-tls distcache-spin groupcache memcached; do
       printf '%s' "$system"
       for col in 3 4 5; do for n in "${INFLIGHT[@]}"; do printf ' %s' "$(median "$system" "$n" "$col")"; done; done
       printf '\n'
@@ -377,6 +395,8 @@ echo "== targets (issue 12, issue 11)"
 echo "remote hit at $last in flight >= 5x groupcache: $(ratio "$d16" "$g16")x -> $(verdict "$d16 >= 5 * $g16")"
 echo "remote hit at $last in flight >= 1.5x memcached GET: $(ratio "$d16" "$m16")x -> $(verdict "$d16 >= 1.5 * $m16")"
 echo "p50 at 1 in flight <= 1.0x memcached's: $(ratio "$p1" "$mp1")x -> $(verdict "$p1 <= $mp1")"
+sp1=$(median distcache-spin 1 4)
+echo "  the same with io_spin ${IO_SPIN}us: $(ratio "$sp1" "$mp1")x -> $(verdict "$sp1 <= $mp1")"
 echo "p99 at $last in flight <= memcached's: $(ratio "$p99" "$mp99")x -> $(verdict "$p99 <= $mp99")"
 t16=$(median distcache-tls "$last" 3)
 echo "remote hit over TLS at $last in flight >= 0.8x plaintext: $(ratio "$t16" "$d16")x" \

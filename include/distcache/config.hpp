@@ -315,6 +315,12 @@ struct config {
   /// needs no thread wake-up, at the price of up to this much CPU per load.
   /// 0 never spins. 0..10ms.
   duration spin_wait = std::chrono::microseconds(20);
+  /// How long an idle io_context thread keeps polling for work, without
+  /// blocking, before it sleeps in the reactor (docs/configuration.md#spinning):
+  /// a request or reply that arrives meanwhile needs no wake-up of a sleeping
+  /// thread, at the price of up to this much CPU per thread after each burst
+  /// of work. Best with few io threads. 0 (default) never spins. 0..10ms.
+  duration io_spin = duration::zero();
   /// Default time a get() waits for a load. > 0.
   duration read_timeout = std::chrono::seconds(5);
   /// Default time a write (put, remove) may take. > 0.

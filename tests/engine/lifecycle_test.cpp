@@ -3,6 +3,8 @@
 //
 #include <doctest/doctest.h>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -13,6 +15,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <chrono>
+#include <ctime>
 #include <future>
 #include <string>
 #include <thread>
@@ -191,4 +195,56 @@ TEST_CASE("async_start and a start error through a completion token") {
   std::promise<error_code> p;
   e.async_start([&](error_code ec) { p.set_value(ec); });
   CHECK(p.get_future().get() == errc::stopped);
+}
+
+namespace {
+
+/// CPU time the thread with CPU clock `id` has run.
+std::chrono::nanoseconds cpu_time(clockid_t id) {
+  timespec ts{};
+  ::clock_gettime(id, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+/// The CPU clock of the io thread that runs a handler posted to `e`.
+clockid_t io_thread_clock(test_engine& e) {
+  std::promise<clockid_t> id;
+  net::post(e.get_executor(), [&id] {
+    clockid_t c{};
+    ::pthread_getcpuclockid(::pthread_self(), &c);
+    id.set_value(c);
+  });
+  return id.get_future().get();
+}
+
+}  // namespace
+
+TEST_CASE("io_spin: an idle io thread polls for io_spin after its work, then sleeps") {
+  config c = small_config();
+  c.threads = 1;
+  c.io_spin = 10ms;
+  fixture f(c);
+  const clockid_t io = io_thread_clock(*f.e);
+  // Each handler is followed by 10 ms of polling: the thread runs while idle
+  // (without io_spin it would sleep at once and run next to nothing).
+  const auto before = cpu_time(io);
+  net::post(f.e->get_executor(), [] {});
+  CHECK(eventually([&] { return cpu_time(io) - before >= 5ms; }));
+  // ... and then sleeps: over 20 ms of wall-clock time, its CPU time grows
+  // by far less (a window that saw more starts again, until the deadline).
+  auto window_start = std::chrono::steady_clock::now();
+  auto cpu_at_start = cpu_time(io);
+  CHECK(eventually([&] {
+    const auto wall = std::chrono::steady_clock::now();
+    if (wall - window_start < 20ms) return false;
+    const bool asleep = cpu_time(io) - cpu_at_start < 5ms;
+    window_start = wall;
+    cpu_at_start = cpu_time(io);
+    return asleep;
+  }));
+  // Work is still served at once, and stop() ends the polling loop.
+  REQUIRE(f.e->put<users>("k", std::string("v")));
+  auto got = f.e->async_get<users>("k", net::use_future);
+  CHECK(*got.get() == "v");
+  CHECK(f.e->stop());
 }

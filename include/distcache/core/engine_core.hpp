@@ -469,6 +469,9 @@ class engine_core {
                                                                        std::size_t n);
 
   DISTCACHE_DECL void shutdown_threads();
+  /// The body of an io thread: ioc_.run(), or with config.io_spin a loop
+  /// that polls for that long before it blocks.
+  DISTCACHE_DECL void run_io_thread();
   // any_completion_executor cannot be required never to block, so a result
   // is posted to the engine's (or the system) executor, which dispatches it
   // to the handler's own executor `ex`.

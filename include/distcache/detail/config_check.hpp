@@ -122,6 +122,8 @@ inline std::string validate_engine(const config& c) {
     return "config.fetch_threads: must be at most 1024, got " + std::to_string(c.fetch_threads);
   if (c.spin_wait < duration::zero() || c.spin_wait > std::chrono::milliseconds(10))
     return "config.spin_wait: must be between 0 and 10ms, got " + format_duration(c.spin_wait);
+  if (c.io_spin < duration::zero() || c.io_spin > std::chrono::milliseconds(10))
+    return "config.io_spin: must be between 0 and 10ms, got " + format_duration(c.io_spin);
   if (c.read_timeout <= duration::zero())
     return "config.read_timeout: must be > 0, got " + format_duration(c.read_timeout);
   if (c.write_timeout <= duration::zero())

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <distcache/core/engine_core.hpp>
 #include <distcache/detail/hash.hpp>
+#include <distcache/detail/spin.hpp>
 
 namespace distcache::detail {
 
@@ -164,7 +165,7 @@ result<void> engine_core::start() {
   for (std::size_t i = 0; i < threads; ++i) {
     threads_.emplace_back([this] {
       current_engine = this;
-      ioc_.run();
+      run_io_thread();
     });
   }
   if (cluster_) {
@@ -189,6 +190,22 @@ result<void> engine_core::start() {
   }
   for (std::size_t ks = 0; ks < slots_.size(); ++ks) warm(ks, {}, "start");
   return {};
+}
+
+void engine_core::run_io_thread() {
+  const duration spin = cfg_.io_spin;
+  if (spin <= duration::zero()) {
+    ioc_.run();
+    return;
+  }
+  // Idle, poll without blocking (with one thread, each poll is a reactor
+  // pass: an epoll_wait with no timeout) for `spin`; only then sleep in the
+  // reactor until one handler runs, and start over.
+  while (!ioc_.stopped()) {
+    if (ioc_.poll_one() != 0) continue;
+    if (spin_until([this] { return ioc_.poll_one() != 0 || ioc_.stopped(); }, spin)) continue;
+    ioc_.run_one();
+  }
 }
 
 result<void> engine_core::stop() {

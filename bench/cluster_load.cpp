@@ -103,8 +103,8 @@ struct options {
   std::int64_t hot_bytes = -1;  // -1: the mode's default
   int server_cpu = -1;
   int client_cpu = -1;
-  std::string tls_dir;  // empty: plaintext; else DIR/node.crt, node.key, ca.crt
-  long coalesce = -1;   // config.cluster.coalesce_in_flight; -1: its default
+  std::string tls_dir;   // empty: plaintext; else DIR/node.crt, node.key, ca.crt
+  long coalesce = -1;    // config.cluster.coalesce_in_flight; -1: its default
   long io_spin_us = -1;  // config.io_spin in microseconds; -1: its default
 };
 

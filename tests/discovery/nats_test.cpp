@@ -78,7 +78,7 @@ class nats_server {
                                   [&](boost::system::error_code e, std::size_t) { read = !e; });
     ioc.run_for(1s);
     return read && line.starts_with("INFO ") &&
-           line.find("\"server_name\":\"" + name_ + "\"") != std::string::npos;
+           line.find(R"("server_name":")" + name_ + '"') != std::string::npos;
   }
 
   static std::string unique_name() {

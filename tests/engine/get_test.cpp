@@ -502,7 +502,7 @@ TEST_CASE("read on an engine thread is refused like any blocking call") {
   fixture f;
   REQUIRE(f.e->put<users>("k", std::string("v")));
   std::promise<error_code> inside;
-  f.e->async_get<users>("k", [&](error_code, distcache::value_ptr<std::string>) {
+  f.e->async_get<users>("k", [&](error_code, const distcache::value_ptr<std::string>&) {
     inside.set_value(f.e->read<users>("k", [](const std::string&) {}).error());
   });
   auto ec = inside.get_future();

@@ -18,6 +18,7 @@
 #include <distcache/core/engine_core.hpp>
 #include <distcache/core/keyspace_adapter.hpp>
 #include <distcache/detail/config.hpp>
+#include <distcache/detail/engine_support.hpp>
 #include <distcache/detail/handlers.hpp>
 #include <distcache/error.hpp>
 #include <distcache/keyspace.hpp>
@@ -35,36 +36,6 @@
 #include <vector>
 
 namespace distcache {
-
-namespace detail {
-
-template <class... K>
-consteval bool unique_names() {
-  constexpr std::string_view names[] = {std::string_view{K::name}...};  // NOLINT
-  for (std::size_t i = 0; i < sizeof...(K); ++i) {
-    if (names[i].empty()) return false;
-    for (std::size_t j = i + 1; j < sizeof...(K); ++j) {
-      if (names[i] == names[j]) return false;
-    }
-  }
-  return true;
-}
-
-template <class T>
-concept complete_type = requires {
-  sizeof(T);
-};
-
-/// Copies a range of string-like keys.
-template <class Range>
-std::vector<std::string> copy_keys(const Range& keys) {
-  std::vector<std::string> owned;
-  if constexpr (std::ranges::sized_range<const Range&>) owned.reserve(std::ranges::size(keys));
-  for (const auto& k : keys) owned.emplace_back(std::string_view(k));
-  return owned;
-}
-
-}  // namespace detail
 
 /// A read-through cache engine over the keyspaces KeySpaces, built with the
 /// compile-time `Policies` (see policies.hpp).
@@ -126,7 +97,8 @@ class basic_engine {
   /// Builds an engine that finds its peers through `discovery` (used when
   /// cfg.cluster.enabled). cluster.enabled with transport::none throws.
   basic_engine(config cfg, discovery_type discovery, KeySpaces... defs)
-      : core_(std::move(cfg), erase(std::move(discovery)), adapters(std::move(defs)...)) {}
+      : core_(std::move(cfg), detail::erase_policies<Policies>(std::move(discovery)),
+              adapters(std::move(defs)...)) {}
 
   basic_engine(const basic_engine&) = delete;
   basic_engine& operator=(const basic_engine&) = delete;
@@ -254,13 +226,13 @@ class basic_engine {
                   "read(): fn must return by value; the value may be gone once fn returns");
     if constexpr (std::is_void_v<R>) {
       auto call = [&fn](const void* v) { std::invoke(fn, *static_cast<const V*>(v)); };
-      return core_.read(index_of<K>(), key, visitor_of(call));
+      return core_.read(index_of<K>(), key, detail::visitor_of(call));
     } else {
       std::optional<R> out;
       auto call = [&fn, &out](const void* v) {
         out.emplace(std::invoke(fn, *static_cast<const V*>(v)));
       };
-      if (auto r = core_.read(index_of<K>(), key, visitor_of(call)); !r) {
+      if (auto r = core_.read(index_of<K>(), key, detail::visitor_of(call)); !r) {
         return result<R>(boost::system::in_place_error, r.error());
       }
       return result<R>(boost::system::in_place_value, std::move(*out));
@@ -511,40 +483,6 @@ class basic_engine {
   }
 
   using entries = std::vector<detail::engine_core::entry>;
-
-  /// read()'s function `call(const void*)` as the core takes it.
-  template <class Call>
-  static detail::value_visitor visitor_of(Call& call) noexcept {
-    return {&call, [](void* c, const void* v) { (*static_cast<Call*>(c))(v); }};
-  }
-
-  static detail::erased_policies erase(discovery_type discovery) {
-    detail::erased_policies p;
-    p.make_cluster =
-        detail::make_cluster_factory<discovery_type, transport_type>(std::move(discovery));
-    if constexpr (!std::is_same_v<transport_type, transport::none>) {
-      p.make_cluster_operations = [](detail::engine_core& c) {
-        return detail::engine_core::cluster_operations_of(c);
-      };
-    }
-    if constexpr (requires { transport_type::supports_tls; }) p.tls = transport_type::supports_tls;
-    if constexpr (requires { &transport_type::make_admin; }) {
-      p.make_admin = [](const admin_options& o, const detail::engine_core& core,
-                        const logger& log) {
-        return transport_type::make_admin(
-            o, [&core](std::string_view endpoint) { return core.admin_page(endpoint); }, log);
-      };
-    }
-    using telemetry_type = typename Policies::telemetry_type;
-    if constexpr (!std::is_same_v<telemetry_type, telemetry::none>) {
-      p.make_telemetry = [](const telemetry_options& o, const logger& log) {
-        return std::unique_ptr<telemetry::sink>(telemetry_type::make(o, log));
-      };
-    }
-    p.guards = detail::make_guard_policies<typename Policies::rate_limiter_type,
-                                           typename Policies::circuit_breaker_type>();
-    return p;
-  }
 
   template <class K>
   static std::unique_ptr<detail::keyspace_adapter> adapter(K def) {

@@ -87,6 +87,26 @@ class striped_counter {
   static std::size_t stripe() noexcept { return mine().index; }
 };
 
+/// A number of a shard's statistics: written under the shard's lock, read
+/// without it (relaxed loads and stores: plain moves on x86), so statistics
+/// never wait for a writer, who may be waiting for a reader.
+template <class T>
+class lock_written {
+ public:
+  lock_written& operator=(T v) noexcept {
+    v_.store(v, std::memory_order_relaxed);
+    return *this;
+  }
+  lock_written& operator+=(T d) noexcept { return *this = get() + d; }
+  lock_written& operator-=(T d) noexcept { return *this = get() - d; }
+  lock_written& operator++() noexcept { return *this += 1; }
+  [[nodiscard]] T get() const noexcept { return v_.load(std::memory_order_relaxed); }
+  operator T() const noexcept { return get(); }  // NOLINT(google-explicit-constructor)
+
+ private:
+  std::atomic<T> v_{0};
+};
+
 /// The live counters of one keyspace.
 struct keyspace_counters {
   // `gets` is derived: cache_hits + loads.

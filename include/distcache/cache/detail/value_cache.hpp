@@ -13,6 +13,7 @@
 #include <distcache/cache/detail/counters.hpp>
 #include <distcache/cache/detail/frequency_sketch.hpp>
 #include <distcache/cache/detail/hashed_key.hpp>
+#include <distcache/cache/detail/lifetime.hpp>
 #include <distcache/clock.hpp>
 #include <distcache/detail/spin.hpp>
 #include <memory>
@@ -25,58 +26,6 @@
 #include <vector>
 
 namespace distcache::detail {
-
-/// What a hit found (value_cache::get).
-enum class freshness : std::uint8_t {
-  fresh,    ///< before its refresh time and its expiry
-  refresh,  ///< past its refresh time, not expired: served, and worth a background reload
-  stale,    ///< expired, within its stale window: served only while a reload runs or fails
-};
-
-/// When an entry's value stops being fresh. How long it is kept after its
-/// expiry (its stale window) is the cache's: value_cache's max_stale.
-struct lifetime {
-  time_point expires_at = never_expires;  ///< after it the value is stale
-  time_point refresh_at = never_expires;  ///< after it a hit asks for a reload (refresh-ahead)
-
-  /// A value that is fresh until `expires`.
-  static lifetime until(time_point expires) noexcept { return {expires, never_expires}; }
-};
-
-/// What the cache holds for a cached "not found" (negative caching).
-inline constexpr char negative_marker = 0;
-/// The handle of a cached "not found": non-null, owns nothing, never
-/// dereferenced. Copying it touches no reference count.
-inline const std::shared_ptr<const void>& negative_value() noexcept {
-  static const std::shared_ptr<const void> value(std::shared_ptr<const void>(), &negative_marker);
-  return value;
-}
-/// True when `v` is negative_value(): one pointer comparison.
-inline bool is_negative(const std::shared_ptr<const void>& v) noexcept {
-  return v.get() == &negative_marker;
-}
-/// True when `v` points to negative_value()'s marker.
-inline bool is_negative(const void* v) noexcept { return v == &negative_marker; }
-
-/// A number of a shard's statistics: written under the shard's lock, read
-/// without it (relaxed loads and stores: plain moves on x86), so statistics
-/// never wait for a writer, who may be waiting for a reader.
-template <class T>
-class lock_written {
- public:
-  lock_written& operator=(T v) noexcept {
-    v_.store(v, std::memory_order_relaxed);
-    return *this;
-  }
-  lock_written& operator+=(T d) noexcept { return *this = get() + d; }
-  lock_written& operator-=(T d) noexcept { return *this = get() - d; }
-  lock_written& operator++() noexcept { return *this += 1; }
-  [[nodiscard]] T get() const noexcept { return v_.load(std::memory_order_relaxed); }
-  operator T() const noexcept { return get(); }  // NOLINT(google-explicit-constructor)
-
- private:
-  std::atomic<T> v_{0};
-};
 
 /// A byte-bounded cache of decoded values with CLOCK (second-chance LRU)
 /// eviction, split into shards by the key's hash so that concurrent
